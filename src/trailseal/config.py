@@ -1,0 +1,115 @@
+"""Configuration: one `trailseal.toml` in the data dir, overridden by `TRAILSEAL_*` variables."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+CONFIG_FILE = "trailseal.toml"
+KEY_FILE = "signing.key"
+VKEY_FILE = "signing.vkey"
+DEFAULT_DATA = "./trailseal-data"
+
+
+class ServerConfig(msgspec.Struct, forbid_unknown_fields=True):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_events_per_request: int = 10_000
+    max_queue_events: int = 200_000
+    public_tlog: bool = True
+    rate_limit_per_token: float = 0.0  # requests/s; 0 = unlimited
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+
+
+class Config(msgspec.Struct, forbid_unknown_fields=True):
+    """Everything a data dir is configured with."""
+
+    origin: str  # checkpoint origins are `<origin>/<log>`; also the signing key's name
+    store: str = "sqlite:trailseal.db"
+    key_file: str = KEY_FILE
+    max_commit_events: int = 20_000
+    server: ServerConfig = msgspec.field(default_factory=ServerConfig)
+    privacy: dict[str, Any] = {}
+    retention: dict[str, Any] = {}
+
+
+class ConfigError(ValueError):
+    """The configuration is missing or wrong; the message says what to fix."""
+
+
+def data_dir(path: str | os.PathLike | None = None) -> Path:
+    """The data dir: the argument, else $TRAILSEAL_DATA, else ./trailseal-data."""
+    return Path(path or os.environ.get("TRAILSEAL_DATA") or DEFAULT_DATA)
+
+
+def default_origin() -> str:
+    """A key/origin name from the host name (C2SP key names: no spaces, no '+')."""
+    host = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname()) or "localhost"
+    return f"{host}.trailseal"
+
+
+def load(directory: Path) -> Config:
+    """Read `trailseal.toml` from ``directory`` and apply environment overrides."""
+    path = directory / CONFIG_FILE
+    if not path.exists():
+        raise ConfigError(f"{path} not found: run `trailseal init --data {directory}` first")
+    try:
+        raw = tomllib.loads(path.read_text("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    apply_env(raw, os.environ)
+    try:
+        return msgspec.convert(raw, Config, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def apply_env(raw: dict[str, Any], env: os._Environ | dict[str, str]) -> None:
+    """`TRAILSEAL_STORE=...` sets `store`; `TRAILSEAL_SERVER__PORT=9000` sets `server.port`."""
+    for name, value in env.items():
+        if not name.startswith("TRAILSEAL_") or name in ("TRAILSEAL_DATA",) or name.startswith("TRAILSEAL_TEST"):
+            continue
+        path = name[len("TRAILSEAL_"):].lower().split("__")
+        if path[0] not in Config.__struct_fields__:
+            continue
+        node = raw
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+
+
+def render(origin: str, store: str = "sqlite:trailseal.db") -> str:
+    """The commented config file `trailseal init` writes."""
+    return f"""# trailseal configuration. Every key can be overridden by an environment variable:
+# TRAILSEAL_STORE=..., TRAILSEAL_SERVER__PORT=9000 (double underscore for sections).
+
+# Checkpoints are signed as origin "<origin>/<log>"; this is also the signing key's name.
+origin = "{origin}"
+
+# "sqlite:<file in the data dir>" (embedded default) or "postgresql://user@host/db".
+store = "{store}"
+
+# Ed25519 signing key (C2SP note format), mode 0600.
+key_file = "{KEY_FILE}"
+
+# Most events sealed in one group commit (one transaction, one signed checkpoint).
+max_commit_events = 20000
+
+[server]
+host = "127.0.0.1"
+port = 8080
+max_body_bytes = 16777216
+max_events_per_request = 10000
+max_queue_events = 200000
+# Serve /tlog/<log>/... (checkpoint, tiles, entries) without a token, as C2SP tlog-tiles expects.
+public_tlog = true
+"""

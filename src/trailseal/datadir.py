@@ -1,0 +1,201 @@
+"""A data directory: config, signing key, store. `trailseal.open(dir)` gives the library API."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from trailseal import config as cfg
+from trailseal.event import Event, EventError, Sealable, from_dict, utc_now
+from trailseal.keys import log_verifier
+from trailseal.ledger import Signer, Verifier, generate, merkle, tile_read_hashes
+from trailseal.ledger.proof import format_proof
+from trailseal.ledger.verify import VerifyReport, verify_log
+from trailseal.pipeline import Sealer
+from trailseal.store.base import Receipt, Store, StoreError
+
+LOCK_FILE = "writer.lock"
+
+
+class DataDirError(RuntimeError):
+    """The data dir is missing, unreadable or in use; the message says what to do."""
+
+
+def init(directory: str | os.PathLike | None = None, *, origin: str | None = None,
+         store: str = "sqlite:trailseal.db") -> Path:
+    """Create a data dir with config, an Ed25519 signing key (0600) and an empty store."""
+    path = cfg.data_dir(directory)
+    if (path / cfg.CONFIG_FILE).exists():
+        raise DataDirError(f"{path} is already initialized ({cfg.CONFIG_FILE} exists)")
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    name = origin or cfg.default_origin()
+    skey, vkey = generate(name)
+    _write_private(path / cfg.KEY_FILE, skey)
+    (path / cfg.VKEY_FILE).write_text(vkey + "\n")
+    (path / cfg.CONFIG_FILE).write_text(cfg.render(name, store))
+    open_store(path, cfg.load(path)).close()
+    return path
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a secret file readable by its owner only."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text + "\n")
+
+
+def open_store(directory: Path, conf: cfg.Config) -> Store:
+    """The store the config names."""
+    url = conf.store
+    if url.startswith("sqlite:"):
+        from trailseal.store.sqlite import SQLiteStore
+
+        return SQLiteStore(directory / url[len("sqlite:"):])
+    if url.startswith(("postgresql://", "postgres://")):
+        from trailseal.store.postgres import PostgresStore  # type: ignore[import-not-found]
+
+        return PostgresStore(url)
+    raise cfg.ConfigError(f"store {url!r}: use 'sqlite:<file>' or 'postgresql://...'")
+
+
+def load_signer(directory: Path, conf: cfg.Config) -> Signer:
+    path = directory / conf.key_file
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise DataDirError(f"{path} is readable by others (mode {mode:o}); run `chmod 600 {path}`")
+    return Signer.from_skey(path.read_text().strip())
+
+
+class Trail:
+    """An open data dir: append events, read checkpoints, prove inclusion, verify. No server needed."""
+
+    def __init__(self, directory: str | os.PathLike | None = None, *, clock: Callable[[], str] = utc_now):
+        self.directory = cfg.data_dir(directory)
+        if not (self.directory / cfg.CONFIG_FILE).exists():
+            raise DataDirError(f"{self.directory} is not a trailseal data dir: run "
+                               f"`trailseal init --data {self.directory}` first")
+        self.config = cfg.load(self.directory)
+        self.store = open_store(self.directory, self.config)
+        self.clock = clock
+        self.base_vkey = (self.directory / cfg.VKEY_FILE).read_text().strip()
+        self.base_verifier = Verifier.from_vkey(self.base_vkey)
+        self._sealer: Sealer | None = None
+        self._lock_fd: int | None = None
+
+    # -- writing ---------------------------------------------------------------------------------
+    @property
+    def sealer(self) -> Sealer:
+        """The writer, created on first use; it holds the data dir's writer lock."""
+        if self._sealer is None:
+            self._lock_writer()
+            signer = load_signer(self.directory, self.config)
+            self._sealer = Sealer(self.store, signer, clock=self.clock,
+                                  max_commit_events=self.config.max_commit_events,
+                                  max_queue_events=self.config.server.max_queue_events).start()
+        return self._sealer
+
+    def _lock_writer(self) -> None:
+        fd = os.open(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise DataDirError(f"another trailseal process (pid {holder}) is writing to {self.directory}; "
+                               "send events to it with `trailseal send`, or stop it first") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._lock_fd = fd
+
+    def prepare(self, events: Iterable[dict[str, Any] | Event | Sealable]) -> list[Sealable]:
+        """Validate and normalize events; the first invalid one raises EventError naming its position."""
+        prepared = []
+        for position, item in enumerate(events):
+            if isinstance(item, Sealable):
+                prepared.append(item)
+                continue
+            try:
+                prepared.append(from_dict(item, self.clock()))
+            except EventError as exc:
+                raise EventError(exc.reason, f"[{position}]" + (f".{exc.field}" if exc.field else "")) from None
+        return prepared
+
+    def append(self, events: Iterable[dict[str, Any] | Event | Sealable]) -> list[Receipt]:
+        """Seal events durably; returns one receipt per event (re-sent ids get their original one)."""
+        return self.sealer.seal(self.prepare(events))
+
+    # -- reading ---------------------------------------------------------------------------------
+    def verifier(self, log: str = "default") -> Verifier:
+        """The verifier of ``log``'s checkpoints (key name = its origin)."""
+        return log_verifier(self.base_verifier, log)
+
+    def vkey(self, log: str = "default") -> str:
+        """The C2SP vkey text of ``log``'s checkpoints."""
+        return self.verifier(log).vkey
+
+    def logs(self):
+        return self.store.logs()
+
+    def checkpoint(self, log: str = "default") -> str | None:
+        """The latest signed checkpoint of ``log`` (C2SP signed note), or None if it is empty."""
+        return self.store.latest_checkpoint(log)
+
+    def entry(self, index: int, log: str = "default") -> bytes:
+        for _, data in self.store.read_entries(log, index, index + 1):
+            return data
+        raise IndexError(f"log {log!r} has no entry {index}")
+
+    def inclusion_proof(self, index: int, size: int, log: str = "default") -> list[bytes]:
+        return merkle.inclusion_proof(index, size, self._hash_reader(log, size))
+
+    def consistency_proof(self, old: int, new: int, log: str = "default") -> list[bytes]:
+        return merkle.consistency_proof(old, new, self._hash_reader(log, new))
+
+    def _hash_reader(self, log: str, size: int):
+        def read_tile(level: int, index: int, width: int) -> bytes:
+            data = self.store.read_tile(log, level, index)
+            if data is None or len(data) < width * 32:
+                raise StoreError(f"log {log!r}: tile {level}/{index} is missing or short; run `trailseal verify`")
+            return data[:width * 32]
+
+        return tile_read_hashes(size, read_tile)
+
+    def prove(self, index: int, log: str = "default") -> str:
+        """A C2SP tlog-proof of entry ``index`` against the latest checkpoint."""
+        note = self.checkpoint(log)
+        if note is None:
+            raise IndexError(f"log {log!r} is empty")
+        size = self.store.tree_size(log)
+        if not 0 <= index < size:
+            raise IndexError(f"log {log!r} has entries 0..{size - 1}; there is no {index}")
+        return format_proof(index, self.inclusion_proof(index, size, log), note)
+
+    def verify(self, log: str | None = None, *, trusted: str | None = None,
+               progress: Callable[[int, int], None] | None = None) -> list[VerifyReport]:
+        """Re-hash and re-check every log (or one); see ledger/verify.py."""
+        names = [log] if log else [info.name for info in self.store.logs()]
+        return [verify_log(self.store, name, [self.verifier(name)], trusted=trusted, progress=progress)
+                for name in names]
+
+    def close(self) -> None:
+        if self._sealer is not None:
+            self._sealer.stop()
+            self._sealer = None
+        self.store.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> Trail:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open(directory: str | os.PathLike | None = None, **kwargs: Any) -> Trail:  # noqa: A001
+    """Open a data dir for the library API: ``log = trailseal.open(dir); log.append(events)``."""
+    return Trail(directory, **kwargs)

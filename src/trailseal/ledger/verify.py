@@ -1,0 +1,181 @@
+"""Full verification of a stored log: re-hash every entry, rebuild every tile and root, check every
+signed checkpoint, and name the first bad index. Streams; memory does not grow with the log."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from trailseal.ledger.checkpoint import Checkpoint, open_checkpoint
+from trailseal.ledger.errors import LedgerError
+from trailseal.ledger.merkle import TreeState
+from trailseal.ledger.note import Verifier
+
+TILE = 256
+HASH = 32
+
+
+@dataclass
+class VerifyReport:
+    """The outcome for one log. ``first_bad_index`` is None when the fault is not an entry's."""
+
+    log: str
+    entries: int = 0
+    checkpoints: int = 0
+    size: int = 0
+    root: bytes = b""
+    problem: str | None = None
+    first_bad_index: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+    def summary(self) -> str:
+        if self.ok:
+            return (f"log {self.log}: OK — {self.entries} entries, {self.checkpoints} checkpoints, "
+                    f"root {self.root.hex()[:16]}… at size {self.size}")
+        where = f" (first bad index {self.first_bad_index})" if self.first_bad_index is not None else ""
+        return f"log {self.log}: FAILED{where}: {self.problem}"
+
+
+class _Fail(Exception):
+    def __init__(self, problem: str, index: int | None = None):
+        super().__init__(problem)
+        self.problem, self.index = problem, index
+
+
+def verify_log(store, log: str, verifiers: Sequence[Verifier], *, trusted: str | None = None,
+               progress: Callable[[int, int], None] | None = None) -> VerifyReport:
+    """Verify one log of ``store`` end to end; ``trusted`` is an older checkpoint the log must extend."""
+    report = VerifyReport(log)
+    try:
+        signed = _signed_checkpoints(store, log, verifiers)
+        report.checkpoints = len(signed)
+        want = dict(signed)
+        if trusted is not None:
+            outside = _trusted_checkpoint(trusted, verifiers, log)
+            if outside.size in want and want[outside.size] != outside.root:
+                raise _Fail(f"the trusted checkpoint at size {outside.size} and the stored one disagree: "
+                            "the log was forked or rewritten")
+            want.setdefault(outside.size, outside.root)
+        size = max(signed)[0] if signed else 0
+        report.size = size
+        _rebuild(store, log, size, want, report, progress)
+        if trusted is not None and outside.size > report.entries:
+            raise _Fail(f"log truncated: the trusted checkpoint has size {outside.size} but only "
+                        f"{report.entries} entries are stored", report.entries)
+    except _Fail as fail:
+        report.problem, report.first_bad_index = fail.problem, fail.index
+    return report
+
+
+def _signed_checkpoints(store, log: str, verifiers) -> list[tuple[int, bytes]]:
+    """(size, root) of every stored checkpoint, each signature checked."""
+    result = []
+    for size, note in store.checkpoints(log):
+        try:
+            checkpoint = open_checkpoint(note, verifiers)
+        except LedgerError as exc:
+            raise _Fail(f"checkpoint at size {size} does not verify with the trusted key: {exc}") from None
+        if checkpoint.size != size or not checkpoint.origin.endswith("/" + log):
+            raise _Fail(f"checkpoint stored at size {size} says {checkpoint.origin} size {checkpoint.size}")
+        result.append((size, checkpoint.root))
+    latest = store.latest_checkpoint(log)
+    if result and latest is not None:
+        top = open_checkpoint(latest, verifiers)
+        if (top.size, top.root) != result[-1]:
+            raise _Fail(f"the log's head (size {top.size}) is not its newest stored checkpoint "
+                        f"(size {result[-1][0]})")
+    return result
+
+
+def _trusted_checkpoint(note: str, verifiers, log: str) -> Checkpoint:
+    try:
+        checkpoint = open_checkpoint(note, verifiers)
+    except LedgerError as exc:
+        raise _Fail(f"the trusted checkpoint does not verify: {exc}") from None
+    if not checkpoint.origin.endswith("/" + log):
+        raise _Fail(f"the trusted checkpoint is for {checkpoint.origin}, not log {log}")
+    return checkpoint
+
+
+def _chunks(store, log: str, size: int, stops: list[int]) -> Iterator[tuple[int, list[bytes]]]:
+    """Entries in index order, cut at tile boundaries and at checkpoint sizes; gaps raise."""
+    expected = 0
+    chunk: list[bytes] = []
+    stop_iter = iter(sorted(s for s in stops if s > 0))
+    next_stop = next(stop_iter, None)
+    for index, data in store.read_entries(log, 0, 2**62):
+        if index != expected:
+            raise _Fail(f"entry {expected} is missing (the next stored entry is {index})", expected)
+        if index >= size:
+            raise _Fail(f"entry {index} is not covered by any signed checkpoint (inserted after size {size})",
+                        index)
+        chunk.append(data)
+        expected += 1
+        if expected % TILE == 0 or expected == next_stop:
+            yield expected - len(chunk), chunk
+            chunk = []
+            while next_stop is not None and next_stop <= expected:
+                next_stop = next(stop_iter, None)
+    if chunk:
+        yield expected - len(chunk), chunk
+
+
+def _rebuild(store, log: str, size: int, want: dict[int, bytes], report: VerifyReport, progress) -> None:
+    """Re-hash entries into a fresh tree, comparing tiles and checkpoint roots as they complete."""
+    tree = TreeState.empty()
+    stored0 = store.read_tiles(log, 0)
+    current: tuple[int, bytes] | None = None
+    last_good = 0
+    sha256 = hashlib.sha256
+    for start, entries in _chunks(store, log, size, list(want)):
+        leaves = [sha256(b"\x00" + data).digest() for data in entries]
+        tile = start // TILE
+        while current is None or current[0] < tile:
+            current = next(stored0, (tile, b""))
+        offset = (start % TILE) * HASH
+        stored = current[1][offset:offset + len(leaves) * HASH] if current[0] == tile else b""
+        computed = b"".join(leaves)
+        if stored != computed:
+            bad = _first_difference(stored, computed) + start
+            raise _Fail(f"entry {bad} does not match leaf hash {bad % TILE} of tile 0/{tile}: "
+                        "the entry or the tile was changed", bad)
+        tree.append(leaves)
+        _check_tiles(store, log, tree.take_dirty_tiles(), full_only=True)
+        root = want.get(tree.size)
+        if root is not None:
+            if tree.root() != root:
+                raise _Fail(f"the tree at size {tree.size} does not match its signed checkpoint: an entry "
+                            f"between {last_good} and {tree.size - 1} was changed", last_good)
+            last_good = tree.size
+        report.entries = tree.size
+        if progress is not None:
+            progress(tree.size, size)
+    if tree.size < size:
+        raise _Fail(f"log truncated: the signed checkpoint has size {size} but only {tree.size} entries "
+                    "are stored", tree.size)
+    edges = [(lvl, (size // TILE ** lvl - 1) // TILE, data) for lvl, data in tree.edge_tiles().items()]
+    _check_tiles(store, log, edges, full_only=False)
+    report.root = tree.root() if tree.size else b""
+
+
+def _check_tiles(store, log: str, tiles, *, full_only: bool) -> None:
+    """Stored tiles must equal the recomputed ones (full level-0 tiles were checked per entry)."""
+    for level, index, data in tiles:
+        if full_only and (level == 0 or len(data) < TILE * HASH):
+            continue
+        stored = store.read_tile(log, level, index)
+        if stored != data:
+            first = (index * TILE + _first_difference(stored or b"", data)) * TILE ** level
+            raise _Fail(f"tile {level}/{index} does not match the hashes of the entries below it", first)
+
+
+def _first_difference(stored: bytes, computed: bytes) -> int:
+    """Index (in hashes) of the first differing 32-byte hash."""
+    for i in range(0, max(len(stored), len(computed)), HASH):
+        if stored[i:i + HASH] != computed[i:i + HASH]:
+            return i // HASH
+    return 0

@@ -1,0 +1,221 @@
+"""Sequence and seal: the single writer that group-commits events into the Merkle log.
+
+Callers `submit()` batches of validated events; one writer thread takes everything waiting when a
+commit starts, assigns indices, appends leaf hashes to each log's tree, signs a checkpoint per log
+and writes entries + tiles + checkpoint in one transaction. Futures resolve only after the commit,
+so an acknowledgement always means durable.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+from trailseal.event import Sealable, utc_now
+from trailseal.keys import log_origin, log_signer
+from trailseal.ledger import Checkpoint, Signer, TreeState, leaf_hash, parse_checkpoint, sign
+from trailseal.store.base import Commit, EntryRow, Receipt, Store, StoreError
+
+
+class Overloaded(RuntimeError):
+    """The writer's queue is full: answer 429/503 with Retry-After, never drop."""
+
+
+@dataclass
+class _Request:
+    items: Sequence[Sealable]
+    future: Future = field(default_factory=Future)
+
+
+@dataclass
+class CommitStats:
+    """What the last commits looked like, for /metrics."""
+
+    commits: int = 0
+    events: int = 0
+    last_batch: int = 0
+    last_seconds: float = 0.0
+    observers: list[Callable[[int, float], None]] = field(default_factory=list)
+
+
+class Sealer:
+    """The one writer of a store: group commit, idempotency by id, signed checkpoints."""
+
+    def __init__(self, store: Store, signer: Signer, *, max_commit_events: int = 20_000,
+                 max_queue_events: int = 200_000, clock: Callable[[], str] = utc_now):
+        self.store = store
+        self.signer = signer
+        self._signers: dict[str, Signer] = {}
+        self.max_commit_events = max_commit_events
+        self.max_queue_events = max_queue_events
+        self.clock = clock
+        self.stats = CommitStats()
+        self.on_commit: list[Callable[[list[tuple[str, int, bytes]]], None]] = []
+        self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+        self._queued = 0
+        self._queued_lock = threading.Lock()
+        self._trees: dict[str, TreeState] = {}
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> Sealer:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="trailseal-sealer", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queued
+
+    # -- submitting ------------------------------------------------------------------------------
+    def submit(self, items: Sequence[Sealable]) -> Future:
+        """Queue a batch; the future resolves to one Receipt per item after the commit."""
+        request = _Request(items)
+        if not items:
+            request.future.set_result([])
+            return request.future
+        with self._queued_lock:
+            if self._queued + len(items) > self.max_queue_events:
+                raise Overloaded(f"{self._queued} events are waiting to be sealed")
+            self._queued += len(items)
+        self.start()
+        self._queue.put(request)
+        return request.future
+
+    def seal(self, items: Sequence[Sealable], timeout: float | None = None) -> list[Receipt]:
+        """Submit and wait for the durable receipts."""
+        return self.submit(items).result(timeout)
+
+    # -- the writer thread -----------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch, stop = self._drain(first)
+            self._process(batch)
+            if stop:
+                return
+
+    def _drain(self, first: _Request) -> tuple[list[_Request], bool]:
+        """Everything waiting now, up to max_commit_events, joins this commit."""
+        batch, count = [first], len(first.items)
+        while count < self.max_commit_events:
+            try:
+                nxt = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if nxt is None:
+                return batch, True
+            batch.append(nxt)
+            count += len(nxt.items)
+        return batch, False
+
+    def _process(self, batch: list[_Request]) -> None:
+        started = time.perf_counter()
+        try:
+            receipts, sealed = self._commit([r.items for r in batch])
+        except BaseException as exc:  # noqa: BLE001 - every waiter must hear about the failure
+            self._trees.clear()
+            for request in batch:
+                request.future.set_exception(exc)
+            receipts, sealed = None, []
+        finally:
+            with self._queued_lock:
+                self._queued -= sum(len(r.items) for r in batch)
+        if receipts is None:
+            return
+        elapsed = time.perf_counter() - started
+        self._record(sum(len(r.items) for r in batch), elapsed)
+        for request, result in zip(batch, receipts, strict=True):
+            request.future.set_result(result)
+        for observer in self.on_commit:
+            observer(sealed)
+
+    def _record(self, events: int, seconds: float) -> None:
+        self.stats.commits += 1
+        self.stats.events += events
+        self.stats.last_batch = events
+        self.stats.last_seconds = seconds
+        for observer in self.stats.observers:
+            observer(events, seconds)
+
+    # -- one group commit ------------------------------------------------------------------------
+    def _commit(self, requests: list[Sequence[Sealable]]):
+        """Seal every request's items; return receipts per request and the new (log, index, bytes)."""
+        by_log: dict[str, list[tuple[int, int, Sealable]]] = {}
+        for r, items in enumerate(requests):
+            for i, item in enumerate(items):
+                by_log.setdefault(item.log, []).append((r, i, item))
+        receipts: list[list[Receipt | None]] = [[None] * len(items) for items in requests]
+        commits, sealed = [], []
+        created = self.clock()
+        for log, entries in by_log.items():
+            commit = self._seal_log(log, entries, receipts, created)
+            if commit is not None:
+                commits.append(commit)
+                sealed.extend((log, e.index, e.data) for e in commit.entries)
+        if commits:
+            self.store.commit(commits)
+        return receipts, sealed
+
+    def _seal_log(self, log: str, entries, receipts, created: str) -> Commit | None:
+        """Assign indices to one log's new entries; duplicates get their original receipts."""
+        tree = self._tree(log)
+        known = self.store.find_ids(log, list({item.id for _, _, item in entries}))
+        seen: dict[str, Receipt] = {
+            id_: Receipt(log, index, leaf_hash(data).hex(), id_) for id_, (index, data) in known.items()}
+        rows: list[EntryRow] = []
+        leaves: list[bytes] = []
+        for r, i, item in entries:
+            receipt = seen.get(item.id)
+            if receipt is None:
+                index = tree.size + len(rows)
+                leaf = leaf_hash(item.canonical)
+                receipt = seen[item.id] = Receipt(log, index, leaf.hex(), item.id)
+                rows.append(_row(index, item))
+                leaves.append(leaf)
+            receipts[r][i] = receipt
+        if not rows:
+            return None
+        tree.append(leaves)
+        checkpoint = Checkpoint(log_origin(self.signer.name, log), tree.size, tree.root())
+        note = sign(checkpoint.body(), [self._signer(log)])
+        return Commit(log, rows, tree.take_dirty_tiles(), tree.size, note, created)
+
+    def _signer(self, log: str) -> Signer:
+        if log not in self._signers:
+            self._signers[log] = log_signer(self.signer, log)
+        return self._signers[log]
+
+    def _tree(self, log: str) -> TreeState:
+        """This log's right edge, restored from the store and checked against its checkpoint."""
+        tree = self._trees.get(log)
+        if tree is None:
+            size = self.store.tree_size(log)
+            tree = TreeState.restore(size, self.store.edge_tiles(log, size)) if size else TreeState.empty()
+            note = self.store.latest_checkpoint(log)
+            if note is not None:
+                signed = parse_checkpoint(note.split("\n\n", 1)[0] + "\n")
+                if signed.size != tree.size or signed.root != tree.root():
+                    raise StoreError(f"log {log!r}: stored tiles do not match the latest checkpoint; "
+                                     "refusing to extend it. Run `trailseal verify` to find the damage.")
+            self._trees[log] = tree
+        return tree
+
+
+def _row(index: int, item: Sealable) -> EntryRow:
+    e = item.event
+    return EntryRow(index, item.id, e.time, e.received, e.category, e.action, e.outcome, e.actor.id,
+                    item.canonical)

@@ -1,0 +1,94 @@
+"""The Store protocol: what every storage engine (SQLite, PostgreSQL) must do, and its records.
+
+A store keeps, per log: sealed entries (canonical event bytes plus a few indexed columns), the
+C2SP tiles of the Merkle tree, and every signed checkpoint. A commit writes all three in one
+transaction, so a crash leaves either the whole group commit or none of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+import msgspec
+
+
+class Receipt(msgspec.Struct, frozen=True):
+    """Proof of acceptance: where an event was sealed."""
+
+    log: str
+    index: int
+    leaf_hash: str  # hex SHA-256(0x00 || entry)
+    id: str
+
+
+class EntryRow(msgspec.Struct, array_like=True):
+    """One sealed entry as written: its index, the indexed columns and the canonical bytes."""
+
+    index: int
+    id: str
+    time: str
+    received: str
+    category: str
+    action: str
+    outcome: str
+    actor_id: str
+    data: bytes
+
+
+class Commit(msgspec.Struct):
+    """Everything one group commit writes for one log, atomically."""
+
+    log: str
+    entries: list[EntryRow]
+    tiles: list[tuple[int, int, bytes]]  # (tile level, tile index, hashes)
+    size: int  # tree size after this commit
+    checkpoint: str  # signed note
+    created: str
+
+
+class LogInfo(msgspec.Struct):
+    name: str
+    size: int
+    checkpoint: str | None
+
+
+class StoreError(RuntimeError):
+    """The store cannot do what was asked (corrupt, locked, misconfigured)."""
+
+
+class Store(Protocol):
+    """What the writer, readers and verifier need from storage. See tests/conformance/."""
+
+    def logs(self) -> list[LogInfo]: ...
+
+    def tree_size(self, log: str) -> int:
+        """Size of the latest committed (signed) tree of ``log``; 0 if none."""
+
+    def edge_tiles(self, log: str, size: int) -> dict[int, bytes]:
+        """The rightmost tile at each level for a tree of ``size``."""
+
+    def find_ids(self, log: str, ids: Sequence[str]) -> dict[str, tuple[int, bytes]]:
+        """Already sealed ids among ``ids``: id -> (index, entry bytes)."""
+
+    def commit(self, commits: Sequence[Commit]) -> None:
+        """Write entries, tiles and checkpoints of one group commit in one transaction."""
+
+    def read_entries(self, log: str, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+        """(index, entry bytes) for stored entries with start <= index < end, in index order."""
+
+    def read_tile(self, log: str, level: int, index: int) -> bytes | None:
+        """Stored hashes of one tile (its current width), or None."""
+
+    def read_tiles(self, log: str, level: int) -> Iterator[tuple[int, bytes]]:
+        """Every stored tile of one level, in index order."""
+
+    def latest_checkpoint(self, log: str) -> str | None: ...
+
+    def checkpoints(self, log: str) -> Iterator[tuple[int, str]]:
+        """Every stored (size, signed checkpoint) of ``log``, by size."""
+
+    def checkpoint_at(self, log: str, size: int) -> str | None:
+        """The signed checkpoint of ``log`` at exactly ``size``, if one was stored."""
+
+    def close(self) -> None: ...

@@ -1,0 +1,173 @@
+"""The embedded default store: one SQLite file, WAL, synchronous=FULL. Nothing to install or start."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from trailseal.store.base import Commit, LogInfo, StoreError
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS logs (name TEXT PRIMARY KEY, size INTEGER NOT NULL DEFAULT 0,
+    checkpoint TEXT);
+CREATE TABLE IF NOT EXISTS entries (seq INTEGER PRIMARY KEY,
+    log TEXT NOT NULL, idx INTEGER NOT NULL, id TEXT NOT NULL,
+    time TEXT NOT NULL, received TEXT NOT NULL, category TEXT NOT NULL, action TEXT NOT NULL,
+    outcome TEXT NOT NULL, actor_id TEXT NOT NULL, data BLOB NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS entries_by_index ON entries (log, idx);
+CREATE UNIQUE INDEX IF NOT EXISTS entries_by_id ON entries (log, id);
+CREATE INDEX IF NOT EXISTS entries_by_time ON entries (log, time);
+CREATE INDEX IF NOT EXISTS entries_by_actor ON entries (log, actor_id, time);
+CREATE INDEX IF NOT EXISTS entries_by_action ON entries (log, action, time);
+CREATE TABLE IF NOT EXISTS tiles (log TEXT NOT NULL, level INTEGER NOT NULL, idx INTEGER NOT NULL,
+    data BLOB NOT NULL, PRIMARY KEY (log, level, idx)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints (log TEXT NOT NULL, size INTEGER NOT NULL, note TEXT NOT NULL,
+    created TEXT NOT NULL, PRIMARY KEY (log, size)) WITHOUT ROWID;
+"""
+
+
+class SQLiteStore:
+    """Store protocol on one SQLite database file."""
+
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._guard = threading.Lock()
+        conn = self._conn()
+        with conn:
+            conn.executescript(SCHEMA)
+            conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
+        if int(version) > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} has schema v{version}; this trailseal knows v{SCHEMA_VERSION}. "
+                             "Upgrade trailseal.")
+
+    def _conn(self) -> sqlite3.Connection:
+        """This thread's connection (SQLite connections must not be shared across threads)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+                conn.execute("PRAGMA foreign_keys=ON")
+                conn.execute("PRAGMA cache_size=-65536")
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"cannot open {self.path}: {exc}") from exc
+            self._local.conn = conn
+            with self._guard:
+                self._connections.append(conn)
+        return conn
+
+    def logs(self) -> list[LogInfo]:
+        rows = self._conn().execute("SELECT name, size, checkpoint FROM logs ORDER BY name")
+        return [LogInfo(name, size, note) for name, size, note in rows]
+
+    def tree_size(self, log: str) -> int:
+        row = self._conn().execute("SELECT size FROM logs WHERE name=?", (log,)).fetchone()
+        return row[0] if row else 0
+
+    def edge_tiles(self, log: str, size: int) -> dict[int, bytes]:
+        edges: dict[int, bytes] = {}
+        level, count = 0, size
+        while count > 0:
+            index = (count - 1) // 256
+            data = self.read_tile(log, level, index)
+            if data is None:
+                raise StoreError(f"log {log!r}: tile {level}/{index} is missing; run `trailseal verify`")
+            edges[level] = data
+            level, count = level + 1, count // 256
+        return edges
+
+    def find_ids(self, log: str, ids: Sequence[str]) -> dict[str, tuple[int, bytes]]:
+        found: dict[str, tuple[int, bytes]] = {}
+        conn = self._conn()
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start:start + 500])
+            marks = ",".join("?" * len(chunk))
+            rows = conn.execute(f"SELECT id, idx, data FROM entries WHERE log=? AND id IN ({marks})",
+                                [log, *chunk])
+            found.update((id_, (idx, data)) for id_, idx, data in rows)
+        return found
+
+    def commit(self, commits: Sequence[Commit]) -> None:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for c in commits:
+                self._write(conn, c)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _write(self, conn: sqlite3.Connection, c: Commit) -> None:
+        """One log's share of a group commit."""
+        conn.executemany(
+            "INSERT INTO entries (idx, id, time, received, category, action, outcome, actor_id, data, log)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [(*(e.index, e.id, e.time, e.received, e.category, e.action, e.outcome, e.actor_id, e.data),
+              c.log) for e in c.entries])
+        conn.executemany("INSERT OR REPLACE INTO tiles VALUES (?,?,?,?)",
+                         [(c.log, level, index, data) for level, index, data in c.tiles])
+        conn.execute("INSERT INTO checkpoints VALUES (?,?,?,?)", (c.log, c.size, c.checkpoint, c.created))
+        conn.execute("INSERT INTO logs (name, size, checkpoint) VALUES (?,?,?) ON CONFLICT(name) DO UPDATE"
+                     " SET size=excluded.size, checkpoint=excluded.checkpoint", (c.log, c.size, c.checkpoint))
+
+    def read_entries(self, log: str, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+        conn = self._conn()
+        while start < end:
+            rows = conn.execute("SELECT idx, data FROM entries WHERE log=? AND idx>=? AND idx<? ORDER BY idx"
+                                " LIMIT 4096", (log, start, end)).fetchall()
+            yield from rows
+            if len(rows) < 4096:
+                return
+            start = rows[-1][0] + 1
+
+    def read_tile(self, log: str, level: int, index: int) -> bytes | None:
+        row = self._conn().execute("SELECT data FROM tiles WHERE log=? AND level=? AND idx=?",
+                                   (log, level, index)).fetchone()
+        return row[0] if row else None
+
+    def read_tiles(self, log: str, level: int) -> Iterator[tuple[int, bytes]]:
+        conn = self._conn()
+        last = -1
+        while True:
+            rows = conn.execute("SELECT idx, data FROM tiles WHERE log=? AND level=? AND idx>? ORDER BY idx"
+                                " LIMIT 1024", (log, level, last)).fetchall()
+            if not rows:
+                return
+            yield from rows
+            last = rows[-1][0]
+
+    def latest_checkpoint(self, log: str) -> str | None:
+        row = self._conn().execute("SELECT checkpoint FROM logs WHERE name=?", (log,)).fetchone()
+        return row[0] if row else None
+
+    def checkpoints(self, log: str) -> Iterator[tuple[int, str]]:
+        conn = self._conn()
+        last = -1
+        while True:
+            rows = conn.execute("SELECT size, note FROM checkpoints WHERE log=? AND size>? ORDER BY size"
+                                " LIMIT 1024", (log, last)).fetchall()
+            if not rows:
+                return
+            yield from rows
+            last = rows[-1][0]
+
+    def checkpoint_at(self, log: str, size: int) -> str | None:
+        row = self._conn().execute("SELECT note FROM checkpoints WHERE log=? AND size=?", (log, size)).fetchone()
+        return row[0] if row else None
+
+    def close(self) -> None:
+        with self._guard:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()

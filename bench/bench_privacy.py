@@ -1,0 +1,214 @@
+"""Privacy detection: our scan() beside Presidio's AnalyzerEngine (regex recognizers only, no model).
+
+Both run over the labelled corpus in tests/privacy/corpus/. Speed is lines per second; accuracy is
+precision and recall per entity type both support, a prediction counting when it has the right type
+and overlaps an expected span (lenient, so neither tool loses on span conventions).
+Presidio runs with its NoOpNlpEngine (no spaCy model to download) and tldextract's bundled suffix list.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import msgspec
+
+from bench.common import QUICK, Result, report
+from trailseal.event import Event
+from trailseal.privacy import DEFAULT_POLICY, Keys, protect
+from trailseal.privacy.detectors import scan
+
+CORPUS = Path(__file__).resolve().parents[1] / "tests" / "privacy" / "corpus" / "corpus.jsonl"
+SHARED = {
+    "email": "EMAIL_ADDRESS",
+    "card": "CREDIT_CARD",
+    "iban": "IBAN_CODE",
+    "ssn": "US_SSN",
+    "phone": "PHONE_NUMBER",
+    "ip": "IP_ADDRESS",
+}
+OURS_BY_PRESIDIO = {entity: kind for kind, entity in SHARED.items()}
+Span = tuple[str, int, int]
+Detect = Callable[[str], list[Span]]
+
+
+def load_corpus() -> list[dict]:
+    """Corpus lines with each label turned into a (kind, start, end) span."""
+    lines = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines()]
+    for line in lines:
+        line["spans"] = label_spans(line["text"], line["labels"])
+    return lines
+
+
+def label_spans(text: str, labels: list[list[str]]) -> list[Span]:
+    """Where each labelled substring sits, repeated substrings taking successive occurrences."""
+    spans, after = [], Counter()
+    for kind, sub in labels:
+        start = text.index(sub, after[sub])
+        after[sub] = start + 1
+        spans.append((kind, start, start + len(sub)))
+    return spans
+
+
+def ours(text: str) -> list[Span]:
+    return [(f.kind, f.start, f.end) for f in scan(text)]
+
+
+def presidio_engine():
+    """Presidio's AnalyzerEngine with every predefined pattern recognizer and no NLP model, or None."""
+    try:
+        import tldextract.tldextract as tld
+        from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+        from presidio_analyzer.nlp_engine import NoOpNlpEngine
+    except ImportError:
+        return None
+    tld.TLD_EXTRACTOR = tld.TLDExtract(suffix_list_urls=())  # offline: the bundled public suffix list
+    logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
+    nlp = NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "no_op"}])
+    nlp.load()
+    registry = RecognizerRegistry()
+    registry.load_predefined_recognizers(nlp_engine=nlp, languages=["en"])
+    return AnalyzerEngine(nlp_engine=nlp, registry=registry, supported_languages=["en"])
+
+
+def presidio_detect(engine, entities: list[str] | None) -> Detect:
+    """Presidio as a detector: results mapped to our kind names (others kept under their own name)."""
+
+    def detect(text: str) -> list[Span]:
+        results = engine.analyze(text, language="en", entities=entities)
+        return [(OURS_BY_PRESIDIO.get(r.entity_type, r.entity_type), r.start, r.end) for r in results]
+
+    return detect
+
+
+def lines_per_second(detect: Detect, texts: list[str], min_seconds: float) -> float:
+    """Throughput over whole passes of texts (after a warm-up), repeated until min_seconds have gone by."""
+    for text in texts[:20]:
+        detect(text)
+    passes, start = 0, time.perf_counter()
+    while True:
+        for text in texts:
+            detect(text)
+        passes += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds:
+            return passes * len(texts) / elapsed
+
+
+def accuracy(detect: Detect, corpus: list[dict]) -> dict[str, Counter]:
+    """Per shared kind: tp, fp, fn, matching same-kind overlapping spans one to one."""
+    counts = {kind: Counter() for kind in SHARED}
+    for line in corpus:
+        expected = [s for s in line["spans"] if s[0] in SHARED]
+        for kind, start, end in (p for p in detect(line["text"]) if p[0] in SHARED):
+            hit = next((e for e in expected if e[0] == kind and e[1] < end and start < e[2]), None)
+            if hit:
+                expected.remove(hit)
+                counts[kind]["tp"] += 1
+            else:
+                counts[kind]["fp"] += 1
+        for kind, _, _ in expected:
+            counts[kind]["fn"] += 1
+    return counts
+
+
+def protect_events_per_second(corpus: list[dict], min_seconds: float) -> float:
+    """protect() under the default policy, on events carrying each corpus line in reason and attributes."""
+    keys = Keys(b"\x07" * 32)
+    events = [
+        msgspec.convert(
+            {
+                "time": "2026-11-27T10:00:00Z",
+                "category": "data_access",
+                "action": "http.request",
+                "outcome": "success",
+                "actor": {"id": f"user{i}@example.com", "ip": "203.0.113.7", "user_agent": "curl/8.5.0"},
+                "source": {"component": "api", "kind": "app"},
+                "reason": line["text"][:200],
+                "attributes": {"message": line["text"], "http": {"status": 200, "path": "/api/v1/orders"}},
+            },
+            Event,
+        )
+        for i, line in enumerate(corpus)
+    ]
+    passes, start = 0, time.perf_counter()
+    while time.perf_counter() - start < min_seconds:
+        for event in events:
+            protect(event, DEFAULT_POLICY, keys)
+        passes += 1
+    return passes * len(events) / (time.perf_counter() - start)
+
+
+def precision(c: Counter) -> float:
+    return c["tp"] / (c["tp"] + c["fp"]) if c["tp"] + c["fp"] else 1.0
+
+
+def recall(c: Counter) -> float:
+    return c["tp"] / (c["tp"] + c["fn"]) if c["tp"] + c["fn"] else 1.0
+
+
+def main() -> list[Result]:
+    corpus = load_corpus()
+    texts = [line["text"] for line in corpus]
+    peer_texts = texts[::6] if QUICK else texts
+    results = []
+    our_speed = lines_per_second(ours, texts, 0.5 if QUICK else 3.0)
+    results.append(
+        report(
+            Result(
+                "privacy protect events/s (default policy)",
+                protect_events_per_second(corpus, 0.5 if QUICK else 2.0),
+                None,
+                "events/s",
+            )
+        )
+    )
+    engine = presidio_engine()
+    if engine is None:
+        print("presidio-analyzer is not installed: `pip install presidio-analyzer` to compare")
+        return [*results, report(Result("privacy scan (all detectors)", our_speed, None, "lines/s"))]
+    name = "presidio regex-only"
+    shared = presidio_detect(engine, list(SHARED.values()))
+    everything = presidio_detect(engine, None)
+    for label, peer in ((f"{name}, 6 shared types", shared), (f"{name}, all recognizers", everything)):
+        peer_speed = lines_per_second(peer, peer_texts, 0.0)
+        results.append(
+            report(
+                Result(
+                    f"privacy scan lines/s vs {label.split(', ')[1]}",
+                    our_speed,
+                    peer_speed,
+                    "lines/s",
+                    label,
+                    ">= 10x",
+                    our_speed >= 10 * peer_speed,
+                )
+            )
+        )
+    mine, theirs = accuracy(ours, corpus), accuracy(shared, corpus)
+    for kind in SHARED:
+        for metric in (precision, recall):
+            ours_value, peer_value = 100 * metric(mine[kind]), 100 * metric(theirs[kind])
+            n = mine[kind]["tp"] + mine[kind]["fn"]
+            results.append(
+                report(
+                    Result(
+                        f"privacy {metric.__name__} {kind} ({n} labelled)",
+                        ours_value,
+                        peer_value,
+                        "%",
+                        name,
+                        ">= peer",
+                        ours_value >= peer_value,
+                    )
+                )
+            )
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -247,6 +248,245 @@ def _verify_offline(proof: Path | None, vkey_text: str | None, entry_file: Path 
         err.print(f"proof FAILED: {exc}", markup=False)
         raise typer.Exit(1) from None
     out.print(f"proof OK: the entry is in {checkpoint_.origin} at tree size {checkpoint_.size}", markup=False)
+
+
+# -- server ------------------------------------------------------------------------------------------
+ADMIN_TOKEN_FILE = "admin.token"
+
+
+@app.command()
+def serve(data: DataOpt = None,
+          host: Annotated[str | None, typer.Option(help="Address to bind (default from config: 127.0.0.1).")] = None,
+          port: Annotated[int | None, typer.Option(help="Port (default from config: 8080).")] = None,
+          tls_cert: Annotated[Path | None, typer.Option(help="TLS certificate (PEM).")] = None,
+          tls_key: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
+          tls_client_ca: Annotated[Path | None, typer.Option(
+              help="Verify client certificates against this CA (mTLS).")] = None,
+          print_admin_token: Annotated[bool, typer.Option(
+              help="Create (once) and print an admin token, kept in <data>/admin.token (0600).")] = False,
+          ) -> None:
+    """Run the HTTP API (ingest, read, tlog tiles, metrics) on the embedded store."""
+    import ssl
+
+    import uvicorn
+
+    from trailseal.api import create_app
+
+    trail = open_trail(data)
+    server = trail.config.server
+    host, port = host or server.host, port or server.port
+    tls_cert = tls_cert or (Path(server.tls_cert) if server.tls_cert else None)
+    tls_key = tls_key or (Path(server.tls_key) if server.tls_key else None)
+    tls_client_ca = tls_client_ca or (Path(server.tls_client_ca) if server.tls_client_ca else None)
+    try:
+        trail.sealer  # take the writer lock now, so a second server fails fast  # noqa: B018
+    except (DataDirError, StoreError) as exc:
+        fail(str(exc))
+    application = create_app(trail)
+    if print_admin_token:
+        secret = _admin_token(trail, application.state.service.tokens)
+        err.print(f"admin token: [bold]{secret}[/]  (kept in {trail.directory / ADMIN_TOKEN_FILE})")
+    scheme = "https" if tls_cert else "http"
+    err.print(f"trailseal serving {trail.directory} on {scheme}://{host}:{port}  (docs: /openapi.json)")
+    uvicorn.run(application, host=host, port=port, log_level="warning", timeout_keep_alive=5,
+                ssl_certfile=str(tls_cert) if tls_cert else None, ssl_keyfile=str(tls_key) if tls_key else None,
+                ssl_ca_certs=str(tls_client_ca) if tls_client_ca else None,
+                ssl_cert_reqs=ssl.CERT_REQUIRED if tls_client_ca else ssl.CERT_NONE)
+
+
+def _admin_token(trail: Trail, tokens) -> str:
+    path = trail.directory / ADMIN_TOKEN_FILE
+    if path.exists():
+        secret = path.read_text().strip()
+        if tokens.lookup(secret) is not None:
+            return secret
+        path.unlink()
+    secret, _ = tokens.create("admin", "make-run-admin")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secret + "\n")
+    return secret
+
+
+token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+
+
+def _tokens(data: Path | None):
+    from trailseal.api.auth import TokenStore
+
+    directory = cfg.data_dir(data)
+    if not (directory / cfg.CONFIG_FILE).exists():
+        fail(f"{directory} is not a trailseal data dir: run `trailseal init --data {directory}` first")
+    return TokenStore(directory)
+
+
+@token_app.command("create")
+def token_create(role: Annotated[str, typer.Option(help="ingest | reader | auditor | admin")],
+                 data: DataOpt = None,
+                 log: Annotated[list[str] | None, typer.Option(
+                     "--log", help="Limit the token to this log (repeatable).")] = None,
+                 name: Annotated[str, typer.Option(help="A label for humans.")] = "") -> None:
+    """Create a token and print it ONCE; only its SHA-256 is stored."""
+    store = _tokens(data)
+    try:
+        secret, token = store.create(role, name, tuple(log or ()))
+    except ValueError as exc:
+        fail(str(exc))
+    finally:
+        store.close()
+    err.print(f"token {token.id} ({token.role}{' for ' + ','.join(token.logs) if token.logs else ''}); "
+              "store it now, it is not shown again:")
+    print(secret)
+
+
+@token_app.command("list")
+def token_list(data: DataOpt = None) -> None:
+    """List tokens (ids, roles, logs; never the secrets)."""
+    store = _tokens(data)
+    for t in store.list():
+        print(f"{t.id}  {t.role:<8} {t.name:<20} logs={','.join(t.logs) or '*'}  created={t.created}"
+              f"{'  REVOKED' if t.revoked else ''}")
+    store.close()
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: Annotated[str, typer.Argument(help="The token id from `token list`.")],
+                 data: DataOpt = None) -> None:
+    """Revoke a token; requests with it get 401 from then on."""
+    store = _tokens(data)
+    done = store.revoke(token_id)
+    store.close()
+    if not done:
+        fail(f"no token with id {token_id!r}")
+    out.print(f"revoked {token_id}")
+
+
+UrlOpt = Annotated[str, typer.Option(envvar="TRAILSEAL_URL", help="Server URL ($TRAILSEAL_URL).")]
+TokenOpt = Annotated[str | None, typer.Option(envvar="TRAILSEAL_TOKEN", help="API token ($TRAILSEAL_TOKEN).")]
+
+
+@app.command()
+def send(file: Annotated[str, typer.Argument(help="NDJSON file of events, or - for stdin.")],
+         url: UrlOpt = "http://127.0.0.1:8080", token: TokenOpt = None,
+         batch_size: Annotated[int, typer.Option(help="Events per request.")] = 500) -> None:
+    """Send NDJSON events to a server in batches (retrying 429/503 with backoff, honouring Retry-After).
+    Exit 1 if any event was rejected."""
+    from trailseal.sdk.transport import SendError, Transport
+
+    if not token:
+        fail("no token: pass --token or set TRAILSEAL_TOKEN (create one with `trailseal token create`)")
+    stream = sys.stdin.buffer if file == "-" else _open_input(file)
+    total = None if file == "-" else Path(file).stat().st_size
+    transport = Transport(url, token)
+    accepted = rejected = 0
+    try:
+        with _progress(total) as progress:
+            task = progress.add_task("sending", total=total)
+            for first_line, lines in _batches(_lines(stream, progress, task), batch_size):
+                answer = transport.post_ndjson(b"".join(lines))
+                accepted += answer.get("accepted", 0)
+                rejected += _report_errors(answer, first_line, lines)
+    except SendError as exc:
+        fail(f"{exc} (sent {accepted} before that)")
+    finally:
+        transport.close()
+    out.print(f"sealed {accepted} events, rejected {rejected}")
+    raise typer.Exit(1 if rejected else 0)
+
+
+def _batches(lines: Iterator[bytes], size: int) -> Iterator[tuple[list[int], list[bytes]]]:
+    """Non-blank lines in batches, with each line's number."""
+    numbers: list[int] = []
+    batch: list[bytes] = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        numbers.append(number)
+        batch.append(line if line.endswith(b"\n") else line + b"\n")
+        if len(batch) >= size:
+            yield numbers, batch
+            numbers, batch = [], []
+    if batch:
+        yield numbers, batch
+
+
+def _report_errors(answer: dict, numbers: list[int], lines: list[bytes]) -> int:
+    for error in answer.get("errors", []):
+        where = numbers[error["position"]] if error.get("position") is not None else "?"
+        field = f"{error['field']}: " if error.get("field") else ""
+        err.print(f"line {where}: {field}{error['reason']}", markup=False)
+    return len(answer.get("errors", []))
+
+
+@app.command()
+def search(data: DataOpt = None,
+           url: Annotated[str | None, typer.Option(envvar="TRAILSEAL_URL",
+                                                   help="Ask a server instead of a local data dir.")] = None,
+           token: TokenOpt = None,
+           log: Annotated[str | None, typer.Option("--log", "-l", help="Only this log.")] = None,
+           since: Annotated[str | None, typer.Option(help="RFC 3339 time (inclusive).")] = None,
+           until: Annotated[str | None, typer.Option(help="RFC 3339 time (exclusive).")] = None,
+           category: Annotated[str | None, typer.Option()] = None,
+           action: Annotated[str | None, typer.Option(help="Action or prefix, e.g. user.*")] = None,
+           outcome: Annotated[str | None, typer.Option()] = None,
+           actor: Annotated[str | None, typer.Option(help="actor.id")] = None,
+           target: Annotated[str | None, typer.Option(help="target.id")] = None,
+           source: Annotated[str | None, typer.Option(help="source.component")] = None,
+           limit: Annotated[int, typer.Option(help="Most events to print.")] = 100) -> None:
+    """Print matching events as NDJSON, newest first (from a server with --url, else the data dir)."""
+    params = {k: v for k, v in dict(log=log, since=since, until=until, category=category, action=action,
+                                    outcome=outcome, actor=actor, target=target, source=source).items() if v}
+    if url:
+        rows = _search_remote(url, token, params, limit)
+    else:
+        rows = _search_local(data, params, limit)
+    for row in rows:
+        print(json.dumps(row, ensure_ascii=False))
+
+
+def _search_remote(url: str, token: str | None, params: dict, limit: int) -> list[dict]:
+    from trailseal.sdk.transport import SendError, Transport
+
+    if not token:
+        fail("no token: pass --token or set TRAILSEAL_TOKEN")
+    transport = Transport(url, token)
+    rows: list[dict] = []
+    try:
+        cursor = None
+        while len(rows) < limit:
+            page = transport.get("/v1/events", {**params, "limit": min(1000, limit - len(rows)),
+                                                **({"cursor": cursor} if cursor else {})})
+            rows.extend(page["events"])
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
+    except SendError as exc:
+        fail(str(exc))
+    finally:
+        transport.close()
+    return rows
+
+
+def _search_local(data: Path | None, params: dict, limit: int) -> list[dict]:
+    from trailseal.event import EventError, normalize_time
+    from trailseal.store.base import Filters
+
+    trail = open_trail(data)
+    try:
+        for key in ("since", "until"):
+            if key in params:
+                params[key] = normalize_time(params[key], key)
+        log = params.pop("log", None)
+        names = {"action": "action_prefix", "actor": "actor_id", "target": "target_id",
+                 "source": "source_component"}
+        filters = Filters(**{names.get(k, k): (v.rstrip("*") if k == "action" else v) for k, v in params.items()})
+        rows = trail.store.select([log] if log else None, filters, None, limit)
+    except EventError as exc:
+        fail(str(exc))
+    finally:
+        trail.close()
+    return [{"log": lg, "index": index, "event": json.loads(data)} for lg, index, _, data in rows]
 
 
 def main() -> None:

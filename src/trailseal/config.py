@@ -25,6 +25,7 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True):
     max_queue_events: int = 200_000
     public_tlog: bool = True
     rate_limit_per_token: float = 0.0  # requests/s; 0 = unlimited
+    body_timeout_seconds: float = 30.0  # a body slower than this gets 408 (slowloris)
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_client_ca: str | None = None

@@ -59,6 +59,7 @@ class Sealer:
         self._queued = 0
         self._queued_lock = threading.Lock()
         self._trees: dict[str, TreeState] = {}
+        self.heads: dict[str, str] = {}  # log -> newest signed checkpoint written by this writer
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -168,6 +169,7 @@ class Sealer:
                 sealed.extend((log, e.index, e.data) for e in commit.entries)
         if commits:
             self.store.commit(commits)
+            self.heads.update((c.log, c.checkpoint) for c in commits)
         return receipts, sealed
 
     def _seal_log(self, log: str, entries, receipts, created: str) -> Commit | None:

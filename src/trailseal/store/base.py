@@ -47,6 +47,27 @@ class Commit(msgspec.Struct):
     created: str
 
 
+class Filters(msgspec.Struct, forbid_unknown_fields=True):
+    """Simple indexed filters for listing entries (the query language compiles to richer SQL)."""
+
+    since: str | None = None  # inclusive, normalized RFC 3339
+    until: str | None = None  # exclusive
+    category: str | None = None
+    action_prefix: str | None = None
+    outcome: str | None = None
+    actor_id: str | None = None
+    target_id: str | None = None
+    source_component: str | None = None
+
+
+class Cursor(msgspec.Struct, array_like=True, frozen=True):
+    """Where a newest-first listing stopped: (time, log, index) of the last entry returned."""
+
+    time: str
+    log: str
+    index: int
+
+
 class LogInfo(msgspec.Struct):
     name: str
     size: int
@@ -90,5 +111,9 @@ class Store(Protocol):
 
     def checkpoint_at(self, log: str, size: int) -> str | None:
         """The signed checkpoint of ``log`` at exactly ``size``, if one was stored."""
+
+    def select(self, logs: Sequence[str] | None, filters: Filters, after: Cursor | None,
+               limit: int) -> list[tuple[str, int, str, bytes]]:
+        """Entries matching ``filters``, newest first by (time, log, index): (log, index, time, bytes)."""
 
     def close(self) -> None: ...

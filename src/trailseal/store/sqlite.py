@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from trailseal.store.base import Commit, LogInfo, StoreError
+from trailseal.store.base import Commit, Cursor, Filters, LogInfo, StoreError
 
 SCHEMA_VERSION = 1
 
@@ -165,9 +165,39 @@ class SQLiteStore:
         row = self._conn().execute("SELECT note FROM checkpoints WHERE log=? AND size=?", (log, size)).fetchone()
         return row[0] if row else None
 
+    def select(self, logs: Sequence[str] | None, filters: Filters, after: Cursor | None,
+               limit: int) -> list[tuple[str, int, str, bytes]]:
+        where, params = _filter_sql(filters)
+        if logs is not None:
+            where.append(f"log IN ({','.join('?' * len(logs))})")
+            params.extend(logs)
+        if after is not None:
+            where.append("(time < ? OR (time = ? AND (log < ? OR (log = ? AND idx < ?))))")
+            params.extend([after.time, after.time, after.log, after.log, after.index])
+        sql = ("SELECT log, idx, time, data FROM entries" + (" WHERE " + " AND ".join(where) if where else "")
+               + " ORDER BY time DESC, log DESC, idx DESC LIMIT ?")
+        return self._conn().execute(sql, [*params, limit]).fetchall()
+
     def close(self) -> None:
         with self._guard:
             for conn in self._connections:
                 conn.close()
             self._connections.clear()
         self._local = threading.local()
+
+
+def _filter_sql(f: Filters) -> tuple[list[str], list]:
+    """WHERE clauses on indexed columns where they exist, JSON paths otherwise."""
+    where: list[str] = []
+    params: list = []
+    for clause, value in (("time >= ?", f.since), ("time < ?", f.until), ("category = ?", f.category),
+                          ("outcome = ?", f.outcome), ("actor_id = ?", f.actor_id),
+                          ("json_extract(data, '$.target.id') = ?", f.target_id),
+                          ("json_extract(data, '$.source.component') = ?", f.source_component)):
+        if value is not None:
+            where.append(clause)
+            params.append(value)
+    if f.action_prefix:
+        where.append("action >= ? AND action < ?")
+        params.extend([f.action_prefix, f.action_prefix + "\uffff"])
+    return where, params

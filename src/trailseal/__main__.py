@@ -1,0 +1,3 @@
+from trailseal.cli import main
+
+main()

@@ -1,0 +1,64 @@
+"""The ASGI application: routers, JSON errors everywhere, OpenAPI at /openapi.json."""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from trailseal.api import ingest, ops, read, tlog
+from trailseal.api.auth import RateLimiter, TokenStore
+from trailseal.api.common import ApiError, Service, error_response, json_response, requires
+from trailseal.api.metrics import Metrics
+from trailseal.api.openapi import openapi_document
+from trailseal.datadir import Trail
+
+log = logging.getLogger("trailseal.api")
+
+
+def create_app(trail: Trail, *, record_reads: bool = True) -> Starlette:
+    """The trailseal API over an open data dir."""
+    server = trail.config.server
+    svc = Service(trail, TokenStore(trail.directory), Metrics(),
+                  RateLimiter(server.rate_limit_per_token), server.public_tlog, record_reads)
+    trail.sealer.stats.observers.append(svc.metrics.observe_commit)
+    trail.sealer.on_commit.append(lambda sealed: svc.extras.__setitem__("last_commit_time", time.time()))
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette):
+        yield
+        trail.close()
+        svc.tokens.close()
+
+    routes = [*ingest.routes, *read.routes, *tlog.routes, *ops.routes,
+              Route("/openapi.json", openapi, methods=["GET"])]
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={ApiError: on_api_error, HTTPException: on_http_error,
+                                        Exception: on_unexpected})
+    app.state.service = svc
+    return app
+
+
+@requires("public")
+async def openapi(request: Request) -> Response:
+    return json_response(openapi_document(request.app.routes))
+
+
+async def on_api_error(request: Request, exc: ApiError) -> Response:
+    return error_response(exc.status, exc.reason, exc.headers, **exc.extra)
+
+
+async def on_http_error(request: Request, exc: HTTPException) -> Response:
+    reasons = {404: f"no route {request.url.path[:200]!r}", 405: f"method {request.method} not allowed here"}
+    return error_response(exc.status_code, reasons.get(exc.status_code, exc.detail), exc.headers)
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return error_response(500, f"internal error ({type(exc).__name__}); the event log is unaffected")

@@ -1,0 +1,59 @@
+"""Operations routes: liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from trailseal.api.common import json_response, requires, service
+
+
+@requires("public")
+async def healthz(request: Request) -> Response:
+    return json_response({"status": "ok"})
+
+
+@requires("public")
+async def readyz(request: Request) -> Response:
+    """Ready when the store answers and the writer is not saturated."""
+    svc = service(request)
+    try:
+        svc.trail.store.logs()
+    except Exception as exc:  # noqa: BLE001 - any store failure means not ready
+        return json_response({"status": "unavailable", "reason": f"store: {exc}"}, 503)
+    sealer = svc.trail.sealer
+    if sealer.queue_depth >= sealer.max_queue_events:
+        return json_response({"status": "overloaded", "queue": sealer.queue_depth}, 503, {"Retry-After": "1"})
+    return json_response({"status": "ready", "queue": sealer.queue_depth})
+
+
+@requires("public")
+async def metrics(request: Request) -> Response:
+    svc = service(request)
+    svc.metrics.queue_depth.set(svc.trail.sealer.queue_depth)
+    svc.metrics.checkpoint_age.set(checkpoint_age(svc))
+    return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def checkpoint_age(svc) -> float:
+    """Seconds since the newest commit of any log (0 when nothing was sealed yet)."""
+    last = svc.extras.get("last_commit_time")
+    if last is None:
+        return 0.0
+    return max(0.0, time.time() - last)
+
+
+def parse_time(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+routes = [
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
+]

@@ -1,0 +1,138 @@
+"""Read routes: list and fetch sealed events (with inclusion proofs) and the logs. Every read is
+itself sealed in the `trailseal` meta log."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from trailseal.api.common import ApiError, check_log_scope, json_response, requires, service
+from trailseal.event import CATEGORIES, OUTCOMES, EventError, normalize_time
+from trailseal.ledger import leaf_hash
+from trailseal.ledger.proof import format_proof
+from trailseal.store.base import Cursor, Filters
+
+MAX_LIMIT = 1000
+FILTER_PARAMS = {"category": "category", "action": "action_prefix", "outcome": "outcome",
+                 "actor": "actor_id", "target": "target_id", "source": "source_component"}
+
+
+def parse_filters(request: Request) -> Filters:
+    """Query parameters -> Filters, each checked with a reason on failure."""
+    params = request.query_params
+    unknown = set(params) - {*FILTER_PARAMS, "since", "until", "log", "limit", "cursor"}
+    if unknown:
+        raise ApiError(400, f"unknown parameter(s): {', '.join(sorted(unknown))}")
+    values = {FILTER_PARAMS[k]: params[k] for k in FILTER_PARAMS if k in params}
+    if "category" in values and values["category"] not in CATEGORIES:
+        raise ApiError(400, f"category must be one of {', '.join(CATEGORIES)}")
+    if "outcome" in values and values["outcome"] not in OUTCOMES:
+        raise ApiError(400, f"outcome must be one of {', '.join(OUTCOMES)}")
+    if "action_prefix" in values:
+        values["action_prefix"] = values["action_prefix"].rstrip("*")
+    for key in ("since", "until"):
+        if key in params:
+            try:
+                values[key] = normalize_time(params[key], key)
+            except EventError as exc:
+                raise ApiError(400, str(exc)) from None
+    return Filters(**values)
+
+
+def parse_limit(request: Request) -> int:
+    raw = request.query_params.get("limit", "100")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise ApiError(400, f"limit must be an integer from 1 to {MAX_LIMIT}")
+    return int(raw)
+
+
+def encode_cursor(cursor: Cursor) -> str:
+    return base64.urlsafe_b64encode(msgspec.json.encode(cursor)).decode().rstrip("=")
+
+
+def decode_cursor(text: str | None) -> Cursor | None:
+    if not text:
+        return None
+    try:
+        return msgspec.json.decode(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)), type=Cursor)
+    except (ValueError, msgspec.DecodeError):
+        raise ApiError(400, "cursor is not one this server issued") from None
+
+
+def readable_logs(request: Request, wanted: str | None) -> list[str] | None:
+    token = request.state.token
+    if wanted is not None:
+        check_log_scope(token, wanted)
+        return [wanted]
+    return list(token.logs) if token is not None and token.logs else None
+
+
+@requires("read")
+async def list_events(request: Request) -> Response:
+    svc = service(request)
+    filters, limit = parse_filters(request), parse_limit(request)
+    after = decode_cursor(request.query_params.get("cursor"))
+    logs = readable_logs(request, request.query_params.get("log"))
+    rows = svc.trail.store.select(logs, filters, after, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    events = [{"log": log, "index": index, "event": json.loads(data)} for log, index, _, data in rows]
+    cursor = encode_cursor(Cursor(rows[-1][2], rows[-1][0], rows[-1][1])) if more else None
+    await svc.record_read(request.state.token, request, "trailseal.search",
+                          query=dict(request.query_params), rows=len(events))
+    return json_response({"events": events, "next_cursor": cursor})
+
+
+def parse_index(request: Request) -> tuple[str, int]:
+    log, raw = request.path_params["log"], request.path_params["index"]
+    if not raw.isdigit() or len(raw) > 18:
+        raise ApiError(400, f"index must be a non-negative integer, not {raw[:40]!r}")
+    return log, int(raw)
+
+
+@requires("read")
+async def get_event(request: Request) -> Response:
+    svc = service(request)
+    log, index = parse_index(request)
+    check_log_scope(request.state.token, log)
+    size = svc.trail.store.tree_size(log)
+    if index >= size:
+        raise ApiError(404, f"log {log!r} has no entry {index} (size {size})")
+    data = svc.trail.entry(index, log)
+    body = {"log": log, "index": index, "leaf_hash": leaf_hash(data).hex(), "event": json.loads(data)}
+    if request.query_params.get("proof") in ("1", "true", "yes"):
+        body["proof"] = proof_body(svc, log, index)
+    await svc.record_read(request.state.token, request, "trailseal.event.read", log=log, index=index,
+                          proof="proof" in body)
+    return json_response(body)
+
+
+def proof_body(svc, log: str, index: int) -> dict:
+    """The inclusion proof against the newest checkpoint, as hashes and as a C2SP tlog-proof."""
+    note = svc.trail.checkpoint(log)
+    size = int(note.split("\n")[1])
+    hashes = svc.trail.inclusion_proof(index, size, log)
+    return {"tree_size": size, "hashes": [base64.b64encode(h).decode() for h in hashes],
+            "checkpoint": note, "tlog_proof": format_proof(index, hashes, note)}
+
+
+@requires("read")
+async def list_logs(request: Request) -> Response:
+    svc = service(request)
+    token = request.state.token
+    logs = [{"name": info.name, "size": info.size, "checkpoint": info.checkpoint,
+             "vkey": svc.trail.vkey(info.name)}
+            for info in svc.trail.logs() if token is None or token.allows_log(info.name)]
+    return json_response({"logs": logs})
+
+
+routes = [
+    Route("/v1/events", list_events, methods=["GET"]),
+    Route("/v1/events/{log}/{index}", get_event, methods=["GET"]),
+    Route("/v1/logs", list_logs, methods=["GET"]),
+]

@@ -1,0 +1,99 @@
+"""Every route x every role (and no token, a wrong token, a token for another log), generated from
+the route table: a new route without an entry here fails the suite."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.api.conftest import bearer
+from tests.conftest import make_event
+
+# one request that is valid apart from authorization, per (path, method)
+SAMPLES = {
+    ("/v1/events", "POST"): {"json": [make_event(1)]},
+    ("/v1/events", "GET"): {"params": {"limit": 5}},
+    ("/v1/events/{log}/{index}", "GET"): {"url": "/v1/events/default/0"},
+    ("/v1/logs", "GET"): {},
+    ("/tlog/{log}/checkpoint", "GET"): {"url": "/tlog/default/checkpoint"},
+    ("/tlog/{log}/vkey", "GET"): {"url": "/tlog/default/vkey"},
+    ("/tlog/{log}/tile/{rest:path}", "GET"): {"url": "/tlog/default/tile/0/000.p/1"},
+    ("/healthz", "GET"): {},
+    ("/readyz", "GET"): {},
+    ("/metrics", "GET"): {},
+    ("/openapi.json", "GET"): {},
+}
+ALLOWED = {"public": {"ingest", "reader", "auditor", "admin", "other", "other_reader", None, "wrong"},
+           "tlog": {"ingest", "reader", "auditor", "admin", "other", "other_reader", None, "wrong"},
+           "ingest": {"ingest", "admin"}, "read": {"reader", "auditor", "admin"},
+           "audit": {"auditor", "admin"}, "admin": {"admin"}}
+TOUCH_DEFAULT = {("/v1/events", "POST"), ("/v1/events/{log}/{index}", "GET")}  # name log 'default'
+CALLERS = ["ingest", "reader", "auditor", "admin", "other", "other_reader", None, "wrong"]
+
+
+def route_table(app):
+    for route in app.routes:
+        for method in sorted(route.methods - {"HEAD"}):
+            yield route.path, method, route.endpoint.permission
+
+
+def expected(permission: str, caller: str | None) -> int:
+    role = {"other": "ingest", "other_reader": "reader"}.get(caller, caller)
+    if caller in ALLOWED[permission] or role in ALLOWED[permission]:
+        return 200
+    if caller in (None, "wrong"):
+        return 401
+    return 403
+
+
+def call(client, path, method, sample, headers):
+    return client.request(method, sample.get("url", path), params=sample.get("params"), json=sample.get("json"),
+                          headers=headers)
+
+
+def test_every_route_and_role(api):
+    client, tokens, app = api
+    client.post("/v1/events", json=[make_event(0)], headers=bearer(tokens["admin"]))
+    seen = 0
+    for path, method, permission in route_table(app):
+        sample = SAMPLES.get((path, method))
+        assert sample is not None, f"new route {method} {path}: add a sample request to the authz matrix"
+        for caller in CALLERS:
+            headers = {} if caller is None else bearer("tsk_wrong" if caller == "wrong" else tokens[caller])
+            response = call(client, path, method, sample, headers)
+            want = expected(permission, caller)
+            got = 200 if response.status_code in (200, 207) else response.status_code
+            if caller in ("other", "other_reader") and want == 200 and (path, method) in TOUCH_DEFAULT:
+                want = 403  # scoped to log 'other', asking for 'default'
+            assert got == want, f"{method} {path} as {caller}: {response.status_code} {response.text[:200]}"
+            if got >= 400:
+                assert response.json()["error"], "every error has a reason"
+            seen += 1
+    assert seen == len(CALLERS) * len(SAMPLES)
+
+
+@pytest.mark.parametrize("caller", ["other"])
+def test_log_scoped_ingest_token_cannot_write_elsewhere(api, caller):
+    client, tokens, _ = api
+    response = client.post("/v1/events", json=[make_event(1)], headers=bearer(tokens[caller]))
+    assert response.status_code == 403
+    assert "may not write to log 'default'" in response.json()["errors"][0]["reason"]
+    ok = client.post("/v1/events", json=[make_event(2, log="other")], headers=bearer(tokens[caller]))
+    assert ok.status_code == 200 and ok.json()["receipts"][0]["log"] == "other"
+
+
+def test_private_tlog_needs_a_reader(api):
+    client, tokens, app = api
+    client.post("/v1/events", json=[make_event(0)], headers=bearer(tokens["admin"]))
+    app.state.service.public_tlog = False
+    assert client.get("/tlog/default/checkpoint").status_code == 401
+    assert client.get("/tlog/default/checkpoint", headers=bearer(tokens["ingest"])).status_code == 403
+    assert client.get("/tlog/default/checkpoint", headers=bearer(tokens["reader"])).status_code == 200
+
+
+def test_revoked_token_is_refused(api):
+    client, tokens, app = api
+    store = app.state.service.tokens
+    secret, token = store.create("reader")
+    assert client.get("/v1/logs", headers=bearer(secret)).status_code == 200
+    store.revoke(token.id)
+    assert client.get("/v1/logs", headers=bearer(secret)).status_code == 401

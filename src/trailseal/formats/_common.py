@@ -1,0 +1,376 @@
+"""Helpers every format shares: hashing, decoding, time, outcomes, names, value limits."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import math
+import re
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgspec
+
+from trailseal.event import MAX_DEPTH, MAX_EVENT_BYTES, MAX_SAFE_INT, EventError, normalize_time
+from trailseal.formats import FormatError
+
+MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
+SHORT_MAX = 1024  # event.ShortStr
+_UTC_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.(\d{1,6}))?Z\Z")
+_IPV4_RE = re.compile(r"(?:\d{1,3}\.){3}\d{1,3}\Z")
+_IPV6_RE = re.compile(r"[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(?:%[\w.-]+)?\Z")
+_SNAKE_1 = re.compile(r"([A-Z]+)([A-Z][a-z])")
+_SNAKE_2 = re.compile(r"([a-z0-9])([A-Z])")
+_NOT_NAME = re.compile(r"[^a-z0-9_-]+")
+_json_decoder = msgspec.json.Decoder()
+
+
+def sha256_hex(raw: bytes) -> str:
+    """The raw_hash of a record: SHA-256 hex of its exact bytes."""
+    return hashlib.sha256(raw).hexdigest()
+
+
+def text(raw: bytes) -> str:
+    """Decode a text log line; bytes that are not UTF-8 become \\xNN escapes (raw_hash keeps the original)."""
+    if len(raw) > MAX_EVENT_BYTES:
+        raise FormatError(f"record is {len(raw)} bytes; an event holds at most {MAX_EVENT_BYTES}")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def load_json(raw: bytes) -> Any:
+    """Decode a JSON document or raise FormatError."""
+    try:
+        return _json_decoder.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise FormatError(f"malformed JSON: {exc}") from None
+    except RecursionError:
+        raise FormatError("JSON nested too deeply") from None
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"invalid UTF-8 at byte {exc.start}") from None
+
+
+def lines(data: bytes) -> list[bytes]:
+    """Non-blank LF-separated lines with any trailing CR removed."""
+    return [line.rstrip(b"\r") for line in data.split(b"\n") if line.strip()]
+
+
+def continued_lines(data: bytes) -> list[bytes]:
+    """Lines, where a line starting with a space or tab continues the record before it."""
+    records: list[bytes] = []
+    for line in data.split(b"\n"):
+        line = line.rstrip(b"\r")
+        if not line.strip():
+            continue
+        if records and line[:1] in (b" ", b"\t"):
+            records[-1] += b"\n" + line
+        else:
+            records.append(line)
+    return records
+
+
+def utc_text(moment: datetime, value: str) -> str:
+    """RFC 3339 UTC with microseconds and Z (the sealed form); FormatError outside years 1970-9998."""
+    try:
+        moment = moment.astimezone(UTC)
+    except (OverflowError, ValueError):
+        moment = None
+    if moment is None or not 1970 <= moment.year <= 9998:
+        raise FormatError(f"timestamp out of range (years 1970-9998): {value[:64]!r}")
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def rfc3339(value: Any) -> str:
+    """Normalize an RFC 3339 timestamp to UTC with microseconds, or raise FormatError."""
+    if not isinstance(value, str):
+        raise FormatError(f"timestamp must be a string, not {type(value).__name__}")
+    match = _UTC_RE.match(value)
+    if match:
+        try:
+            datetime(
+                int(value[:4]),
+                int(value[5:7]),
+                int(value[8:10]),
+                int(value[11:13]),
+                int(value[14:16]),
+                int(value[17:19]),
+            )
+        except ValueError:
+            raise FormatError(f"not a valid RFC 3339 timestamp: {value[:64]!r}") from None
+        if not 1970 <= int(value[:4]) <= 9998:
+            raise FormatError(f"timestamp out of range (years 1970-9998): {value[:64]!r}")
+        return f"{value[:19]}.{(match.group(1) or '').ljust(6, '0')}Z"
+    try:
+        return normalize_time(value)
+    except EventError as exc:
+        raise FormatError(exc.reason) from None
+
+
+def from_unix_nanos(nanos: int) -> str:
+    """UTC timestamp from nanoseconds since the epoch."""
+    seconds, rest = divmod(nanos, 1_000_000_000)
+    if not 0 <= seconds < 253370764800:  # before 9999-01-01
+        raise FormatError(f"timestamp out of range: {nanos} ns since the epoch")
+    t = time.gmtime(seconds)
+    return (
+        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+        f".{rest // 1000:06d}Z"
+    )
+
+
+@lru_cache(maxsize=64)
+def zone(name: str | None) -> tzinfo:
+    """A time zone by IANA name (or UTC/Z/±HH:MM); None is UTC."""
+    if not name or name in ("UTC", "Z", "GMT"):
+        return UTC
+    offset = numeric_offset(name)
+    if offset is not None:
+        return timezone(timedelta(seconds=offset))
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise FormatError(f"unknown time zone {name!r}") from None
+
+
+def numeric_offset(value: str) -> int | None:
+    """Seconds east of UTC for '+02', '+0200', '+02:00', '-0530'; None if not numeric."""
+    if len(value) < 3 or value[0] not in "+-":
+        return None
+    digits = value[1:].replace(":", "")
+    if not digits.isdigit() or len(digits) not in (2, 4):
+        return None
+    hours, minutes = int(digits[:2]), int(digits[2:] or 0)
+    if hours > 23 or minutes > 59:
+        return None
+    sign = -1 if value[0] == "-" else 1
+    return sign * (hours * 3600 + minutes * 60)
+
+
+def local_time(year: int, month: int, day: int, clock: str, micros: int, tz: tzinfo, value: str) -> str:
+    """UTC timestamp of a wall-clock time (HH:MM:SS) in a zone, or FormatError."""
+    try:
+        hour, minute, second = int(clock[0:2]), int(clock[3:5]), int(clock[6:8])
+        moment = datetime(year, month, day, hour, minute, second, micros, tzinfo=tz)
+    except ValueError:
+        raise FormatError(f"not a valid date/time: {value[:64]!r}") from None
+    return utc_text(moment, value)
+
+
+def ctx_year(ctx: dict[str, Any]) -> int:
+    """The year to assume for formats that omit it: ctx['year'] or the current UTC year."""
+    year = ctx.get("year")
+    return int(year) if year else datetime.now(UTC).year
+
+
+def ctx_zone(ctx: dict[str, Any]) -> tzinfo:
+    """The zone to assume for formats that omit it: ctx['default_tz'] or UTC."""
+    value = ctx.get("default_tz")
+    return value if isinstance(value, tzinfo) else zone(value)
+
+
+def http_outcome(status: int | None) -> str:
+    """HTTP status to outcome for request logs: 401/403 failure, 5xx error, anything else success."""
+    if status is None:
+        return "unknown"
+    if status in (401, 403):
+        return "failure"
+    if status >= 500:
+        return "error"
+    return "success"
+
+
+def api_outcome(status: int | None) -> str:
+    """HTTP status to outcome for API audit events: any 4xx failure (the action did not happen), 5xx error."""
+    if status is None or status == 0:
+        return "unknown"
+    if status >= 500:
+        return "error"
+    if status >= 400:
+        return "failure"
+    return "success"
+
+
+@lru_cache(maxsize=8192)
+def snake(name: str) -> str:
+    """CamelCase or any name to a lower-case action segment: 'CreateKeyPair' -> 'create_key_pair'."""
+    value = _SNAKE_2.sub(r"\1_\2", _SNAKE_1.sub(r"\1_\2", name)).lower()
+    return _NOT_NAME.sub("_", value).strip("_") or "unknown"
+
+
+@lru_cache(maxsize=8192)
+def segment(name: str) -> str:
+    """A lower-case action segment from free text (no dots)."""
+    return _NOT_NAME.sub("_", name.lower()).strip("_") or "unknown"
+
+
+def is_ip(value: str) -> bool:
+    """True if the text looks like an IPv4 or IPv6 address (cheap check, no DNS)."""
+    return bool(_IPV4_RE.match(value) or (":" in value and _IPV6_RE.match(value)))
+
+
+def client_ip(addresses: list[str], trusted: Iterable[str] = ()) -> str | None:
+    """The client of a proxy chain: the rightmost address not in a trusted proxy network."""
+    networks = _networks(tuple(trusted))
+    for address in reversed(addresses):
+        if not networks or not _in_networks(address, networks):
+            return address
+    return addresses[0] if addresses else None
+
+
+@lru_cache(maxsize=16)
+def _networks(cidrs: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    try:
+        return tuple(ipaddress.ip_network(cidr, strict=False) for cidr in cidrs)
+    except ValueError as exc:
+        raise FormatError(f"bad trusted_proxies entry: {exc}") from None
+
+
+def _in_networks(address: str, networks: tuple) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+def short(value: str, field: str) -> str:
+    """A value bound for a 1024-character event field, or FormatError if longer."""
+    if len(value) > SHORT_MAX:
+        raise FormatError(f"{field} is {len(value)} characters; the limit is {SHORT_MAX}")
+    return value
+
+
+def source(
+    ctx: dict[str, Any], fmt: str, kind: str, component: str | None = None, host: str | None = None
+) -> dict[str, str]:
+    """The event's source: component and host from ctx first, then from the record, then the format."""
+    result = {
+        "component": short(ctx.get("component") or component or fmt, "source.component"),
+        "kind": ctx.get("kind") or kind,
+        "format": fmt,
+    }
+    host = ctx.get("host") or host
+    if host:
+        result["host"] = short(host, "source.host")
+    return result
+
+
+def json_safe(value: Any, depth: int = 2) -> Any:
+    """A JSON value made sealable: big ints and non-finite floats as strings, deep nesting as JSON text."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return value
+    if kind is int:
+        return value if -MAX_SAFE_INT <= value <= MAX_SAFE_INT else str(value)
+    if kind is float:
+        return value if math.isfinite(value) else str(value)
+    if depth > MAX_DEPTH - 1:
+        return msgspec.json.encode(value).decode()
+    if kind is dict:
+        return {str(k): json_safe(v, depth + 1) for k, v in value.items()}
+    if kind is list:
+        return [json_safe(v, depth + 1) for v in value]
+    return str(value)
+
+
+def process_attributes(program: str | None, pid: str | None) -> dict[str, Any]:
+    """process.name and process.pid attributes (pid as a number when it is one)."""
+    attributes: dict[str, Any] = {}
+    if program:
+        attributes["process.name"] = program
+    if pid:
+        attributes["process.pid"] = int(pid) if pid.isdigit() and len(pid) < 16 else pid
+    return attributes
+
+
+@lru_cache(maxsize=4096)
+def category_for_action(action: str) -> str | None:
+    """A category implied by a well-known action prefix (user.login -> authentication), else None."""
+    for prefix, category in _ACTION_CATEGORIES:
+        if action == prefix or action.startswith(prefix + "."):
+            return category
+    return None
+
+
+_ACTION_CATEGORIES = (
+    ("user.login", "authentication"),
+    ("user.logout", "authentication"),
+    ("user.authenticate", "authentication"),
+    ("auth", "authentication"),
+    ("login", "authentication"),
+    ("session", "session"),
+    ("account", "account"),
+    ("group", "account"),
+    ("user.create", "account"),
+    ("user.delete", "account"),
+    ("privilege", "authorization"),
+    ("permission", "authorization"),
+    ("role", "authorization"),
+    ("access", "authorization"),
+    ("http.request", "data_access"),
+    ("db.query", "data_access"),
+    ("config", "config"),
+    ("admin", "admin"),
+    ("finding", "finding"),
+)
+
+
+def collect(items: Iterable[Any], build: Any) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
+    """Apply build to each item; a FormatError becomes (index, reason) instead of ending the batch."""
+    events: list[dict[str, Any]] = []
+    rejected: list[tuple[int, str]] = []
+    for index, item in enumerate(items):
+        try:
+            events.append(build(item))
+        except FormatError as exc:
+            rejected.append((index, exc.reason))
+    return events, rejected
+
+
+def all_or_error(
+    batch: tuple[list[dict[str, Any]], list[tuple[int, str]]], noun: str
+) -> list[dict[str, Any]]:
+    """The events of a batch, or FormatError naming the first rejected item and how many failed."""
+    events, rejected = batch
+    if rejected:
+        index, reason = rejected[0]
+        raise FormatError(
+            f"{len(rejected)} of {len(events) + len(rejected)} {noun}s rejected; {noun} {index}: {reason}"
+        )
+    return events
+
+
+_LIMITS = (
+    ("actor", (("id", 1024), ("name", 1024), ("session", 1024), ("ip", 1024), ("user_agent", 8192))),
+    ("source", (("component", 1024), ("host", 1024), ("ip", 1024), ("endpoint", 1024))),
+    ("target", (("type", 1024), ("id", 8192), ("name", 8192))),
+    ("request", (("method", 32), ("path", 8192), ("trace_id", 1024), ("span_id", 1024))),
+)
+
+
+def bounded(event: dict[str, Any], raw: bytes | None = None) -> dict[str, Any]:
+    """The event, or FormatError if a string field is longer than the schema allows.
+
+    Given the raw text record, a record of at most 256 bytes is known to fit (no field of a text
+    format is longer than its record, \\xNN escapes included), so the check is skipped."""
+    if raw is not None and len(raw) <= 256:
+        return event
+    for part, limits in _LIMITS:
+        values = event.get(part)
+        if values:
+            for name, limit in limits:
+                value = values.get(name)
+                if value is not None and len(value) > limit:
+                    raise FormatError(f"{part}.{name} is {len(value)} characters; the limit is {limit}")
+    reason = event.get("reason")
+    if reason is not None and len(reason) > 8192:
+        raise FormatError(f"reason is {len(reason)} characters; the limit is 8192")
+    return event

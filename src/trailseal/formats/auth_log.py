@@ -1,0 +1,481 @@
+"""Linux auth.log / secure: sshd, sudo, su, pam_unix sessions and the shadow-utils account tools.
+
+Each line is ``Mmm dd HH:MM:SS host program[pid]: message`` (or an RFC 3339 timestamp); the year
+comes from ``ctx['year']`` and the zone from ``ctx['default_tz']`` (defaults: this year, UTC).
+
+Recognized messages (see docs/formats.md for the full table):
+
+- sshd ``Accepted``/``Failed <method> for``, ``Invalid user``, max-auth-attempts -> ``user.login``
+  (authentication, target the host); ``Did not receive identification string`` -> ``ssh.connect``
+  failure; ``Disconnected``/``Connection closed``/``Received disconnect`` -> ``ssh.disconnect`` (session).
+- sudo ``user : TTY=... ; PWD=... ; USER=... ; COMMAND=...`` -> ``privilege.sudo`` (authorization);
+  a reason before ``TTY`` (``user NOT in sudoers``, ``3 incorrect password attempts``) makes it a failure.
+- su (Debian, RHEL and BSD wordings) -> ``privilege.su``.
+- pam_unix ``session opened/closed`` -> ``session.open``/``session.close``; ``authentication failure``
+  -> ``user.authenticate`` failure; ``password changed`` -> ``account.password_change``.
+- useradd/usermod/userdel/groupadd/groupdel/passwd -> ``account.*`` and ``group.*`` (category account).
+  These tools do not log who ran them, so the actor is the tool itself (type system).
+
+Decision for lines we do not recognize: a line whose syslog header parses is kept as an honest
+``system`` event, action ``syslog.message``, outcome ``unknown``, with the program and message in
+attributes: auth.log is a security log, and dropping (or bouncing) a line because we have no rule
+for it would lose evidence. Nothing is claimed beyond "this program logged this". A line whose
+header does not parse is rejected with FormatError.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from trailseal.formats._bsd import parse_header
+from trailseal.formats._common import (
+    bounded,
+    is_ip,
+    lines,
+    process_attributes,
+    sha256_hex,
+    short,
+    source,
+    text,
+)
+
+FORMAT = "auth_log"
+Fields = dict[str, Any]
+Rule = tuple[re.Pattern[str], Callable[[re.Match[str], str], Fields]]
+
+
+def split(data: bytes) -> list[bytes]:
+    """The lines of an auth.log file."""
+    return lines(data)
+
+
+def parse(raw: bytes, **ctx: Any) -> list[dict[str, Any]]:
+    """One auth.log line -> one event (interpreted, or a system syslog.message)."""
+    header = parse_header(text(raw).rstrip("\r\n"), ctx)
+    fields = interpret(header.program, header.message, header.host) or fallback(header.program)
+    event = {
+        "time": header.time,
+        "source": source(ctx, FORMAT, "infra", header.program, header.host),
+        "raw_hash": sha256_hex(raw),
+        **fields,
+    }
+    event["attributes"] = {
+        **fields.get("attributes", {}),
+        "message": header.message,
+        **process_attributes(header.program, header.pid),
+    }
+    return [bounded(event, raw)]
+
+
+def interpret(program: str | None, message: str, host: str | None = None) -> Fields | None:
+    """Event fields for a recognized auth message (category, action, outcome, actor...), else None."""
+    if not program:
+        return None
+    repeated = _REPEATED.match(message)
+    if repeated:
+        fields = interpret(program, repeated.group(2), host)
+        if fields:
+            fields.setdefault("attributes", {})["syslog.repeat_count"] = int(repeated.group(1))
+        return fields
+    name = program.rsplit("/", 1)[-1]
+    if message.startswith("pam_unix("):
+        return _first(_PAM_RULES, message, name)
+    rules = _RULES_BY_PROGRAM.get(name)
+    fields = _first(rules, message, name) if rules else None
+    if fields and fields.get("category") == "authentication" and host:
+        fields.setdefault("target", {"type": "host", "name": host})
+    return fields
+
+
+def fallback(program: str | None) -> Fields:
+    """The honest event for a message we have no rule for: system, syslog.message, outcome unknown."""
+    return {
+        "category": "system",
+        "action": "syslog.message",
+        "outcome": "unknown",
+        "actor": {"id": short(program or "syslog", "actor.id"), "type": "system"},
+    }
+
+
+def _first(rules: list[Rule], message: str, program: str) -> Fields | None:
+    for pattern, build in rules:
+        match = pattern.match(message)
+        if match:
+            return build(match, program)
+    return None
+
+
+def _user(name: str | None, ip: str | None = None) -> dict[str, Any]:
+    actor: dict[str, Any] = (
+        {"id": short(name, "actor.id"), "type": "user"} if name else {"id": "anonymous", "type": "anonymous"}
+    )
+    if ip and is_ip(ip):
+        actor["ip"] = ip
+    return actor
+
+
+def _port(match: re.Match[str], attributes: Fields) -> Fields:
+    port = match.groupdict().get("port")
+    if port:
+        attributes["client.port"] = int(port)
+    return attributes
+
+
+# --- sshd -------------------------------------------------------------------------------------
+
+
+def _ssh_accepted(m: re.Match[str], _: str) -> Fields:
+    attributes = _port(m, {"ssh.auth_method": m["method"]})
+    if m["key"]:
+        attributes["ssh.key"] = m["key"]
+    return {
+        "category": "authentication",
+        "action": "user.login",
+        "outcome": "success",
+        "actor": _user(m["user"], m["ip"]),
+        "attributes": attributes,
+    }
+
+
+def _ssh_failed(m: re.Match[str], _: str) -> Fields:
+    reason = f"failed {m['method']}" + (" for invalid user" if m["invalid"] else "")
+    return {
+        "category": "authentication",
+        "action": "user.login",
+        "outcome": "failure",
+        "reason": reason,
+        "actor": _user(m["user"] or "(empty)", m["ip"]),
+        "attributes": _port(m, {"ssh.auth_method": m["method"]}),
+    }
+
+
+def _ssh_invalid_user(m: re.Match[str], _: str) -> Fields:
+    return {
+        "category": "authentication",
+        "action": "user.login",
+        "outcome": "failure",
+        "reason": "invalid user",
+        "actor": _user(m["user"] or "(empty)", m["ip"]),
+        "attributes": _port(m, {}),
+    }
+
+
+def _ssh_max_attempts(m: re.Match[str], _: str) -> Fields:
+    return {
+        "category": "authentication",
+        "action": "user.login",
+        "outcome": "failure",
+        "reason": "maximum authentication attempts exceeded",
+        "actor": _user(m["user"], m["ip"]),
+        "attributes": _port(m, {}),
+    }
+
+
+def _ssh_no_ident(m: re.Match[str], _: str) -> Fields:
+    return {
+        "category": "session",
+        "action": "ssh.connect",
+        "outcome": "failure",
+        "reason": "did not receive identification string",
+        "actor": _user(None, m["ip"]),
+        "attributes": _port(m, {}),
+    }
+
+
+def _ssh_disconnect(m: re.Match[str], _: str) -> Fields:
+    attributes = _port(m, {})
+    groups = m.groupdict()
+    if groups.get("preauth"):
+        attributes["ssh.preauth"] = True
+    if groups.get("text"):
+        attributes["ssh.disconnect_reason"] = groups["text"]
+    return {
+        "category": "session",
+        "action": "ssh.disconnect",
+        "outcome": "success",
+        "actor": _user(groups.get("user"), m["ip"]),
+        "attributes": attributes,
+    }
+
+
+_SSHD: list[Rule] = [
+    (
+        re.compile(
+            r"Accepted (?P<method>\S+) for (?P<user>.+?) from (?P<ip>\S+) port (?P<port>\d{1,5})"
+            r"(?: \S+)?(?:: (?P<key>.*))?\Z"
+        ),
+        _ssh_accepted,
+    ),
+    (
+        re.compile(
+            r"Failed (?P<method>\S+) for (?P<invalid>invalid user )?(?P<user>.*?) from (?P<ip>\S+)"
+            r" port (?P<port>\d{1,5})"
+        ),
+        _ssh_failed,
+    ),
+    (
+        re.compile(r"Invalid user (?P<user>.*?) from (?P<ip>\S+)(?: port (?P<port>\d{1,5}))?\s*\Z"),
+        _ssh_invalid_user,
+    ),
+    (
+        re.compile(
+            r"error: maximum authentication attempts exceeded for (?:invalid user )?(?P<user>.+?)"
+            r" from (?P<ip>\S+) port (?P<port>\d{1,5})"
+        ),
+        _ssh_max_attempts,
+    ),
+    (
+        re.compile(
+            r"Did not receive identification string from (?P<ip>\S+)(?: port (?P<port>\d{1,5}))?\s*\Z"
+        ),
+        _ssh_no_ident,
+    ),
+    (
+        re.compile(
+            r"(?:Disconnected from|Connection closed by)(?: (?:authenticating|invalid))?"
+            r"(?: user (?P<user>\S+))? (?P<ip>\S+) port (?P<port>\d{1,5})(?P<preauth> \[preauth\])?\s*\Z"
+        ),
+        _ssh_disconnect,
+    ),
+    (
+        re.compile(
+            r"Received disconnect from (?P<ip>\S+?)(?: port (?P<port>\d{1,5}))?:\d+: (?P<text>.*?)"
+            r"(?P<preauth> \[preauth\])?\s*\Z"
+        ),
+        _ssh_disconnect,
+    ),
+]
+
+
+# --- sudo and su ------------------------------------------------------------------------------
+
+_SUDO_LINE = re.compile(r"\s*(?P<user>\S+) : (?P<rest>.*?)(?:COMMAND=(?P<command>.*))?\Z", re.S)
+
+
+def _sudo(m: re.Match[str], _: str) -> Fields | None:
+    attributes: Fields = {}
+    reason = None
+    for part in m["rest"].split(" ; "):
+        part = part.strip(" ;")
+        key, eq, value = part.partition("=")
+        if eq and key.isupper():
+            attributes[f"sudo.{key.lower()}"] = value
+        elif part:
+            reason = part
+    if m["command"] is not None:
+        attributes["sudo.command"] = m["command"]
+    if not attributes:
+        return None
+    fields: Fields = {
+        "category": "authorization",
+        "action": "privilege.sudo",
+        "outcome": "failure" if reason else "success",
+        "actor": _user(m["user"]),
+        "attributes": attributes,
+    }
+    if reason:
+        fields["reason"] = reason
+    if attributes.get("sudo.user"):
+        fields["target"] = {"type": "user", "name": attributes["sudo.user"]}
+    return fields
+
+
+def _su(outcome: str) -> Callable[[re.Match[str], str], Fields]:
+    def build(m: re.Match[str], _: str) -> Fields:
+        fields: Fields = {
+            "category": "authorization",
+            "action": "privilege.su",
+            "outcome": outcome,
+            "actor": _user(m["user"]),
+            "target": {"type": "user", "name": m["target"]},
+        }
+        if outcome == "failure":
+            fields["reason"] = "su failed"
+        if m.groupdict().get("tty"):
+            fields["attributes"] = {"su.tty": m["tty"]}
+        return fields
+
+    return build
+
+
+def _su_bsd(m: re.Match[str], program: str) -> Fields:
+    return _su("success" if m["sign"] == "+" else "failure")(m, program)
+
+
+_SU: list[Rule] = [
+    (re.compile(r"FAILED SU \(to (?P<target>\S+)\) (?P<user>\S+) on (?P<tty>\S+)"), _su("failure")),
+    (re.compile(r"\(to (?P<target>\S+)\) (?P<user>\S+) on (?P<tty>\S+)"), _su("success")),
+    (re.compile(r"Successful su for (?P<target>\S+) by (?P<user>\S+)"), _su("success")),
+    (re.compile(r"FAILED su for (?P<target>\S+) by (?P<user>\S+)"), _su("failure")),
+    (re.compile(r"'su (?P<target>\S+)' failed for (?P<user>\S+) on (?P<tty>\S+)"), _su("failure")),
+    (re.compile(r"(?P<sign>[+-]) (?P<tty>\S+) (?P<user>[^:\s]+):(?P<target>\S+)\s*\Z"), _su_bsd),
+]
+
+
+# --- account tools ----------------------------------------------------------------------------
+
+
+def _account(
+    action: str, target_type: str, name_group: str = "name"
+) -> Callable[[re.Match[str], str], Fields]:
+    def build(m: re.Match[str], program: str) -> Fields:
+        groups = m.groupdict()
+        attributes = {
+            f"{target_type}.{k.rstrip('_')}": int(v) if k in ("uid", "gid") else v
+            for k, v in groups.items()
+            if v is not None and k not in (name_group, "by")
+        }
+        actor = _user(groups["by"]) if groups.get("by") else {"id": program, "type": "system"}
+        fields: Fields = {
+            "category": "account",
+            "action": action,
+            "outcome": "success",
+            "actor": actor,
+            "target": {"type": target_type, "name": m[name_group]},
+        }
+        if attributes:
+            fields["attributes"] = attributes
+        return fields
+
+    return build
+
+
+_ACCOUNT: list[Rule] = [
+    (
+        re.compile(
+            r"new user: name=(?P<name>[^,]+), UID=(?P<uid>\d{1,10}), GID=(?P<gid>\d{1,10}),"
+            r" home=(?P<home>[^,]*),"
+            r" shell=(?P<shell>[^,]*?)(?:, from=(?P<from_>\S+))?\s*\Z"
+        ),
+        _account("account.create", "user"),
+    ),
+    (
+        re.compile(r"new group: name=(?P<name>[^,]+), GID=(?P<gid>\d{1,10})"),
+        _account("group.create", "group"),
+    ),
+    (
+        re.compile(r"add '(?P<member>[^']+)' to group '(?P<name>[^']+)'"),
+        _account("group.member_add", "group"),
+    ),
+    (
+        re.compile(r"delete '(?P<member>[^']+)' from group '(?P<name>[^']+)'"),
+        _account("group.member_remove", "group"),
+    ),
+    (re.compile(r"change user '(?P<name>[^']+)' password"), _account("account.password_change", "user")),
+    (re.compile(r"change user '(?P<name>[^']+)' (?P<change>.+)"), _account("account.modify", "user")),
+    (
+        re.compile(r"(?P<change>lock|unlock) user '(?P<name>[^']+)' password"),
+        _account("account.modify", "user"),
+    ),
+    (re.compile(r"delete user '(?P<name>[^']+)'"), _account("account.delete", "user")),
+    (
+        re.compile(r"removed group '(?P<name>[^']+)' owned by '(?P<owner>[^']+)'"),
+        _account("group.delete", "group"),
+    ),
+    (re.compile(r"group '(?P<name>[^']+)' removed\s*\Z"), _account("group.delete", "group")),
+    (
+        re.compile(r"password for '(?P<name>[^']+)' changed by '(?P<by>[^']+)'"),
+        _account("account.password_change", "user"),
+    ),
+]
+
+
+# --- pam_unix ---------------------------------------------------------------------------------
+
+
+def _pam_session(action: str) -> Callable[[re.Match[str], str], Fields]:
+    def build(m: re.Match[str], _: str) -> Fields:
+        by = m.groupdict().get("by")
+        fields: Fields = {
+            "category": "session",
+            "action": action,
+            "outcome": "success",
+            "actor": _user(by or m["user"]),
+            "target": {"type": "user", "name": m["user"]},
+            "attributes": {"pam.service": m["service"]},
+        }
+        return fields
+
+    return build
+
+
+def _pam_auth_failure(m: re.Match[str], _: str) -> Fields:
+    keys = dict(pair.split("=", 1) for pair in m["pairs"].split() if "=" in pair)
+    user = keys.get("user") or keys.get("ruser") or keys.get("logname")
+    rhost = keys.get("rhost")
+    attributes: Fields = {"pam.service": m["service"]}
+    attributes.update({f"pam.{k}": v for k, v in keys.items() if v and k not in ("user", "rhost")})
+    if rhost and not is_ip(rhost):
+        attributes["client.address"] = rhost
+    return {
+        "category": "authentication",
+        "action": "user.authenticate",
+        "outcome": "failure",
+        "reason": "authentication failure",
+        "actor": _user(user, rhost),
+        "attributes": attributes,
+    }
+
+
+def _pam_password_changed(m: re.Match[str], _: str) -> Fields:
+    return {
+        "category": "account",
+        "action": "account.password_change",
+        "outcome": "success",
+        "actor": _user(m["user"]),
+        "target": {"type": "user", "name": m["user"]},
+        "attributes": {"pam.service": m["service"]},
+    }
+
+
+def _pam_unknown_user(m: re.Match[str], _: str) -> Fields:
+    return {
+        "category": "authentication",
+        "action": "user.authenticate",
+        "outcome": "failure",
+        "reason": "user unknown",
+        "actor": _user(None),
+        "attributes": {"pam.service": m["service"]},
+    }
+
+
+_PAM = r"pam_unix\((?P<service>[^:)]+):\w+\): "
+_PAM_RULES: list[Rule] = [
+    (
+        re.compile(
+            _PAM + r"session opened for user (?P<user>[^\s(]+)(?:\(uid=\d+\))?"
+            r"(?: by (?P<by>[^\s(]*)(?:\(uid=\d+\))?)?"
+        ),
+        _pam_session("session.open"),
+    ),
+    (re.compile(_PAM + r"session closed for user (?P<user>[^\s(]+)"), _pam_session("session.close")),
+    (re.compile(_PAM + r"authentication failure;(?P<pairs>.*)\Z"), _pam_auth_failure),
+    (re.compile(_PAM + r"password changed for (?P<user>\S+)"), _pam_password_changed),
+    (re.compile(_PAM + r"check pass; user unknown"), _pam_unknown_user),
+]
+
+_REPEATED = re.compile(r"message repeated (\d{1,9}) times?: \[ ?(.*?) ?\]\s*\Z", re.S)
+_RULES_BY_PROGRAM: dict[str, list[Rule]] = {
+    "sshd": _SSHD,
+    "sshd-session": _SSHD,
+    "sudo": [(_SUDO_LINE, _sudo)],
+    "su": _SU,
+    **{
+        tool: _ACCOUNT
+        for tool in (
+            "useradd",
+            "usermod",
+            "userdel",
+            "groupadd",
+            "groupmod",
+            "groupdel",
+            "passwd",
+            "chpasswd",
+            "gpasswd",
+            "adduser",
+            "deluser",
+        )
+    },
+}

@@ -1,0 +1,305 @@
+"""AWS CloudTrail: log files ``{"Records": [...]}``, single records, and EventBridge envelopes.
+
+Each record -> one event: action ``aws.<service>.<event_name_snake>`` (``ec2.amazonaws.com`` /
+``StartInstances`` -> ``aws.ec2.start_instances``); id ``cloudtrail:<eventID>`` when the record has
+one, so a re-sent file dedupes. Outcome: an ``errorCode`` is a failure (``Server.*`` and internal or
+unavailable errors are ``error``), a ``{"ConsoleLogin": "Failure"}``-style response a failure, else
+success. Category: console sign-in and STS credential calls -> authentication (PasswordUpdated ->
+account); read-only calls -> data_access; IAM policy/role/permission writes -> authorization, other
+IAM writes -> account; data events -> data_change; other management writes -> config; Insights
+events -> finding (``aws.cloudtrail.insight``). The actor is ``userIdentity`` (id principalId, name
+userName or role, type service for AWS services); ``sourceIPAddress`` is actor.ip when it is an IP.
+All other record fields are kept as ``attributes['aws.<field_snake>']``.
+
+A digest file (the hourly hash manifest) is not events: it is rejected with that reason.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from trailseal.formats import FormatError
+from trailseal.formats._common import (
+    all_or_error,
+    bounded,
+    collect,
+    is_ip,
+    json_safe,
+    load_json,
+    rfc3339,
+    segment,
+    sha256_hex,
+    short,
+    snake,
+    source,
+)
+
+FORMAT = "cloudtrail"
+_CONSUMED = {"eventTime", "sourceIPAddress", "userAgent"}
+_SERVER_ERRORS = {
+    "InternalError",
+    "InternalFailure",
+    "InternalServerError",
+    "InternalServiceError",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "ServiceFailure",
+}
+_READ_PREFIXES = (
+    "Get",
+    "List",
+    "Describe",
+    "Head",
+    "Lookup",
+    "Search",
+    "BatchGet",
+    "Select",
+    "Scan",
+    "Query",
+)
+_STS_AUTH = ("AssumeRole", "GetSessionToken", "GetFederationToken")
+_IAM_AUTHZ_WORDS = ("Policy", "Role", "PermissionsBoundary", "Permission")
+_TARGET_KEYS = (
+    ("userName", "AWS::IAM::User"),
+    ("roleName", "AWS::IAM::Role"),
+    ("groupName", "AWS::IAM::Group"),
+    ("policyArn", "AWS::IAM::Policy"),
+    ("bucketName", "AWS::S3::Bucket"),
+    ("keyName", "AWS::EC2::KeyPair"),
+    ("functionName", "AWS::Lambda::Function"),
+    ("name", None),
+)
+
+
+def split(data: bytes) -> list[bytes]:
+    """A CloudTrail file is one record: the whole JSON document."""
+    return [data] if data.strip() else []
+
+
+def parse(raw: bytes, **ctx: Any) -> list[dict[str, Any]]:
+    """All records of a log file (or one record); FormatError if any record cannot be mapped."""
+    return all_or_error(parse_batch(raw, **ctx), "record")
+
+
+def parse_batch(raw: bytes, **ctx: Any) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
+    """(events, [(record index, reason)]) for a log file, a single record or an EventBridge envelope."""
+    records = _records(load_json(raw))
+    digest = sha256_hex(raw)
+    return collect(records, lambda record: record_event(record, digest, ctx))
+
+
+def _records(doc: Any) -> list[Any]:
+    """The records in a decoded document; FormatError for digests and anything else."""
+    if isinstance(doc, list):
+        return doc
+    if not isinstance(doc, dict):
+        raise FormatError("not a CloudTrail document: expected a JSON object")
+    if "Records" in doc:
+        if not isinstance(doc["Records"], list):
+            raise FormatError("CloudTrail 'Records' must be a list")
+        return doc["Records"]
+    if "digestStartTime" in doc and "logFiles" in doc:
+        raise FormatError(
+            "CloudTrail digest file: a signed hash manifest of log files, not events; "
+            "validate it with CloudTrail log file validation and ingest the log files it lists"
+        )
+    if isinstance(doc.get("detail"), dict) and "eventName" in doc["detail"]:
+        return [doc["detail"]]
+    if "eventTime" in doc:
+        return [doc]
+    raise FormatError("not a CloudTrail document: no 'Records' and no eventTime")
+
+
+def record_event(record: Any, digest: str, ctx: dict[str, Any]) -> dict[str, Any]:
+    """One CloudTrail record -> one event."""
+    if not isinstance(record, dict):
+        raise FormatError(f"a CloudTrail record must be an object, not {type(record).__name__}")
+    if record.get("eventType") == "AwsCloudTrailInsight":
+        return _insight(record, digest, ctx)
+    event_source, name = _text(record, "eventSource"), _text(record, "eventName")
+    service = segment(event_source.removesuffix(".amazonaws.com"))
+    outcome, reason = _outcome(record, name)
+    attributes = _attributes(record)
+    event: dict[str, Any] = {
+        "time": rfc3339(record.get("eventTime")),
+        "category": _category(record, service, name),
+        "action": f"aws.{service}.{snake(name)}",
+        "outcome": outcome,
+        "actor": _actor(record, attributes),
+        "source": source(ctx, FORMAT, "cloud", event_source),
+        "raw_hash": digest,
+        "attributes": attributes,
+    }
+    if reason:
+        event["reason"] = reason
+    target = _target(record)
+    if target:
+        event["target"] = target
+    _set_id(event, record)
+    return bounded(event)
+
+
+def _insight(record: dict[str, Any], digest: str, ctx: dict[str, Any]) -> dict[str, Any]:
+    """A CloudTrail Insights record: unusual API activity found by CloudTrail -> a finding."""
+    details = record.get("insightDetails") if isinstance(record.get("insightDetails"), dict) else {}
+    event = {
+        "time": rfc3339(record.get("eventTime")),
+        "category": "finding",
+        "action": "aws.cloudtrail.insight",
+        "outcome": "unknown",
+        "actor": {"id": "cloudtrail.amazonaws.com", "type": "service"},
+        "source": source(ctx, FORMAT, "cloud", "cloudtrail.amazonaws.com"),
+        "raw_hash": digest,
+        "attributes": _attributes(record),
+    }
+    if details.get("eventSource") or details.get("eventName"):
+        event["target"] = {
+            "type": "aws_api",
+            "name": f"{details.get('eventSource', '')}:{details.get('eventName', '')}",
+        }
+    _set_id(event, record)
+    return bounded(event)
+
+
+def _text(record: dict[str, Any], key: str) -> str:
+    value = record.get(key)
+    if not isinstance(value, str) or not value:
+        raise FormatError(f"CloudTrail record has no {key}")
+    return value
+
+
+def _set_id(event: dict[str, Any], record: dict[str, Any]) -> None:
+    event_id = record.get("eventID")
+    if (
+        isinstance(event_id, str)
+        and event_id
+        and event_id.isascii()
+        and event_id.isprintable()
+        and " " not in event_id
+        and len(event_id) <= 100
+    ):
+        event["id"] = f"cloudtrail:{event_id}"
+
+
+def _outcome(record: dict[str, Any], name: str) -> tuple[str, str | None]:
+    """(outcome, reason) from errorCode/errorMessage or a sign-in style Success/Failure response."""
+    code, message = record.get("errorCode"), record.get("errorMessage")
+    reason = str(message or code) if (message or code) else None
+    if code:
+        server = str(code).startswith("Server.") or code in _SERVER_ERRORS
+        return ("error" if server else "failure"), reason
+    response = record.get("responseElements")
+    if isinstance(response, dict) and response.get(name) == "Failure":
+        return "failure", reason or "Failure"
+    return "success", None
+
+
+def _category(record: dict[str, Any], service: str, name: str) -> str:
+    """Category by kind of call; see the module docstring for the rule."""
+    if (
+        record.get("eventType") == "AwsConsoleSignIn"
+        or service == "signin"
+        or (service == "sts" and name.startswith(_STS_AUTH))
+    ):
+        return "account" if name == "PasswordUpdated" else "authentication"
+    read_only = record.get("readOnly")
+    if isinstance(read_only, str):
+        read_only = read_only.lower() == "true"
+    if read_only is None:
+        read_only = name.startswith(_READ_PREFIXES)
+    if read_only:
+        return "data_access"
+    if service == "iam":
+        return "authorization" if any(word in name for word in _IAM_AUTHZ_WORDS) else "account"
+    if record.get("eventCategory") == "Data":
+        return "data_change"
+    return "config"
+
+
+def _actor(record: dict[str, Any], attributes: dict[str, Any]) -> dict[str, Any]:
+    """The caller from userIdentity, with source IP and user agent."""
+    identity = record.get("userIdentity") if isinstance(record.get("userIdentity"), dict) else {}
+    kind = identity.get("type")
+    if kind == "AWSService":
+        actor = {
+            "id": str(identity.get("invokedBy") or record.get("eventSource") or "aws"),
+            "type": "service",
+        }
+    else:
+        principal = (
+            identity.get("principalId") or identity.get("arn") or identity.get("accountId") or "unknown"
+        )
+        actor = {"id": str(principal), "type": "service" if identity.get("invokedBy") else "user"}
+        name = _identity_name(identity)
+        if name:
+            actor["name"] = short(name, "actor.name")
+    actor["id"] = short(actor["id"], "actor.id")
+    address = record.get("sourceIPAddress")
+    if isinstance(address, str) and address:
+        if is_ip(address):
+            actor["ip"] = address
+        else:
+            attributes["client.address"] = address
+    agent = record.get("userAgent")
+    if isinstance(agent, str) and agent:
+        actor["user_agent"] = agent
+    return actor
+
+
+def _identity_name(identity: dict[str, Any]) -> str | None:
+    """A readable name: userName, 'root', or the role behind an assumed-role session."""
+    if identity.get("userName"):
+        return str(identity["userName"])
+    if identity.get("type") == "Root":
+        return "root"
+    context = identity.get("sessionContext")
+    issuer = context.get("sessionIssuer") if isinstance(context, dict) else None
+    if isinstance(issuer, dict) and issuer.get("userName"):
+        return str(issuer["userName"])
+    arn = identity.get("arn")
+    return str(arn).rsplit("/", 1)[-1] if arn else None
+
+
+def _target(record: dict[str, Any]) -> dict[str, str] | None:
+    """The resource acted on: the first of 'resources', else a well-known request parameter."""
+    resources = record.get("resources")
+    if isinstance(resources, list) and resources and isinstance(resources[0], dict):
+        first = resources[0]
+        target = {"type": first.get("type"), "id": first.get("ARN") or first.get("arn")}
+        return {k: str(v) for k, v in target.items() if v} or None
+    params = record.get("requestParameters")
+    if not isinstance(params, dict):
+        return None
+    for key, kind in _TARGET_KEYS:
+        value = params.get(key)
+        if isinstance(value, str) and value:
+            return {"type": kind, "name": value} if kind else {"name": value}
+    items = (
+        (params.get("instancesSet") or {}).get("items")
+        if isinstance(params.get("instancesSet"), dict)
+        else None
+    )
+    if (
+        isinstance(items, list)
+        and len(items) == 1
+        and isinstance(items[0], dict)
+        and items[0].get("instanceId")
+    ):
+        return {"type": "AWS::EC2::Instance", "id": str(items[0]["instanceId"])}
+    return None
+
+
+def _attributes(record: dict[str, Any]) -> dict[str, Any]:
+    """Every other non-null field as aws.<snake_name>."""
+    return {
+        _attribute_key(key): json_safe(value)
+        for key, value in record.items()
+        if key not in _CONSUMED and value is not None
+    }
+
+
+@lru_cache(maxsize=1024)
+def _attribute_key(key: str) -> str:
+    """'awsRegion' -> 'aws.region', 'requestParameters' -> 'aws.request_parameters'."""
+    return f"aws.{snake(key).removeprefix('aws_')}"

@@ -1,0 +1,209 @@
+"""A generic IAST-agent finding (JSON) -> ``finding`` events that carry the request's trace id.
+
+IAST agents run inside the application, so a finding names the request that triggered it; keeping
+its trace id lets a timeline join the finding to that request's access and audit events. The shape
+(one finding, a JSON array of them, or ``{"findings": [...]}``):
+
+    {
+      "id": "f-1234",                        # optional, unique -> event id "iast:<id>"
+      "time": "2024-05-01T10:00:00Z",        # required, RFC 3339
+      "agent": {"name": "acme-iast", "version": "3.2"},   # or "acme-iast"; -> source.component, actor
+      "application": {"name": "shop", "host": "web-1"},   # or "shop"; host -> source.host
+      "rule": "sql-injection",               # required
+      "title": "SQL injection in /login",
+      "severity": "critical|high|medium|low|info",        # "note" = low, "warning" = medium; default medium
+      "confidence": "high|medium|low",
+      "cwe": 89,                             # or "CWE-89"
+      "status": "open|confirmed|fixed|suppressed|false_positive",   # default open
+      "request": {"method": "POST", "path": "/login", "status": 200,
+                  "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": "00f067aa0ba902b7",
+                  "traceparent": "00-4bf9...-00f0...-01"},           # trace_id/span_id or traceparent
+      "trace_id": "...",                     # alternative to request.trace_id
+      "location": {"file": "app/db.py", "line": 42, "function": "query"},
+      "source": {...}, "sink": {...}, "stack": [...], "evidence": "...", "user": "alice"
+    }
+
+Mapping: category finding, action ``finding.report``, outcome failure for open/confirmed findings,
+success for fixed, unknown for suppressed/false_positive; target the code location (type ``code``,
+name ``file:line``); rule, title, confidence, CWE, status, taint source/sink, stack, evidence and the
+triggering user go to ``iast.*`` attributes. Source kind ``iast``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from trailseal.formats import FormatError
+from trailseal.formats._common import (
+    all_or_error,
+    bounded,
+    collect,
+    json_safe,
+    load_json,
+    rfc3339,
+    sha256_hex,
+    short,
+    source,
+)
+
+FORMAT = "iast"
+SEVERITIES = {
+    "critical": "critical",
+    "high": "high",
+    "medium": "medium",
+    "warning": "medium",
+    "low": "low",
+    "note": "low",
+    "info": "info",
+    "informational": "info",
+}
+STATUS_OUTCOME = {
+    "open": "failure",
+    "confirmed": "failure",
+    "new": "failure",
+    "fixed": "success",
+    "remediated": "success",
+    "suppressed": "unknown",
+    "false_positive": "unknown",
+}
+EXTRA_KEYS = ("title", "confidence", "source", "sink", "stack", "evidence", "user", "description")
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}\Z")
+_ID = re.compile(r"[\x21-\x7e]{1,120}\Z")
+
+
+def split(data: bytes) -> list[bytes]:
+    """An IAST report is one record: the whole JSON document."""
+    return [data] if data.strip() else []
+
+
+def parse(raw: bytes, **ctx: Any) -> list[dict[str, Any]]:
+    """All findings of a document; FormatError if any finding cannot be mapped."""
+    return all_or_error(parse_batch(raw, **ctx), "finding")
+
+
+def parse_batch(raw: bytes, **ctx: Any) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
+    """(events, [(finding index, reason)]) for one finding, a list, or {"findings": [...]}."""
+    doc = load_json(raw)
+    if isinstance(doc, dict) and "findings" in doc:
+        doc = doc["findings"]
+        if not isinstance(doc, list):
+            raise FormatError("'findings' must be a list")
+    findings = doc if isinstance(doc, list) else [doc]
+    digest = sha256_hex(raw)
+    return collect(findings, lambda finding: finding_event(finding, digest, ctx))
+
+
+def finding_event(finding: Any, digest: str, ctx: dict[str, Any]) -> dict[str, Any]:
+    """One IAST finding -> one finding event."""
+    if not isinstance(finding, dict):
+        raise FormatError("an IAST finding must be an object")
+    rule = finding.get("rule")
+    if not isinstance(rule, str) or not rule:
+        raise FormatError("IAST finding has no rule")
+    if "time" not in finding:
+        raise FormatError("IAST finding has no time")
+    agent, agent_version = _named(finding.get("agent"), "agent")
+    application, app_host = _named(finding.get("application"), "application", "host")
+    status = str(finding.get("status") or "open").lower()
+    tool = short(agent or "iast", "source.component")
+    event: dict[str, Any] = {
+        "time": rfc3339(finding["time"]),
+        "category": "finding",
+        "action": "finding.report",
+        "outcome": STATUS_OUTCOME.get(status, "unknown"),
+        "severity": _severity(finding.get("severity")),
+        "actor": {"id": tool, "type": "service"},
+        "source": source(ctx, FORMAT, "iast", tool, app_host),
+        "raw_hash": digest,
+        "attributes": _attributes(finding, rule, status, application, agent_version),
+    }
+    finding_id = finding.get("id")
+    if finding_id is not None:
+        if not _ID.match(str(finding_id)):
+            raise FormatError(
+                f"finding id {str(finding_id)[:40]!r} is not printable ASCII of 1-120 characters"
+            )
+        event["id"] = f"iast:{finding_id}"
+    request = _request(finding)
+    if request:
+        event["request"] = request
+    target = _target(finding.get("location"))
+    if target:
+        event["target"] = target
+    return bounded(event)
+
+
+def _named(value: Any, what: str, extra: str = "version") -> tuple[str | None, str | None]:
+    """(name, extra) from "name" or {"name": ..., extra: ...}."""
+    if value is None:
+        return None, None
+    if isinstance(value, str):
+        return value, None
+    if isinstance(value, dict) and isinstance(value.get("name"), str):
+        other = value.get(extra)
+        return value["name"], str(other) if other is not None else None
+    raise FormatError(f"{what} must be a name or an object with a name")
+
+
+def _severity(value: Any) -> str:
+    if value is None:
+        return "medium"
+    severity = SEVERITIES.get(str(value).lower())
+    if severity is None:
+        raise FormatError(f"unknown severity {str(value)[:16]!r}")
+    return severity
+
+
+def _request(finding: dict[str, Any]) -> dict[str, Any]:
+    """Method, path, status and trace context of the request that triggered the finding."""
+    given = finding.get("request") if isinstance(finding.get("request"), dict) else {}
+    request: dict[str, Any] = {}
+    method, path, status = given.get("method"), given.get("path") or given.get("url"), given.get("status")
+    if isinstance(method, str) and 0 < len(method) <= 32:
+        request["method"] = method
+    if isinstance(path, str) and path:
+        request["path"] = path
+    if isinstance(status, int) and not isinstance(status, bool) and 0 <= status <= 999:
+        request["status"] = status
+    parent = given.get("traceparent")
+    match = _TRACEPARENT.match(parent) if isinstance(parent, str) else None
+    trace_id = match.group(1) if match else given.get("trace_id") or finding.get("trace_id")
+    span_id = match.group(2) if match else given.get("span_id") or finding.get("span_id")
+    for key, value in (("trace_id", trace_id), ("span_id", span_id)):
+        if isinstance(value, str) and value:
+            request[key] = short(value, f"request.{key}")
+    return request
+
+
+def _target(location: Any) -> dict[str, str] | None:
+    """The code location as 'file:line' (or the function when there is no file)."""
+    if not isinstance(location, dict):
+        return None
+    file, line, function = location.get("file"), location.get("line"), location.get("function")
+    if isinstance(file, str) and file:
+        name = f"{file}:{line}" if isinstance(line, int) and not isinstance(line, bool) else file
+        return {"type": "code", "name": name}
+    if isinstance(function, str) and function:
+        return {"type": "code", "name": function}
+    return None
+
+
+def _attributes(
+    finding: dict[str, Any], rule: str, status: str, application: str | None, agent_version: str | None
+) -> dict[str, Any]:
+    attributes: dict[str, Any] = {"iast.rule": rule, "iast.status": status}
+    cwe = finding.get("cwe")
+    if cwe is not None:
+        text = str(cwe).upper()
+        attributes["vulnerability.cwe"] = [text if text.startswith("CWE-") else f"CWE-{text}"]
+    if application:
+        attributes["iast.application"] = application
+    if agent_version:
+        attributes["iast.agent_version"] = agent_version
+    for key in EXTRA_KEYS:
+        if finding.get(key) not in (None, "", [], {}):
+            attributes[f"iast.{key}"] = json_safe(finding[key])
+    if isinstance(finding.get("location"), dict):
+        attributes["iast.location"] = json_safe(finding["location"])
+    return attributes

@@ -1,0 +1,404 @@
+"""Custom JSON sources mapped by a declarative TOML file, so a new source needs configuration only.
+
+Pass the mapping as ``ctx['mapping']``: TOML text, a dict of the same shape, or a compiled
+:class:`Mapping` (``load_mapping(text)``; compile once, reuse). The shape:
+
+    [source]                    # constants for event.source; format defaults to "mapping"
+    component = "billing-api"
+    kind = "app"
+
+    [records]
+    path = "events"             # where the list of records is; default: the document itself
+                                # (an object is one record, an array is many)
+    [fields]                    # event field = path in the record: dotted keys, [n] list items,
+    time = "ts"                 # ["key.with.dots"] for keys that contain dots
+    action = "type"
+    outcome = "result"
+    "actor.id" = "user.email"
+    "actor.ip" = "client.ip"
+    "request.status" = "http.status"
+    "target.name" = "resource"
+    id = "event_id"
+
+    [constants]                 # fixed values
+    category = "data_access"
+
+    [defaults]                  # used when the path is missing, null or ""
+    "actor.type" = "user"
+
+    [values.outcome]            # value maps, applied to the extracted value (as text)
+    ok = "success"
+    denied = "failure"
+
+    [time]
+    format = "rfc3339"          # rfc3339 | unix | unix_ms | unix_us | unix_ns | a strptime pattern
+    timezone = "UTC"            # for strptime patterns without %z (IANA name or +HH:MM)
+
+    [attributes]
+    rest = true                 # copy top-level fields no path above used into attributes
+    "billing.plan" = "account.plan"   # attribute = path
+
+    [options]
+    id_prefix = "billing:"      # prefixed to a mapped id
+    http_outcome = true         # no outcome mapped: derive it from request.status (401/403, 5xx)
+
+Event fields that can be mapped: id, time, log, category, action, outcome, reason, severity,
+actor.{id,type,name,session,roles,ip,user_agent}, target.{type,id,name},
+request.{method,path,status,bytes,trace_id,span_id}, source.{component,kind,host,ip,endpoint}.
+A mapping error (unknown field, bad path) raises MappingError when the mapping is loaded; a record
+that lacks a required field or has a value the schema forbids raises FormatError.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from trailseal.event import ACTION_PATTERN, CATEGORIES, OUTCOMES, SEVERITIES, SourceKind
+from trailseal.formats import FormatError
+from trailseal.formats._common import (
+    all_or_error,
+    bounded,
+    collect,
+    from_unix_nanos,
+    http_outcome,
+    json_safe,
+    load_json,
+    rfc3339,
+    sha256_hex,
+    utc_text,
+    zone,
+)
+
+FORMAT = "mapping"
+FIELDS = frozenset(
+    {
+        "id",
+        "time",
+        "log",
+        "category",
+        "action",
+        "outcome",
+        "reason",
+        "severity",
+        "actor.id",
+        "actor.type",
+        "actor.name",
+        "actor.session",
+        "actor.roles",
+        "actor.ip",
+        "actor.user_agent",
+        "target.type",
+        "target.id",
+        "target.name",
+        "request.method",
+        "request.path",
+        "request.status",
+        "request.bytes",
+        "request.trace_id",
+        "request.span_id",
+        "source.component",
+        "source.kind",
+        "source.host",
+        "source.ip",
+        "source.endpoint",
+        "source.format",
+    }
+)
+INT_FIELDS = frozenset({"request.status", "request.bytes"})
+CHOICES = {
+    "category": CATEGORIES,
+    "outcome": OUTCOMES,
+    "severity": SEVERITIES,
+    "actor.type": ("user", "service", "anonymous", "system"),
+    "source.kind": SourceKind.__args__,
+}
+REQUIRED = ("time", "category", "action", "outcome", "actor.id", "source.component", "source.kind")
+TIME_SCALES = {"unix": 1_000_000_000, "unix_ms": 1_000_000, "unix_us": 1_000, "unix_ns": 1}
+_TOKEN = re.compile(r'\["((?:[^"\\]|\\.)*)"\]|\[(\d+)\]|([^.\[\]]+)|(\.)')
+_BAD_DOTS = re.compile(r"^\.|\.\.|\.$|\.\[|\](?![.\[]|$)")
+_ACTION_RE = re.compile(ACTION_PATTERN)
+Path = tuple[str | int, ...]
+
+
+class MappingError(ValueError):
+    """A mapping file is invalid; the message names the table and key."""
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """A compiled mapping: paths parsed, tables checked."""
+
+    fields: dict[str, Path]
+    constants: dict[str, Any]
+    defaults: dict[str, Any]
+    values: dict[str, dict[str, Any]]
+    attributes: dict[str, Path]
+    records_path: Path | None = None
+    rest: bool = False
+    time_format: str = "rfc3339"
+    timezone: str | None = None
+    id_prefix: str = ""
+    http_outcome: bool = True
+    used_keys: frozenset[str] = field(default_factory=frozenset)
+
+
+def load_mapping(spec: str | dict[str, Any]) -> Mapping:
+    """Compile a mapping from TOML text or a dict of the same shape; MappingError if it is invalid."""
+    if isinstance(spec, str):
+        return _load_text(spec)
+    return _compile(spec)
+
+
+@lru_cache(maxsize=32)
+def _load_text(text: str) -> Mapping:
+    try:
+        return _compile(tomllib.loads(text))
+    except tomllib.TOMLDecodeError as exc:
+        raise MappingError(f"mapping is not valid TOML: {exc}") from None
+
+
+def _compile(doc: dict[str, Any]) -> Mapping:
+    unknown = set(doc) - {
+        "source",
+        "records",
+        "fields",
+        "constants",
+        "defaults",
+        "values",
+        "time",
+        "attributes",
+        "options",
+    }
+    if unknown:
+        raise MappingError(f"unknown mapping table(s): {', '.join(sorted(unknown))}")
+    constants = {f"source.{k}": v for k, v in _table(doc, "source").items()}
+    constants.setdefault("source.format", FORMAT)
+    constants.update(_table(doc, "constants"))
+    fields = {name: parse_path(path, f"fields.{name}") for name, path in _table(doc, "fields").items()}
+    defaults = dict(_table(doc, "defaults"))
+    values = {name: dict(table) for name, table in _table(doc, "values").items()}
+    for table_name, names in (
+        ("fields", fields),
+        ("constants", constants),
+        ("defaults", defaults),
+        ("values", values),
+    ):
+        bad = set(names) - FIELDS
+        if bad:
+            raise MappingError(f"[{table_name}] names unknown event field(s): {', '.join(sorted(bad))}")
+    constants, defaults = _typed_table(constants, "constants"), _typed_table(defaults, "defaults")
+    attributes_table = dict(_table(doc, "attributes"))
+    rest = bool(attributes_table.pop("rest", False))
+    attributes = {name: parse_path(path, f"attributes.{name}") for name, path in attributes_table.items()}
+    records = _table(doc, "records")
+    time_table, options = _table(doc, "time"), _table(doc, "options")
+    used = frozenset(str(p[0]) for p in [*fields.values(), *attributes.values()] if p)
+    return Mapping(
+        fields=fields,
+        constants=constants,
+        defaults=defaults,
+        values=values,
+        attributes=attributes,
+        records_path=parse_path(records["path"], "records.path") if "path" in records else None,
+        rest=rest,
+        time_format=str(time_table.get("format", "rfc3339")),
+        timezone=time_table.get("timezone"),
+        id_prefix=str(options.get("id_prefix", "")),
+        http_outcome=bool(options.get("http_outcome", True)),
+        used_keys=used,
+    )
+
+
+def _typed_table(table: dict[str, Any], name: str) -> dict[str, Any]:
+    """Constants or defaults converted to their field types once, at load; MappingError if invalid."""
+    try:
+        return {field_name: _typed(field_name, value) for field_name, value in table.items()}
+    except FormatError as exc:
+        raise MappingError(f"[{name}]: {exc.reason}") from None
+
+
+def _table(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    value = doc.get(name, {})
+    if not isinstance(value, dict):
+        raise MappingError(f"[{name}] must be a table")
+    return value
+
+
+def parse_path(path: Any, where: str) -> Path:
+    """'a.b[0]["c.d"]' -> ('a', 'b', 0, 'c.d'); MappingError if malformed."""
+    if not isinstance(path, str) or not path:
+        raise MappingError(f"{where}: a path must be a non-empty string")
+    parts: list[str | int] = []
+    pos = 0
+    for match in _TOKEN.finditer(path):
+        if match.start() != pos:
+            break
+        quoted, index, key, _dot = match.groups()
+        if quoted is not None:
+            parts.append(quoted.replace('\\"', '"'))
+        elif index is not None:
+            parts.append(int(index))
+        elif key is not None:
+            parts.append(key)
+        pos = match.end()
+    if pos != len(path) or not parts or _BAD_DOTS.search(path):
+        raise MappingError(f"{where}: cannot parse path {path!r}")
+    return tuple(parts)
+
+
+def lookup(record: Any, path: Path) -> Any:
+    """The value at path in a record, or None where any step is missing."""
+    value = record
+    for step in path:
+        if isinstance(step, int):
+            value = value[step] if isinstance(value, list) and -len(value) <= step < len(value) else None
+        else:
+            value = value.get(step) if isinstance(value, dict) else None
+        if value is None:
+            return None
+    return value
+
+
+def split(data: bytes) -> list[bytes]:
+    """A mapped document is one record: the whole JSON document."""
+    return [data] if data.strip() else []
+
+
+def parse(raw: bytes, **ctx: Any) -> list[dict[str, Any]]:
+    """All records of a document, mapped; FormatError if any record cannot be mapped."""
+    return all_or_error(parse_batch(raw, **ctx), "record")
+
+
+def parse_batch(raw: bytes, **ctx: Any) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
+    """(events, [(record index, reason)]) for a JSON document under ctx['mapping']."""
+    spec = ctx.get("mapping")
+    if spec is None:
+        raise FormatError("the mapping format needs ctx['mapping'] (TOML text, dict or Mapping)")
+    mapping = spec if isinstance(spec, Mapping) else load_mapping(spec)
+    doc = load_json(raw)
+    records = lookup(doc, mapping.records_path) if mapping.records_path else doc
+    if mapping.records_path and not isinstance(records, list):
+        raise FormatError(f"no list of records at path {'.'.join(map(str, mapping.records_path))}")
+    digest = sha256_hex(raw)
+    return collect(
+        records if isinstance(records, list) else [records],
+        lambda record: map_record(mapping, record, digest, ctx),
+    )
+
+
+def map_record(mapping: Mapping, record: Any, digest: str, ctx: dict[str, Any]) -> dict[str, Any]:
+    """One source record -> one event dict, by the mapping."""
+    if not isinstance(record, dict):
+        raise FormatError(f"a record must be a JSON object, not {type(record).__name__}")
+    flat = _flat_fields(mapping, record)
+    if ctx.get("component"):
+        flat["source.component"] = ctx["component"]
+    if "outcome" not in flat and mapping.http_outcome and "request.status" in flat:
+        flat["outcome"] = http_outcome(flat["request.status"])
+    missing = [name for name in REQUIRED if name not in flat]
+    if missing:
+        where = {name: ".".join(map(str, mapping.fields[name])) for name in missing if name in mapping.fields}
+        raise FormatError(f"record has no {', '.join(missing)}" + (f" (paths {where})" if where else ""))
+    flat["time"] = _time(mapping, flat["time"])
+    if "id" in flat:
+        flat["id"] = mapping.id_prefix + flat["id"]
+    event = _nest(flat)
+    event["raw_hash"] = digest
+    attributes = _attributes(mapping, record)
+    if attributes:
+        event["attributes"] = attributes
+    return bounded(event)
+
+
+def _flat_fields(mapping: Mapping, record: dict[str, Any]) -> dict[str, Any]:
+    """Constants, then mapped paths (through value maps, checked and typed), then defaults."""
+    flat = dict(mapping.constants)
+    for name, path in mapping.fields.items():
+        value = lookup(record, path)
+        if name in mapping.values and value is not None:
+            table = mapping.values[name]
+            value = table.get(str(value).lower() if isinstance(value, bool) else str(value), value)
+        if value is not None and value != "":
+            flat[name] = _typed(name, value)
+    for name, value in mapping.defaults.items():
+        flat.setdefault(name, value)
+    return flat
+
+
+def _typed(name: str, value: Any) -> Any:
+    """A value converted to the type its event field needs, or FormatError."""
+    if name == "time":
+        return value
+    if name in INT_FIELDS:
+        number = int(value) if isinstance(value, str) and value.isdigit() else value
+        limit = 999 if name == "request.status" else 2**53
+        if not isinstance(number, int) or isinstance(number, bool) or not 0 <= number <= limit:
+            raise FormatError(f"{name} must be an integer from 0 to {limit}, got {str(value)[:32]!r}")
+        return number
+    if name == "actor.roles":
+        roles = value if isinstance(value, list) else [value]
+        return [str(role) for role in roles][:256]
+    if isinstance(value, dict | list):
+        raise FormatError(f"{name} must be a single value, got a {type(value).__name__}")
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    if name in CHOICES and text not in CHOICES[name]:
+        raise FormatError(f"{name} must be one of {', '.join(CHOICES[name])}; got {text[:40]!r}")
+    if name == "action" and not _ACTION_RE.match(text):
+        raise FormatError(f"action {text[:64]!r} is not a dotted lower-case name")
+    if len(text) > (
+        8192 if name in ("reason", "target.id", "target.name", "request.path", "actor.user_agent") else 1024
+    ):
+        raise FormatError(f"{name} is {len(text)} characters long")
+    return text
+
+
+def _time(mapping: Mapping, value: Any) -> str:
+    """The mapped time in the mapping's time format, as UTC RFC 3339."""
+    fmt = mapping.time_format
+    if fmt == "rfc3339":
+        return rfc3339(value)
+    if fmt in TIME_SCALES:
+        try:
+            number = float(value) if not isinstance(value, int) else value
+        except ValueError:
+            raise FormatError(f"time {str(value)[:32]!r} is not a number ({fmt})") from None
+        if isinstance(number, float) and number != number:
+            raise FormatError("time is NaN")
+        return from_unix_nanos(
+            int(number * TIME_SCALES[fmt]) if isinstance(number, float) else number * TIME_SCALES[fmt]
+        )
+    try:
+        moment = datetime.strptime(str(value), fmt)
+    except ValueError:
+        raise FormatError(f"time {str(value)[:40]!r} does not match {fmt!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone(mapping.timezone))
+    return utc_text(moment, str(value))
+
+
+def _nest(flat: dict[str, Any]) -> dict[str, Any]:
+    """{'actor.id': x} -> {'actor': {'id': x}}."""
+    event: dict[str, Any] = {}
+    for name, value in flat.items():
+        head, _, tail = name.partition(".")
+        if tail:
+            event.setdefault(head, {})[tail] = value
+        else:
+            event[head] = value
+    return event
+
+
+def _attributes(mapping: Mapping, record: dict[str, Any]) -> dict[str, Any]:
+    attributes = {}
+    if mapping.rest:
+        attributes.update({k: v for k, v in record.items() if k not in mapping.used_keys and v is not None})
+    for name, path in mapping.attributes.items():
+        value = lookup(record, path)
+        if value is not None:
+            attributes[name] = value
+    return json_safe(attributes, 1)

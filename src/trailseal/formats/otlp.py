@@ -1,0 +1,498 @@
+"""OpenTelemetry logs: an OTLP ``ExportLogsServiceRequest`` as JSON or protobuf; each LogRecord -> one event.
+
+Explicit attributes win: ``trailseal.{id,log,category,action,outcome,reason,severity}``,
+``trailseal.actor.{id,name,type,session,roles}`` and ``trailseal.target.{type,id,name}``.
+Otherwise OTel semantic conventions are mapped: ``event.name`` (or the record's eventName) ->
+action (lower-cased, dotted) and a category implied by its prefix (user.login -> authentication);
+``http.request.method`` -> ``http.request`` / data_access; ``db.*`` -> ``db.query`` (data_access, or
+data_change for INSERT/UPDATE/DELETE/MERGE/UPSERT). ``user.id``/``enduser.id`` -> actor (name
+``user.name``, roles ``user.roles``, session ``session.id``), ``client.address`` -> actor.ip,
+``user_agent.original``; ``http.request.method``, ``url.path``, ``http.response.status_code``,
+``http.response.body.size`` -> request; traceId/spanId -> request.trace_id/span_id (lower-case hex);
+``db.collection.name`` -> target table. Outcome: ``event.outcome``, else HTTP status (401/403
+failure, 5xx error), else ``error.type`` -> error, else unknown. Severity number: TRACE-INFO info,
+WARN low, ERROR medium, FATAL critical. Resource ``service.name`` -> source.component, ``host.name``
+-> source.host; other resource and scope attributes go to ``otel.resource`` / ``otel.scope``.
+Unmapped record attributes stay in ``attributes``; a string body is ``attributes.message``.
+``log.record.uid`` gives id ``otel:<uid>``; otherwise no id.
+
+``parse_request(body, content_type)`` returns ``(events, rejected)`` with rejected as
+``[(record index, reason)]`` over the request's records in order, for an OTLP partial-success answer.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from google.protobuf.message import DecodeError
+
+from trailseal.event import ACTION_PATTERN, CATEGORIES, ID_PATTERN, LOG_PATTERN, OUTCOMES, SEVERITIES
+from trailseal.formats import FormatError
+from trailseal.formats._common import (
+    all_or_error,
+    bounded,
+    category_for_action,
+    collect,
+    from_unix_nanos,
+    http_outcome,
+    is_ip,
+    json_safe,
+    load_json,
+    sha256_hex,
+    short,
+    source,
+)
+
+FORMAT = "otlp"
+ACTOR_TYPES = ("user", "service", "anonymous", "system")
+DB_WRITES = ("INSERT", "UPDATE", "DELETE", "MERGE", "UPSERT", "REPLACE")
+DB_KEYS = (
+    "db.system",
+    "db.system.name",
+    "db.query.text",
+    "db.statement",
+    "db.operation.name",
+    "db.operation",
+)
+_ACTION_RE = re.compile(ACTION_PATTERN)
+_ID_RE = re.compile(ID_PATTERN)
+_LOG_RE = re.compile(LOG_PATTERN)
+_HEX_RE = re.compile(r"[0-9a-f]+\Z")
+_NOT_SEGMENT = re.compile(r"[^a-z0-9_*-]+")
+Record = tuple[dict[str, Any], dict[str, Any], dict[str, Any]]
+
+
+def split(data: bytes) -> list[bytes]:
+    """An OTLP request is one record: the whole body."""
+    return [data] if data.strip() else []
+
+
+def parse(raw: bytes, **ctx: Any) -> list[dict[str, Any]]:
+    """All log records of a request; FormatError if any record cannot be mapped."""
+    return all_or_error(parse_batch(raw, **ctx), "log record")
+
+
+def parse_batch(raw: bytes, **ctx: Any) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
+    """parse_request with the content type from ctx, or JSON if the body starts with '{', else protobuf."""
+    content_type = ctx.pop("content_type", None) or (
+        "application/json" if raw.lstrip()[:1] == b"{" else "application/x-protobuf"
+    )
+    return parse_request(raw, content_type, **ctx)
+
+
+def parse_request(
+    body: bytes, content_type: str = "application/json", **ctx: Any
+) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
+    """(events, [(record index, reason)]) for an OTLP/HTTP logs body; FormatError if it is unreadable."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media in ("application/x-protobuf", "application/protobuf"):
+        records = list(_protobuf_records(body))
+    elif media == "application/json":
+        records = list(_json_records(load_json(body)))
+    else:
+        raise FormatError(
+            f"unsupported content type {content_type!r}; expected application/json or application/x-protobuf"
+        )
+    digest = sha256_hex(body)
+    return collect(records, lambda item: record_event(*item, digest, ctx))
+
+
+# --- decoding: both encodings yield (resource attributes, scope, normalized record) -------------
+
+
+def _json_records(doc: Any) -> Iterator[Record]:
+    """Records of an OTLP/JSON request (lowerCamelCase keys; snake_case accepted)."""
+    if not isinstance(doc, dict):
+        raise FormatError("OTLP/JSON request must be an object")
+    for resource_logs in _list(doc, "resourceLogs", "resource_logs"):
+        resource = _dict(resource_logs, "resource")
+        resource_attributes = _json_kvlist(resource.get("attributes"))
+        for scope_logs in _list(resource_logs, "scopeLogs", "scope_logs"):
+            scope_doc = _dict(scope_logs, "scope")
+            scope = {
+                "name": scope_doc.get("name"),
+                "version": scope_doc.get("version"),
+                "attributes": _json_kvlist(scope_doc.get("attributes")),
+            }
+            for record in _list(scope_logs, "logRecords", "log_records"):
+                yield resource_attributes, scope, _json_record(record)
+
+
+def _json_record(record: Any) -> dict[str, Any]:
+    """A JSON LogRecord normalized; malformed fields are kept as an 'error' for per-record rejection."""
+    if not isinstance(record, dict):
+        return {"error": "log record must be an object"}
+    try:
+        return {
+            "time_ns": _int(_get(record, "timeUnixNano", "time_unix_nano")),
+            "observed_ns": _int(_get(record, "observedTimeUnixNano", "observed_time_unix_nano")),
+            "severity_number": _int(_get(record, "severityNumber", "severity_number")),
+            "severity_text": _get(record, "severityText", "severity_text"),
+            "body": _json_any(record["body"]) if record.get("body") is not None else None,
+            "attributes": _json_kvlist(record.get("attributes")),
+            "trace_id": _get(record, "traceId", "trace_id") or "",
+            "span_id": _get(record, "spanId", "span_id") or "",
+            "event_name": _get(record, "eventName", "event_name"),
+        }
+    except FormatError as exc:
+        return {"error": exc.reason}
+
+
+def _json_any(value: Any) -> Any:
+    """An OTLP/JSON AnyValue as a plain value."""
+    if not isinstance(value, dict):
+        raise FormatError("AnyValue must be an object")
+    if "stringValue" in value:
+        return _typed(value["stringValue"], str)
+    if "boolValue" in value:
+        return _typed(value["boolValue"], bool)
+    if "intValue" in value:
+        return _int(value["intValue"])
+    if "doubleValue" in value:
+        number = value["doubleValue"]
+        return (
+            float(number) if isinstance(number, int | float) and not isinstance(number, bool) else str(number)
+        )
+    if "arrayValue" in value:
+        return [_json_any(v) for v in _list(_typed(value["arrayValue"], dict), "values")]
+    if "kvlistValue" in value:
+        return _json_kvlist(_typed(value["kvlistValue"], dict).get("values"))
+    if "bytesValue" in value:
+        return _typed(value["bytesValue"], str)
+    return None
+
+
+def _json_kvlist(items: Any) -> dict[str, Any]:
+    if items is None:
+        return {}
+    if not isinstance(items, list):
+        raise FormatError("attributes must be a list of {key, value}")
+    result = {}
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("key"), str):
+            raise FormatError("attribute must be an object with a string key")
+        result[item["key"]] = _json_any(item["value"]) if item.get("value") is not None else None
+    return result
+
+
+def _protobuf_records(body: bytes) -> Iterator[Record]:
+    """Records of a protobuf ExportLogsServiceRequest."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    try:
+        request = ExportLogsServiceRequest.FromString(body)
+    except (DecodeError, RuntimeError, ValueError) as exc:
+        raise FormatError(f"malformed OTLP protobuf: {exc}") from None
+    for resource_logs in request.resource_logs:
+        resource_attributes = _proto_kvlist(resource_logs.resource.attributes)
+        for scope_logs in resource_logs.scope_logs:
+            scope = {
+                "name": scope_logs.scope.name,
+                "version": scope_logs.scope.version,
+                "attributes": _proto_kvlist(scope_logs.scope.attributes),
+            }
+            for record in scope_logs.log_records:
+                yield (
+                    resource_attributes,
+                    scope,
+                    {
+                        "time_ns": record.time_unix_nano,
+                        "observed_ns": record.observed_time_unix_nano,
+                        "severity_number": record.severity_number,
+                        "severity_text": record.severity_text,
+                        "body": _proto_any(record.body) if record.HasField("body") else None,
+                        "attributes": _proto_kvlist(record.attributes),
+                        "trace_id": record.trace_id.hex(),
+                        "span_id": record.span_id.hex(),
+                        "event_name": record.event_name,
+                    },
+                )
+
+
+def _proto_any(value: Any) -> Any:
+    kind = value.WhichOneof("value")
+    if kind == "array_value":
+        return [_proto_any(v) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return _proto_kvlist(value.kvlist_value.values)
+    if kind == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode()
+    return getattr(value, kind) if kind else None
+
+
+def _proto_kvlist(items: Any) -> dict[str, Any]:
+    return {item.key: _proto_any(item.value) for item in items}
+
+
+def _get(doc: dict[str, Any], camel: str, snake: str) -> Any:
+    value = doc.get(camel)
+    return doc.get(snake) if value is None else value
+
+
+def _list(doc: Any, *keys: str) -> list[Any]:
+    value = None
+    for key in keys:
+        value = doc.get(key) if isinstance(doc, dict) else None
+        if value is not None:
+            break
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise FormatError(f"{keys[0]} must be a list")
+    return value
+
+
+def _dict(doc: Any, key: str) -> dict[str, Any]:
+    value = doc.get(key) if isinstance(doc, dict) else None
+    if value is None:
+        return {}
+    return _typed(value, dict)
+
+
+def _typed(value: Any, kind: type) -> Any:
+    if not isinstance(value, kind):
+        raise FormatError(f"expected {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _int(value: Any) -> int:
+    """An OTLP/JSON integer: a number or a decimal string (int64 fields)."""
+    if value is None:
+        return 0
+    if isinstance(value, bool):
+        raise FormatError("expected an integer, got a boolean")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.lstrip("-").isdigit() and len(value) <= 20:
+        return int(value)
+    raise FormatError(f"expected an integer, got {str(value)[:32]!r}")
+
+
+# --- mapping ------------------------------------------------------------------------------------
+
+
+def record_event(
+    resource: dict[str, Any], scope: dict[str, Any], record: dict[str, Any], digest: str, ctx: dict[str, Any]
+) -> dict[str, Any]:
+    """One normalized LogRecord (with its resource and scope) -> one event."""
+    if "error" in record:
+        raise FormatError(record["error"])
+    attributes = dict(record["attributes"])
+    explicit = {k: attributes.pop(k) for k in [k for k in attributes if k.startswith("trailseal.")]}
+    action = _action(explicit, attributes, record)
+    event: dict[str, Any] = {
+        "time": _time(record),
+        "category": _category(explicit, action, attributes),
+        "action": action,
+        "outcome": _outcome(explicit, attributes),
+        "actor": _actor(explicit, attributes, resource),
+        "source": source(
+            ctx, FORMAT, "app", _str(resource.get("service.name")), _str(resource.get("host.name"))
+        ),
+        "raw_hash": digest,
+    }
+    _optional(event, explicit, attributes, record)
+    event["attributes"] = json_safe(_leftovers(attributes, record, resource, scope), 1)
+    return bounded(event)
+
+
+def _time(record: dict[str, Any]) -> str:
+    nanos = record["time_ns"] or record["observed_ns"]
+    if not nanos:
+        raise FormatError("log record has neither timeUnixNano nor observedTimeUnixNano")
+    return from_unix_nanos(nanos)
+
+
+def _action(explicit: dict[str, Any], attributes: dict[str, Any], record: dict[str, Any]) -> str:
+    """trailseal.action, else event.name, else http.request / db.query / log.record."""
+    if "trailseal.action" in explicit:
+        return _checked(explicit["trailseal.action"], _ACTION_RE, "trailseal.action")
+    name = attributes.pop("event.name", None) or record.get("event_name")
+    if isinstance(name, str) and name:
+        segments = [_NOT_SEGMENT.sub("_", part) for part in name.lower().split(".")]
+        action = ".".join(s.strip("_") for s in segments if s.strip("_"))
+        if action and len(action) <= 256:
+            return action
+        raise FormatError(f"event.name {name[:64]!r} cannot be an action")
+    if "http.request.method" in attributes:
+        return "http.request"
+    if any(key in attributes for key in DB_KEYS):
+        return "db.query"
+    return "log.record"
+
+
+def _category(explicit: dict[str, Any], action: str, attributes: dict[str, Any]) -> str:
+    if "trailseal.category" in explicit:
+        return _choice(explicit["trailseal.category"], CATEGORIES, "trailseal.category")
+    if action == "db.query":
+        operation = str(attributes.get("db.operation.name") or attributes.get("db.operation") or "").upper()
+        return "data_change" if operation.startswith(DB_WRITES) else "data_access"
+    return category_for_action(action) or "system"
+
+
+def _outcome(explicit: dict[str, Any], attributes: dict[str, Any]) -> str:
+    """trailseal.outcome, event.outcome, the HTTP status, error.type, else unknown."""
+    if "trailseal.outcome" in explicit:
+        return _choice(explicit["trailseal.outcome"], OUTCOMES, "trailseal.outcome")
+    if attributes.get("event.outcome") in OUTCOMES:
+        return attributes.pop("event.outcome")
+    status = attributes.get("http.response.status_code")
+    if isinstance(status, int) and not isinstance(status, bool):
+        return http_outcome(status)
+    if attributes.get("error.type"):
+        return "error"
+    return "unknown"
+
+
+def _actor(explicit: dict[str, Any], attributes: dict[str, Any], resource: dict[str, Any]) -> dict[str, Any]:
+    """trailseal.actor.*, else user.id/enduser.id, else anonymous (a request) or the service."""
+    user_id = (
+        explicit.get("trailseal.actor.id")
+        or attributes.pop("user.id", None)
+        or attributes.pop("enduser.id", None)
+    )
+    if user_id is not None:
+        actor: dict[str, Any] = {
+            "id": short(str(user_id), "actor.id"),
+            "type": _choice(
+                explicit.get("trailseal.actor.type", "user"), ACTOR_TYPES, "trailseal.actor.type"
+            ),
+        }
+    elif "client.address" in attributes or "http.request.method" in attributes:
+        actor = {"id": "anonymous", "type": "anonymous"}
+    else:
+        service = _str(resource.get("service.name")) or "unknown"
+        actor = {"id": short(service, "actor.id"), "type": "service"}
+    name = explicit.get("trailseal.actor.name") or attributes.pop("user.name", None)
+    session = explicit.get("trailseal.actor.session") or attributes.pop("session.id", None)
+    roles = explicit.get("trailseal.actor.roles") or attributes.pop("user.roles", None)
+    for key, value in (("name", name), ("session", session)):
+        if value is not None:
+            actor[key] = short(str(value), f"actor.{key}")
+    if isinstance(roles, list) and roles and all(isinstance(r, str) and len(r) <= 1024 for r in roles):
+        actor["roles"] = roles[:256]
+    address = attributes.get("client.address")
+    if isinstance(address, str) and is_ip(address):
+        actor["ip"] = attributes.pop("client.address")
+    agent = attributes.pop("user_agent.original", None)
+    if isinstance(agent, str) and agent:
+        actor["user_agent"] = agent
+    return actor
+
+
+def _optional(
+    event: dict[str, Any], explicit: dict[str, Any], attributes: dict[str, Any], record: dict[str, Any]
+) -> None:
+    """id, log, reason, severity, request and target, when the record has them."""
+    if "trailseal.id" in explicit:
+        event["id"] = _checked(explicit["trailseal.id"], _ID_RE, "trailseal.id")
+    elif isinstance(attributes.get("log.record.uid"), str):
+        event["id"] = _checked(f"otel:{attributes.pop('log.record.uid')}", _ID_RE, "log.record.uid")
+    if "trailseal.log" in explicit:
+        event["log"] = _checked(explicit["trailseal.log"], _LOG_RE, "trailseal.log")
+    if "trailseal.reason" in explicit:
+        event["reason"] = str(explicit["trailseal.reason"])
+    severity = _severity(explicit, record)
+    if severity:
+        event["severity"] = severity
+    request = _request(attributes, record)
+    if request:
+        event["request"] = request
+    target = _target(explicit, attributes)
+    if target:
+        event["target"] = target
+
+
+def _severity(explicit: dict[str, Any], record: dict[str, Any]) -> str | None:
+    if "trailseal.severity" in explicit:
+        return _choice(explicit["trailseal.severity"], SEVERITIES, "trailseal.severity")
+    number = record["severity_number"]
+    if not number:
+        return None
+    if not 1 <= number <= 24:
+        raise FormatError(f"severityNumber {number} is outside 1-24")
+    return "info" if number <= 12 else "low" if number <= 16 else "medium" if number <= 20 else "critical"
+
+
+def _request(attributes: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    """HTTP method, path, status, bytes and the trace context."""
+    request: dict[str, Any] = {}
+    method = attributes.get("http.request.method")
+    if isinstance(method, str) and 0 < len(method) <= 32:
+        request["method"] = attributes.pop("http.request.method")
+    path = attributes.get("url.path")
+    if isinstance(path, str) and len(path) <= 8192:
+        request["path"] = attributes.pop("url.path")
+    status = attributes.get("http.response.status_code")
+    if isinstance(status, int) and not isinstance(status, bool) and 0 <= status <= 999:
+        request["status"] = attributes.pop("http.response.status_code")
+    size = attributes.get("http.response.body.size")
+    if isinstance(size, int) and not isinstance(size, bool) and 0 <= size <= 2**53:
+        request["bytes"] = attributes.pop("http.response.body.size")
+    for key, length in (("trace_id", 32), ("span_id", 16)):
+        value = _hex_id(record[key], length, key)
+        if value:
+            request[key] = value
+    return request
+
+
+def _hex_id(value: Any, length: int, name: str) -> str | None:
+    if not value:
+        return None
+    text = str(value).lower()
+    if len(text) != length or not _HEX_RE.match(text):
+        raise FormatError(f"{name} must be {length} hex digits, got {str(value)[:40]!r}")
+    return None if text.strip("0") == "" else text
+
+
+def _target(explicit: dict[str, Any], attributes: dict[str, Any]) -> dict[str, str] | None:
+    target = {
+        k: str(explicit[f"trailseal.target.{k}"])
+        for k in ("type", "id", "name")
+        if f"trailseal.target.{k}" in explicit
+    }
+    if target:
+        return target
+    table = attributes.get("db.collection.name") or attributes.get("db.sql.table")
+    if isinstance(table, str) and table:
+        return {"type": "table", "name": table}
+    return None
+
+
+def _leftovers(
+    attributes: dict[str, Any], record: dict[str, Any], resource: dict[str, Any], scope: dict[str, Any]
+) -> dict[str, Any]:
+    """Unmapped record attributes, the body, severity text, and the resource and scope remainders."""
+    body = record["body"]
+    if isinstance(body, str):
+        attributes["message"] = body
+    elif body is not None:
+        attributes["body"] = body
+    if record.get("severity_text"):
+        attributes["log.severity_text"] = record["severity_text"]
+    rest = {k: v for k, v in resource.items() if k not in ("service.name", "host.name")}
+    if rest:
+        attributes["otel.resource"] = rest
+    scope_info = {k: v for k, v in scope.items() if v}
+    if scope_info:
+        attributes["otel.scope"] = scope_info
+    return attributes
+
+
+def _choice(value: Any, allowed: tuple[str, ...], name: str) -> str:
+    if value not in allowed:
+        raise FormatError(f"{name} must be one of {', '.join(allowed)}; got {str(value)[:40]!r}")
+    return value
+
+
+def _checked(value: Any, pattern: re.Pattern[str], name: str) -> str:
+    if not isinstance(value, str) or not pattern.match(value) or len(value) > 256:
+        raise FormatError(f"{name} {str(value)[:64]!r} does not match {pattern.pattern}")
+    return value
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None

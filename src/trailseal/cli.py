@@ -103,11 +103,14 @@ def ingest(file: Annotated[str, typer.Argument(help="NDJSON file of events, or -
     try:
         with _progress(total) as progress:
             task = progress.add_task("sealing", total=total)
+            received = trail.clock()
             for number, line in enumerate(_lines(stream, progress, task), 1):
                 if not line.strip():
                     continue
+                if not batch:
+                    received = trail.clock()  # one arrival time per batch
                 try:
-                    batch.append(parse_json(line.rstrip(b"\r\n"), trail.clock()))
+                    batch.append(parse_json(line.rstrip(b"\r\n"), received))
                 except EventError as exc:
                     rejected += 1
                     err.print(f"line {number}: {exc}", markup=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,25 @@ def load_signer(directory: Path, conf: cfg.Config) -> Signer:
     return Signer.from_skey(path.read_text().strip())
 
 
+class LRU(OrderedDict):
+    """A small least-recently-used cache (full tiles never change, so they can be kept)."""
+
+    def __init__(self, capacity: int):
+        super().__init__()
+        self.capacity = capacity
+
+    def __getitem__(self, key):
+        value = super().__getitem__(key)
+        self.move_to_end(key)
+        return value
+
+    def __setitem__(self, key, value) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        if len(self) > self.capacity:
+            self.popitem(last=False)
+
+
 class Trail:
     """An open data dir: append events, read checkpoints, prove inclusion, verify. No server needed."""
 
@@ -84,6 +104,7 @@ class Trail:
         self.base_verifier = Verifier.from_vkey(self.base_vkey)
         self._sealer: Sealer | None = None
         self._lock_fd: int | None = None
+        self._full_tiles: dict[str, LRU] = {}
 
     # -- writing ---------------------------------------------------------------------------------
     @property
@@ -113,12 +134,13 @@ class Trail:
     def prepare(self, events: Iterable[dict[str, Any] | Event | Sealable]) -> list[Sealable]:
         """Validate and normalize events; the first invalid one raises EventError naming its position."""
         prepared = []
+        received = self.clock()  # one arrival time per batch
         for position, item in enumerate(events):
             if isinstance(item, Sealable):
                 prepared.append(item)
                 continue
             try:
-                prepared.append(from_dict(item, self.clock()))
+                prepared.append(from_dict(item, received))
             except EventError as exc:
                 raise EventError(exc.reason, f"[{position}]" + (f".{exc.field}" if exc.field else "")) from None
         return prepared
@@ -161,7 +183,7 @@ class Trail:
                 raise StoreError(f"log {log!r}: tile {level}/{index} is missing or short; run `trailseal verify`")
             return data[:width * 32]
 
-        return tile_read_hashes(size, read_tile)
+        return tile_read_hashes(size, read_tile, self._full_tiles.setdefault(log, LRU(256)))
 
     def prove(self, index: int, log: str = "default") -> str:
         """A C2SP tlog-proof of entry ``index`` against the latest checkpoint."""

@@ -194,30 +194,34 @@ def new_id() -> str:
 
 def _check_value(value: Any, path: str, depth: int) -> bool:
     """Reject values RFC 8785 cannot represent; return True if the fast encoder would differ."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return False
     if depth > MAX_DEPTH:
         raise EventError(f"nested deeper than {MAX_DEPTH} levels", path)
-    if isinstance(value, str) or value is None or isinstance(value, bool):
-        return False
-    if isinstance(value, int):
-        if abs(value) > MAX_SAFE_INT:
-            raise EventError("integer beyond ±2^53 cannot be sealed exactly; send it as a string", path)
-        return False
-    if isinstance(value, float):
+    if kind is int:
+        if -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
+            return False
+        raise EventError("integer beyond ±(2^53-1) cannot be sealed exactly; send it as a string", path)
+    if kind is float:
         if not math.isfinite(value):
             raise EventError("number is not finite", path)
         return True
-    if isinstance(value, dict):
+    if kind is dict:
         slow = False
         for key, item in value.items():
-            slow |= not key.isascii()
-            slow |= _check_value(item, f"{path}.{key}", depth + 1)
+            if type(item) is not str:
+                slow |= _check_value(item, f"{path}.{key}", depth + 1)
+            if not key.isascii():
+                slow = True
         return slow
-    if isinstance(value, list):
+    if kind is list:
         slow = False
         for i, item in enumerate(value):
-            slow |= _check_value(item, f"{path}[{i}]", depth + 1)
+            if type(item) is not str:
+                slow |= _check_value(item, f"{path}[{i}]", depth + 1)
         return slow
-    raise EventError(f"unsupported type {type(value).__name__}", path)
+    raise EventError(f"unsupported type {kind.__name__}", path)
 
 
 _PATTERN_HELP = {
@@ -255,7 +259,7 @@ def finalize(event: Event, received: str | None = None) -> Sealable:
     event.received = received or utc_now()
     if event.id is None:
         event.id = new_id()
-    slow = _check_value(event.attributes, "attributes", 1)
+    slow = _check_value(event.attributes, "attributes", 1) if event.attributes else False
     if event.actor.roles is not None and len(event.actor.roles) > 256:
         raise EventError("more than 256 roles", "actor.roles")
     data = canonical_bytes(event) if slow else _encoder.encode(event)

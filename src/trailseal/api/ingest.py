@@ -86,10 +86,10 @@ def split_records(body: bytes, content_type: str) -> list[bytes]:
 def validate(records: list[bytes], svc: Service, token) -> tuple[list[tuple[int, Sealable]], list[dict]]:
     """Parse each record; good ones with their position, and one error per bad one."""
     good, errors = [], []
-    clock = svc.trail.clock
+    received = svc.trail.clock()  # one arrival time per request
     for position, raw in enumerate(records):
         try:
-            item = parse_json(raw, clock())
+            item = parse_json(raw, received)
         except EventError as exc:
             errors.append({"position": position, "field": exc.field, "reason": exc.reason})
             continue

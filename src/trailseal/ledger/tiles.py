@@ -7,7 +7,7 @@ hash N*256; the tree levels between two tile levels are recomputed from the tile
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from typing import Literal
 
 from trailseal.ledger.errors import TileError
@@ -16,7 +16,7 @@ from trailseal.ledger.merkle import (
     TILE_HEIGHT,
     TILE_WIDTH,
     ReadHashes,
-    root_from_leaf_hashes,
+    parent_hashes,
     split_hashes,
 )
 
@@ -124,25 +124,40 @@ def tiles_for_size(size: int) -> list[tuple[int, int, int]]:
     return tiles
 
 
-def tile_read_hashes(size: int, read_tile: ReadTile) -> ReadHashes:
+def tile_levels(hashes: list[bytes]) -> list[list[bytes]]:
+    """Every perfect subtree hash inside one tile: levels[k][i] covers hashes [i*2^k, (i+1)*2^k)."""
+    levels = [hashes]
+    while len(levels[-1]) > 1:
+        levels.append(parent_hashes(levels[-1]))
+    return levels
+
+
+def tile_read_hashes(size: int, read_tile: ReadTile,
+                     full_tiles: MutableMapping[tuple[int, int], list[list[bytes]]] | None = None) -> ReadHashes:
     """Return read_hashes(level, start, end) for the tree of size leaves, reading tiles with read_tile.
 
     read_tile(tile_level, tile_index, width) must return exactly width hashes; build one reader per
-    request, since it keeps the few tiles it read.
+    request, since it keeps the few tiles it read. ``full_tiles`` may be a long-lived cache shared
+    across requests of one log: only full tiles (which never change) are put there.
     """
-    cache: dict[tuple[int, int], list[bytes]] = {}
+    cache: dict[tuple[int, int], list[list[bytes]]] = {}
 
-    def tile_hashes(level: int, index: int) -> list[bytes]:
-        """Return the hashes of one tile as the tree of size has it."""
-        if (level, index) not in cache:
-            width = tile_width(size, level, index)
-            data = read_tile(level, index, width)
-            if len(data) != width * HASH_SIZE:
-                raise TileError(
-                    f"tile {tile_path(level, index, width)} has {len(data)} bytes, want {width * 32}"
-                )
-            cache[(level, index)] = split_hashes(bytes(data))
-        return cache[(level, index)]
+    def tile_hashes(level: int, index: int) -> list[list[bytes]]:
+        """Return the subtree levels of one tile as the tree of size has it."""
+        key = (level, index)
+        if key in cache:
+            return cache[key]
+        width = tile_width(size, level, index)
+        if width == TILE_WIDTH and full_tiles is not None and key in full_tiles:
+            cache[key] = full_tiles[key]
+            return cache[key]
+        data = read_tile(level, index, width)
+        if len(data) != width * HASH_SIZE:
+            raise TileError(f"tile {tile_path(level, index, width)} has {len(data)} bytes, want {width * 32}")
+        cache[key] = tile_levels(split_hashes(bytes(data)))
+        if width == TILE_WIDTH and full_tiles is not None:
+            full_tiles[key] = cache[key]
+        return cache[key]
 
     def read_hashes(level: int, start: int, end: int) -> list[bytes]:
         """Return the hashes of the perfect subtrees at level with indices start..end-1."""
@@ -152,9 +167,8 @@ def tile_read_hashes(size: int, read_tile: ReadTile) -> ReadHashes:
         hashes = []
         for i in range(start, end):
             first = i << k
-            tile = tile_hashes(tile_level, first >> TILE_HEIGHT)
-            offset = first % TILE_WIDTH
-            hashes.append(root_from_leaf_hashes(tile[offset : offset + (1 << k)]))
+            levels = tile_hashes(tile_level, first >> TILE_HEIGHT)
+            hashes.append(levels[k][(first % TILE_WIDTH) >> k])
         return hashes
 
     return read_hashes

@@ -1,0 +1,102 @@
+"""The server (issue 3): HTTP ingest in batches of 500, single-event latency at a paced 2,000 req/s,
+and the time from an ack to a signed checkpoint that includes the event. Load comes from `wrk`
+(a separate C process) on loopback; the library figure from the same run stands beside it."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.common import QUICK, Result, percentile, report
+from bench.events import events
+
+POST_LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/x-ndjson"
+wrk.headers["Authorization"] = "Bearer %(token)s"
+wrk.body = io.open("%(body)s", "rb"):read("*a")
+%(extra)s
+"""
+PACE_LUA = "function delay() return %(ms)d end"
+
+
+def body_without_ids(count: int, path: Path) -> Path:
+    """NDJSON with no ids, so every request seals new events (the server assigns UUIDv7s)."""
+    lines = []
+    for event in events(count):
+        del event["id"]
+        lines.append(json.dumps(event))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def wrk(url: str, script: Path, connections: int, seconds: int) -> tuple[float, dict[str, float]]:
+    """Requests/s and latency percentiles (ms) from one wrk run."""
+    done = subprocess.run(["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--latency",
+                           "-s", str(script), url], capture_output=True, text=True, check=True)
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", done.stdout).group(1))
+    latency = {}
+    for pct, value, unit in re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s)$", done.stdout, re.M):
+        latency[pct] = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", done.stdout)
+    if errors:
+        raise RuntimeError(f"wrk saw {errors.group(1)} failed requests:\n{done.stdout}")
+    return rate, latency
+
+
+def lua(path: Path, token: str, body: Path, extra: str = "") -> Path:
+    path.write_text(POST_LUA % {"token": token, "body": body, "extra": extra})
+    return path
+
+
+def ack_to_checkpoint(url: str, token: str, samples: int) -> list[float]:
+    """Seconds from each single-event ack until /tlog/.../checkpoint covers the event."""
+    waits = []
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as client:
+        for event in events(samples, start=50_000_000):
+            receipt = client.post("/v1/events", json=[event]).json()["receipts"][0]
+            acked = time.perf_counter()
+            while int(client.get("/tlog/default/checkpoint").text.split("\n")[1]) <= receipt["index"]:
+                time.sleep(0.001)
+            waits.append(time.perf_counter() - acked)
+    return waits
+
+
+def main() -> None:
+    from bench.bench_core import ingest_ours
+    from tests.api.server import Server
+
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (apt-get install wrk); skipping the HTTP figures")
+        return
+    seconds = 5 if QUICK else 15
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        library = ingest_ours(events(20_000 if QUICK else 100_000), tmp / "lib", 1)
+        import trailseal
+
+        server = Server(trailseal.init(tmp / "srv", origin="bench.trailseal")).start()
+        try:
+            batch = lua(tmp / "batch.lua", server.admin, body_without_ids(500, tmp / "batch.ndjson"))
+            rate, _ = wrk(server.url + "/v1/events", batch, 4, seconds)
+            report(Result("HTTP ingest, batches of 500, 4 connections", rate * 500, library, "ev/s",
+                          "library append() same run", ">=30k ev/s", rate * 500 >= 30_000))
+            connections = 8
+            single = lua(tmp / "single.lua", server.admin, body_without_ids(1, tmp / "single.ndjson"),
+                         PACE_LUA % {"ms": 1000 * connections // 2000})
+            rate, latency = wrk(server.url + "/v1/events", single, connections, seconds)
+            report(Result(f"single-event requests paced to 2,000 req/s (got {rate:,.0f})", latency["99"], None,
+                          "ms p99", goal="<=20 ms", passed=latency["99"] <= 20 and rate >= 1900))
+            waits = ack_to_checkpoint(server.url, server.admin, 100 if QUICK else 300)
+            p99 = percentile(waits, 99) * 1000
+            report(Result("ack -> signed checkpoint covering it, p99", p99, None, "ms", goal="<=1000 ms",
+                          passed=p99 <= 1000))
+        finally:
+            server.stop()

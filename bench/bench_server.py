@@ -70,8 +70,9 @@ def ack_to_checkpoint(url: str, token: str, samples: int) -> list[float]:
 
 
 def main() -> None:
-    from bench.bench_core import ingest_ours
     from tests.api.server import Server
+
+    from bench.bench_core import ingest_ours
 
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk); skipping the HTTP figures")

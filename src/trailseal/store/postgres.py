@@ -30,6 +30,8 @@ UPSERT_LOG = ("INSERT INTO logs (name, size, checkpoint) VALUES (%s, %s, %s) ON 
               " DO UPDATE SET size = excluded.size, checkpoint = excluded.checkpoint")
 ENSURE_PARTITIONS = "SELECT trailseal_ensure_partitions(%s::date[])"
 PAGE = 4096
+# The sealed bytes as json for path filters; PostgreSQL json cannot hold \u0000, so it reads as U+FFFD.
+JSON = "replace(convert_from(data, 'UTF8'), '\\u0000', '\\ufffd')::json"
 
 
 class PostgresStore:
@@ -41,13 +43,21 @@ class PostgresStore:
         self._connections: list[psycopg.Connection] = []
         self._guard = threading.Lock()
         self._months: set[date] = set()
-        conn = self._conn()
         try:
-            self.schema_version = migrations.migrate(conn)
-        except psycopg.Error as exc:
-            raise StoreError(f"cannot prepare the trailseal schema in {_redact(url)}: {exc}") from exc
+            self.schema_version = self._prepare()
+        except BaseException:
+            self.close()
+            raise
+
+    def _prepare(self) -> int:
+        """Migrate the schema and make this month's and next month's partitions; return the version."""
         now = datetime.now(UTC).date().replace(day=1)
-        self._ensure_months({now, _next_month(now)})
+        try:
+            version = migrations.migrate(self._conn())
+            self._ensure_months({now, _next_month(now)})
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot prepare the trailseal schema in {_redact(self.url)}: {exc}") from exc
+        return version
 
     # -- connections -------------------------------------------------------------------------------
     def _conn(self) -> psycopg.Connection:
@@ -106,14 +116,15 @@ class PostgresStore:
     # -- writing -----------------------------------------------------------------------------------
     def commit(self, commits: Sequence[Commit]) -> None:
         rows = [_entry(c.log, e) for c in commits for e in c.entries]
-        self._ensure_months({_month(row[2]) for row in rows})
+        months = {_month(row[2]) for row in rows}
+        self._ensure_months(months)
         try:
             self._write(commits, rows)
         except psycopg.errors.CheckViolation as exc:
-            if "no partition" not in str(exc):
+            if not (exc.diag.message_primary or "").startswith("no partition of relation"):
                 raise
             self._months.clear()  # a partition went away behind our back (retention): recreate, retry
-            self._ensure_months({_month(row[2]) for row in rows})
+            self._ensure_months(months)
             self._write(commits, rows)
 
     def _write(self, commits: Sequence[Commit], rows: list[tuple]) -> None:
@@ -247,13 +258,12 @@ def _filter_sql(f: Filters) -> tuple[list[str], list]:
     where: list[str] = []
     params: list = []
     for clause, value in (("time >= %s::timestamptz", f.since), ("time < %s::timestamptz", f.until),
-                          ("category = %s", f.category), ("outcome = %s", f.outcome),
-                          ("actor_id = %s", f.actor_id and _text(f.actor_id)),
-                          ("convert_from(data, 'UTF8')::jsonb #>> '{target,id}' = %s", f.target_id),
-                          ("convert_from(data, 'UTF8')::jsonb #>> '{source,component}' = %s", f.source_component)):
+                          ("category = %s", f.category), ("outcome = %s", f.outcome), ("actor_id = %s", f.actor_id),
+                          (f"{JSON} #>> '{{target,id}}' = %s", f.target_id),
+                          (f"{JSON} #>> '{{source,component}}' = %s", f.source_component)):
         if value is not None:
             where.append(clause)
-            params.append(value)
+            params.append(_text(value))
     if f.action_prefix:
         where.append("action >= %s AND action < %s")
         params.extend([f.action_prefix, f.action_prefix + "\uffff"])

@@ -18,7 +18,7 @@ import psycopg
 from trailseal.store.base import StoreError
 
 LOCK = "SELECT pg_advisory_xact_lock(hashtext('trailseal.migrations'))"
-TABLE = """CREATE TABLE trailseal_migrations (
+TABLE = """CREATE TABLE IF NOT EXISTS trailseal_migrations (
     version integer PRIMARY KEY,
     name text NOT NULL,
     checksum text NOT NULL,
@@ -78,23 +78,25 @@ def check(done: dict[int, str], known: list[Migration]) -> list[Migration]:
 def migrate(conn: psycopg.Connection) -> int:
     """Bring the schema up to date (idempotent, safe to run concurrently); return its version."""
     known = available()
-    if not check(applied(conn), known):
-        return len(known)
     try:
-        with conn.transaction():
-            conn.execute(LOCK)
-            _apply_pending(conn, known)
+        if check(applied(conn), known):
+            with conn.transaction():
+                conn.execute(LOCK)
+                _apply_pending(conn, known)
     except psycopg.errors.InsufficientPrivilege as exc:
-        raise StoreError(f"the schema needs migrating and that takes the owner role "
-                         f"(see docs/postgres.md): {exc}") from exc
+        raise StoreError(f"{str(exc).strip()}: migrations take the owner role, and the application role needs "
+                         "`SELECT trailseal_grant_writer('<role>')` run by the owner (docs/postgres.md)") from exc
     return len(known)
 
 
 def _apply_pending(conn: psycopg.Connection, known: list[Migration]) -> None:
-    """Under the lock: create the record table if needed, then run what is still missing."""
-    if conn.execute("SELECT to_regclass('trailseal_migrations')").fetchone()[0] is None:
-        conn.execute(TABLE)
-    for m in check(applied(conn), known):
+    """Under the lock: create the record table if needed, then run what is still missing.
+
+    Not to_regclass() here: it reads the catalog cache, which may predate the lock holder's commit.
+    """
+    conn.execute(TABLE)
+    done = dict(conn.execute("SELECT version, checksum FROM trailseal_migrations").fetchall())
+    for m in check(done, known):
         _apply(conn, m)
 
 

@@ -10,6 +10,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Annotated, BinaryIO
 
+import msgspec
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
@@ -21,6 +22,7 @@ from trailseal.event import EventError, json_schema, parse_json
 from trailseal.ledger import LedgerError, Verifier
 from trailseal.ledger.proof import verify_proof
 from trailseal.pipeline import Overloaded
+from trailseal.protection import protect_or_error
 from trailseal.store.base import StoreError
 
 app = typer.Typer(help="trailseal: audit-ready access logs, sealed in a verifiable Merkle log.",
@@ -110,7 +112,7 @@ def ingest(file: Annotated[str, typer.Argument(help="NDJSON file of events, or -
                 if not batch:
                     received = trail.clock()  # one arrival time per batch
                 try:
-                    batch.append(parse_json(line.rstrip(b"\r\n"), received))
+                    batch.append(protect_or_error(trail.protection, parse_json(line.rstrip(b"\r\n"), received)))
                 except EventError as exc:
                     rejected += 1
                     err.print(f"line {number}: {exc}", markup=False)
@@ -484,12 +486,44 @@ def _search_local(data: Path | None, params: dict, limit: int) -> list[dict]:
         names = {"action": "action_prefix", "actor": "actor_id", "target": "target_id",
                  "source": "source_component"}
         filters = Filters(**{names.get(k, k): (v.rstrip("*") if k == "action" else v) for k, v in params.items()})
+        if filters.actor_id and trail.protection.enabled:
+            logs = [log] if log else [info.name for info in trail.logs()]
+            found = trail.protection.actor_commitments(trail.store, filters.actor_id, logs)
+            filters = msgspec.structs.replace(filters, actor_id=None, actor_in=found)
         rows = trail.store.select([log] if log else None, filters, None, limit)
+        return trail.read_events([(lg, index, data) for lg, index, _, data in rows])
     except EventError as exc:
         fail(str(exc))
     finally:
         trail.close()
-    return [{"log": lg, "index": index, "event": json.loads(data)} for lg, index, _, data in rows]
+
+
+@app.command()
+def erase(subject: Annotated[str, typer.Option(help="The data subject: the actor id whose personal data goes.")],
+          data: DataOpt = None,
+          log: Annotated[str | None, typer.Option("--log", "-l", help="Only in this log.")] = None) -> None:
+    """GDPR Art. 17: delete a subject's personal values from the vault. Every proof and checkpoint
+    stays valid; the erasure itself is sealed in the `trailseal` log (naming only a keyed hash)."""
+    trail = open_trail(data)
+    try:
+        count = trail.erase(subject, log, by=f"cli:{os.environ.get('USER', 'unknown')}")
+    except (DataDirError, StoreError) as exc:
+        fail(str(exc))
+    finally:
+        trail.close()
+    out.print(f"erased {count} vault values of the subject{' in log ' + log if log else ''}")
+
+
+privacy_app = typer.Typer(help="The privacy policy in force.", no_args_is_help=True)
+app.add_typer(privacy_app, name="privacy")
+
+
+@privacy_app.command("show")
+def privacy_show(data: DataOpt = None) -> None:
+    """Print the privacy policy in force (its fingerprint, defaults, and per-log/source rules)."""
+    trail = open_trail(data)
+    print(trail.protection.describe())
+    trail.close()
 
 
 def main() -> None:

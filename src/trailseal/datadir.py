@@ -16,6 +16,7 @@ from trailseal.ledger import Signer, Verifier, generate, merkle, tile_read_hashe
 from trailseal.ledger.proof import format_proof
 from trailseal.ledger.verify import VerifyReport, verify_log
 from trailseal.pipeline import Sealer
+from trailseal.protection import Protection, protect_or_error
 from trailseal.store.base import Receipt, Store, StoreError
 
 LOCK_FILE = "writer.lock"
@@ -105,6 +106,10 @@ class Trail:
         self._sealer: Sealer | None = None
         self._lock_fd: int | None = None
         self._full_tiles: dict[str, LRU] = {}
+        try:
+            self.protection = Protection.load(self.directory, self.config.privacy)
+        except ValueError as exc:
+            raise cfg.ConfigError(str(exc)) from None
 
     # -- writing ---------------------------------------------------------------------------------
     @property
@@ -140,7 +145,7 @@ class Trail:
                 prepared.append(item)
                 continue
             try:
-                prepared.append(from_dict(item, received))
+                prepared.append(protect_or_error(self.protection, from_dict(item, received)))
             except EventError as exc:
                 raise EventError(exc.reason, f"[{position}]" + (f".{exc.field}" if exc.field else "")) from None
         return prepared
@@ -201,6 +206,28 @@ class Trail:
         names = [log] if log else [info.name for info in self.store.logs()]
         return [verify_log(self.store, name, [self.verifier(name)], trusted=trusted, progress=progress)
                 for name in names]
+
+    def erase(self, subject: str, log: str | None = None, *, by: str = "cli") -> int:
+        """GDPR Art. 17: delete a subject's vault rows; seal the erasure (naming only its HMAC)."""
+        count = self.store.vault_erase(subject, log)
+        scope = log or "default"
+        event = {
+            "log": "trailseal", "time": self.clock(), "category": "data_change", "action": "privacy.erase",
+            "outcome": "success", "actor": {"id": by, "type": "service"},
+            "source": {"component": "trailseal", "kind": "trailseal", "format": "trailseal"},
+            "target": {"type": "data_subject", "id": f"subject:{self.protection.subject_token(subject, scope)}"},
+            "attributes": {"vault_rows_erased": count, "scope": log or "*"},
+        }
+        self.sealer.seal([from_dict(event, self.clock())])
+        return count
+
+    def read_events(self, rows: list[tuple[str, int, bytes]]) -> list[dict[str, Any]]:
+        """(log, index, sealed bytes) -> dicts with log, index and the event, vault values joined back."""
+        import json
+
+        events = self.protection.reveal_all(self.store, [json.loads(data) for _, _, data in rows])
+        return [{"log": log, "index": index, "event": event} for (log, index, _), event in zip(rows, events,
+                                                                                              strict=True)]
 
     def close(self) -> None:
         if self._sealer is not None:

@@ -127,6 +127,7 @@ class Sealable(msgspec.Struct, frozen=True):
     log: str
     event: Event
     canonical: bytes
+    vault: tuple = ()  # privacy vault rows for this event's erasable values (trailseal.privacy.VaultRow)
 
 
 _decoder = msgspec.json.Decoder(Event)
@@ -259,13 +260,18 @@ def finalize(event: Event, received: str | None = None) -> Sealable:
     event.received = received or utc_now()
     if event.id is None:
         event.id = new_id()
-    slow = _check_value(event.attributes, "attributes", 1) if event.attributes else False
     if event.actor.roles is not None and len(event.actor.roles) > 256:
         raise EventError("more than 256 roles", "actor.roles")
+    return Sealable(event.id, event.log, event, encode_event(event))
+
+
+def encode_event(event: Event) -> bytes:
+    """The canonical bytes of a finalized event, within the size an entry bundle can carry."""
+    slow = _check_value(event.attributes, "attributes", 1) if event.attributes else False
     data = canonical_bytes(event) if slow else _encoder.encode(event)
     if len(data) > MAX_EVENT_BYTES:
         raise EventError(f"event is {len(data)} bytes sealed; the limit is {MAX_EVENT_BYTES}")
-    return Sealable(event.id, event.log, event, data)
+    return data
 
 
 def parse_json(raw: bytes | str, received: str | None = None) -> Sealable:

@@ -181,6 +181,7 @@ class Sealer:
             id_: Receipt(log, index, leaf_hash(data).hex(), id_) for id_, (index, data) in known.items()}
         rows: list[EntryRow] = []
         leaves: list[bytes] = []
+        vault: list = []
         sha256 = hashlib.sha256
         for r, i, item in entries:
             receipt = seen.get(item.id)
@@ -190,13 +191,14 @@ class Sealer:
                 receipt = seen[item.id] = Receipt(log, index, leaf.hex(), item.id)
                 rows.append(_row(index, item))
                 leaves.append(leaf)
+                vault.extend(item.vault)
             receipts[r][i] = receipt
         if not rows:
             return None
         tree.append(leaves)
         checkpoint = Checkpoint(log_origin(self.signer.name, log), tree.size, tree.root())
         note = sign(checkpoint.body(), [self._signer(log)])
-        return Commit(log, rows, tree.take_dirty_tiles(), tree.size, note, created)
+        return Commit(log, rows, tree.take_dirty_tiles(), tree.size, note, created, vault)
 
     def _signer(self, log: str) -> Signer:
         if log not in self._signers:

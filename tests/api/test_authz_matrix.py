@@ -21,6 +21,7 @@ SAMPLES = {
     ("/readyz", "GET"): {},
     ("/metrics", "GET"): {},
     ("/openapi.json", "GET"): {},
+    ("/v1/admin/erase", "POST"): {"json": {"subject": "nobody"}},
 }
 ALLOWED = {"public": {"ingest", "reader", "auditor", "admin", "other", "other_reader", None, "wrong"},
            "tlog": {"ingest", "reader", "auditor", "admin", "other", "other_reader", None, "wrong"},

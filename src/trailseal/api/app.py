@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from trailseal.api import ingest, ops, read, tlog
+from trailseal.api import admin, ingest, ops, read, tlog
 from trailseal.api.auth import RateLimiter, TokenStore
 from trailseal.api.common import ApiError, Service, error_response, json_response, requires
 from trailseal.api.metrics import Metrics
@@ -36,7 +36,7 @@ def create_app(trail: Trail, *, record_reads: bool = True) -> Starlette:
         trail.close()
         svc.tokens.close()
 
-    routes = [*ingest.routes, *read.routes, *tlog.routes, *ops.routes,
+    routes = [*ingest.routes, *read.routes, *tlog.routes, *ops.routes, *admin.routes,
               Route("/openapi.json", openapi, methods=["GET"])]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={ApiError: on_api_error, HTTPException: on_http_error,

@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from trailseal.api.common import ApiError, Service, json_response, requires, service
 from trailseal.event import EventError, Sealable, parse_json
+from trailseal.protection import protect_or_error
 
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/jsonlines")
 BODY_TIMEOUT = 30.0
@@ -89,7 +90,7 @@ def validate(records: list[bytes], svc: Service, token) -> tuple[list[tuple[int,
     received = svc.trail.clock()  # one arrival time per request
     for position, raw in enumerate(records):
         try:
-            item = parse_json(raw, received)
+            item = protect_or_error(svc.trail.protection, parse_json(raw, received))
         except EventError as exc:
             errors.append({"position": position, "field": exc.field, "reason": exc.reason})
             continue

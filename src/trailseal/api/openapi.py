@@ -61,6 +61,12 @@ OPERATIONS: dict[tuple[str, str], dict] = {
     ("/tlog/{log}/tile/{rest}", "get"): {"summary": "C2SP tlog-tiles hash tiles and entry bundles.",
                                          "parameters": [_param("log", "path"), _param("rest", "path")],
                                          "responses": _responses(_text("application/octet-stream"), 400, 404)},
+    ("/v1/admin/erase", "post"): {
+        "summary": "GDPR erasure: delete a subject's vault values; the erasure is sealed.",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["subject"], "additionalProperties": False,
+            "properties": {"subject": {"type": "string"}, "log": {"type": "string"}}}}}},
+        "responses": _responses(_json({"type": "object"}), 400, 401, 403)},
     ("/healthz", "get"): {"summary": "Liveness.", "responses": _responses(_json({"type": "object"}))},
     ("/readyz", "get"): {"summary": "Readiness.", "responses": _responses(_json({"type": "object"}), 503)},
     ("/metrics", "get"): {"summary": "Prometheus metrics.", "responses": _responses(_text())},

@@ -4,7 +4,6 @@ itself sealed in the `trailseal` meta log."""
 from __future__ import annotations
 
 import base64
-import json
 
 import msgspec
 from starlette.requests import Request
@@ -78,14 +77,24 @@ async def list_events(request: Request) -> Response:
     filters, limit = parse_filters(request), parse_limit(request)
     after = decode_cursor(request.query_params.get("cursor"))
     logs = readable_logs(request, request.query_params.get("log"))
+    filters = by_sealed_actor(svc, filters, logs)
     rows = svc.trail.store.select(logs, filters, after, limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
-    events = [{"log": log, "index": index, "event": json.loads(data)} for log, index, _, data in rows]
+    events = svc.trail.read_events([(log, index, data) for log, index, _, data in rows])
     cursor = encode_cursor(Cursor(rows[-1][2], rows[-1][0], rows[-1][1])) if more else None
     await svc.record_read(request.state.token, request, "trailseal.search",
                           query=dict(request.query_params), rows=len(events))
     return json_response({"events": events, "next_cursor": cursor})
+
+
+def by_sealed_actor(svc, filters: Filters, logs: list[str] | None) -> Filters:
+    """Actor ids are sealed as commitments: find them by the actor's search token, never by plaintext."""
+    if filters.actor_id is None or not svc.trail.protection.enabled:
+        return filters
+    names = logs if logs is not None else [info.name for info in svc.trail.logs()]
+    commitments = svc.trail.protection.actor_commitments(svc.trail.store, filters.actor_id, names)
+    return msgspec.structs.replace(filters, actor_id=None, actor_in=commitments)
 
 
 def parse_index(request: Request) -> tuple[str, int]:
@@ -104,7 +113,9 @@ async def get_event(request: Request) -> Response:
     if index >= size:
         raise ApiError(404, f"log {log!r} has no entry {index} (size {size})")
     data = svc.trail.entry(index, log)
-    body = {"log": log, "index": index, "leaf_hash": leaf_hash(data).hex(), "event": json.loads(data)}
+    (row,) = svc.trail.read_events([(log, index, data)])
+    body = {"log": log, "index": index, "leaf_hash": leaf_hash(data).hex(), "event": row["event"],
+            "sealed": data.decode()}
     if request.query_params.get("proof") in ("1", "true", "yes"):
         body["proof"] = proof_body(svc, log, index)
     await svc.record_read(request.state.token, request, "trailseal.event.read", log=log, index=index,

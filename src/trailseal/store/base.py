@@ -45,6 +45,7 @@ class Commit(msgspec.Struct):
     size: int  # tree size after this commit
     checkpoint: str  # signed note
     created: str
+    vault: list = []  # privacy VaultRows of the new entries (mutable table, same transaction)
 
 
 class Filters(msgspec.Struct, forbid_unknown_fields=True):
@@ -56,6 +57,7 @@ class Filters(msgspec.Struct, forbid_unknown_fields=True):
     action_prefix: str | None = None
     outcome: str | None = None
     actor_id: str | None = None
+    actor_in: list[str] | None = None  # any of these actor_id values (commitments found by search token)
     target_id: str | None = None
     source_component: str | None = None
 
@@ -115,5 +117,14 @@ class Store(Protocol):
     def select(self, logs: Sequence[str] | None, filters: Filters, after: Cursor | None,
                limit: int) -> list[tuple[str, int, str, bytes]]:
         """Entries matching ``filters``, newest first by (time, log, index): (log, index, time, bytes)."""
+
+    def vault_get(self, commitments: Sequence[str]) -> dict:
+        """Vault rows still held for these commitments: commitment -> VaultRow."""
+
+    def vault_find(self, token: str, log: str | None = None) -> list[str]:
+        """Commitments whose search token is ``token``."""
+
+    def vault_erase(self, subject: str, log: str | None = None) -> int:
+        """Delete every vault row of a data subject; return how many went."""
 
     def close(self) -> None: ...

@@ -137,6 +137,10 @@ class PostgresStore:
             tiles = [(c.log, level, index, data) for c in commits for level, index, data in c.tiles]
             if tiles:
                 cur.executemany(UPSERT_TILE, tiles)
+            vault = [(r.commitment, r.subject, r.log, r.salt, r.value, r.field, r.token)
+                     for c in commits for r in c.vault]
+            if vault:
+                cur.executemany("INSERT INTO vault VALUES (%s,%s,%s,%s,%s,%s,%s) ON CONFLICT DO NOTHING", vault)
             cur.executemany(INSERT_CHECKPOINT, [(c.log, c.size, c.checkpoint, c.created) for c in commits])
             cur.executemany(UPSERT_LOG, [(c.log, c.size, c.checkpoint) for c in commits])
 
@@ -208,6 +212,29 @@ class PostgresStore:
         """A cursor receiving binary results (bytea without hex decoding)."""
         return self._conn().cursor(binary=True)
 
+    def vault_get(self, commitments: Sequence[str]) -> dict:
+        from trailseal.privacy.vault import VaultRow
+
+        if not commitments:
+            return {}
+        rows = self._conn().execute("SELECT subject, log, commitment, salt, value, field, token FROM vault"
+                                    " WHERE commitment = ANY(%s)", (list(set(commitments)),)).fetchall()
+        return {r[2]: VaultRow(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], r[6]) for r in rows}
+
+    def vault_find(self, token: str, log: str | None = None) -> list[str]:
+        sql, params = "SELECT commitment FROM vault WHERE token = %s", [token]
+        if log is not None:
+            sql, params = sql + " AND log = %s", [token, log]
+        return [r[0] for r in self._conn().execute(sql, params).fetchall()]
+
+    def vault_erase(self, subject: str, log: str | None = None) -> int:
+        sql, params = "DELETE FROM vault WHERE subject = %s", [_text(subject)]
+        if log is not None:
+            sql, params = sql + " AND log = %s", [_text(subject), log]
+        conn = self._conn()
+        with conn.transaction():
+            return conn.execute(sql, params).rowcount
+
     def close(self) -> None:
         with self._guard:
             for conn in self._connections:
@@ -264,6 +291,9 @@ def _filter_sql(f: Filters) -> tuple[list[str], list]:
         if value is not None:
             where.append(clause)
             params.append(_text(value))
+    if f.actor_in is not None:
+        where.append("actor_id = ANY(%s)")
+        params.append([_text(v) for v in f.actor_in])
     if f.action_prefix:
         where.append("action >= %s AND action < %s")
         params.extend([f.action_prefix, f.action_prefix + "\uffff"])

@@ -26,6 +26,10 @@ CREATE INDEX IF NOT EXISTS entries_by_actor ON entries (log, actor_id, time);
 CREATE INDEX IF NOT EXISTS entries_by_action ON entries (log, action, time);
 CREATE TABLE IF NOT EXISTS tiles (log TEXT NOT NULL, level INTEGER NOT NULL, idx INTEGER NOT NULL,
     data BLOB NOT NULL, PRIMARY KEY (log, level, idx)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS vault (commitment TEXT PRIMARY KEY, subject TEXT NOT NULL, log TEXT NOT NULL,
+    salt BLOB NOT NULL, value TEXT NOT NULL, field TEXT NOT NULL, token TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS vault_by_subject ON vault (subject, log);
+CREATE INDEX IF NOT EXISTS vault_by_token ON vault (token);
 CREATE TABLE IF NOT EXISTS checkpoints (log TEXT NOT NULL, size INTEGER NOT NULL, note TEXT NOT NULL,
     created TEXT NOT NULL, PRIMARY KEY (log, size)) WITHOUT ROWID;
 """
@@ -58,6 +62,7 @@ class SQLiteStore:
                 conn.execute("PRAGMA synchronous=FULL")
                 conn.execute("PRAGMA foreign_keys=ON")
                 conn.execute("PRAGMA cache_size=-65536")
+                conn.execute("PRAGMA secure_delete=ON")  # erased vault values must not linger in free pages
             except sqlite3.DatabaseError as exc:
                 raise StoreError(f"cannot open {self.path}: {exc}") from exc
             self._local.conn = conn
@@ -116,6 +121,9 @@ class SQLiteStore:
               c.log) for e in c.entries])
         conn.executemany("INSERT OR REPLACE INTO tiles VALUES (?,?,?,?)",
                          [(c.log, level, index, data) for level, index, data in c.tiles])
+        if c.vault:
+            conn.executemany("INSERT OR IGNORE INTO vault VALUES (?,?,?,?,?,?,?)",
+                             [(r.commitment, r.subject, r.log, r.salt, r.value, r.field, r.token) for r in c.vault])
         conn.execute("INSERT INTO checkpoints VALUES (?,?,?,?)", (c.log, c.size, c.checkpoint, c.created))
         conn.execute("INSERT INTO logs (name, size, checkpoint) VALUES (?,?,?) ON CONFLICT(name) DO UPDATE"
                      " SET size=excluded.size, checkpoint=excluded.checkpoint", (c.log, c.size, c.checkpoint))
@@ -178,6 +186,42 @@ class SQLiteStore:
                + " ORDER BY time DESC, log DESC, idx DESC LIMIT ?")
         return self._conn().execute(sql, [*params, limit]).fetchall()
 
+    def vault_get(self, commitments: Sequence[str]) -> dict:
+        from trailseal.privacy.vault import VaultRow
+
+        found = {}
+        conn = self._conn()
+        unique = list(dict.fromkeys(commitments))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start:start + 500]
+            rows = conn.execute("SELECT subject, log, commitment, salt, value, field, token FROM vault"
+                                f" WHERE commitment IN ({','.join('?' * len(chunk))})", chunk)
+            found.update((r[2], VaultRow(*r)) for r in rows)
+        return found
+
+    def vault_find(self, token: str, log: str | None = None) -> list[str]:
+        sql, params = "SELECT commitment FROM vault WHERE token=?", [token]
+        if log is not None:
+            sql, params = sql + " AND log=?", [token, log]
+        return [r[0] for r in self._conn().execute(sql, params)]
+
+    def vault_erase(self, subject: str, log: str | None = None) -> int:
+        conn = self._conn()
+        sql, params = "DELETE FROM vault WHERE subject=?", [subject]
+        if log is not None:
+            sql, params = sql + " AND log=?", [subject, log]
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            count = conn.execute(sql, params).rowcount
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            raise StoreError("erased, but old copies remain in the WAL until readers finish: run erase again")
+        return count
+
     def close(self) -> None:
         with self._guard:
             for conn in self._connections:
@@ -197,6 +241,9 @@ def _filter_sql(f: Filters) -> tuple[list[str], list]:
         if value is not None:
             where.append(clause)
             params.append(value)
+    if f.actor_in is not None:
+        where.append(f"actor_id IN ({','.join('?' * len(f.actor_in)) or 'NULL'})")
+        params.extend(f.actor_in)
     if f.action_prefix:
         where.append("action >= ? AND action < ?")
         params.extend([f.action_prefix, f.action_prefix + "\uffff"])

@@ -44,7 +44,7 @@ def test_no_plaintext_is_sealed_and_erasure_leaves_proofs_valid(data_dir):
         erased = log.erase(SUBJECT)
         assert erased >= 10
         assert all(r.ok for r in log.verify())
-        for index, (proof, entry) in proofs.items():
+        for proof, entry in proofs.values():
             verify_proof(proof, entry, [log.verifier()])
         shown = log.read_events([("default", 0, log.entry(0))])[0]["event"]
         assert shown["actor"]["id"].startswith("pd:"), "an erased value reads as its commitment"

@@ -1,0 +1,361 @@
+"""Sigma correlations over sliding event-time windows, with bounded state.
+
+Semantics (also in docs/detection.md):
+
+- Time is the event's ``time``. A window is ``[end - timespan, end]``; for counting conditions
+  that can only grow (``gt``, ``gte``) and for ``temporal``/``temporal_ordered`` every arriving
+  event is checked in the windows that contain it, so an alert fires as soon as it holds.
+- Conditions that a later event could still break (``lt``, ``lte``, ``eq``, ``neq``) are decided
+  when a window closes: windows start at a group's first event, last ``timespan``, and close when
+  the watermark passes their end.
+- Watermark = highest event time seen − ``lateness``. An event older than the watermark is too
+  late: counted in ``late_events`` and ignored. Entries older than ``watermark − timespan`` are
+  expired, and groups with nothing left are dropped.
+- At most ``max_groups`` groups per rule (least recently used evicted, counted in ``evicted``) and
+  ``max_entries`` entries per group (oldest dropped first).
+- Group-by and ``value_count`` values compare case-insensitively (text is lower-cased, as in
+  the rest of Sigma); an event missing a group-by field (or the counted field) is not counted.
+- Dedupe: after an alert a group is muted for one timespan from the alert's last event, so a
+  burst yields one alert per window, and a burst lasting T yields about ``T / timespan`` alerts.
+"""
+
+from __future__ import annotations
+
+import bisect
+import operator
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from trailseal.detect.derived import epoch_seconds
+from trailseal.detect.paths import MISSING, Accessor
+
+OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "lt": operator.lt,
+    "lte": operator.le,
+    "eq": operator.eq,
+    "neq": operator.ne,
+}
+GROWING = frozenset({"gt", "gte"})
+EventRef = tuple[str, Any]
+
+
+@dataclass(frozen=True)
+class Match:
+    """A correlation that held: rule, group key, the events in the window, and its time span."""
+
+    rule: str
+    group: tuple
+    event_indices: list[EventRef]
+    first_time: str
+    last_time: str
+    event: dict = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass
+class CorrelationSpec:
+    """A correlation rule ready to run: accessors already resolved for each referenced rule."""
+
+    id: str
+    type: str  # event_count | value_count | temporal | temporal_ordered
+    rules: list[str]  # referenced rule ids, in order
+    timespan: float  # seconds
+    group_by: dict[str, list[Accessor]]  # per referenced rule, one accessor per group-by field
+    op: str = "gte"
+    count: float = 1
+    value: dict[str, Accessor] = field(default_factory=dict)  # value_count field per rule
+    expression: Callable[[set[str]], bool] | None = None  # extended temporal condition
+
+
+def format_epoch(seconds: float) -> str:
+    """Epoch seconds as an RFC 3339 UTC timestamp with microseconds."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class _Group:
+    """Time-sorted entries of one group, with the incremental window of its latest event."""
+
+    __slots__ = ("times", "refs", "values", "last_event", "start", "counts", "muted_until", "closes_at")
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.refs: list[EventRef] = []
+        self.values: list[Any] = []
+        self.last_event: dict = {}  # newest event: what a chained correlation sees (not every event)
+        self.start = 0  # first entry inside the window that ends at the latest entry
+        self.counts: dict[Any, int] = {}  # values (or rule indices) in that window
+        self.muted_until = float("-inf")
+        self.closes_at: float | None = None  # end of the open window (closing conditions)
+
+
+class Correlator:
+    """Runs one correlation rule: feed it matches of its referenced rules, get Matches back."""
+
+    def __init__(
+        self,
+        spec: CorrelationSpec,
+        lateness: float = 60.0,
+        max_groups: int = 100_000,
+        max_entries: int = 10_000,
+        max_evidence: int = 1000,
+    ) -> None:
+        self.spec = spec
+        self.lateness = lateness
+        self.max_groups = max_groups
+        self.max_entries = max_entries
+        self.max_evidence = max_evidence
+        self.groups: OrderedDict[tuple, _Group] = OrderedDict()
+        self.compare = OPERATORS[spec.op]
+        self.closing = spec.type in ("event_count", "value_count") and spec.op not in GROWING
+        self.rule_index = {rule: i for i, rule in enumerate(spec.rules)}
+        self.max_time = float("-inf")
+        self.late_events = 0
+        self.evicted = 0
+        self._since_sweep = 0
+        self._next_sweep = float("-inf")
+
+    @property
+    def watermark(self) -> float:
+        """Event time below which arriving events are too late."""
+        return self.max_time - self.lateness
+
+    # -- feeding ------------------------------------------------------------------------------
+
+    def observe(self, rule: str, event: dict, moment: float | None = None) -> list[Match]:
+        """One event matched referenced rule `rule`; returns the Matches it completes.
+
+        `moment` is the event's time in epoch seconds when the caller already parsed it.
+        """
+        if moment is None:
+            moment = epoch_seconds(event.get("time"))
+        if moment is None or rule not in self.rule_index:
+            return []
+        if moment < self.watermark:
+            self.late_events += 1
+            return []
+        out = self.advance(moment) if moment > self.max_time else []
+        key = tuple([_group_value(get(event)) for get in self.spec.group_by.get(rule, ())])
+        value = self._entry_value(rule, event)
+        if None in key or (self.spec.type == "value_count" and value is MISSING):
+            return out
+        group = self._group(key)
+        position = self._insert(group, moment, (event.get("log", "default"), event.get("index")), value)
+        if position == len(group.times) - 1:
+            group.last_event = event
+        if self.closing:
+            if group.closes_at is None:
+                group.closes_at = moment + self.spec.timespan
+            return out
+        match = self._check(key, group, position, event)
+        if match is not None:
+            out.append(match)
+        return out
+
+    def advance(self, moment: float) -> list[Match]:
+        """Move event time forward: close finished windows and expire old state."""
+        if moment > self.max_time:
+            self.max_time = moment
+        self._since_sweep += 1
+        due = self.closing and self.watermark >= self._next_sweep
+        if self._since_sweep < 256 and not due:
+            return []
+        self._since_sweep = 0
+        self._next_sweep = self.watermark + 1.0
+        return self._sweep()
+
+    def _entry_value(self, rule: str, event: dict) -> Any:
+        if self.spec.type == "value_count":
+            get = self.spec.value.get(rule)
+            value = get(event) if get else MISSING
+            return MISSING if value is None or value is MISSING else _group_value(value)
+        return self.rule_index[rule]
+
+    def _group(self, key: tuple) -> _Group:
+        group = self.groups.get(key)
+        if group is None:
+            group = self.groups[key] = _Group()
+            if len(self.groups) > self.max_groups:
+                self._evict()
+        else:
+            self.groups.move_to_end(key)
+        return group
+
+    def _evict(self) -> None:
+        self.groups.popitem(last=False)
+        self.evicted += 1
+
+    def _insert(self, group: _Group, moment: float, ref: EventRef, value: Any) -> int:
+        """Insert in time order; keep the latest window's counts current. Returns the position."""
+        times = group.times
+        if not times or moment >= times[-1]:
+            times.append(moment)
+            group.refs.append(ref)
+            group.values.append(value)
+            group.counts[value] = group.counts.get(value, 0) + 1
+            self._slide(group)
+            position = len(times) - 1
+        else:
+            position = bisect.bisect_right(times, moment)
+            times.insert(position, moment)
+            group.refs.insert(position, ref)
+            group.values.insert(position, value)
+            self._recount(group)
+        if len(times) > self.max_entries:
+            self._drop_front(group, len(times) - self.max_entries)
+            position = max(0, position - 1)
+        return position
+
+    def _slide(self, group: _Group) -> None:
+        """Advance the latest window's start past entries older than latest - timespan."""
+        horizon = group.times[-1] - self.spec.timespan
+        while group.times[group.start] < horizon:
+            value = group.values[group.start]
+            group.counts[value] -= 1
+            if not group.counts[value]:
+                del group.counts[value]
+            group.start += 1
+
+    def _recount(self, group: _Group) -> None:
+        horizon = group.times[-1] - self.spec.timespan
+        group.start = bisect.bisect_left(group.times, horizon)
+        counts: dict[Any, int] = {}
+        for value in group.values[group.start :]:
+            counts[value] = counts.get(value, 0) + 1
+        group.counts = counts
+
+    def _drop_front(self, group: _Group, count: int) -> None:
+        """Forget the oldest entries; counts change only if they were inside the latest window."""
+        for name in ("times", "refs", "values"):
+            del getattr(group, name)[:count]
+        if count > group.start:
+            group.start = 0
+            self._recount(group)
+        else:
+            group.start -= count
+
+    # -- deciding -----------------------------------------------------------------------------
+
+    def _check(self, key: tuple, group: _Group, position: int, event: dict) -> Match | None:
+        """Does a window containing the entry at position satisfy the condition?"""
+        moment = group.times[position]
+        if moment < group.muted_until:
+            return None
+        last = len(group.times) - 1
+        if position == last:
+            window = (group.start, last)
+            if self._holds(group, *window, latest=True):
+                return self._fire(key, group, *window, event)
+            return None
+        end_limit = moment + self.spec.timespan
+        end = position
+        while end <= last and group.times[end] <= end_limit and end - position < 64:
+            low = bisect.bisect_left(group.times, group.times[end] - self.spec.timespan)
+            if self._holds(group, low, end, latest=False):
+                return self._fire(key, group, low, end, event)
+            end += 1
+        return None
+
+    def _holds(self, group: _Group, low: int, high: int, latest: bool) -> bool:
+        kind = self.spec.type
+        if kind == "event_count":
+            return self.compare(high - low + 1, self.spec.count)
+        if kind == "value_count":
+            distinct = len(group.counts) if latest else len(set(group.values[low : high + 1]))
+            return self.compare(distinct, self.spec.count)
+        if kind == "temporal":
+            present = set(group.counts) if latest else set(group.values[low : high + 1])
+            return self._temporal(present)
+        return self._ordered(group.values, low, high)
+
+    def _temporal(self, present: set[int]) -> bool:
+        if self.spec.expression is not None:
+            return self.spec.expression({self.spec.rules[i] for i in present})
+        return len(present) == len(self.spec.rules)
+
+    def _ordered(self, values: Sequence[Any], low: int, high: int) -> bool:
+        """Rules seen in the listed order inside values[low..high] (latest-first greedy)."""
+        wanted = len(self.spec.rules) - 1
+        for i in range(high, low - 1, -1):
+            if values[i] == wanted:
+                wanted -= 1
+                if wanted < 0:
+                    return True
+        return False
+
+    def _fire(self, key: tuple, group: _Group, low: int, high: int, event: dict) -> Match:
+        """A Match for window [low, high]; `event` is the one that completed it."""
+        group.muted_until = group.times[high] + self.spec.timespan
+        refs = group.refs[low : high + 1]
+        if len(refs) > self.max_evidence:
+            refs = refs[: self.max_evidence // 2] + refs[-self.max_evidence // 2 :]
+        return Match(
+            self.spec.id,
+            key,
+            refs,
+            format_epoch(group.times[low]),
+            format_epoch(group.times[high]),
+            event,
+        )
+
+    # -- closing windows and expiry --------------------------------------------------------------
+
+    def _sweep(self) -> list[Match]:
+        """Close due windows (closing conditions) and drop expired entries and groups."""
+        horizon = self.watermark - self.spec.timespan
+        out: list[Match] = []
+        for key in self._sweep_candidates(horizon):
+            group = self.groups[key]
+            if self.closing:
+                out.extend(self._close_due(key, group))
+            if group.times and group.times[-1] < horizon and group.closes_at is None:
+                del self.groups[key]
+            elif group.times and group.times[0] < horizon:
+                self._drop_front(group, bisect.bisect_left(group.times, horizon))
+        return out
+
+    def _sweep_candidates(self, horizon: float) -> list[tuple]:
+        """Every group for closing conditions; else the stale prefix of the LRU order."""
+        if self.closing:
+            return list(self.groups)
+        stale = []
+        for key, group in self.groups.items():
+            if not group.times or group.times[0] >= horizon:
+                break  # LRU order: the rest were touched more recently
+            stale.append(key)
+        return stale
+
+    def _close_due(self, key: tuple, group: _Group) -> list[Match]:
+        out: list[Match] = []
+        while group.closes_at is not None and group.closes_at < self.watermark:
+            end = group.closes_at
+            low = bisect.bisect_left(group.times, end - self.spec.timespan)
+            high = bisect.bisect_right(group.times, end) - 1
+            if high >= low and self._holds(group, low, high, latest=False):
+                out.append(self._fire(key, group, low, high, group.last_event))
+            following = high + 1
+            group.closes_at = (
+                group.times[following] + self.spec.timespan if following < len(group.times) else None
+            )
+        return out
+
+    def flush(self) -> list[Match]:
+        """End of stream: close every open window."""
+        self.max_time = float("inf")
+        return self._sweep() if self.closing else []
+
+
+def _group_value(value: Any) -> Any:
+    """A hashable, case-folded group or distinct value: lists become tuples, missing None."""
+    if type(value) is str:
+        return value.lower()
+    if value is MISSING:
+        return None
+    if isinstance(value, list):
+        return tuple(_group_value(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _group_value(v)) for k, v in value.items()))
+    return value

@@ -1,0 +1,128 @@
+"""Fields that detection derives from an event because no producer writes them.
+
+- ``time_hour`` / ``time_weekday``: hour (0-23) and ISO weekday (1 Monday .. 7 Sunday) of ``time``
+  in the engine's business time zone (UTC unless configured).
+- ``clock_skew_seconds``: ``|received - time|`` in seconds (producer clock against ours).
+- ``http_query`` / ``http_path`` / ``http_extension``: ``request.path`` split at ``?`` and its file
+  extension, for the web fields ``cs-uri-query``, ``cs-uri-stem`` and ``c-uri-extension``.
+- ``k8s_verb``: the last segment of a ``k8s.*`` action, when the original verb was not kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, tzinfo
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from trailseal.detect.paths import MISSING, Accessor
+
+
+@lru_cache(maxsize=4096)
+def parse_time(text: str) -> datetime | None:
+    """An RFC 3339 timestamp as an aware datetime, or None."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def epoch_seconds(text: object) -> float | None:
+    """Seconds since the epoch of an RFC 3339 timestamp (None if unreadable)."""
+    if not isinstance(text, str):
+        return None
+    moment = parse_time(text)
+    return moment.timestamp() if moment is not None else None
+
+
+def _local(event: dict, zone: tzinfo | None) -> datetime | None:
+    moment = parse_time(event.get("time", ""))
+    if moment is None or zone is None:
+        return moment
+    return moment.astimezone(zone)
+
+
+def time_hour(zone: tzinfo | None) -> Accessor:
+    """Hour of the event's time in zone (UTC when zone is None)."""
+
+    def get(event: dict) -> object:
+        text = event.get("time")
+        if zone is None and isinstance(text, str) and len(text) > 19 and text[-1] == "Z":
+            return int(text[11:13])
+        moment = _local(event, zone)
+        return moment.hour if moment is not None else MISSING
+
+    return get
+
+
+def time_weekday(zone: tzinfo | None) -> Accessor:
+    """ISO weekday (1 = Monday) of the event's time in zone."""
+
+    def get(event: dict) -> object:
+        moment = _local(event, zone)
+        return moment.isoweekday() if moment is not None else MISSING
+
+    return get
+
+
+def clock_skew_seconds(event: dict) -> object:
+    """Absolute difference between ``received`` and ``time`` in seconds."""
+    sent, got = event.get("time"), event.get("received")
+    if sent == got and sent is not None:
+        return 0.0
+    start, end = epoch_seconds(sent), epoch_seconds(got)
+    if start is None or end is None:
+        return MISSING
+    return round(abs(end - start), 6)
+
+
+def _request_path(event: dict) -> str | None:
+    request = event.get("request")
+    path = request.get("path") if type(request) is dict else None
+    return path if isinstance(path, str) else None
+
+
+def http_query(event: dict) -> object:
+    """The query string of ``request.path`` (without ``?``), empty if none."""
+    path = _request_path(event)
+    if path is None:
+        return MISSING
+    return path.split("?", 1)[1] if "?" in path else ""
+
+
+def http_path(event: dict) -> object:
+    """``request.path`` without its query string."""
+    path = _request_path(event)
+    return MISSING if path is None else path.split("?", 1)[0]
+
+
+def http_extension(event: dict) -> object:
+    """File extension of the requested path (without the dot), empty if none."""
+    path = http_path(event)
+    if path is MISSING:
+        return MISSING
+    leaf = path.rsplit("/", 1)[-1]
+    return leaf.rsplit(".", 1)[1] if "." in leaf else ""
+
+
+def k8s_verb(event: dict) -> object:
+    """The verb of a ``k8s.<resource>[.<sub>].<verb>`` action."""
+    action = event.get("action")
+    if isinstance(action, str) and action.startswith("k8s."):
+        return action.rsplit(".", 1)[1]
+    return MISSING
+
+
+def derived_fields(zone_name: str | None = None) -> dict[str, Callable[[dict], object]]:
+    """Every derived field by name, with time fields in zone_name (None = UTC)."""
+    zone = ZoneInfo(zone_name) if zone_name and zone_name.upper() != "UTC" else None
+    return {
+        "time_hour": time_hour(zone),
+        "time_weekday": time_weekday(zone),
+        "clock_skew_seconds": clock_skew_seconds,
+        "http_query": http_query,
+        "http_path": http_path,
+        "http_extension": http_extension,
+        "k8s_verb": k8s_verb,
+    }

@@ -31,6 +31,15 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True):
     tls_client_ca: str | None = None
 
 
+class AlertsConfig(msgspec.Struct, forbid_unknown_fields=True):
+    enabled: bool = True
+    rules: list[str] = []  # extra Sigma rule files or directories, beside the built-in pack
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    stdout: bool = False
+    silent_after_seconds: float = 600.0
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True):
     """Everything a data dir is configured with."""
 
@@ -39,6 +48,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     key_file: str = KEY_FILE
     max_commit_events: int = 20_000
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
+    alerts: AlertsConfig = msgspec.field(default_factory=AlertsConfig)
     privacy: dict[str, Any] = {}
     retention: dict[str, Any] = {}
 
@@ -113,4 +123,18 @@ max_events_per_request = 10000
 max_queue_events = 200000
 # Serve /tlog/<log>/... (checkpoint, tiles, entries) without a token, as C2SP tlog-tiles expects.
 public_tlog = true
+
+[alerts]
+# Sigma detection on the sealed stream (built-in pack + these rule files/dirs); alerts are sealed
+# as `finding` events in the `trailseal` log and sent to the sinks below.
+enabled = true
+rules = []
+# webhook_url = "https://alerts.example/hook"   # POSTs JSON, header X-Trailseal-Signature: sha256=<HMAC>
+# webhook_secret = "change me"
+stdout = false
+silent_after_seconds = 600
+
+[privacy]
+# Personal data is protected before sealing (default policy). See `trailseal privacy show`.
+enabled = true
 """

@@ -55,7 +55,7 @@ class Sealer:
         self.max_queue_events = max_queue_events
         self.clock = clock
         self.stats = CommitStats()
-        self.on_commit: list[Callable[[list[tuple[str, int, bytes]]], None]] = []
+        self.on_commit: list[Callable[[list[tuple[str, int, bytes, tuple]]], None]] = []
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._queued = 0
         self._queued_lock = threading.Lock()
@@ -164,16 +164,16 @@ class Sealer:
         commits, sealed = [], []
         created = self.clock()
         for log, entries in by_log.items():
-            commit = self._seal_log(log, entries, receipts, created)
+            commit, fresh = self._seal_log(log, entries, receipts, created)
             if commit is not None:
                 commits.append(commit)
-                sealed.extend((log, e.index, e.data) for e in commit.entries)
+                sealed.extend(fresh)
         if commits:
             self.store.commit(commits)
             self.heads.update((c.log, c.checkpoint) for c in commits)
         return receipts, sealed
 
-    def _seal_log(self, log: str, entries, receipts, created: str) -> Commit | None:
+    def _seal_log(self, log: str, entries, receipts, created: str) -> tuple[Commit | None, list]:
         """Assign indices to one log's new entries; duplicates get their original receipts."""
         tree = self._tree(log)
         known = self.store.find_ids(log, list({item.id for _, _, item in entries}))
@@ -182,6 +182,7 @@ class Sealer:
         rows: list[EntryRow] = []
         leaves: list[bytes] = []
         vault: list = []
+        fresh: list[tuple[str, int, bytes, tuple]] = []
         sha256 = hashlib.sha256
         for r, i, item in entries:
             receipt = seen.get(item.id)
@@ -192,13 +193,14 @@ class Sealer:
                 rows.append(_row(index, item))
                 leaves.append(leaf)
                 vault.extend(item.vault)
+                fresh.append((log, index, item.canonical, item.vault))
             receipts[r][i] = receipt
         if not rows:
-            return None
+            return None, fresh
         tree.append(leaves)
         checkpoint = Checkpoint(log_origin(self.signer.name, log), tree.size, tree.root())
         note = sign(checkpoint.body(), [self._signer(log)])
-        return Commit(log, rows, tree.take_dirty_tiles(), tree.size, note, created, vault)
+        return Commit(log, rows, tree.take_dirty_tiles(), tree.size, note, created, vault), fresh
 
     def _signer(self, log: str) -> Signer:
         if log not in self._signers:

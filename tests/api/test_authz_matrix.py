@@ -22,6 +22,7 @@ SAMPLES = {
     ("/metrics", "GET"): {},
     ("/openapi.json", "GET"): {},
     ("/v1/admin/erase", "POST"): {"json": {"subject": "nobody"}},
+    ("/v1/alerts", "GET"): {},
 }
 ALLOWED = {"public": {"ingest", "reader", "auditor", "admin", "other", "other_reader", None, "wrong"},
            "tlog": {"ingest", "reader", "auditor", "admin", "other", "other_reader", None, "wrong"},

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from trailseal.api import admin, ingest, ops, read, tlog
+from trailseal.api import admin, alerts, ingest, ops, read, tlog
 from trailseal.api.auth import RateLimiter, TokenStore
 from trailseal.api.common import ApiError, Service, error_response, json_response, requires
 from trailseal.api.metrics import Metrics
@@ -22,27 +22,48 @@ from trailseal.datadir import Trail
 log = logging.getLogger("trailseal.api")
 
 
-def create_app(trail: Trail, *, record_reads: bool = True) -> Starlette:
-    """The trailseal API over an open data dir."""
+def create_app(trail: Trail, *, record_reads: bool = True, detect: bool | None = None) -> Starlette:
+    """The trailseal API over an open data dir (detection on unless the config or ``detect`` says no)."""
     server = trail.config.server
     svc = Service(trail, TokenStore(trail.directory), Metrics(),
                   RateLimiter(server.rate_limit_per_token), server.public_tlog, record_reads)
     trail.sealer.stats.observers.append(svc.metrics.observe_commit)
     trail.sealer.on_commit.append(lambda sealed: svc.extras.__setitem__("last_commit_time", time.time()))
 
+    detection = start_detection(trail) if (trail.config.alerts.enabled if detect is None else detect) else None
+    svc.extras["detection"] = detection
+
     @asynccontextmanager
     async def lifespan(app: Starlette):
         yield
+        if detection is not None:
+            detection.stop()
         trail.close()
         svc.tokens.close()
 
-    routes = [*ingest.routes, *read.routes, *tlog.routes, *ops.routes, *admin.routes,
+    routes = [*ingest.routes, *read.routes, *tlog.routes, *ops.routes, *admin.routes, *alerts.routes,
               Route("/openapi.json", openapi, methods=["GET"])]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={ApiError: on_api_error, HTTPException: on_http_error,
                                         Exception: on_unexpected})
     app.state.service = svc
     return app
+
+
+def start_detection(trail: Trail):
+    """The Sigma engine on the sealed stream, with the configured sinks."""
+    from trailseal.alerts.service import DetectionService
+    from trailseal.alerts.sinks import StdoutSink, WebhookSink
+    from trailseal.detect.engine import BUILTIN_DIR, Engine
+
+    conf = trail.config.alerts
+    engine = Engine.from_paths([BUILTIN_DIR, *conf.rules]) if conf.rules else Engine.builtin()
+    sinks: list = []
+    if conf.webhook_url:
+        sinks.append(WebhookSink(conf.webhook_url, conf.webhook_secret or "", trail.directory / "alerts.dead-letter"))
+    if conf.stdout:
+        sinks.append(StdoutSink())
+    return DetectionService(trail, engine, sinks, conf.silent_after_seconds).start()
 
 
 @requires("public")

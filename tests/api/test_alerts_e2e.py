@@ -1,0 +1,102 @@
+"""End to end on the real server: a brute-force burst raises one alert, sealed and delivered to a
+webhook with a valid signature within 2 s; a source that stops sending raises a silent-source alert."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import httpx
+import pytest
+
+import trailseal
+from tests.api.server import Server, free_port
+from tests.conftest import make_event
+
+SECRET = "webhook-secret"
+BRUTE_FORCE_IP = "f1a43fa4-751a-42bd-bb54-4bb6879ea7b4"
+
+
+class Receiver(BaseHTTPRequestHandler):
+    received: list[tuple[float, dict, bytes]] = []
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Receiver.received.append((time.monotonic(), dict(self.headers), body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def webhook():
+    Receiver.received = []
+    server = HTTPServer(("127.0.0.1", free_port()), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    server.shutdown()
+
+
+def alerting_server(data_dir, webhook: str, silent_after: str = "600") -> Server:
+    env = {"TRAILSEAL_ALERTS__WEBHOOK_URL": webhook, "TRAILSEAL_ALERTS__WEBHOOK_SECRET": SECRET,
+           "TRAILSEAL_ALERTS__SILENT_AFTER_SECONDS": silent_after}
+    return Server(data_dir, env=env).start()
+
+
+def wait_for(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_brute_force_burst_gives_one_signed_alert_within_two_seconds(data_dir, webhook):
+    server = alerting_server(data_dir, webhook)
+    try:
+        burst = [make_event(i, action="user.login", category="authentication", outcome="failure")
+                 for i in range(20)]
+        burst.append(make_event(20, action="user.login", category="authentication", outcome="success"))
+        for event in burst:
+            event["actor"] = {"id": "victim", "ip": "198.51.100.9", "type": "user"}
+        sent = time.monotonic()
+        response = httpx.post(server.url + "/v1/events", json=burst, headers={"Authorization": f"Bearer {server.admin}"})
+        assert response.status_code == 200
+        assert wait_for(lambda: any(json.loads(b)["attributes"]["rule_id"] == BRUTE_FORCE_IP
+                                    for _, _, b in Receiver.received), 2.0), "no brute-force alert within 2 s"
+        time.sleep(0.5)
+        brute = [(t, h, b) for t, h, b in Receiver.received if json.loads(b)["attributes"]["rule_id"] == BRUTE_FORCE_IP]
+        assert len(brute) == 1, [json.loads(b)["reason"] for _, _, b in Receiver.received]
+        arrived, headers, body = brute[0]
+        assert arrived - sent <= 2.0
+        expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(headers["X-Trailseal-Signature"], expected)
+        alert = json.loads(body)
+        assert alert["attributes"]["author"] == "trailseal" and alert["category"] == "finding"
+        assert len(alert["attributes"]["events"]) >= 10
+        listed = httpx.get(server.url + "/v1/alerts", headers={"Authorization": f"Bearer {server.admin}"}).json()
+        assert BRUTE_FORCE_IP in {a["event"]["attributes"]["rule_id"] for a in listed["alerts"]}
+    finally:
+        server.stop()
+    with trailseal.open(data_dir) as log:
+        assert all(r.ok for r in log.verify())
+
+
+def test_a_source_that_stops_raises_a_silent_source_alert(data_dir, webhook):
+    server = alerting_server(data_dir, webhook, silent_after="1")
+    try:
+        event = make_event(1)
+        event["source"] = {"component": "payments-api", "kind": "app"}
+        httpx.post(server.url + "/v1/events", json=[event], headers={"Authorization": f"Bearer {server.admin}"})
+        assert wait_for(lambda: any("payments-api" in b.decode() and b"silent" in b.lower()
+                                    for _, _, b in Receiver.received), 8.0)
+    finally:
+        server.stop()

@@ -38,6 +38,8 @@ class AlertsConfig(msgspec.Struct, forbid_unknown_fields=True):
     webhook_secret: str | None = None
     stdout: bool = False
     silent_after_seconds: float = 600.0
+    integrity_interval_seconds: float = 30.0
+    integrity_full_every: int = 20  # a full re-verify every N intervals
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True):

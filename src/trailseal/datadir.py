@@ -14,7 +14,7 @@ from trailseal.event import Event, EventError, Sealable, from_dict, utc_now
 from trailseal.keys import log_verifier
 from trailseal.ledger import Signer, Verifier, generate, merkle, tile_read_hashes
 from trailseal.ledger.proof import format_proof
-from trailseal.ledger.verify import VerifyReport, verify_log
+from trailseal.ledger.verify import VerifyReport, as_bytes, verify_log
 from trailseal.pipeline import Sealer
 from trailseal.protection import Protection, protect_or_error
 from trailseal.store.base import Receipt, Store, StoreError
@@ -172,7 +172,7 @@ class Trail:
 
     def entry(self, index: int, log: str = "default") -> bytes:
         for _, data in self.store.read_entries(log, index, index + 1):
-            return data
+            return as_bytes(data)
         raise IndexError(f"log {log!r} has no entry {index}")
 
     def inclusion_proof(self, index: int, size: int, log: str = "default") -> list[bytes]:

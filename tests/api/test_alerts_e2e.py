@@ -100,3 +100,24 @@ def test_a_source_that_stops_raises_a_silent_source_alert(data_dir, webhook):
                                     for _, _, b in Receiver.received), 8.0)
     finally:
         server.stop()
+
+
+def test_tampering_behind_the_servers_back_raises_an_integrity_alert(data_dir, webhook):
+    import sqlite3
+
+    env = {"TRAILSEAL_ALERTS__WEBHOOK_URL": webhook, "TRAILSEAL_ALERTS__WEBHOOK_SECRET": SECRET,
+           "TRAILSEAL_ALERTS__INTEGRITY_INTERVAL_SECONDS": "0.5", "TRAILSEAL_ALERTS__INTEGRITY_FULL_EVERY": "4"}
+    server = Server(data_dir, env=env).start()
+    try:
+        headers = {"Authorization": f"Bearer {server.admin}"}
+        httpx.post(server.url + "/v1/events", json=[make_event(i) for i in range(10)], headers=headers)
+        time.sleep(1.0)  # let the watch verify what is there
+        with sqlite3.connect(data_dir / "trailseal.db") as conn:
+            conn.execute("UPDATE entries SET data = replace(data, 'orders', 'ordars') WHERE log='default' AND idx=12")
+        httpx.post(server.url + "/v1/events", json=[make_event(i) for i in range(10, 20)], headers=headers)
+        with sqlite3.connect(data_dir / "trailseal.db") as conn:
+            conn.execute("UPDATE entries SET data = replace(data, 'orders', 'ordars') WHERE log='default' AND idx=12")
+        assert wait_for(lambda: any(b"integrity" in b.lower() and b"critical" in b for _, _, b in Receiver.received),
+                        8.0), [json.loads(b)["reason"] for _, _, b in Receiver.received]
+    finally:
+        server.stop()

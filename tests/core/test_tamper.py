@@ -141,3 +141,10 @@ def test_checkpoint_resigned_with_another_key(sealed):
     with pytest.raises(Exception):  # noqa: B017
         with trailseal.open(data_dir) as log:
             open_note(log.store.checkpoint_at("default", 500), [log.verifier])
+
+
+def test_entry_rewritten_as_text_is_caught(sealed):
+    data_dir, _ = sealed
+    with db(data_dir) as conn:
+        conn.execute("UPDATE entries SET data = replace(data, 'orders', 'ordars') WHERE idx=?", (BAD,))
+    assert first_bad(data_dir).first_bad_index == BAD

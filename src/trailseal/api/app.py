@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from trailseal.alerts.integrity import IntegrityWatch
 from trailseal.api import admin, alerts, ingest, ops, read, tlog
 from trailseal.api.auth import RateLimiter, TokenStore
 from trailseal.api.common import ApiError, Service, error_response, json_response, requires
@@ -32,12 +33,17 @@ def create_app(trail: Trail, *, record_reads: bool = True, detect: bool | None =
 
     detection = start_detection(trail) if (trail.config.alerts.enabled if detect is None else detect) else None
     svc.extras["detection"] = detection
+    alerts_conf = trail.config.alerts
+    integrity = IntegrityWatch(trail, alerts_conf.integrity_interval_seconds,
+                               alerts_conf.integrity_full_every).start() if detection else None
+    svc.extras["integrity"] = integrity
 
     @asynccontextmanager
     async def lifespan(app: Starlette):
         yield
         if detection is not None:
             detection.stop()
+            integrity.stop()
         trail.close()
         svc.tokens.close()
 

@@ -113,7 +113,7 @@ def _chunks(store, log: str, size: int, stops: list[int]) -> Iterator[tuple[int,
         if index >= size:
             raise _Fail(f"entry {index} is not covered by any signed checkpoint (inserted after size {size})",
                         index)
-        chunk.append(data)
+        chunk.append(data if type(data) is bytes else as_bytes(data))
         expected += 1
         if expected % TILE == 0 or expected == next_stop:
             yield expected - len(chunk), chunk
@@ -179,3 +179,10 @@ def _first_difference(stored: bytes, computed: bytes) -> int:
         if stored[i:i + HASH] != computed[i:i + HASH]:
             return i // HASH
     return 0
+
+
+def as_bytes(value) -> bytes:
+    """A stored entry of the wrong type (someone wrote TEXT into the BLOB column) is hashed as is."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    return str(value).encode("utf-8", "surrogatepass")

@@ -526,6 +526,44 @@ def privacy_show(data: DataOpt = None) -> None:
     trail.close()
 
 
+rules_app = typer.Typer(help="Detection rules (Sigma).", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+
+
+@rules_app.command("test")
+def rules_test_cmd(rule: Annotated[Path, typer.Argument(help="A Sigma rule file or a directory of them.")],
+                   events: Annotated[Path, typer.Argument(help="NDJSON events (trailseal schema).")],
+                   placeholders: Annotated[Path | None, typer.Option(help="YAML of %placeholder% values.")] = None,
+                   ) -> None:
+    """Run rules over events and print every alert (for rule authors). Exit 1 if nothing fired."""
+    from trailseal.detect.testing import rules_test
+
+    try:
+        report = rules_test(rule, events, placeholders)
+    except Exception as exc:  # noqa: BLE001 - pySigma raises many kinds; the message is what matters
+        fail(f"cannot run {rule} over {events}: {exc}")
+    for alert in report.alerts:
+        where = ", ".join(f"{lg}:{idx}" for lg, idx in alert.events[:10])
+        print(f"{alert.level:<8} {alert.title}  [{alert.rule_id}]  events {where}")
+    err.print(f"{len(report.alerts)} alerts from {len(report.rules)} rules over {report.events} events")
+    raise typer.Exit(0 if report.alerts else 1)
+
+
+@app.command("alerts")
+def alerts_cmd(data: DataOpt = None, limit: Annotated[int, typer.Option(help="Most alerts to print.")] = 50) -> None:
+    """Print the newest alerts (sealed finding events in the `trailseal` log) as NDJSON."""
+    from trailseal.alerts.service import ALERT_ACTION
+    from trailseal.store.base import Filters
+
+    trail = open_trail(data)
+    try:
+        rows = trail.store.select(["trailseal"], Filters(action_prefix=ALERT_ACTION), None, limit)
+        for row in trail.read_events([(lg, index, blob) for lg, index, _, blob in rows]):
+            print(json.dumps(row, ensure_ascii=False))
+    finally:
+        trail.close()
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,148 @@
+"""Archive and restore throughput: 1M sealed events (100k with TRAILSEAL_BENCH_QUICK=1).
+
+Ours: `Retention.apply` moves every payload past its hot period into sealed segments (zstd, AES-256-GCM
+under a wrapped per-segment key, batch inclusion proof, signed checkpoint) in a directory target,
+reads each back, then drops the local payloads keeping leaf hashes; `Retention.restore` fetches,
+verifies (signature, proof, every entry re-hashed) and re-inserts them. Both rates include SQLite.
+
+Events are sealed with privacy protection off (it only slows the setup; segments carry sealed bytes
+either way). Peer: stdlib gzip at level 6 (what `tar czf` does) over the very same entry bytes, and gunzip back:
+the plain "compress the old rows into a tarball" archive that audit teams start from, with no
+encryption, no proof and no database work. It tells what our extra guarantees cost.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from tests.archive.helpers import without_privacy
+from tests.conftest import make_event
+
+import trailseal
+from bench.common import QUICK, Result, peak_rss_mb, report
+from trailseal.archive import Archive
+from trailseal.archive.crypto import StaticKeys, new_key
+from trailseal.archive.dir import DirTarget
+from trailseal.event import format_time
+from trailseal.retention import Policies, Retention, verify_log_pruned
+
+EVENTS = 100_000 if QUICK else 1_000_000
+BATCH = 20_000
+GOAL = 100_000
+START = datetime(2026, 1, 1, tzinfo=UTC)
+POLICY = {"policies": {"everything": {"categories": ["authentication", "data_access", "admin", "config"],
+                                      "hot": "30d", "keep": "1y"}}}
+
+
+class Clock:
+    """A settable clock for Trail (str) and Retention (datetime)."""
+
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> str:
+        return format_time(self.now)
+
+    def moment(self) -> datetime:
+        return self.now
+
+
+def seal(directory: Path, clock: Clock) -> None:
+    """Seal EVENTS events, one batch per simulated minute."""
+    with trailseal.open(directory, clock=clock) as log:
+        for start in range(0, EVENTS, BATCH):
+            log.append([make_event(i) for i in range(start, min(start + BATCH, EVENTS))])
+            clock.now += timedelta(minutes=1)
+
+
+def digest(store) -> tuple[str, bytes]:
+    """SHA-256 over every (index, entry) and the entries concatenated."""
+    h, parts = hashlib.sha256(), []
+    for index, data in store.read_entries("default", 0, 2**62):
+        h.update(index.to_bytes(8, "big") + data)
+        parts.append(data)
+    return h.hexdigest(), b"".join(parts)
+
+
+def rate(count: int, seconds: float) -> float:
+    """Events per second."""
+    return count / seconds if seconds else float("inf")
+
+
+def peer_rates(raw: bytes) -> tuple[float, float, int]:
+    """gzip -6 and gunzip of the same bytes: (events/s each way, compressed size)."""
+    started = time.perf_counter()
+    packed = gzip.compress(raw, compresslevel=6, mtime=0)
+    packing = time.perf_counter() - started
+    started = time.perf_counter()
+    gzip.decompress(packed)
+    unpacking = time.perf_counter() - started
+    return rate(EVENTS, packing), rate(EVENTS, unpacking), len(packed)
+
+
+def main() -> list[Result]:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        directory = without_privacy(trailseal.init(root / "data", origin="bench.trailseal"))
+        clock = Clock(START)
+        started = time.perf_counter()
+        seal(directory, clock)
+        print(f"sealed {EVENTS:,} events in {time.perf_counter() - started:.1f} s")
+        with trailseal.open(directory, clock=clock) as trail:
+            return run(trail, root, clock)
+
+
+def run(trail, root: Path, clock: Clock) -> list[Result]:
+    before, raw = digest(trail.store)
+    archive = Archive(DirTarget(root / "archive"), StaticKeys({"bench": new_key()}))
+    retention = Retention(trail.store, Policies.from_config(POLICY), archive, verifier=trail.verifier,
+                          clock=clock.moment)
+    now = clock.now + timedelta(days=31)
+    started = time.perf_counter()
+    applied = retention.apply(now)
+    archiving = time.perf_counter() - started
+    archive_phases = dict(retention.timings)
+    assert applied.count("archive") == EVENTS, applied.steps
+    assert next(trail.store.read_entries("default", 0, 2**62), None) is None, "local payloads remain"
+    started = time.perf_counter()
+    assert verify_log_pruned(trail.store, "default", [trail.verifier()]).ok
+    pruned_verify = time.perf_counter() - started
+    started = time.perf_counter()
+    restored = retention.restore("default")
+    restoring = time.perf_counter() - started
+    restore_phases = dict(retention.timings)
+    after, _ = digest(trail.store)
+    assert restored == EVENTS and after == before, "restore is not byte-identical"
+    assert trail.verify("default")[0].ok
+    stored = sum(p.stat().st_size for p in (root / "archive").rglob("*.tseg"))
+    gz_in, gz_out, gz_size = peer_rates(raw)
+    print(f"{len(applied.steps)} segments, {stored / 2**20:.1f} MiB archived from {len(raw) / 2**20:.1f} MiB "
+          f"(gzip -6: {gz_size / 2**20:.1f} MiB); pruned-aware verify {rate(EVENTS, pruned_verify):,.0f} "
+          f"events/s; peak RSS {peak_rss_mb():,.0f} MiB")
+    print("archive phases (s): " + phases(archive_phases) + "; restore phases (s): " + phases(restore_phases))
+    ours_in, ours_out = rate(EVENTS, archiving), rate(EVENTS, restoring)
+    seg_in, seg_out = rate(EVENTS, archive_phases["segments"]), rate(EVENTS, restore_phases["verify"])
+    return [
+        report(Result("archive events/s, end to end (incl. SQLite moves)", ours_in, gz_in, "events/s",
+                      "gzip -6 same bytes", f">= {GOAL:,}", ours_in >= GOAL)),
+        report(Result("archive events/s, segments only (build+encrypt+write+read back)", seg_in, gz_in, "events/s",
+                      "gzip -6 same bytes", f">= {GOAL:,}", seg_in >= GOAL)),
+        report(Result("restore events/s, end to end (incl. SQLite inserts)", ours_out, gz_out, "events/s",
+                      "gunzip same bytes", f">= {GOAL:,}", ours_out >= GOAL)),
+        report(Result("restore events/s, segments only (fetch+decrypt+verify)", seg_out, gz_out, "events/s",
+                      "gunzip same bytes", f">= {GOAL:,}", seg_out >= GOAL)),
+    ]
+
+
+def phases(timings: dict[str, float]) -> str:
+    """'total 1.2, segments 0.4, ...'."""
+    return ", ".join(f"{name} {seconds:.2f}" for name, seconds in timings.items())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1101 @@
+"""Retention: policies per log and category, legal holds, archive and expiry that keep the tree whole.
+
+An entry lives in three stages, timed from ``received`` (our trusted clock, never the producer's):
+
+- **hot** until ``received + hot``: its payload is in the store;
+- **archived** until ``received + keep``: its payload is in a sealed, encrypted archive segment
+  (locked until the segment's retention ends); reads fall back to the archive;
+- **expired** from ``received + keep``: its payload is gone everywhere, its leaf hash and the tiles
+  stay, so the tree and every proof still verify; it reads as "pruned by policy P on date D".
+
+Entries under a legal hold never leave the hot store and never expire. Every stage boundary is exact
+(``received + period <= now``; months and years are calendar months and years).
+
+The store does not have these operations yet, so this module keeps its own tables in the SQLite
+store's database (``pruned``, ``archive_segments``, ``legal_holds``, ``legal_hold_ids``) and works on
+its connection; docs/retention.md lists the Store-protocol methods they should become.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import re
+import sqlite3
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
+
+import msgspec
+
+from trailseal.archive import Archive, RetentionLocked, Written, rfc3339
+from trailseal.archive import segment as seg
+from trailseal.event import CATEGORIES
+from trailseal.ledger import TreeState, Verifier, parse_checkpoint
+from trailseal.ledger import verify as lv
+from trailseal.store.base import StoreError
+
+SEGMENT_ENTRIES = 65_536
+FOREVER_LOCK_YEARS = 100
+_PAGE = 8192
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+_PERIOD = re.compile(r"(\d+)\s*(h|d|w|m|y)")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS pruned (log TEXT NOT NULL, idx INTEGER NOT NULL, id TEXT NOT NULL,
+    leaf_hash BLOB NOT NULL, category TEXT NOT NULL, received TEXT NOT NULL,
+    time TEXT, action TEXT, outcome TEXT, actor_id TEXT,
+    state TEXT NOT NULL CHECK (state IN ('archived', 'restored', 'expired')),
+    policy TEXT NOT NULL, segment TEXT, archived_at TEXT, expired_at TEXT,
+    PRIMARY KEY (log, idx)) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS pruned_by_id ON pruned (log, id);
+CREATE TABLE IF NOT EXISTS archive_segments (key TEXT PRIMARY KEY, log TEXT NOT NULL, policy TEXT NOT NULL,
+    start_idx INTEGER NOT NULL, end_idx INTEGER NOT NULL, count INTEGER NOT NULL, size INTEGER NOT NULL,
+    retain_until TEXT NOT NULL, created TEXT NOT NULL, held INTEGER NOT NULL DEFAULT 0, deleted TEXT);
+CREATE TABLE IF NOT EXISTS legal_holds (id INTEGER PRIMARY KEY, reason TEXT NOT NULL, query TEXT,
+    created TEXT NOT NULL, released TEXT);
+CREATE TABLE IF NOT EXISTS legal_hold_ids (hold INTEGER NOT NULL, log TEXT NOT NULL, id TEXT NOT NULL,
+    PRIMARY KEY (hold, log, id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS legal_hold_ids_by_id ON legal_hold_ids (log, id);
+"""
+
+
+class RetentionError(ValueError):
+    """Retention is misconfigured or was asked something impossible; the message says what to fix."""
+
+
+# -- periods -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Period:
+    """A retention period: calendar months plus an exact duration, or forever."""
+
+    text: str
+    months: int = 0
+    exact: timedelta = timedelta(0)
+    forever: bool = False
+
+    def after(self, moment: datetime) -> datetime | None:
+        """moment + this period (None: never)."""
+        if self.forever:
+            return None
+        return add_months(moment, self.months) + self.exact
+
+    def cutoffs(self, now: datetime) -> tuple[str, str]:
+        """(sure, maybe) as stored timestamps: m is due (after(m) <= now) if m <= sure, never if m > maybe."""
+        sure = add_months(now - self.exact, -self.months)
+        return rfc3339(sure), rfc3339(sure + timedelta(days=4 if self.months else 0))
+
+    def due(self, received: str, now: datetime, sure: str) -> bool:
+        """Whether an entry received then is past this period at now (exact, calendar-aware)."""
+        return received <= sure or add_months(_moment(received), self.months) + self.exact <= now
+
+
+def parse_period(text: str) -> Period:
+    """Parse '36h', '90d', '12w', '3m' (months), '1y' or 'forever'; terms may add up: '1y 6m'."""
+    text = str(text).strip().lower()
+    if text in ("forever", "never"):
+        return Period(text, forever=True)
+    terms = _PERIOD.findall(text)
+    if not terms or _PERIOD.sub("", text).strip():
+        raise RetentionError(f"period {text!r}: use e.g. '36h', '90d', '12w', '3m', '1y' or 'forever'")
+    months, exact = 0, timedelta(0)
+    for count, unit in terms:
+        n = int(count)
+        months += {"m": n, "y": 12 * n}.get(unit, 0)
+        exact += {"h": timedelta(hours=n), "d": timedelta(days=n), "w": timedelta(weeks=n)}.get(unit, timedelta(0))
+    return Period(text, months, exact)
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """moment moved by calendar months, the day clamped to the month's last (Jan 31 + 1m = Feb 28)."""
+    if not months:
+        return moment
+    total = moment.year * 12 + moment.month - 1 + months
+    year, month = divmod(total, 12)
+    last = (datetime(year + (month == 11), (month + 1) % 12 + 1, 1) - timedelta(days=1)).day
+    return moment.replace(year=year, month=month + 1, day=min(moment.day, last))
+
+
+# -- policies ------------------------------------------------------------------------------------
+class _PolicySpec(msgspec.Struct, forbid_unknown_fields=True):
+    keep: str
+    hot: str | None = None
+    categories: list[str] | None = None
+    logs: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How long entries of some categories (in some logs) stay hot, and how long they are kept."""
+
+    name: str
+    keep: Period
+    hot: Period | None = None  # None: hot until kept no longer (never archived)
+    categories: frozenset[str] | None = None  # None: every category
+    logs: frozenset[str] | None = None  # None: every log
+
+    @property
+    def specificity(self) -> int:
+        """Log-and-category beats log beats category beats catch-all."""
+        return 2 * (self.logs is not None) + (self.categories is not None)
+
+    def governs(self, log: str, category: str) -> bool:
+        """Whether this policy applies to entries of category in log."""
+        return ((self.logs is None or log in self.logs)
+                and (self.categories is None or category in self.categories))
+
+    def describe(self) -> str:
+        """'hot 90d, keep 1y' and what it covers."""
+        hot = f"hot {self.hot.text}, " if self.hot else ""
+        cats = ",".join(sorted(self.categories)) if self.categories else "every category"
+        logs = f" in {','.join(sorted(self.logs))}" if self.logs else ""
+        return f"{self.name}: {hot}keep {self.keep.text} ({cats}{logs})"
+
+
+class Policies:
+    """The configured policies; each (log, category) is governed by at most one, the most specific."""
+
+    def __init__(self, policies: Iterable[Policy] = ()):
+        """Check names and that no two equally specific policies overlap."""
+        self.policies = list(policies)
+        names = [p.name for p in self.policies]
+        if len(set(names)) != len(names):
+            raise RetentionError(f"duplicate retention policy names in {names}")
+        _check_overlaps(self.policies)
+
+    @classmethod
+    def from_config(cls, conf: Mapping[str, Any]) -> Policies:
+        """From `[retention.policies]`: `authentication = { hot = "90d", keep = "1y" }` ..."""
+        return cls(_policy(name, spec) for name, spec in (conf.get("policies") or {}).items())
+
+    def for_entry(self, log: str, category: str) -> Policy | None:
+        """The policy governing one entry, or None (kept forever, hot)."""
+        matching = [p for p in self.policies if p.governs(log, category)]
+        return max(matching, key=lambda p: p.specificity) if matching else None
+
+    def categories_by_policy(self, log: str) -> dict[str, list[str]]:
+        """{policy name: categories of log it governs}."""
+        result: dict[str, list[str]] = defaultdict(list)
+        for category in CATEGORIES:
+            policy = self.for_entry(log, category)
+            if policy is not None:
+                result[policy.name].append(category)
+        return dict(result)
+
+    def get(self, name: str) -> Policy:
+        """The policy called name."""
+        for policy in self.policies:
+            if policy.name == name:
+                return policy
+        raise RetentionError(f"no retention policy {name!r}")
+
+
+def _policy(name: str, raw: Any) -> Policy:
+    """One policy from its config table."""
+    if not _NAME.fullmatch(name):
+        raise RetentionError(f"policy name {name!r}: use lower-case letters, digits, '-' and '_'")
+    try:
+        spec = msgspec.convert(raw, _PolicySpec)
+    except msgspec.ValidationError as exc:
+        raise RetentionError(f"retention policy {name!r}: {exc}") from None
+    categories = spec.categories if spec.categories is not None else ([name] if name in CATEGORIES else None)
+    unknown = set(categories or ()) - set(CATEGORIES)
+    if unknown:
+        raise RetentionError(f"retention policy {name!r}: unknown categories {sorted(unknown)}")
+    keep, hot = parse_period(spec.keep), parse_period(spec.hot) if spec.hot else None
+    _check_hot(name, hot, keep)
+    return Policy(name, keep, hot, frozenset(categories) if categories is not None else None,
+                  frozenset(spec.logs) if spec.logs is not None else None)
+
+
+def _check_hot(name: str, hot: Period | None, keep: Period) -> None:
+    """hot must not outlast keep."""
+    if hot is None or hot.forever or keep.forever:
+        if hot is not None and hot.forever and not keep.forever:
+            raise RetentionError(f"retention policy {name!r}: hot forever but keep {keep.text}")
+        return
+    probe = datetime(2001, 1, 31, tzinfo=UTC)
+    if hot.after(probe) > keep.after(probe):
+        raise RetentionError(f"retention policy {name!r}: hot {hot.text} is longer than keep {keep.text}")
+
+
+def _check_overlaps(policies: Sequence[Policy]) -> None:
+    """Two policies of equal specificity must not both govern a category in a log."""
+    for i, a in enumerate(policies):
+        for b in policies[i + 1:]:
+            if a.specificity != b.specificity:
+                continue
+            cats = _overlap(a.categories, b.categories)
+            logs = _overlap(a.logs, b.logs)
+            if cats and logs:
+                raise RetentionError(f"retention policies {a.name!r} and {b.name!r} both govern "
+                                     f"{sorted(cats)[0] if cats != {'*'} else 'every category'}")
+
+
+def _overlap(a: frozenset[str] | None, b: frozenset[str] | None) -> set[str]:
+    """Common members; None means everything ('*')."""
+    if a is None and b is None:
+        return {"*"}
+    return set(a if b is None else b if a is None else a & b)
+
+
+# -- legal-hold queries --------------------------------------------------------------------------
+_QUERY_FIELDS = {"log": "log", "category": "category", "action": "action", "outcome": "outcome",
+                 "actor": "actor_id", "actor.id": "actor_id", "id": "id"}
+_TERM = re.compile(r'(\w+(?:\.\w+)?):(?:"([^"]*)"|(\S+))')
+
+
+ActorIds = Callable[[str], list[str]]
+
+
+def compile_query(text: str, alias: str = "", actor_ids: ActorIds | None = None) -> tuple[str, list[str]]:
+    """A hold query (`category:admin actor:alice action:user.* since:2026-01-01 until:...`) as SQL.
+
+    Terms on different fields are AND-ed, repeated fields OR-ed; `*` is a wildcard; since/until
+    compare the event's time; actor_ids(actor) gives the stored actor_id values of an actor (privacy
+    commitments included). (To be replaced by query/language.py's parser once it covers these.)
+    """
+    terms = _TERM.findall(text)
+    if not terms or _TERM.sub("", text).strip():
+        raise RetentionError(f"hold query {text!r}: use field:value terms (fields: "
+                             f"{', '.join(sorted(_QUERY_FIELDS))}, since, until)")
+    groups: dict[str, list[str]] = defaultdict(list)
+    for name, quoted, bare in terms:
+        groups[name.lower()].append(quoted or bare)
+    clauses, params = [], []
+    for name, values in groups.items():
+        if name in ("actor", "actor.id") and actor_ids is not None:
+            values = [stored for actor in values for stored in actor_ids(actor)] or values
+        clause, values = _query_clause(name, values, alias)
+        clauses.append(clause)
+        params += values
+    return "(" + " AND ".join(clauses) + ")", params
+
+
+def trail_actor_ids(trail) -> ActorIds:
+    """actor -> the actor_id values the trail stores for it: as sent, and each privacy commitment of it."""
+    def resolve(actor: str) -> list[str]:
+        logs = [info.name for info in trail.store.logs()]
+        return [actor, *trail.protection.actor_commitments(trail.store, actor, logs)]
+    return resolve
+
+
+def _query_clause(name: str, values: list[str], alias: str) -> tuple[str, list[str]]:
+    """One field's OR-ed condition."""
+    if name in ("since", "until"):
+        op = ">=" if name == "since" else "<"
+        return " AND ".join([f"{alias}time {op} ?"] * len(values)), values
+    column = _QUERY_FIELDS.get(name)
+    if column is None:
+        raise RetentionError(f"hold query: unknown field {name!r}")
+    parts = [f"{alias}{column} GLOB ?" if "*" in v else f"{alias}{column} = ?" for v in values]
+    return "(" + " OR ".join(parts) + ")", values
+
+
+# -- results -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PrunedEntry:
+    """An entry whose payload retention removed; its leaf hash still proves it existed."""
+
+    log: str
+    index: int
+    leaf_hash: bytes
+    policy: str
+    date: str
+
+    def __str__(self) -> str:
+        """'pruned by policy P on date D'."""
+        return f"entry {self.index} of log {self.log}: pruned by policy {self.policy} on {self.date}"
+
+
+@dataclass(frozen=True)
+class Step:
+    """Entries of one log and policy that an action applies to (or, in a plan, will apply to)."""
+
+    log: str
+    policy: str
+    action: str  # archive | expire | held | delete-segment
+    count: int
+    first: int | None = None
+    last: int | None = None
+    due: datetime | None = None
+    segment: str | None = None
+
+    def line(self) -> str:
+        """One human line."""
+        where = f" [{self.first}..{self.last}]" if self.first is not None else ""
+        when = f" on {self.due.date().isoformat()}" if self.due else ""
+        seg = f" -> {self.segment}" if self.segment else ""
+        return f"{self.log}: {self.action} {self.count} {self.policy}{where}{when}{seg}"
+
+
+@dataclass
+class Plan:
+    """What apply(now) would do, and what falls due later (by day)."""
+
+    now: datetime
+    due: list[Step] = field(default_factory=list)
+    upcoming: list[Step] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """The plan for people."""
+        due = ["  " + s.line() for s in self.due] or ["  nothing is due"]
+        later = ["  " + s.line() for s in self.upcoming] or ["  nothing"]
+        return [f"now ({rfc3339(self.now)}):", *due, "upcoming:", *later]
+
+
+@dataclass
+class Applied:
+    """What apply(now) did."""
+
+    now: datetime
+    steps: list[Step] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)
+
+    def count(self, action: str) -> int:
+        """Entries (or segments) an action touched."""
+        return sum(s.count for s in self.steps if s.action == action)
+
+
+class Timings(dict):
+    """Seconds spent per phase of the last apply() or restore(), for metrics and benchmarks."""
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Add the time spent in the block to phase name."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self[name] = self.get(name, 0.0) + time.perf_counter() - started
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A legal hold."""
+
+    id: int
+    reason: str
+    query: str | None
+    created: str
+    released: str | None
+    ids: int
+
+
+# -- the store's connection ----------------------------------------------------------------------
+def connection(store) -> sqlite3.Connection:
+    """This thread's connection to a SQLite store (other engines need the Store methods in the docs)."""
+    conn = getattr(store, "_conn", None)
+    if conn is None:
+        raise StoreError(f"retention needs the SQLite store for now, not {type(store).__name__}")
+    return conn()
+
+
+def ensure_schema(conn: sqlite3.Connection) -> None:
+    """Create the retention tables if missing."""
+    conn.executescript(SCHEMA)
+
+
+class _Tx:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        """Wrap a connection in autocommit mode."""
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        """Begin, taking the write lock now (a sealer commit waits, or we wait for it)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, kind, *exc: object) -> None:
+        """Commit, or roll back if the block raised."""
+        self.conn.execute("ROLLBACK" if kind else "COMMIT")
+
+
+def find_ids(store, log: str, ids: Sequence[str]) -> dict[str, tuple[int, bytes]]:
+    """Like Store.find_ids, but also finds pruned ids: id -> (index, leaf hash), so re-sends stay idempotent."""
+    conn = connection(store)
+    found: dict[str, tuple[int, bytes]] = {}
+    for i in range(0, len(ids), 500):
+        chunk = list(ids[i:i + 500])
+        marks = ",".join("?" * len(chunk))
+        for id_, idx, data in conn.execute(f"SELECT id, idx, data FROM entries WHERE log=? AND id IN ({marks})",
+                                           [log, *chunk]):
+            found[id_] = (idx, _leaf(data))
+        for id_, idx, leaf in conn.execute(
+                f"SELECT id, idx, leaf_hash FROM pruned WHERE log=? AND id IN ({marks})", [log, *chunk]):
+            found.setdefault(id_, (idx, leaf))
+    return found
+
+
+def tile_reader(store, log: str) -> Callable[[int, int, int], bytes]:
+    """read_tile(level, index, width) over a store's tiles, cut to width (what segments are built from)."""
+    def read_tile(level: int, index: int, width: int) -> bytes:
+        data = store.read_tile(log, level, index)
+        if data is None or len(data) < width * 32:
+            raise StoreError(f"log {log!r}: tile {level}/{index} is missing or short")
+        return data[:width * 32]
+    return read_tile
+
+
+def _leaf(data: bytes) -> bytes:
+    """RFC 9162 leaf hash of an entry."""
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def _moment(received: str) -> datetime:
+    """A stored RFC 3339 'Z' timestamp as an aware datetime."""
+    return datetime.fromisoformat(received[:-1]).replace(tzinfo=UTC)
+
+
+def _utc_now() -> datetime:
+    """The real clock."""
+    return datetime.now(UTC)
+
+
+# -- retention -----------------------------------------------------------------------------------
+_HOT_COLUMNS = "e.idx, e.id, e.time, e.received, e.category, e.action, e.outcome, e.actor_id, e.data, p.state"
+
+
+class _Row(NamedTuple):
+    """A hot entry as retention sees it."""
+
+    idx: int
+    id: str
+    time: str
+    received: str
+    category: str
+    action: str
+    outcome: str
+    actor_id: str
+    data: bytes
+    state: str | None  # 'restored' when the archive already holds it
+
+
+class Retention:
+    """Plan and apply retention over a store, with an archive for payloads past their hot period."""
+
+    def __init__(self, store, policies: Policies, archive: Archive | None = None, *,
+                 verifier: Callable[[str], Verifier] | None = None,
+                 clock: Callable[[], datetime] = _utc_now, segment_entries: int = SEGMENT_ENTRIES,
+                 record: Callable[[list[dict]], object] | None = None, actor_ids: ActorIds | None = None):
+        """Work on store; verifier(log) is needed to restore (segments are verified first)."""
+        self.store = store
+        self.policies = policies
+        self.archive = archive
+        self.verifier = verifier
+        self.clock = clock
+        self.segment_entries = segment_entries
+        self.record = record
+        self.actor_ids = actor_ids
+        self.timings = Timings()
+        ensure_schema(self.conn)
+
+    @classmethod
+    def from_trail(cls, trail, *, archive: Archive | None = None, clock: Callable[[], datetime] | None = None,
+                   record: bool = True, **kwargs: Any) -> Retention:
+        """Retention for an open data dir, configured by its `[retention]` table."""
+        conf = trail.config.retention or {}
+        if archive is None and conf.get("archive"):
+            from trailseal.archive import open_archive
+
+            archive = open_archive(conf["archive"], trail.directory)
+        return cls(trail.store, Policies.from_config(conf), archive, verifier=trail.verifier,
+                   clock=clock or _utc_now, segment_entries=int(conf.get("segment_entries", SEGMENT_ENTRIES)),
+                   record=trail.append if record else None, actor_ids=trail_actor_ids(trail), **kwargs)
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection to the store."""
+        return connection(self.store)
+
+    def _logs(self) -> list[str]:
+        """Every log in the store."""
+        return [info.name for info in self.store.logs()]
+
+    # -- holds -----------------------------------------------------------------------------------
+    def hold(self, *, reason: str, ids: Sequence[str] = (), query: str | None = None,
+             log: str = "default") -> Hold:
+        """Place a legal hold on events by id (in log) or by query; held events are never pruned."""
+        if not reason.strip():
+            raise RetentionError("a legal hold needs a reason")
+        if not ids and not query:
+            raise RetentionError("a legal hold needs --ids or --query")
+        if query:
+            compile_query(query)
+        with _Tx(self.conn) as conn:
+            cur = conn.execute("INSERT INTO legal_holds (reason, query, created) VALUES (?,?,?)",
+                               (reason, query, rfc3339(self.clock())))
+            conn.executemany("INSERT OR IGNORE INTO legal_hold_ids VALUES (?,?,?)",
+                             [(cur.lastrowid, log, id_) for id_ in ids])
+        self._sync_segment_holds()
+        held = self._hold(cur.lastrowid)
+        self._emit("retention.hold.add", {"hold": held.id, "reason": reason, "query": query, "ids": len(ids)})
+        return held
+
+    def release(self, hold_id: int) -> Hold:
+        """Release a legal hold; its events follow their policies again from the next apply()."""
+        with _Tx(self.conn) as conn:
+            cur = conn.execute("UPDATE legal_holds SET released=? WHERE id=? AND released IS NULL",
+                               (rfc3339(self.clock()), hold_id))
+            if cur.rowcount != 1:
+                raise RetentionError(f"no active legal hold {hold_id}")
+        self._sync_segment_holds()
+        self._emit("retention.hold.release", {"hold": hold_id})
+        return self._hold(hold_id)
+
+    def holds(self, *, active: bool = True) -> list[Hold]:
+        """Legal holds (only active ones unless active=False)."""
+        where = "WHERE released IS NULL" if active else ""
+        rows = self.conn.execute(f"SELECT id FROM legal_holds {where} ORDER BY id").fetchall()
+        return [self._hold(row[0]) for row in rows]
+
+    def _hold(self, hold_id: int) -> Hold:
+        """One hold by id."""
+        row = self.conn.execute("SELECT id, reason, query, created, released, "
+                                "(SELECT count(*) FROM legal_hold_ids WHERE hold=legal_holds.id) "
+                                "FROM legal_holds WHERE id=?", (hold_id,)).fetchone()
+        if row is None:
+            raise RetentionError(f"no legal hold {hold_id}")
+        return Hold(*row)
+
+    def _held_sql(self, alias: str) -> tuple[str, list[str]]:
+        """SQL true for held rows (alias: 'e.' or 'p.'), with its parameters; '0' when nothing is held."""
+        if not self.conn.execute("SELECT 1 FROM legal_holds WHERE released IS NULL LIMIT 1").fetchone():
+            return "(0)", []
+        clauses = [f"EXISTS (SELECT 1 FROM legal_hold_ids h JOIN legal_holds l ON l.id = h.hold "
+                   f"WHERE l.released IS NULL AND h.log = {alias}log AND h.id = {alias}id)"]
+        params: list[str] = []
+        for (query,) in self.conn.execute("SELECT query FROM legal_holds WHERE released IS NULL "
+                                          "AND query IS NOT NULL"):
+            clause, values = compile_query(query, alias, self.actor_ids)
+            clauses.append(clause)
+            params += values
+        return "(" + " OR ".join(clauses) + ")", params
+
+    def is_held(self, log: str, index: int) -> bool:
+        """Whether an entry is under an active legal hold."""
+        held, params = self._held_sql("e.")
+        row = self.conn.execute(f"SELECT {held} FROM (SELECT log, idx, id, time, category, action, outcome, "
+                                "actor_id FROM entries UNION ALL SELECT log, idx, id, time, category, action, "
+                                "outcome, actor_id FROM pruned WHERE state != 'expired') e "
+                                "WHERE e.log=? AND e.idx=?", (*params, log, index)).fetchone()
+        return bool(row and row[0])
+
+    # -- selecting candidates --------------------------------------------------------------------
+    def _hot(self, log: str, categories: Sequence[str], period: Period, now: datetime,
+             held: bool = False) -> Iterator[_Row]:
+        """Hot entries of categories with received + period <= now, not held (or only held), by index."""
+        held_sql, held_params = self._held_sql("e.")
+        marks = ",".join("?" * len(categories))
+        sql = (f"SELECT {_HOT_COLUMNS} FROM entries e LEFT JOIN pruned p ON p.log = e.log AND p.idx = e.idx "
+               f"WHERE e.log=? AND e.idx>? AND e.category IN ({marks}) AND e.received <= ? "
+               f"AND {'' if held else 'NOT '}{held_sql} ORDER BY e.idx LIMIT {_PAGE}")
+        (sure, bound), last = period.cutoffs(now), -1
+        while True:
+            rows = self.conn.execute(sql, (log, last, *categories, bound, *held_params)).fetchall()
+            for row in rows:
+                if period.due(row[3], now, sure):
+                    yield _Row._make(row)
+            if len(rows) < _PAGE:
+                return
+            last = rows[-1][0]
+
+    def _archived(self, log: str, categories: Sequence[str], period: Period, now: datetime,
+                  held: bool = False) -> list[tuple[int, str]]:
+        """(index, segment) of archived entries of categories with received + period <= now."""
+        held_sql, held_params = self._held_sql("p.")
+        marks = ",".join("?" * len(categories))
+        sure, bound = period.cutoffs(now)
+        rows = self.conn.execute(
+            f"SELECT p.idx, p.segment, p.received FROM pruned p WHERE p.log=? AND p.state='archived' "
+            f"AND p.category IN ({marks}) AND p.received <= ? AND {'' if held else 'NOT '}{held_sql} "
+            "ORDER BY p.idx", (log, *categories, bound, *held_params)).fetchall()
+        return [(idx, segment) for idx, segment, received in rows if period.due(received, now, sure)]
+
+    def _governed(self) -> Iterator[tuple[str, Policy, list[str]]]:
+        """(log, policy, categories) for every log and every policy that governs some of it."""
+        for log in self._logs():
+            for name, categories in self.policies.categories_by_policy(log).items():
+                yield log, self.policies.get(name), categories
+
+    # -- planning --------------------------------------------------------------------------------
+    def plan(self, now: datetime | None = None) -> Plan:
+        """What apply(now) would do now, and what falls due later, day by day."""
+        now = now or self.clock()
+        plan = Plan(now)
+        for log, policy, categories in self._governed():
+            plan.due += self._due(log, policy, categories, now)
+            plan.upcoming += self._upcoming(log, policy, categories, now)
+        plan.due += [Step(m["log"], m["policy"], "delete-segment", 1, segment=m["key"])
+                     for m in self._expired_segments(now)]
+        plan.upcoming.sort(key=lambda s: (s.due, s.log, s.policy, s.action))
+        return plan
+
+    def _due(self, log: str, policy: Policy, categories: list[str], now: datetime) -> list[Step]:
+        """Steps due now for one log and policy: expire, archive, and what a hold keeps back."""
+        expiring, held = [], set()
+        if not policy.keep.forever:
+            expiring = sorted([r.idx for r in self._hot(log, categories, policy.keep, now)]
+                              + [idx for idx, _ in self._archived(log, categories, policy.keep, now)])
+            held |= {r.idx for r in self._hot(log, categories, policy.keep, now, held=True)}
+            held |= {idx for idx, _ in self._archived(log, categories, policy.keep, now, held=True)}
+        moving = []
+        if policy.hot is not None and self.archive is not None:
+            gone = set(expiring)
+            moving = [r.idx for r in self._hot(log, categories, policy.hot, now) if r.idx not in gone]
+            held |= {r.idx for r in self._hot(log, categories, policy.hot, now, held=True)}
+        steps = [_step(log, policy, "expire", expiring), _step(log, policy, "archive", moving),
+                 _step(log, policy, "held", sorted(held))]
+        return [s for s in steps if s.count]
+
+    def _upcoming(self, log: str, policy: Policy, categories: list[str], now: datetime) -> list[Step]:
+        """Later archive and expiry dates of one log and policy, counted by day received."""
+        marks = ",".join("?" * len(categories))
+        days = self.conn.execute(
+            f"SELECT substr(received, 1, 10), 'hot', count(*) FROM entries WHERE log=? AND category IN ({marks}) "
+            f"GROUP BY 1 UNION ALL SELECT substr(received, 1, 10), state, count(*) FROM pruned WHERE log=? "
+            f"AND category IN ({marks}) AND state != 'expired' GROUP BY 1, 2",
+            (log, *categories, log, *categories)).fetchall()
+        counts: dict[tuple[str, datetime], int] = defaultdict(int)
+        for day, state, count in days:
+            start = datetime.fromisoformat(day).replace(tzinfo=UTC)
+            for action, period in self._stages(policy, state):
+                due = period.after(start)
+                if due is not None and period.after(start + timedelta(days=1)) > now:  # not all due yet
+                    counts[(action, due)] += count
+        return [Step(log, policy.name, action, count, due=due) for (action, due), count in counts.items()]
+
+    def _stages(self, policy: Policy, state: str) -> list[tuple[str, Period]]:
+        """The stages still ahead of an entry in state."""
+        stages = [("expire", policy.keep)]
+        if state == "hot" and policy.hot is not None and self.archive is not None:
+            stages.insert(0, ("archive", policy.hot))
+        return stages
+
+    # -- applying --------------------------------------------------------------------------------
+    def apply(self, now: datetime | None = None) -> Applied:
+        """Expire what is past keep, archive what is past hot, delete segments whose retention ended."""
+        now = now or self.clock()
+        result = Applied(now)
+        self.timings = Timings()
+        with self.timings.phase("total"):
+            for log, policy, categories in self._governed():
+                if not policy.keep.forever:
+                    result.steps += self._expire(log, policy, categories, now)
+                if policy.hot is not None and self.archive is not None:
+                    result.steps += self._archive(log, policy, categories, now)
+            self._delete_segments(now, result)
+            self._sync_segment_holds()
+        self._emit_applied(result)
+        return result
+
+    def _expire(self, log: str, policy: Policy, categories: list[str], now: datetime) -> list[Step]:
+        """Drop payloads past keep (hot and archived); leaf hashes stay in `pruned`."""
+        stamp, done, batch = rfc3339(now), [], []
+        for row in self._hot(log, categories, policy.keep, now):
+            batch.append(row)
+            if len(batch) == self.segment_entries:
+                done += self._expire_hot(log, policy, batch, stamp)
+                batch = []
+        done += self._expire_hot(log, policy, batch, stamp)
+        archived = [idx for idx, _ in self._archived(log, categories, policy.keep, now)]
+        with self.timings.phase("store"), _Tx(self.conn) as conn:
+            conn.executemany("UPDATE pruned SET state='expired', policy=?, expired_at=?, time=NULL, action=NULL, "
+                             "outcome=NULL, actor_id=NULL WHERE log=? AND idx=?",
+                             [(policy.name, stamp, log, idx) for idx in archived])
+        indices = sorted(done + archived)
+        return [_step(log, policy, "expire", indices)] if indices else []
+
+    def _expire_hot(self, log: str, policy: Policy, rows: list[_Row], stamp: str) -> list[int]:
+        """Drop hot payloads past keep, recording their re-computed leaf hash (a tampered one still fails)."""
+        if not rows:
+            return []
+        with self.timings.phase("store"), _Tx(self.conn) as conn:
+            conn.executemany(
+                "INSERT INTO pruned (log, idx, id, leaf_hash, category, received, state, policy, expired_at) "
+                "VALUES (?,?,?,?,?,?,'expired',?,?) ON CONFLICT (log, idx) DO UPDATE SET state='expired', "
+                "policy=excluded.policy, expired_at=excluded.expired_at, time=NULL, action=NULL, outcome=NULL, "
+                "actor_id=NULL",
+                [(log, r.idx, r.id, _leaf(r.data), r.category, r.received, policy.name, stamp) for r in rows])
+            conn.executemany("DELETE FROM entries WHERE log=? AND idx=?", [(log, r.idx) for r in rows])
+        return [r.idx for r in rows]
+
+    def _archive(self, log: str, policy: Policy, categories: list[str], now: datetime) -> list[Step]:
+        """Move payloads past hot into segments, a segment at a time, then drop them locally."""
+        steps, batch = [], []
+        for row in self._hot(log, categories, policy.hot, now):
+            if row.state == "restored":
+                self._drop_restored(log, row)
+                continue
+            batch.append(row)
+            if len(batch) == self.segment_entries:
+                steps.append(self._write_segment(log, policy, batch, now))
+                batch = []
+        if batch:
+            steps.append(self._write_segment(log, policy, batch, now))
+        return steps
+
+    def _drop_restored(self, log: str, row: _Row) -> None:
+        """A restored entry already in the archive: drop the local copy again."""
+        with _Tx(self.conn) as conn:
+            conn.execute("DELETE FROM entries WHERE log=? AND idx=?", (log, row.idx))
+            conn.execute("UPDATE pruned SET state='archived' WHERE log=? AND idx=?", (log, row.idx))
+
+    def _write_segment(self, log: str, policy: Policy, rows: list[_Row], now: datetime) -> Step:
+        """Write one segment, then (only once it read back intact) drop its payloads locally."""
+        note = self.store.latest_checkpoint(log)
+        size = parse_checkpoint(note[:note.index("\n\n") + 1]).size
+        retain = self._retain_until(policy, rows, now)
+        with self.timings.phase("segments"):
+            written = self.archive.write(log, policy.name, [(r.idx, r.data) for r in rows], checkpoint=note,
+                                         size=size, read_tile=tile_reader(self.store, log), retain_until=retain,
+                                         created=now)
+        with self.timings.phase("store"):
+            self._record_archived(log, policy, rows, written, retain, now)
+        return Step(log, policy.name, "archive", len(rows), rows[0].idx, rows[-1].idx, now, written.key)
+
+    def _retain_until(self, policy: Policy, rows: list[_Row], now: datetime) -> datetime:
+        """The segment's lock: until its last entry's keep ends (or a century, for keep forever)."""
+        if policy.keep.forever:
+            return add_months(now, 12 * FOREVER_LOCK_YEARS)
+        return policy.keep.after(_moment(max(r.received for r in rows)))
+
+    def _record_archived(self, log: str, policy: Policy, rows: list[_Row], written: Written, retain: datetime,
+                         now: datetime) -> None:
+        """In one transaction: note the segment, move rows to `pruned` as archived, drop payloads."""
+        stamp, key, size = rfc3339(now), written.key, written.manifest.size
+        with _Tx(self.conn) as conn:
+            conn.execute("INSERT INTO archive_segments (key, log, policy, start_idx, end_idx, count, size, "
+                         "retain_until, created) VALUES (?,?,?,?,?,?,?,?,?)",
+                         (key, log, policy.name, rows[0].idx, rows[-1].idx + 1, len(rows), size,
+                          rfc3339(retain), stamp))
+            conn.executemany(
+                "INSERT INTO pruned (log, idx, id, leaf_hash, category, received, time, action, outcome, actor_id,"
+                " state, policy, segment, archived_at) VALUES (?,?,?,?,?,?,?,?,?,?,'archived',?,?,?)",
+                [(log, r.idx, r.id, leaf, r.category, r.received, r.time, r.action, r.outcome,
+                  r.actor_id, policy.name, key, stamp) for r, leaf in zip(rows, written.leaves, strict=True)])
+            conn.execute("DELETE FROM entries WHERE log=? AND idx BETWEEN ? AND ? AND EXISTS (SELECT 1 FROM pruned p "
+                         "WHERE p.log = entries.log AND p.idx = entries.idx AND p.segment = ?)",
+                         (log, rows[0].idx, rows[-1].idx, key))
+
+    def _expired_segments(self, now: datetime) -> list[dict]:
+        """Live segments whose every entry expired and whose lock has ended."""
+        rows = self.conn.execute(
+            "SELECT key, log, policy, retain_until FROM archive_segments s WHERE deleted IS NULL AND retain_until <= ?"
+            " AND NOT EXISTS (SELECT 1 FROM pruned p WHERE p.log = s.log AND p.idx >= s.start_idx AND "
+            "p.idx < s.end_idx AND p.segment = s.key AND p.state != 'expired')",
+            (rfc3339(now),)).fetchall()
+        return [dict(zip(("key", "log", "policy", "retain_until"), row, strict=True)) for row in rows]
+
+    def _delete_segments(self, now: datetime, result: Applied) -> None:
+        """Delete expired segments from the archive; the target refuses any still locked."""
+        if self.archive is None:
+            return
+        for expired in self._expired_segments(now):
+            key = expired["key"]
+            try:
+                self.archive.delete(key, now)
+            except RetentionLocked:
+                result.deferred.append(key)
+                continue
+            with _Tx(self.conn) as conn:
+                conn.execute("UPDATE archive_segments SET deleted=? WHERE key=?", (rfc3339(now), key))
+            result.deleted.append(key)
+
+    def _sync_segment_holds(self) -> None:
+        """Put a legal hold on every segment holding a held entry, and lift it from the others."""
+        if self.archive is None:
+            return
+        held = self._held_segments()
+        for key, was in self.conn.execute("SELECT key, held FROM archive_segments WHERE deleted IS NULL").fetchall():
+            if (key in held) != bool(was):
+                self.archive.set_hold(key, key in held)
+                with _Tx(self.conn) as conn:
+                    conn.execute("UPDATE archive_segments SET held=? WHERE key=?", (int(key in held), key))
+
+    def _held_segments(self) -> set[str]:
+        """Segments holding an archived entry under an active hold (by id, then by each query)."""
+        held = {key for (key,) in self.conn.execute(
+            "SELECT DISTINCT p.segment FROM legal_hold_ids h JOIN legal_holds l ON l.id = h.hold JOIN pruned p "
+            "ON p.log = h.log AND p.id = h.id WHERE l.released IS NULL AND p.state = 'archived'")}
+        for (query,) in self.conn.execute("SELECT query FROM legal_holds WHERE released IS NULL AND query IS NOT "
+                                          "NULL").fetchall():
+            clause, params = compile_query(query, "p.", self.actor_ids)
+            held |= {key for (key,) in self.conn.execute(
+                f"SELECT DISTINCT p.segment FROM pruned p WHERE p.state = 'archived' AND {clause}", params)}
+        return held
+
+    # -- recording -------------------------------------------------------------------------------
+    def _emit(self, action: str, attributes: dict[str, Any], target: str | None = None) -> None:
+        """Seal a record of a retention action in the `trailseal` meta log (if recording)."""
+        if self.record is None:
+            return
+        event = {"log": "trailseal", "category": "system", "action": action, "outcome": "success",
+                 "time": rfc3339(self.clock()), "actor": {"id": "trailseal", "type": "system"},
+                 "source": {"component": "retention", "kind": "trailseal"},
+                 "attributes": {k: v for k, v in attributes.items() if v is not None}}
+        if target:
+            event["target"] = {"type": "log", "id": target}
+        self.record([event])
+
+    def _emit_applied(self, result: Applied) -> None:
+        """One record per step of an apply()."""
+        for s in result.steps:
+            self._emit(f"retention.{s.action}", {"policy": s.policy, "count": s.count, "first": s.first,
+                                                 "last": s.last, "segment": s.segment}, s.log)
+        for key in result.deleted:
+            self._emit("retention.segment.delete", {"segment": key})
+
+    # -- reading ---------------------------------------------------------------------------------
+    def status(self, log: str, index: int) -> str:
+        """hot, archived, restored (hot again, also archived) or expired."""
+        row = self.conn.execute("SELECT state FROM pruned WHERE log=? AND idx=?", (log, index)).fetchone()
+        if row is not None:
+            return row[0]
+        if self.conn.execute("SELECT 1 FROM entries WHERE log=? AND idx=?", (log, index)).fetchone():
+            return "hot"
+        raise IndexError(f"log {log!r} has no entry {index}")
+
+    def read(self, log: str, index: int) -> bytes | PrunedEntry:
+        """The entry's bytes (from the store, else the archive), or who pruned it and when."""
+        for idx, item in self.read_entries(log, index, index + 1):
+            if idx == index:
+                return item
+        raise IndexError(f"log {log!r} has no entry {index}")
+
+    def read_entries(self, log: str, start: int, end: int) -> Iterator[tuple[int, bytes | PrunedEntry]]:
+        """(index, bytes or PrunedEntry) for start <= index < end, hot, archived and expired alike."""
+        pruned = self.conn.execute("SELECT idx, leaf_hash, state, policy, segment, expired_at FROM pruned "
+                                   "WHERE log=? AND idx>=? AND idx<? AND state != 'restored' ORDER BY idx",
+                                   (log, start, end)).fetchall()
+        hot = self.store.read_entries(log, start, end)
+        for idx, item in _merge(hot, pruned):
+            yield idx, item if isinstance(item, bytes) else self._offline(log, item)
+
+    def _offline(self, log: str, row: tuple) -> bytes | PrunedEntry:
+        """An archived entry's bytes from its segment, or an expired entry's notice."""
+        idx, leaf, state, policy, segment, expired_at = row
+        if state == "expired":
+            return PrunedEntry(log, idx, leaf, policy, expired_at)
+        if self.archive is None:
+            raise RetentionError(f"entry {idx} of {log!r} is archived in {segment}, but no archive is configured")
+        opened = self.archive.open(segment)
+        at = bisect.bisect_left(opened.body.indices, idx)
+        if at == len(opened.body.indices) or opened.body.indices[at] != idx:
+            raise RetentionError(f"segment {segment} does not hold entry {idx}")
+        return opened.body.entries[at]
+
+    def restore(self, log: str, start: int = 0, end: int | None = None) -> int:
+        """Verify archived segments and put their entries in [start, end) back in the hot store."""
+        end = 2**62 if end is None else end
+        self.timings = Timings()
+        segments = self.conn.execute("SELECT key, start_idx, end_idx FROM archive_segments WHERE log=? AND "
+                                     "deleted IS NULL AND start_idx < ? AND end_idx > ? ORDER BY start_idx",
+                                     (log, end, start)).fetchall()
+        return sum(self._restore_segment(log, key, max(start, lo), min(end, hi)) for key, lo, hi in segments)
+
+    def _restore_segment(self, log: str, key: str, start: int, end: int) -> int:
+        """Restore one segment's archived entries in [start, end) after verifying it."""
+        rows = self.conn.execute("SELECT idx, id, time, received, category, action, outcome, actor_id, leaf_hash "
+                                 "FROM pruned WHERE log=? AND idx>=? AND idx<? AND segment=? AND state='archived'",
+                                 (log, start, end, key)).fetchall()
+        if not rows:
+            return 0
+        with self.timings.phase("verify"):
+            payload = self._verified_entries(log, key)
+        with self.timings.phase("store"), _Tx(self.conn) as conn:
+            conn.executemany("INSERT INTO entries (idx, id, time, received, category, action, outcome, actor_id,"
+                             " data, log) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                             [(*r[:8], _restored(payload, r[0], r[8]), log) for r in rows])
+            conn.execute("UPDATE pruned SET state='restored' WHERE log=? AND idx>=? AND idx<? AND segment=? "
+                         "AND state='archived'", (log, start, end, key))
+        return len(rows)
+
+    def _verified_entries(self, log: str, key: str) -> dict[int, tuple[bytes, bytes]]:
+        """{index: (entry, leaf hash)} of a segment that verified on its own."""
+        if self.archive is None or self.verifier is None:
+            raise RetentionError("restoring needs an archive and the log's verifier")
+        opened = seg.open_segment(self.archive.target.get(key), self.archive.keys)
+        try:
+            leaves = seg.check_segment(opened, self.verifier(log), seg.SegmentReport(opened.manifest))
+        except seg.SegmentError as exc:
+            raise RetentionError(f"segment {key} does not verify: {exc}") from None
+        return dict(zip(opened.body.indices, zip(opened.body.entries, leaves, strict=True), strict=True))
+
+    # -- verifying -------------------------------------------------------------------------------
+    def verify(self, log: str, verifiers: Sequence[Verifier] | None = None, *, trusted: str | None = None,
+               deep: bool = False) -> lv.VerifyReport:
+        """verify_log that accepts pruned entries; deep also verifies every live segment on its own."""
+        verifiers = verifiers or [self.verifier(log)]
+        report = verify_log_pruned(self.store, log, verifiers, trusted=trusted)
+        if deep and report.ok and self.archive is not None:
+            report.problem = self._deep_problem(log, verifiers)
+        return report
+
+    def _deep_problem(self, log: str, verifiers: Sequence[Verifier]) -> str | None:
+        """The first live segment that fails, or whose entries' leaves differ from the recorded ones."""
+        for key, lo, hi in self.conn.execute("SELECT key, start_idx, end_idx FROM archive_segments WHERE log=? AND "
+                                             "deleted IS NULL ORDER BY start_idx", (log,)).fetchall():
+            report = self.archive.verify(key, verifiers)
+            if not report.ok:
+                return f"segment {key}: {report.problem}"
+            recorded = dict(self.conn.execute("SELECT idx, leaf_hash FROM pruned WHERE log=? AND idx>=? AND idx<? "
+                                              "AND segment=? AND state != 'expired'", (log, lo, hi, key)).fetchall())
+            for idx, entry in self.archive.open(key).entries():
+                if idx in recorded and recorded[idx] != _leaf(entry):
+                    return f"segment {key}: entry {idx} differs from its recorded leaf hash"
+        return None
+
+
+def _step(log: str, policy: Policy, action: str, indices: Sequence[int]) -> Step:
+    """A step over sorted indices."""
+    if not indices:
+        return Step(log, policy.name, action, 0)
+    return Step(log, policy.name, action, len(indices), indices[0], indices[-1])
+
+
+def _restored(payload: dict[int, tuple[bytes, bytes]], idx: int, leaf: bytes) -> bytes:
+    """The archived entry idx, which must hash to its recorded leaf."""
+    data, hashed = payload.get(idx, (b"", b""))
+    if hashed != leaf:
+        raise RetentionError(f"the archive's entry {idx} is missing or does not match its leaf hash")
+    return data
+
+
+def _merge(hot: Iterable[tuple[int, bytes]], pruned: list[tuple]) -> Iterator[tuple[int, bytes | tuple]]:
+    """Hot (index, bytes) and pruned rows merged by index."""
+    rows = iter(pruned)
+    nxt = next(rows, None)
+    for idx, data in hot:
+        while nxt is not None and nxt[0] < idx:
+            yield nxt[0], nxt
+            nxt = next(rows, None)
+        yield idx, data
+    while nxt is not None:
+        yield nxt[0], nxt
+        nxt = next(rows, None)
+
+
+# -- pruned-aware verification -------------------------------------------------------------------
+def read_pruned(store, log: str, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+    """(index, recorded leaf hash) of pruned entries with start <= index < end (the proposed Store.read_pruned)."""
+    conn, last = connection(store), start - 1
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='pruned'").fetchone():
+        return
+    while True:
+        rows = conn.execute("SELECT idx, leaf_hash FROM pruned WHERE log=? AND idx>? AND idx<? ORDER BY idx "
+                            "LIMIT 4096", (log, last, end)).fetchall()
+        yield from rows
+        if len(rows) < 4096:
+            return
+        last = rows[-1][0]
+
+
+def leaves(store, log: str) -> Iterator[tuple[int, bytes]]:
+    """(index, leaf hash) of every entry: re-hashed when its payload is here, recorded when pruned."""
+    pruned = read_pruned(store, log, 0, 2**62)
+    recorded = next(pruned, None)
+    for idx, data in store.read_entries(log, 0, 2**62):
+        while recorded is not None and recorded[0] < idx:
+            yield recorded
+            recorded = next(pruned, None)
+        leaf = _leaf(data)
+        if recorded is not None and recorded[0] == idx:
+            if recorded[1] != leaf:
+                raise lv._Fail(f"entry {idx} does not match the leaf hash recorded when it was archived", idx)
+            recorded = next(pruned, None)
+        yield idx, leaf
+    while recorded is not None:
+        yield recorded
+        recorded = next(pruned, None)
+
+
+def verify_log_pruned(store, log: str, verifiers: Sequence[Verifier], *, trusted: str | None = None,
+                      progress: Callable[[int, int], None] | None = None) -> lv.VerifyReport:
+    """ledger.verify.verify_log, where a pruned entry counts by its recorded leaf hash, which must equal
+    the tile's leaf (so the tree, every tile and every signed checkpoint are still checked in full)."""
+    report = lv.VerifyReport(log)
+    try:
+        signed = lv._signed_checkpoints(store, log, verifiers)
+        report.checkpoints = len(signed)
+        want = dict(signed)
+        outside = lv._trusted_checkpoint(trusted, verifiers, log) if trusted is not None else None
+        if outside is not None:
+            if outside.size in want and want[outside.size] != outside.root:
+                raise lv._Fail(f"the trusted checkpoint at size {outside.size} and the stored one disagree: "
+                               "the log was forked or rewritten")
+            want.setdefault(outside.size, outside.root)
+        report.size = max(signed)[0] if signed else 0
+        _rebuild_from_leaves(store, log, report.size, want, report, progress)
+        if outside is not None and outside.size > report.entries:
+            raise lv._Fail(f"log truncated: the trusted checkpoint has size {outside.size} but only "
+                           f"{report.entries} entries are stored", report.entries)
+    except lv._Fail as fail:
+        report.problem, report.first_bad_index = fail.problem, fail.index
+    return report
+
+
+def _leaf_chunks(store, log: str, size: int, stops: list[int]) -> Iterator[tuple[int, list[bytes]]]:
+    """Leaf hashes in index order, cut at tile boundaries and checkpoint sizes; gaps raise."""
+    expected, chunk = 0, []
+    stop_iter = iter(sorted(s for s in stops if s > 0))
+    next_stop = next(stop_iter, None)
+    for index, leaf in leaves(store, log):
+        if index != expected:
+            raise lv._Fail(f"entry {expected} is missing and was not pruned (the next is {index})", expected)
+        if index >= size:
+            raise lv._Fail(f"entry {index} is not covered by any signed checkpoint (inserted after size {size})",
+                           index)
+        chunk.append(leaf)
+        expected += 1
+        if expected % lv.TILE == 0 or expected == next_stop:
+            yield expected - len(chunk), chunk
+            chunk = []
+            while next_stop is not None and next_stop <= expected:
+                next_stop = next(stop_iter, None)
+    if chunk:
+        yield expected - len(chunk), chunk
+
+
+def _rebuild_from_leaves(store, log: str, size: int, want: dict[int, bytes], report: lv.VerifyReport,
+                         progress) -> None:
+    """verify._rebuild over leaf hashes instead of entries."""
+    tree = TreeState.empty()
+    stored0 = store.read_tiles(log, 0)
+    current: tuple[int, bytes] | None = None
+    last_good = 0
+    for start, chunk in _leaf_chunks(store, log, size, list(want)):
+        tile = start // lv.TILE
+        while current is None or current[0] < tile:
+            current = next(stored0, (tile, b""))
+        offset = (start % lv.TILE) * lv.HASH
+        stored = current[1][offset:offset + len(chunk) * lv.HASH] if current[0] == tile else b""
+        computed = b"".join(chunk)
+        if stored != computed:
+            bad = lv._first_difference(stored, computed) + start
+            raise lv._Fail(f"entry {bad} does not match leaf hash {bad % lv.TILE} of tile 0/{tile}: "
+                           "the entry, its recorded leaf hash or the tile was changed", bad)
+        tree.append(chunk)
+        lv._check_tiles(store, log, tree.take_dirty_tiles(), full_only=True)
+        root = want.get(tree.size)
+        if root is not None:
+            if tree.root() != root:
+                raise lv._Fail(f"the tree at size {tree.size} does not match its signed checkpoint: an entry "
+                               f"between {last_good} and {tree.size - 1} was changed", last_good)
+            last_good = tree.size
+        report.entries = tree.size
+        if progress is not None:
+            progress(tree.size, size)
+    if tree.size < size:
+        raise lv._Fail(f"log truncated: the signed checkpoint has size {size} but only {tree.size} entries "
+                       "are stored", tree.size)
+    edges = [(lvl, (size // lv.TILE ** lvl - 1) // lv.TILE, data) for lvl, data in tree.edge_tiles().items()]
+    lv._check_tiles(store, log, edges, full_only=False)
+    report.root = tree.root() if tree.size else b""

@@ -12,9 +12,10 @@ import importlib
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Event", "EventError", "Receipt", "Trail", "init", "open"]
+__all__ = ["AsyncClient", "Client", "Event", "EventError", "Receipt", "Trail", "init", "open"]
 
 _LAZY = {"Trail": "trailseal.datadir", "init": "trailseal.datadir", "open": "trailseal.datadir",
+         "Client": "trailseal.sdk.client", "AsyncClient": "trailseal.sdk.client",
          "Event": "trailseal.event", "EventError": "trailseal.event", "Receipt": "trailseal.store.base"}
 
 

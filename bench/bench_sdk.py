@@ -1,0 +1,238 @@
+"""The SDK: what auditing costs the application.
+
+1. A minimal Starlette app (one route) under uvicorn, loaded by `wrk` (a separate C process) on loopback,
+   with and without TrailsealMiddleware, alternating in the same run; the audited app ships its events to a
+   stub ingest endpoint (so the figure is the app's cost, not the server's). Also its CPU per request.
+2. The same app called in-process (no sockets): the per-request cost the middleware adds, for the record.
+3. `client.log()` on the caller's thread (thread CPU time) beside stdlib `logging.info` to a do-nothing
+   handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from bench.common import QUICK, Result, report
+
+REPO = Path(__file__).resolve().parents[1]
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# -- the apps (uvicorn imports them from here) ---------------------------------------------------------
+async def item(request):
+    return PlainTextResponse("ok")
+
+
+def plain_app() -> Starlette:
+    return Starlette(routes=[Route("/items/{item_id}", item), Route("/healthz", item)])
+
+
+def audited_app() -> Starlette:
+    from trailseal.sdk import Client
+    from trailseal.sdk.asgi import TrailsealMiddleware
+
+    app = plain_app()
+    client = Client(os.environ["BENCH_SINK_URL"], "bench", source="bench", spool_dir=os.environ["BENCH_SPOOL"])
+    app.add_middleware(TrailsealMiddleware, client=client)
+    return app
+
+
+async def sink_app(scope, receive, send) -> None:
+    """A stand-in ingest endpoint: one receipt per NDJSON line, and GET /count of lines received."""
+    if scope["type"] != "http":
+        return
+    body, more = b"", True
+    while more:
+        message = await receive()
+        body, more = body + message.get("body", b""), message.get("more_body", False)
+    if scope["method"] == "GET":
+        payload = str(sink_app.count).encode()
+    else:
+        gzipped = (b"content-encoding", b"gzip") in scope["headers"]
+        lines = (gzip.decompress(body) if gzipped else body).count(b"\n")
+        sink_app.count += lines
+        payload = b'{"accepted":%d,"errors":[],"receipts":[%s]}' % (lines, b",".join([b"{}"] * lines))
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": payload})
+
+
+sink_app.count = 0
+
+
+# -- running them -------------------------------------------------------------------------------------
+def serve(target: str, port: int, env: dict[str, str], factory: bool = True) -> subprocess.Popen:
+    """uvicorn serving ``target`` on 127.0.0.1:port, once it answers."""
+    args = [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),
+            "--no-access-log", "--log-level", "warning", *(["--factory"] if factory else [])]
+    proc = subprocess.Popen(args, cwd=REPO, env={**os.environ, **env}, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError(f"uvicorn {target} did not start")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def wrk(url: str, seconds: int, connections: int = 32) -> tuple[float, int]:
+    """(requests/s, requests completed) from one wrk run."""
+    done = subprocess.run(["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", url],
+                          capture_output=True, text=True, check=True)
+    if "Non-2xx" in done.stdout or "Socket errors" in done.stdout:
+        raise RuntimeError(f"wrk saw errors:\n{done.stdout}")
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", done.stdout).group(1))
+    return rate, int(re.search(r"(\d+) requests in", done.stdout).group(1))
+
+
+def measure(target: str, env: dict[str, str], seconds: int) -> tuple[float, float, int]:
+    """(requests/s, server CPU µs per request, requests) of one app under wrk."""
+    from tests.api.server import free_port
+
+    port = free_port()
+    proc = serve(target, port, env)
+    try:
+        url = f"http://127.0.0.1:{port}/items/42"
+        _, warm_up = wrk(url, 1)
+        before = cpu_seconds(proc.pid)
+        rate, requests = wrk(url, seconds)
+        used = cpu_seconds(proc.pid) - before
+    finally:
+        proc.terminate()  # the audited app flushes at exit
+        proc.wait(15)
+    return rate, used / requests * 1e6, warm_up + requests
+
+
+def http_overhead(seconds: int, rounds: int) -> None:
+    """Plain vs audited app under wrk, alternating; the best round of each."""
+    from tests.api.server import free_port
+
+    from trailseal.sdk.spool import Spool
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sink_port = free_port()
+        sink = serve("bench.bench_sdk:sink_app", sink_port, {}, factory=False)
+        env = {"BENCH_SINK_URL": f"http://127.0.0.1:{sink_port}", "BENCH_SPOOL": str(Path(tmp) / "spool")}
+        try:
+            plain, audited = [], []
+            for _ in range(rounds):
+                plain.append(measure("bench.bench_sdk:plain_app", env, seconds))
+                audited.append(measure("bench.bench_sdk:audited_app", env, seconds))
+            delivered = int(httpx.get(f"http://127.0.0.1:{sink_port}/count").text)
+            spooled = Spool(env["BENCH_SPOOL"]).pending  # left on disk by the last run's exit, if any
+        finally:
+            sink.terminate()
+            sink.wait(10)
+    served = sum(run[2] for run in audited)
+    (ours, ours_cpu, _), (peer, peer_cpu, _) = max(audited), max(plain)
+    report(Result("ASGI middleware: req/s, Starlette+uvicorn, wrk -c32", ours, peer, "req/s",
+                  "same app, no middleware", "<=5% overhead", ours >= 0.95 * peer))
+    report(Result("ASGI middleware: app CPU per request (same runs)", ours_cpu, peer_cpu, "µs",
+                  "same app, no middleware", "info"))
+    report(Result(f"  events delivered + still spooled, of {served:,} requests", delivered + spooled, None,
+                  "events", goal="none lost (resends are deduplicated by id)", passed=delivered + spooled >= served))
+
+
+# -- in-process ---------------------------------------------------------------------------------------
+async def call_app(app, count: int) -> float:
+    """CPU seconds per request of ``count`` direct ASGI calls."""
+    scope = {"type": "http", "method": "GET", "path": "/items/42", "raw_path": b"/items/42", "root_path": "",
+             "query_string": b"", "headers": [(b"host", b"x"), (b"user-agent", b"bench")],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80), "scheme": "http", "http_version": "1.1"}
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        pass
+
+    started = time.process_time()
+    for _ in range(count):
+        await app(dict(scope), receive, send)
+    return (time.process_time() - started) / count
+
+
+def inprocess_overhead(count: int) -> None:
+    from trailseal.sdk import Client
+    from trailseal.sdk.asgi import TrailsealMiddleware
+
+    with tempfile.TemporaryDirectory() as tmp:
+        client = Client("http://127.0.0.1:9", "bench", spool_dir=tmp, max_queue=10 * count, max_backoff=5)
+        audited = plain_app()
+        audited.add_middleware(TrailsealMiddleware, client=client)
+        plain = plain_app()
+        asyncio.run(call_app(plain, 200))
+        asyncio.run(call_app(audited, 200))
+        peer = min(asyncio.run(call_app(plain, count)) for _ in range(3))
+        ours = min(asyncio.run(call_app(audited, count)) for _ in range(3))
+        client.close(timeout=0.1)
+    report(Result("ASGI middleware in-process: CPU per request", ours * 1e6, peer * 1e6, "µs",
+                  "same app, no middleware", f"info (+{(ours - peer) * 1e6:.1f} µs)"))
+
+
+# -- client.log() -------------------------------------------------------------------------------------
+class DoNothing(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        pass
+
+
+def per_call(fn, count: int) -> float:
+    """Thread CPU µs per call (time spent on the caller's thread only)."""
+    started = time.thread_time_ns()
+    for i in range(count):
+        fn(i)
+    return (time.thread_time_ns() - started) / count / 1000
+
+
+def log_call_cost(count: int) -> None:
+    from trailseal.sdk import Client
+
+    peer_logger = logging.getLogger("bench.peer")
+    peer_logger.addHandler(DoNothing())
+    peer_logger.propagate = False
+    peer_logger.setLevel(logging.INFO)
+    with tempfile.TemporaryDirectory() as tmp:
+        client = Client("http://127.0.0.1:9", "bench", spool_dir=tmp, max_queue=10 * count, max_backoff=5)
+        ours = min(per_call(lambda i: client.log(category="data_access", action="report.export", actor="alice",
+                                                 target="report-7", rows=i), count) for _ in range(3))
+        client.close(timeout=0.1)
+    peer = min(per_call(lambda i: peer_logger.info("report %s exported by %s", i, "alice"), count)
+               for _ in range(3))
+    report(Result("client.log() on the caller's thread", ours, peer, "µs", "logging.info, do-nothing handler",
+                  "<=10 µs", ours <= 10))
+
+
+def main() -> None:
+    logging.getLogger("trailseal.sdk").setLevel(logging.ERROR)  # the no-server clients' retry notices
+    log_call_cost(20_000 if QUICK else 100_000)
+    inprocess_overhead(5_000 if QUICK else 20_000)
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (apt-get install wrk); skipping the HTTP figures")
+        return
+    http_overhead(3 if QUICK else 8, 2 if QUICK else 3)
+
+
+if __name__ == "__main__":
+    main()

@@ -193,6 +193,11 @@ def new_id() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+def check_value(value: Any, path: str, depth: int = 1) -> bool:
+    """Public name of the attribute check (the SDK validates with it before sending)."""
+    return _check_value(value, path, depth)
+
+
 def _check_value(value: Any, path: str, depth: int) -> bool:
     """Reject values RFC 8785 cannot represent; return True if the fast encoder would differ."""
     kind = type(value)
@@ -207,10 +212,12 @@ def _check_value(value: Any, path: str, depth: int) -> bool:
     if kind is float:
         if not math.isfinite(value):
             raise EventError("number is not finite", path)
-        return True
+        return not 1e-4 <= abs(value) < 1e16  # inside, the shortest repr is the same as JCS's
     if kind is dict:
         slow = False
         for key, item in value.items():
+            if type(item) is float and item.is_integer() and abs(item) <= MAX_SAFE_INT:
+                value[key] = item = int(item)  # JCS writes 2.0 as 2
             if type(item) is not str:
                 slow |= _check_value(item, f"{path}.{key}", depth + 1)
             if not key.isascii():
@@ -219,6 +226,8 @@ def _check_value(value: Any, path: str, depth: int) -> bool:
     if kind is list:
         slow = False
         for i, item in enumerate(value):
+            if type(item) is float and item.is_integer() and abs(item) <= MAX_SAFE_INT:
+                value[i] = item = int(item)
             if type(item) is not str:
                 slow |= _check_value(item, f"{path}[{i}]", depth + 1)
         return slow

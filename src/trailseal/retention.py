@@ -35,7 +35,7 @@ import msgspec
 from trailseal.archive import Archive, RetentionLocked, Written, rfc3339
 from trailseal.archive import segment as seg
 from trailseal.event import CATEGORIES
-from trailseal.ledger import TreeState, Verifier, parse_checkpoint
+from trailseal.ledger import Verifier, parse_checkpoint
 from trailseal.ledger import verify as lv
 from trailseal.store.base import StoreError
 
@@ -985,117 +985,11 @@ def _merge(hot: Iterable[tuple[int, bytes]], pruned: list[tuple]) -> Iterator[tu
 
 # -- pruned-aware verification -------------------------------------------------------------------
 def read_pruned(store, log: str, start: int, end: int) -> Iterator[tuple[int, bytes]]:
-    """(index, recorded leaf hash) of pruned entries with start <= index < end (the proposed Store.read_pruned)."""
-    conn, last = connection(store), start - 1
-    if not conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='pruned'").fetchone():
-        return
-    while True:
-        rows = conn.execute("SELECT idx, leaf_hash FROM pruned WHERE log=? AND idx>? AND idx<? ORDER BY idx "
-                            "LIMIT 4096", (log, last, end)).fetchall()
-        yield from rows
-        if len(rows) < 4096:
-            return
-        last = rows[-1][0]
-
-
-def leaves(store, log: str) -> Iterator[tuple[int, bytes]]:
-    """(index, leaf hash) of every entry: re-hashed when its payload is here, recorded when pruned."""
-    pruned = read_pruned(store, log, 0, 2**62)
-    recorded = next(pruned, None)
-    for idx, data in store.read_entries(log, 0, 2**62):
-        while recorded is not None and recorded[0] < idx:
-            yield recorded
-            recorded = next(pruned, None)
-        leaf = _leaf(data)
-        if recorded is not None and recorded[0] == idx:
-            if recorded[1] != leaf:
-                raise lv._Fail(f"entry {idx} does not match the leaf hash recorded when it was archived", idx)
-            recorded = next(pruned, None)
-        yield idx, leaf
-    while recorded is not None:
-        yield recorded
-        recorded = next(pruned, None)
+    """(index, recorded leaf hash) of pruned entries with start <= index < end."""
+    return store.read_pruned(log, start, end)
 
 
 def verify_log_pruned(store, log: str, verifiers: Sequence[Verifier], *, trusted: str | None = None,
                       progress: Callable[[int, int], None] | None = None) -> lv.VerifyReport:
-    """ledger.verify.verify_log, where a pruned entry counts by its recorded leaf hash, which must equal
-    the tile's leaf (so the tree, every tile and every signed checkpoint are still checked in full)."""
-    report = lv.VerifyReport(log)
-    try:
-        signed = lv._signed_checkpoints(store, log, verifiers)
-        report.checkpoints = len(signed)
-        want = dict(signed)
-        outside = lv._trusted_checkpoint(trusted, verifiers, log) if trusted is not None else None
-        if outside is not None:
-            if outside.size in want and want[outside.size] != outside.root:
-                raise lv._Fail(f"the trusted checkpoint at size {outside.size} and the stored one disagree: "
-                               "the log was forked or rewritten")
-            want.setdefault(outside.size, outside.root)
-        report.size = max(signed)[0] if signed else 0
-        _rebuild_from_leaves(store, log, report.size, want, report, progress)
-        if outside is not None and outside.size > report.entries:
-            raise lv._Fail(f"log truncated: the trusted checkpoint has size {outside.size} but only "
-                           f"{report.entries} entries are stored", report.entries)
-    except lv._Fail as fail:
-        report.problem, report.first_bad_index = fail.problem, fail.index
-    return report
-
-
-def _leaf_chunks(store, log: str, size: int, stops: list[int]) -> Iterator[tuple[int, list[bytes]]]:
-    """Leaf hashes in index order, cut at tile boundaries and checkpoint sizes; gaps raise."""
-    expected, chunk = 0, []
-    stop_iter = iter(sorted(s for s in stops if s > 0))
-    next_stop = next(stop_iter, None)
-    for index, leaf in leaves(store, log):
-        if index != expected:
-            raise lv._Fail(f"entry {expected} is missing and was not pruned (the next is {index})", expected)
-        if index >= size:
-            raise lv._Fail(f"entry {index} is not covered by any signed checkpoint (inserted after size {size})",
-                           index)
-        chunk.append(leaf)
-        expected += 1
-        if expected % lv.TILE == 0 or expected == next_stop:
-            yield expected - len(chunk), chunk
-            chunk = []
-            while next_stop is not None and next_stop <= expected:
-                next_stop = next(stop_iter, None)
-    if chunk:
-        yield expected - len(chunk), chunk
-
-
-def _rebuild_from_leaves(store, log: str, size: int, want: dict[int, bytes], report: lv.VerifyReport,
-                         progress) -> None:
-    """verify._rebuild over leaf hashes instead of entries."""
-    tree = TreeState.empty()
-    stored0 = store.read_tiles(log, 0)
-    current: tuple[int, bytes] | None = None
-    last_good = 0
-    for start, chunk in _leaf_chunks(store, log, size, list(want)):
-        tile = start // lv.TILE
-        while current is None or current[0] < tile:
-            current = next(stored0, (tile, b""))
-        offset = (start % lv.TILE) * lv.HASH
-        stored = current[1][offset:offset + len(chunk) * lv.HASH] if current[0] == tile else b""
-        computed = b"".join(chunk)
-        if stored != computed:
-            bad = lv._first_difference(stored, computed) + start
-            raise lv._Fail(f"entry {bad} does not match leaf hash {bad % lv.TILE} of tile 0/{tile}: "
-                           "the entry, its recorded leaf hash or the tile was changed", bad)
-        tree.append(chunk)
-        lv._check_tiles(store, log, tree.take_dirty_tiles(), full_only=True)
-        root = want.get(tree.size)
-        if root is not None:
-            if tree.root() != root:
-                raise lv._Fail(f"the tree at size {tree.size} does not match its signed checkpoint: an entry "
-                               f"between {last_good} and {tree.size - 1} was changed", last_good)
-            last_good = tree.size
-        report.entries = tree.size
-        if progress is not None:
-            progress(tree.size, size)
-    if tree.size < size:
-        raise lv._Fail(f"log truncated: the signed checkpoint has size {size} but only {tree.size} entries "
-                       "are stored", tree.size)
-    edges = [(lvl, (size // lv.TILE ** lvl - 1) // lv.TILE, data) for lvl, data in tree.edge_tiles().items()]
-    lv._check_tiles(store, log, edges, full_only=False)
-    report.root = tree.root() if tree.size else b""
+    """ledger.verify.verify_log: a pruned entry counts by its recorded leaf hash (store.read_pruned)."""
+    return lv.verify_log(store, log, verifiers, trusted=trusted, progress=progress)

@@ -101,19 +101,41 @@ def _trusted_checkpoint(note: str, verifiers, log: str) -> Checkpoint:
     return checkpoint
 
 
+def _leaves(store, log: str) -> Iterator[tuple[int, bytes]]:
+    """(index, leaf hash): re-hashed from the stored entry, or the leaf hash recorded when retention
+    pruned its payload (stores that prune implement ``read_pruned``)."""
+    sha256 = hashlib.sha256
+    read_pruned = getattr(store, "read_pruned", None)
+    pruned = iter(read_pruned(log, 0, 2**62)) if read_pruned else iter(())
+    recorded = next(pruned, None)
+    for index, data in store.read_entries(log, 0, 2**62):
+        while recorded is not None and recorded[0] < index:
+            yield recorded
+            recorded = next(pruned, None)
+        leaf = sha256(b"\x00" + (data if type(data) is bytes else as_bytes(data))).digest()
+        if recorded is not None and recorded[0] == index:  # restored from the archive: both must agree
+            if recorded[1] != leaf:
+                raise _Fail(f"entry {index} does not match the leaf hash recorded when it was archived", index)
+            recorded = next(pruned, None)
+        yield index, leaf
+    while recorded is not None:
+        yield recorded
+        recorded = next(pruned, None)
+
+
 def _chunks(store, log: str, size: int, stops: list[int]) -> Iterator[tuple[int, list[bytes]]]:
-    """Entries in index order, cut at tile boundaries and at checkpoint sizes; gaps raise."""
+    """Leaf hashes in index order, cut at tile boundaries and at checkpoint sizes; gaps raise."""
     expected = 0
     chunk: list[bytes] = []
     stop_iter = iter(sorted(s for s in stops if s > 0))
     next_stop = next(stop_iter, None)
-    for index, data in store.read_entries(log, 0, 2**62):
+    for index, leaf in _leaves(store, log):
         if index != expected:
-            raise _Fail(f"entry {expected} is missing (the next stored entry is {index})", expected)
+            raise _Fail(f"entry {expected} is missing and was not pruned (the next stored entry is {index})", expected)
         if index >= size:
             raise _Fail(f"entry {index} is not covered by any signed checkpoint (inserted after size {size})",
                         index)
-        chunk.append(data if type(data) is bytes else as_bytes(data))
+        chunk.append(leaf)
         expected += 1
         if expected % TILE == 0 or expected == next_stop:
             yield expected - len(chunk), chunk
@@ -125,14 +147,12 @@ def _chunks(store, log: str, size: int, stops: list[int]) -> Iterator[tuple[int,
 
 
 def _rebuild(store, log: str, size: int, want: dict[int, bytes], report: VerifyReport, progress) -> None:
-    """Re-hash entries into a fresh tree, comparing tiles and checkpoint roots as they complete."""
+    """Leaf hashes into a fresh tree, comparing tiles and checkpoint roots as they complete."""
     tree = TreeState.empty()
     stored0 = store.read_tiles(log, 0)
     current: tuple[int, bytes] | None = None
     last_good = 0
-    sha256 = hashlib.sha256
-    for start, entries in _chunks(store, log, size, list(want)):
-        leaves = [sha256(b"\x00" + data).digest() for data in entries]
+    for start, leaves in _chunks(store, log, size, list(want)):
         tile = start // TILE
         while current is None or current[0] < tile:
             current = next(stored0, (tile, b""))

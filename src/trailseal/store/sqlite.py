@@ -186,6 +186,19 @@ class SQLiteStore:
                + " ORDER BY time DESC, log DESC, idx DESC LIMIT ?")
         return self._conn().execute(sql, [*params, limit]).fetchall()
 
+    def read_pruned(self, log: str, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+        """(index, recorded leaf hash) of entries whose payload retention pruned (see retention.py)."""
+        conn, last = self._conn(), start - 1
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='pruned'").fetchone():
+            return
+        while True:
+            rows = conn.execute("SELECT idx, leaf_hash FROM pruned WHERE log=? AND idx>? AND idx<? ORDER BY idx"
+                                " LIMIT 4096", (log, last, end)).fetchall()
+            yield from rows
+            if len(rows) < 4096:
+                return
+            last = rows[-1][0]
+
     def vault_get(self, commitments: Sequence[str]) -> dict:
         from trailseal.privacy.vault import VaultRow
 

@@ -564,6 +564,113 @@ def alerts_cmd(data: DataOpt = None, limit: Annotated[int, typer.Option(help="Mo
         trail.close()
 
 
+retention_app = typer.Typer(help="Retention: what expires when, and applying it.", no_args_is_help=True)
+hold_app = typer.Typer(help="Legal holds: held events are never pruned.", no_args_is_help=True)
+app.add_typer(retention_app, name="retention")
+app.add_typer(hold_app, name="hold")
+AtOpt = Annotated[str | None, typer.Option("--at", help="Pretend it is this RFC 3339 time (plans ahead).")]
+
+
+def _retention(trail: Trail):
+    from trailseal.retention import Retention, RetentionError
+
+    try:
+        return Retention.from_trail(trail)
+    except (RetentionError, ValueError) as exc:
+        fail(f"[retention] in trailseal.toml: {exc}")
+        raise
+
+
+def _at(at: str | None):
+    from datetime import datetime
+
+    from trailseal.event import EventError, normalize_time
+
+    if at is None:
+        return None
+    try:
+        return datetime.fromisoformat(normalize_time(at, "--at").replace("Z", "+00:00"))
+    except EventError as exc:
+        fail(str(exc))
+        raise
+
+
+@retention_app.command("plan")
+def retention_plan(data: DataOpt = None, at: AtOpt = None) -> None:
+    """Show what `retention apply` would archive, expire or delete now, and what falls due later."""
+    trail = open_trail(data)
+    try:
+        print("\n".join(_retention(trail).plan(_at(at)).lines()))
+    finally:
+        trail.close()
+
+
+@retention_app.command("apply")
+def retention_apply(data: DataOpt = None, at: AtOpt = None) -> None:
+    """Archive payloads past their hot period, prune those past their keep period (leaf hashes and
+    tiles stay, so every proof still verifies), delete archive segments whose retention ended."""
+    from trailseal.retention import RetentionError
+
+    trail = open_trail(data)
+    try:
+        applied = _retention(trail).apply(_at(at))
+    except (RetentionError, DataDirError, StoreError) as exc:
+        fail(str(exc))
+    finally:
+        trail.close()
+    for step in applied.steps:
+        print(step.line())
+    out.print(f"archived {applied.count('archive')}, expired {applied.count('expire')}, "
+              f"deleted {len(applied.deleted)} segments")
+
+
+@hold_app.command("add")
+def hold_add(reason: Annotated[str, typer.Option(help="Why (case number, request).")],
+             data: DataOpt = None,
+             ids: Annotated[str | None, typer.Option(help="Comma-separated event ids.")] = None,
+             query: Annotated[str | None, typer.Option(help="e.g. 'actor:alice category:admin'.")] = None,
+             log: LogOpt = "default") -> None:
+    """Place a legal hold (sealed in the `trailseal` log with who placed it)."""
+    from trailseal.retention import RetentionError
+
+    trail = open_trail(data)
+    try:
+        held = _retention(trail).hold(reason=reason, ids=[i for i in (ids or "").split(",") if i], query=query,
+                                      log=log)
+    except RetentionError as exc:
+        fail(str(exc))
+    finally:
+        trail.close()
+    out.print(f"hold {held.id} placed")
+
+
+@hold_app.command("release")
+def hold_release(hold_id: Annotated[int, typer.Argument(help="The hold id from `hold list`.")],
+                 data: DataOpt = None) -> None:
+    """Release a legal hold; its events follow their policies again."""
+    from trailseal.retention import RetentionError
+
+    trail = open_trail(data)
+    try:
+        _retention(trail).release(hold_id)
+    except RetentionError as exc:
+        fail(str(exc))
+    finally:
+        trail.close()
+    out.print(f"hold {hold_id} released")
+
+
+@hold_app.command("list")
+def hold_list(data: DataOpt = None) -> None:
+    """Active legal holds."""
+    trail = open_trail(data)
+    try:
+        for held in _retention(trail).holds():
+            print(msgspec.json.encode(held).decode() if isinstance(held, msgspec.Struct) else held)
+    finally:
+        trail.close()
+
+
 def main() -> None:
     app()
 

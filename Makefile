@@ -20,6 +20,7 @@ run: $(STAMP)
 	$(BIN)/trailseal serve --data $(DATA) --host 127.0.0.1 --port 8080 --print-admin-token
 
 test: $(STAMP)
+	@command -v rsyslogd >/dev/null || (apt-get update -qq && apt-get install -y -qq rsyslog) >/dev/null
 	$(BIN)/ruff check src tests bench
 	$(BIN)/pytest -n 2 -q
 

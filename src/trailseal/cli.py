@@ -671,6 +671,70 @@ def hold_list(data: DataOpt = None) -> None:
         trail.close()
 
 
+
+
+# -- receivers (syslog listeners, file tail) --------------------------------------------------------
+
+
+@app.command("syslog")
+def syslog_(data: DataOpt = None, log: LogOpt = "default",
+            udp: Annotated[str | None, typer.Option(help="Listen for UDP syslog on host:port.")] = None,
+            tcp: Annotated[str | None, typer.Option(help="Listen for TCP syslog (octet counting or LF) on host:port.")] = None,
+            tls: Annotated[str | None, typer.Option(help="Listen for syslog over TLS (RFC 5425) on host:port.")] = None,
+            tls_cert: Annotated[Path | None, typer.Option(help="TLS certificate (PEM).")] = None,
+            tls_key: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
+            tls_client_ca: Annotated[Path | None, typer.Option(help="Require client certificates from this CA.")] = None,
+            ) -> None:
+    """Receive syslog (RFC 5424/3164) and seal it; Ctrl-C seals what was received, then stops."""
+    from trailseal.receivers.syslog import run_syslog
+
+    if not (udp or tcp or tls):
+        fail("give at least one of --udp, --tcp, --tls (host:port)")
+    if tls and not (tls_cert and tls_key):
+        fail("--tls needs --tls-cert and --tls-key")
+    trail = open_trail(data)
+    try:
+        run_syslog(trail, udp, tcp, tls, tls_cert=str(tls_cert) if tls_cert else None,
+                   tls_key=str(tls_key) if tls_key else None,
+                   tls_client_ca=str(tls_client_ca) if tls_client_ca else None, log_name=log)
+    except (OSError, ValueError, DataDirError) as exc:
+        fail(str(exc))
+    finally:
+        trail.close()
+
+
+@app.command("tail")
+def tail_(paths: Annotated[list[Path], typer.Argument(help="Files to follow.")],
+          fmt: Annotated[str, typer.Option("--format", "-f", help="A trailseal format: access_log, auth_log, "
+                                                                  "syslog, pgaudit, cloudtrail, ndjson, ...")],
+          data: DataOpt = None, log: LogOpt = "default",
+          state: Annotated[Path | None, typer.Option(help="Offsets file (default <data>/tail.state).")] = None,
+          component: Annotated[str | None, typer.Option(help="source.component of the events.")] = None,
+          once: Annotated[bool, typer.Option(help="Seal what the files hold now, then exit.")] = False,
+          ) -> None:
+    """Follow log files into the sealed log, across restarts and rotation (offsets saved after sealing)."""
+    import signal
+    import threading
+
+    from trailseal import formats
+    from trailseal.receivers.tail import tail
+
+    if fmt not in formats.NAMES:
+        fail(f"unknown format {fmt!r}; known: {', '.join(formats.NAMES)}")
+    trail = open_trail(data)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        stats = tail(trail, paths, fmt, state or trail.directory / "tail.state", stop=stop, once=once,
+                     ctx={"component": component} if component else None, log_name=log)
+    except (OSError, ValueError, DataDirError) as exc:
+        fail(str(exc))
+    finally:
+        trail.close()
+    err.print(f"sealed {stats.sealed} events from {stats.records} records; rejected {stats.rejected}")
+
+
 def main() -> None:
     app()
 

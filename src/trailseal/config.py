@@ -11,6 +11,8 @@ from typing import Any
 
 import msgspec
 
+from trailseal.receivers.settings import ReceiversConfig
+
 CONFIG_FILE = "trailseal.toml"
 KEY_FILE = "signing.key"
 VKEY_FILE = "signing.vkey"
@@ -53,6 +55,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     alerts: AlertsConfig = msgspec.field(default_factory=AlertsConfig)
     privacy: dict[str, Any] = {}
     retention: dict[str, Any] = {}
+    receivers: ReceiversConfig = msgspec.field(default_factory=ReceiversConfig)
 
 
 class ConfigError(ValueError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -105,6 +106,7 @@ class Trail:
         self.base_verifier = Verifier.from_vkey(self.base_vkey)
         self._sealer: Sealer | None = None
         self._lock_fd: int | None = None
+        self._sealer_lock = threading.Lock()
         self._full_tiles: dict[str, LRU] = {}
         try:
             self.protection = Protection.load(self.directory, self.config.privacy)
@@ -115,6 +117,12 @@ class Trail:
     @property
     def sealer(self) -> Sealer:
         """The writer, created on first use; it holds the data dir's writer lock."""
+        if self._sealer is not None:
+            return self._sealer
+        with self._sealer_lock:
+            return self._start_sealer()
+
+    def _start_sealer(self) -> Sealer:
         if self._sealer is None:
             self._lock_writer()
             signer = load_signer(self.directory, self.config)

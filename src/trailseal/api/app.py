@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from contextlib import asynccontextmanager
@@ -13,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from trailseal.alerts.integrity import IntegrityWatch
-from trailseal.api import admin, alerts, ingest, ops, read, tlog
+from trailseal.api import admin, alerts, ingest, ops, read, receivers, tlog
 from trailseal.api.auth import RateLimiter, TokenStore
 from trailseal.api.common import ApiError, Service, error_response, json_response, requires
 from trailseal.api.metrics import Metrics
@@ -40,7 +41,11 @@ def create_app(trail: Trail, *, record_reads: bool = True, detect: bool | None =
 
     @asynccontextmanager
     async def lifespan(app: Starlette):
+        from trailseal.receivers.service import start_receivers
+
+        running = start_receivers(trail, svc.metrics)  # syslog listeners and tails from [receivers]
         yield
+        await asyncio.to_thread(running.stop)  # seal what they read before the trail closes
         if detection is not None:
             detection.stop()
             integrity.stop()
@@ -48,7 +53,7 @@ def create_app(trail: Trail, *, record_reads: bool = True, detect: bool | None =
         svc.tokens.close()
 
     routes = [*ingest.routes, *read.routes, *tlog.routes, *ops.routes, *admin.routes, *alerts.routes,
-              Route("/openapi.json", openapi, methods=["GET"])]
+              Route("/openapi.json", openapi, methods=["GET"]), *receivers.routes]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={ApiError: on_api_error, HTTPException: on_http_error,
                                         Exception: on_unexpected})

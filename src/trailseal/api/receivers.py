@@ -31,8 +31,16 @@ from trailseal.event import LOG_PATTERN
 from trailseal.formats import FormatError, k8s_audit, otlp
 from trailseal.receivers import bulk, hec
 from trailseal.receivers.documents import GENERIC, Origin, document_events
-from trailseal.receivers.intake import Rejection, count, meta_item, per_log, prepare, rejection_event
-from trailseal.receivers.settings import receivers_config
+from trailseal.receivers.intake import (
+    Rejection,
+    count,
+    meta_item,
+    per_log,
+    prepare,
+    reason_of,
+    rejection_event,
+)
+from trailseal.receivers.settings import receivers_config, sourcetype_format
 from trailseal.store.base import Receipt
 
 OTLP_MEDIA = ("application/x-protobuf", "application/protobuf", "application/json")
@@ -71,8 +79,11 @@ def authorize(request: Request, svc: Service) -> Token:
     secret, had_header = presented_secret(request)
     challenge = {"WWW-Authenticate": 'Bearer realm="trailseal", Basic realm="trailseal"'}
     if secret is None:
-        reason = ("unsupported Authorization header: use Bearer, Splunk, Basic or ApiKey" if had_header
-                  else "missing token: send 'Authorization: Bearer <token>' (or Splunk/Basic/ApiKey)")
+        reason = (
+            "unsupported Authorization header: use Bearer, Splunk, Basic or ApiKey"
+            if had_header
+            else "missing token: send 'Authorization: Bearer <token>' (or Splunk/Basic/ApiKey)"
+        )
         raise ApiError(401, reason, challenge, hec=3 if had_header else 2)
     token = svc.tokens.lookup(secret)
     if token is None or token.revoked:
@@ -82,7 +93,9 @@ def authorize(request: Request, svc: Service) -> Token:
     wait = svc.limiter.take(token.id)
     if wait:
         svc.metrics.rejected.labels(reason="rate_limited").inc()
-        raise ApiError(429, "rate limit exceeded for this token", {"Retry-After": f"{max(1, round(wait))}"}, hec=9)
+        raise ApiError(
+            429, "rate limit exceeded for this token", {"Retry-After": f"{max(1, round(wait))}"}, hec=9
+        )
     return token
 
 
@@ -126,13 +139,22 @@ def target_log(request: Request) -> str | None:
     return token.logs[0] if token is not None and len(token.logs) == 1 else None
 
 
-async def seal_records(request: Request, receiver_name: str, events: list[dict[str, Any]], owners: list[int],
-                       rejections: list[Rejection]) -> Outcome:
+async def seal_records(
+    request: Request,
+    receiver_name: str,
+    events: list[dict[str, Any]],
+    owners: list[int],
+    rejections: list[Rejection],
+) -> Outcome:
     """Validate and seal parsed events (owners[i] = the record event i came from), with a note of the
     refused ones in the meta log in the same commit, so the answer comes after both are durable."""
     svc, token = service(request), request.state.token
-    good, bad = prepare(events, svc.trail.clock(), log_name=target_log(request),
-                        allows_log=token.allows_log if token is not None else None)
+    good, bad = prepare(
+        events,
+        svc.trail.clock(),
+        log_name=target_log(request),
+        allows_log=token.allows_log if token is not None else None,
+    )
     items = [item for _, item in good]
     refused = rejections + [Rejection(owners[r.position], r.reason, r.field) for r in bad]
     note = rejection_note(svc, request, receiver_name, refused) if refused else None
@@ -147,8 +169,10 @@ def rejection_note(svc: Service, request: Request, receiver_name: str, rejection
     actor = {"id": f"token:{token.id}" if token else "anonymous", "type": "service"}
     client = request.client.host if request.client else None
     now = svc.trail.clock()
-    return meta_item(rejection_event(receiver_name, rejections, actor, now, path=request.url.path[:200],
-                                     client=client), now)
+    return meta_item(
+        rejection_event(receiver_name, rejections, actor, now, path=request.url.path[:200], client=client),
+        now,
+    )
 
 
 async def body_of(request: Request) -> bytes:
@@ -208,7 +232,9 @@ def otlp_answer(request: Request, rejected: int, message: str) -> Response:
     from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as pb
 
     if otlp_json(request):
-        body = {"partialSuccess": {"rejectedLogRecords": rejected, "errorMessage": message}} if rejected else {}
+        body = (
+            {"partialSuccess": {"rejectedLogRecords": rejected, "errorMessage": message}} if rejected else {}
+        )
         return json_response(body)
     reply = pb.ExportLogsServiceResponse()
     if rejected:
@@ -228,7 +254,9 @@ async def otlp_logs(request: Request) -> Response:
     """POST /v1/logs (OTLP/HTTP, protobuf or JSON, gzip allowed)."""
     media = media_type(request)
     if media not in OTLP_MEDIA:
-        raise ApiError(415, f"Content-Type {media!r} is not OTLP: use application/x-protobuf or application/json")
+        raise ApiError(
+            415, f"Content-Type {media!r} is not OTLP: use application/x-protobuf or application/json"
+        )
     body = await body_of(request)
     try:
         events, rejected = otlp.parse_request(body, media)
@@ -236,8 +264,9 @@ async def otlp_logs(request: Request) -> Response:
         raise ApiError(400, exc.reason) from None
     check_count(request, len(events) + len(rejected))
     rejections = [Rejection(i, reason) for i, reason in rejected]
-    outcome = await seal_records(request, "otlp", events, kept_positions(len(events) + len(rejected), rejected),
-                                 rejections)
+    outcome = await seal_records(
+        request, "otlp", events, kept_positions(len(events) + len(rejected), rejected), rejections
+    )
     failed = sorted(outcome.rejections, key=lambda r: r.position or 0)
     return otlp_answer(request, len(failed), summary(failed, "log record") if failed else "")
 
@@ -262,11 +291,18 @@ async def k8s_audit_webhook(request: Request) -> Response:
         raise ApiError(400, exc.reason) from None
     total = len(events) + len(rejected)
     check_count(request, total)
-    outcome = await seal_records(request, "k8s_audit", events, kept_positions(total, rejected),
-                                 [Rejection(i, reason) for i, reason in rejected])
+    outcome = await seal_records(
+        request,
+        "k8s_audit",
+        events,
+        kept_positions(total, rejected),
+        [Rejection(i, reason) for i, reason in rejected],
+    )
     errors = [r.as_error() for r in sorted(outcome.rejections, key=lambda r: r.position or 0)]
     status = 200 if not errors else 207 if outcome.receipts else 422
-    return json_response({"accepted": len(outcome.receipts), "rejected": len(errors), "errors": errors}, status)
+    return json_response(
+        {"accepted": len(outcome.receipts), "rejected": len(errors), "errors": errors}, status
+    )
 
 
 # -- documents (ES and HEC) -----------------------------------------------------------------------
@@ -302,8 +338,9 @@ def configured_mapping(svc: Service) -> Any:
     return svc.extras["receivers.mapping"]
 
 
-def map_documents(docs: list[tuple[int, Any, bytes, Origin, str]], ctx: dict[str, Any]
-                  ) -> tuple[list[dict[str, Any]], list[int], list[Rejection]]:
+def map_documents(
+    docs: list[tuple[int, Any, bytes, Origin, str]], ctx: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[int], list[Rejection]]:
     """(events, owner position of each, rejections) for (position, doc, raw, origin, format) tuples."""
     events: list[dict[str, Any]] = []
     owners: list[int] = []
@@ -311,8 +348,8 @@ def map_documents(docs: list[tuple[int, Any, bytes, Origin, str]], ctx: dict[str
     for position, doc, raw, origin, fmt in docs:
         try:
             mapped = document_events(doc, raw, origin, fmt, ctx)
-        except FormatError as exc:
-            rejections.append(Rejection(position, exc.reason))
+        except Exception as exc:  # noqa: BLE001 - see reason_of
+            rejections.append(Rejection(position, reason_of(exc)))
             continue
         if not mapped:
             rejections.append(Rejection(position, "the document holds no events"))
@@ -323,9 +360,15 @@ def map_documents(docs: list[tuple[int, Any, bytes, Origin, str]], ctx: dict[str
 
 # -- Elasticsearch _bulk --------------------------------------------------------------------------
 
-ES_TYPES = {400: "illegal_argument_exception", 401: "security_exception", 403: "security_exception",
-            408: "timeout_exception", 413: "content_too_long_exception", 415: "media_type_header_exception",
-            429: "es_rejected_execution_exception"}
+ES_TYPES = {
+    400: "illegal_argument_exception",
+    401: "security_exception",
+    403: "security_exception",
+    408: "timeout_exception",
+    413: "content_too_long_exception",
+    415: "media_type_header_exception",
+    429: "es_rejected_execution_exception",
+}
 
 
 def render_es(request: Request, exc: ApiError) -> Response:
@@ -368,8 +411,12 @@ async def es_setup(request: Request) -> Response:
     """Templates and ILM policies shippers install: reads say none exists, writes are acknowledged and
     ignored (trailseal keeps no indices; they change nothing that is sealed)."""
     if request.method in ("GET", "HEAD"):
-        return es_json(bulk.es_error(404, "resource_not_found_exception",
-                                     f"{request.url.path[:200]} is not stored by trailseal"), 404)
+        return es_json(
+            bulk.es_error(
+                404, "resource_not_found_exception", f"{request.url.path[:200]} is not stored by trailseal"
+            ),
+            404,
+        )
     return es_json({"acknowledged": True})
 
 
@@ -384,7 +431,9 @@ async def es_bulk(request: Request) -> Response:
         raise ApiError(400, exc.reason, es_type=exc.kind) from None
     check_count(request, len(items))
     fmt = document_format(request, receivers_config(service(request).config).es_format)
-    docs = [(n, item.doc, item.raw, es_origin(item), fmt) for n, item in enumerate(items) if item.error is None]
+    docs = [
+        (n, item.doc, item.raw, es_origin(item), fmt) for n, item in enumerate(items) if item.error is None
+    ]
     events, owners, rejections = map_documents(docs, format_context(request, fmt))
     refused = [Rejection(n, item.error[2]) for n, item in enumerate(items) if item.error is not None]
     outcome = await seal_records(request, "elasticsearch", events, owners, refused + rejections)
@@ -440,10 +489,7 @@ async def hec_health(request: Request) -> Response:
 
 def hec_format(request: Request, sourcetype: Any) -> str:
     """The format of one HEC event: ?format=, else its sourcetype's, else the configured default."""
-    settings = receivers_config(service(request).config)
-    default = settings.hec_sourcetypes.get(sourcetype, settings.hec_format) if isinstance(sourcetype, str) \
-        else settings.hec_format
-    return document_format(request, default)
+    return document_format(request, sourcetype_format(receivers_config(service(request).config), sourcetype))
 
 
 @receiver(render_hec)
@@ -454,9 +500,17 @@ async def hec_event(request: Request) -> Response:
     if not envelopes:
         raise ApiError(400, "the request has no events", hec=5)
     check_count(request, len(envelopes))
-    docs = [(e.position, e.envelope["event"], e.raw, hec_origin(e.envelope),
-             hec_format(request, e.envelope.get("sourcetype")))
-            for e in envelopes if e.error is None and e.envelope is not None]
+    docs = [
+        (
+            e.position,
+            e.envelope["event"],
+            e.raw,
+            hec_origin(e.envelope),
+            hec_format(request, e.envelope.get("sourcetype")),
+        )
+        for e in envelopes
+        if e.error is None and e.envelope is not None
+    ]
     ctx = format_context(request, "mapping" if any(d[4] == "mapping" for d in docs) else GENERIC)
     events, owners, rejections = map_documents(docs, ctx)
     codes = {e.position: e.error[0] for e in envelopes if e.error is not None}
@@ -468,8 +522,13 @@ async def hec_event(request: Request) -> Response:
 def hec_origin(envelope: dict[str, Any], query: dict[str, str] | None = None) -> Origin:
     """Origin of a HEC event: its metadata (envelope, else query string), time and host."""
     fields = {**(query or {}), **{k: v for k, v in envelope.items() if k != "event"}}
-    return Origin("splunk_hec", hec.metadata(fields), time=fields.get("time"), host=fields.get("host"),
-                  component=fields.get("source"))
+    return Origin(
+        "splunk_hec",
+        hec.metadata(fields),
+        time=fields.get("time"),
+        host=fields.get("host"),
+        component=fields.get("source"),
+    )
 
 
 def hec_reply(outcome: Outcome, codes: dict[int, int] | None = None) -> Response:
@@ -479,9 +538,15 @@ def hec_reply(outcome: Outcome, codes: dict[int, int] | None = None) -> Response
         return json_response(body, status)
     first = min(outcome.rejections, key=lambda r: r.position or 0)
     code = (codes or {}).get(first.position, 6)
-    status, body = hec.answer(code, **{"invalid-event-number": first.position, "reason": first.text,
-                                       "accepted": len({p for p, _ in outcome.receipts}),
-                                       "rejected": len({r.position for r in outcome.rejections})})
+    status, body = hec.answer(
+        code,
+        **{
+            "invalid-event-number": first.position,
+            "reason": first.text,
+            "accepted": len({p for p, _ in outcome.receipts}),
+            "rejected": len({r.position for r in outcome.rejections}),
+        },
+    )
     return json_response(body, status)
 
 
@@ -503,8 +568,12 @@ async def hec_raw(request: Request) -> Response:
 
 # -- routes ---------------------------------------------------------------------------------------
 
-SETUP_PATHS = ("/_index_template/{name}", "/_template/{name}", "/_component_template/{name}",
-               "/_ilm/policy/{name}")
+SETUP_PATHS = (
+    "/_index_template/{name}",
+    "/_template/{name}",
+    "/_component_template/{name}",
+    "/_ilm/policy/{name}",
+)
 es_routes = [
     Route("/", es_root, methods=["GET", "HEAD"]),
     Route("/_license", es_license, methods=["GET"]),
@@ -519,10 +588,18 @@ routes = [
     Route("/v1/k8s/audit", k8s_audit_webhook, methods=["POST"]),
     Route("/services/collector/health", hec_health, methods=["GET"]),
     Route("/services/collector/health/1.0", hec_health, methods=["GET"]),
-    *(Route(path, hec_event, methods=["POST"]) for path in
-      ("/services/collector", "/services/collector/event", "/services/collector/event/1.0")),
-    *(Route(path, hec_raw, methods=["POST"]) for path in ("/services/collector/raw", "/services/collector/raw/1.0")),
+    *(
+        Route(path, hec_event, methods=["POST"])
+        for path in ("/services/collector", "/services/collector/event", "/services/collector/event/1.0")
+    ),
+    *(
+        Route(path, hec_raw, methods=["POST"])
+        for path in ("/services/collector/raw", "/services/collector/raw/1.0")
+    ),
     *es_routes,
     Route("/es", es_root, methods=["GET", "HEAD"]),
-    *(Route("/es" + route.path, route.endpoint, methods=sorted(route.methods - {"HEAD"})) for route in es_routes),
+    *(
+        Route("/es" + route.path, route.endpoint, methods=sorted(route.methods - {"HEAD"}))
+        for route in es_routes
+    ),
 ]

@@ -1,0 +1,223 @@
+"""Search latency on a big SQLite log, beside DuckDB over a Parquet export of the same events.
+
+Builds N events (10,000,000; TRAILSEAL_BENCH_QUICK=1: 200,000) spread over 60 days through the
+Sealer in big batches, indexes them for search, exports them to Parquet, then measures p95
+first-page latency (limit 100, newest first) for selective queries and free text, each beside the
+same query in DuckDB. The data dir and Parquet file are cached under bench/out/query-<N>/.
+`python -m bench.bench_query [N]` runs it alone.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import msgspec
+
+import trailseal
+from bench.common import QUICK, Result, percentile, report
+from trailseal.event import Actor, Event, Request, Sealable, Source, Target
+from trailseal.query import index
+from trailseal.query.search import search
+
+OUT = Path(__file__).resolve().parent / "out"
+END = datetime(2026, 11, 20, tzinfo=UTC)
+DAYS = 60
+RUNS = 30
+ACTIONS = [  # (category, action, weight)
+    ("data_access", "http.request", 34), ("data_access", "db.query", 22), ("data_change", "db.write", 6),
+    ("authentication", "auth.login", 12), ("authentication", "auth.logout", 4), ("authentication", "auth.mfa.verify", 3),
+    ("authentication", "auth.password.reset", 1), ("account", "user.create", 1), ("admin", "user.role.grant", 1),
+    ("data_access", "k8s.secrets.get", 3), ("admin", "k8s.pods.exec", 1), ("config", "config.update", 2),
+    ("session", "session.start", 5), ("finding", "finding.sqli", 1), ("system", "system.health", 4),
+]
+REASONS = ["invalid password", "account locked", "token expired", "permission denied", "mfa challenge failed",
+           "rate limited"]
+DATABASES = [f"db{i:02d}" for i in range(20)]
+DUCK_PAGE = "SELECT * FROM events WHERE {} ORDER BY time DESC, seq DESC LIMIT 100"
+_encode = msgspec.json.Encoder(order="sorted").encode
+
+
+def make_events(start: int, count: int, total: int) -> list[Sealable]:
+    """Events start..start+count of a total spread evenly (with jitter) over DAYS days before END."""
+    rng = random.Random(start)
+    first = END - timedelta(days=DAYS)
+    step = DAYS * 86400 / total
+    weights = [w for _, _, w in ACTIONS]
+    out = []
+    for i in range(start, start + count):
+        category, action, _ = rng.choices(ACTIONS, weights)[0]
+        moment = first + timedelta(seconds=i * step + rng.uniform(-2, 2))
+        out.append(_sealable(i, rng, category, action, moment))
+    return out
+
+
+def _sealable(i: int, rng: random.Random, category: str, action: str, moment: datetime) -> Sealable:
+    failed = rng.random() < (0.15 if action.startswith("auth.") else 0.03)
+    user = f"u{rng.randrange(50_000):05d}" if rng.random() > 0.1 else f"svc-{rng.randrange(20)}"
+    ip = (f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}" if rng.random() > 0.05
+          else f"2001:db8::{rng.randrange(65536):x}")
+    note = "quokka sighting" if rng.random() < 1e-5 else "routine"
+    time_text = moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    event = Event(
+        time=time_text, category=category, action=action,
+        outcome="failure" if failed else ("error" if rng.random() < 0.01 else "success"),
+        reason=rng.choice(REASONS) if failed else None,
+        actor=Actor(id=user, type="user", ip=ip, session=f"s{rng.randrange(1_000_000)}"),
+        source=Source(component=rng.choice(("web", "api", "db", "k8s")), kind="app", format="json"),
+        id=f"q-{i:010d}", received=time_text, log="default", severity="info",
+        target=Target(type="table", id=f"orders_{rng.randrange(200)}"),
+        request=Request(method=rng.choice(("GET", "POST")), path=f"/api/v1/orders/{i}",
+                        status=401 if failed else 200, trace_id=f"{rng.getrandbits(128):032x}"),
+        attributes={"db.name": rng.choice(DATABASES), "latency_ms": rng.randrange(1000), "note": note})
+    return Sealable(event.id, "default", event, _encode(event))
+
+
+def build(directory: Path, total: int) -> None:
+    """Seal ``total`` events into a data dir (resuming a partial one) and index them for search."""
+    if not (directory / "trailseal.toml").exists():
+        trailseal.init(directory, origin="bench.trailseal")
+    with trailseal.open(directory) as log:
+        have = log.store.tree_size("default")
+        started, pending, chunk = time.perf_counter(), [], 50_000
+        for start in range(have, total, chunk):
+            pending.append(log.sealer.submit(make_events(start, min(chunk, total - start), total)))
+            if len(pending) > 2:
+                pending.pop(0).result()
+            if start // chunk % 20 == 0:
+                print(f"  sealed {start:,}", file=sys.stderr, flush=True)
+        for future in pending:
+            future.result()
+        if total > have:
+            print(f"  sealed {total - have:,} events in {time.perf_counter() - started:,.0f} s", flush=True)
+        started = time.perf_counter()
+        conn = index.connection(log.store)
+        indexed = index.refresh(conn)
+        if indexed:
+            elapsed = time.perf_counter() - started
+            print(f"  indexed {indexed:,} events for search in {elapsed:,.0f} s ({indexed / elapsed:,.0f}/s)")
+
+
+def export_parquet(directory: Path, target: Path) -> None:
+    """The same events as a Parquet file with the columns DuckDB's queries need."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from trailseal.query.language import ip_of
+
+    with trailseal.open(directory) as log:
+        conn = index.connection(log.store)
+        writer = None
+        last = 0
+        while True:
+            rows = conn.execute("SELECT seq, log, idx, time, category, action, outcome, actor_id, data FROM entries"
+                                " WHERE seq > ? ORDER BY seq LIMIT 500000", (last,)).fetchall()
+            if not rows:
+                break
+            last = rows[-1][0]
+            table = _arrow_table(pa, rows, ip_of)
+            writer = writer or pq.ParquetWriter(target.with_suffix(".tmp"), table.schema, compression="zstd")
+            writer.write_table(table, row_group_size=122_880)
+        writer.close()
+    target.with_suffix(".tmp").rename(target)
+
+
+def _arrow_table(pa, rows: list[tuple], ip_of):
+    columns = list(zip(*rows, strict=True))
+    decoded = [msgspec.json.decode(data) for data in columns[8]]
+    ips = [ip_of(e["actor"].get("ip", "")) for e in decoded]
+    return pa.table({
+        "seq": pa.array(columns[0], pa.int64()), "log": columns[1], "idx": pa.array(columns[2], pa.int64()),
+        "time": columns[3], "category": columns[4], "action": columns[5], "outcome": columns[6],
+        "actor_id": columns[7],
+        "ip_v4": pa.array([int(ip) if ip is not None and ip.version == 4 else None for ip in ips], pa.int64()),
+        "session": [e["actor"].get("session") for e in decoded],
+        "trace_id": [e.get("request", {}).get("trace_id") for e in decoded],
+        "data": [bytes(d).decode() for d in columns[8]],
+    })
+
+
+def p95_ms(run, args: list, budget: float = 30.0) -> float:
+    """p95 wall time of run(arg) over the args, in ms (after one warm-up call).
+
+    Stops early, after at least 5 samples, once the samples add up to ``budget`` seconds.
+    """
+    run(args[0])
+    samples: list[float] = []
+    for arg in args:
+        started = time.perf_counter()
+        run(arg)
+        samples.append(time.perf_counter() - started)
+        if len(samples) >= 5 and sum(samples) > budget:
+            break
+    return percentile(samples, 95) * 1000
+
+
+def workloads(rng: random.Random) -> list[tuple[str, list, str, str, float]]:
+    """(name, args, our query template, DuckDB WHERE template, goal ms) per measured query."""
+    actors = [f"u{rng.randrange(50_000):05d}" for _ in range(RUNS)]
+    nets = [(rng.randrange(256), rng.randrange(256)) for _ in range(RUNS)]
+    prefixes = ["auth.", "k8s.", "user.", "db."] * (RUNS // 4 + 1)
+    return [
+        ("one actor, last 30 days", actors, "actor:{} since:30d",
+         "actor_id = '{}' AND time >= '{since30}'", 100),
+        ("action prefix + failure", prefixes[:RUNS], "action:{}* outcome:failure",
+         "action LIKE '{}%' AND outcome = 'failure'", 100),
+        ("IP range /24", nets, "ip:10.{0[0]}.{0[1]}.0/24",
+         "ip_v4 BETWEEN {lo} AND {hi}", 100),
+        ("free text, common phrase", ["account locked"] * RUNS, '"{}"',
+         "data ILIKE '%{}%'", 200),
+        ("free text, rare word", ["quokka"] * RUNS, "{}",
+         "data ILIKE '%{}%'", 200),
+        ("free text, word in every event", ["orders"] * RUNS, "{}",
+         "data ILIKE '%{}%'", 200),
+    ]
+
+
+def _duck_where(template: str, arg) -> str:
+    since30 = (END - timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if isinstance(arg, tuple):
+        lo = (10 << 24) | (arg[0] << 16) | (arg[1] << 8)
+        return template.format(lo=lo, hi=lo + 255)
+    return template.format(arg, since30=since30)
+
+
+def _ours_query(template: str, arg) -> str:
+    return template.format(arg)
+
+
+def main(total: int | None = None) -> list[Result]:
+    total = total or (200_000 if QUICK else 10_000_000)
+    directory = OUT / f"query-{total}"
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    build(directory, total)
+    parquet = directory / "events.parquet"
+    if not parquet.exists():
+        started = time.perf_counter()
+        export_parquet(directory, parquet)
+        print(f"  exported Parquet in {time.perf_counter() - started:,.0f} s", flush=True)
+    return measure(directory, parquet, total)
+
+
+def measure(directory: Path, parquet: Path, total: int) -> list[Result]:
+    import duckdb
+
+    duck = duckdb.connect()
+    duck.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet('{parquet}')")
+    results = []
+    with trailseal.open(directory) as log:
+        for name, args, ours_t, duck_t, goal in workloads(random.Random(7)):
+            hits = len(search(log.store, _ours_query(ours_t, args[0]), limit=100, now=END).events)
+            ours = p95_ms(lambda a, t=ours_t: search(log.store, _ours_query(t, a), limit=100, now=END), args)
+            peer = p95_ms(lambda a, t=duck_t: duck.execute(DUCK_PAGE.format(_duck_where(t, a))).fetchall(), args)
+            results.append(report(Result(f"search p95 {name} ({hits} on page 1)", ours, peer, "ms",
+                                         "DuckDB over Parquet", f"<= {goal} ms", ours <= goal)))
+    print(f"  ({total:,} events; p95 of {RUNS} first pages, limit 100, newest first)")
+    return results
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else None)

@@ -1,0 +1,172 @@
+"""Search indexes beside the SQLite store's `entries`: full text, IP ranges, and a few more columns.
+
+What is indexed, all derived from the sealed bytes (so nothing erased from the vault is ever here):
+
+- ``entries_fts`` (FTS5, contentless, rowid = ``entries.seq``): the words of every string and number
+  in the event except ``time``, ``received`` and ``raw_hash``, as ``text_tokens`` makes them
+  (case-folded, accents removed, letters and digits). Values are separated by a boundary token that
+  no query can contain, so a phrase never spans two fields. The ascii tokenizer then only splits on
+  our spaces, which is what keeps FTS5 and ``language.matches`` in exact agreement.
+- ``entries_ip``: ``actor.ip`` as a sortable key (version byte + packed address), so a CIDR is one
+  range scan.
+- Indexes on ``entries``: by outcome, and by the expressions ``actor.session`` and
+  ``request.trace_id`` (for timelines). SQLite keeps these itself on every insert.
+
+The FTS and IP tables are filled by ``refresh``, which indexes every entry committed since the last
+call (search calls it first). A writer may instead call ``index_new`` inside its commit transaction.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+import weakref
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import msgspec
+
+from trailseal.query.language import QueryError, ip_of, text_tokens, text_values
+
+SCHEMA = """
+CREATE VIRTUAL TABLE IF NOT EXISTS entries_fts USING fts5(text, content='', columnsize=0, tokenize='ascii');
+CREATE TABLE IF NOT EXISTS entries_ip (ip BLOB NOT NULL, seq INTEGER NOT NULL,
+    PRIMARY KEY (ip, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS query_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS entries_by_outcome ON entries (log, outcome, time);
+CREATE INDEX IF NOT EXISTS entries_by_session ON entries (log, json_extract(data, '$.actor.session'), time);
+CREATE INDEX IF NOT EXISTS entries_by_trace ON entries (log, json_extract(data, '$.request.trace_id'), time);
+"""
+BOUNDARY = "\ue000"  # a private-use character: never a query token, always an FTS5 ascii token
+BATCH = 20_000
+_SEPARATOR = "\x1f"  # joins values for the all-ASCII fast path (checked absent from them)
+_NON_WORD = re.compile(r"[^a-z0-9\x1f]+")
+
+_decode = msgspec.json.Decoder().decode
+
+
+def document_text(event: dict[str, Any]) -> str:
+    """The text FTS5 indexes for an event: its words, value by value, with boundaries between."""
+    values = text_values(event)
+    joined = _SEPARATOR.join(values)
+    if joined.isascii() and joined.count(_SEPARATOR) == len(values) - 1:
+        return _NON_WORD.sub(" ", joined.lower()).replace(_SEPARATOR, f" {BOUNDARY} ")
+    words = (" ".join(tokens) for text in values if (tokens := text_tokens(text)))
+    return f" {BOUNDARY} ".join(words)
+
+
+def ip_key(text: Any) -> bytes | None:
+    """A sortable key of an IP address: version byte then the packed address; None if not an IP."""
+    address = ip_of(text) if isinstance(text, str) else None
+    return None if address is None else bytes([address.version]) + address.packed
+
+
+def network_range(network) -> tuple[bytes, bytes]:
+    """The first and last key of a network."""
+    version = bytes([network.version])
+    return version + network.network_address.packed, version + network.broadcast_address.packed
+
+
+# -- connections -----------------------------------------------------------------------------------
+_local: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_ready: set[str] = set()
+_ready_lock = threading.Lock()
+
+
+def connection(store: Any) -> sqlite3.Connection:
+    """This thread's query connection to a SQLite store, with the index schema in place."""
+    path = getattr(store, "path", None)
+    if not isinstance(path, str) or type(store).__name__ != "SQLiteStore":
+        raise QueryError("search needs the SQLite store (PostgreSQL search is not built yet)")
+    local = _local.setdefault(store, threading.local())
+    conn = getattr(local, "conn", None)
+    if conn is None:
+        conn = local.conn = _open(path)
+    return conn
+
+
+def _open(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA synchronous=NORMAL")  # derived data, rebuilt by refresh if ever lost
+    conn.execute("PRAGMA cache_size=-262144")
+    conn.execute("PRAGMA mmap_size=1073741824")
+    conn.create_function("ts_ip_key", 1, ip_key, deterministic=True)
+    with _ready_lock:
+        if path not in _ready:
+            ensure(conn)
+            _ready.add(path)
+    return conn
+
+
+def ensure(conn: sqlite3.Connection) -> None:
+    """Create the index tables and indexes if missing (the first time on a big store takes a while)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in SCHEMA.split(";\n"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+# -- keeping up with the store ---------------------------------------------------------------------
+def indexed_up_to(conn: sqlite3.Connection) -> int:
+    """The last entries.seq the FTS and IP tables hold."""
+    row = conn.execute("SELECT value FROM query_state WHERE key='indexed_seq'").fetchone()
+    return row[0] if row else 0
+
+
+def refresh(conn: sqlite3.Connection, batch: int = BATCH) -> int:
+    """Index every entry committed since the last refresh; return how many were indexed."""
+    latest = conn.execute("SELECT max(seq) FROM entries").fetchone()[0] or 0
+    total = 0
+    while latest > indexed_up_to(conn):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            count = index_new(conn, batch)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        total += count
+        if count == 0:
+            break
+    return total
+
+
+def index_new(conn: sqlite3.Connection, batch: int | None = None) -> int:
+    """Inside a write transaction: index up to ``batch`` entries past the mark and move the mark."""
+    done = indexed_up_to(conn)
+    sql = "SELECT seq, data FROM entries WHERE seq > ? ORDER BY seq" + (" LIMIT ?" if batch else "")
+    rows = conn.execute(sql, (done, batch) if batch else (done,)).fetchall()
+    if rows:
+        index_rows(conn, rows)
+        conn.execute("INSERT INTO query_state VALUES ('indexed_seq', ?) ON CONFLICT(key) DO UPDATE"
+                     " SET value=excluded.value", (rows[-1][0],))
+    return len(rows)
+
+
+def index_rows(conn: sqlite3.Connection, rows: Sequence[tuple[int, bytes]]) -> None:
+    """Add (seq, entry bytes) rows to the FTS and IP tables."""
+    texts, ips = [], []
+    for seq, data in rows:
+        event = _decode(data)
+        texts.append((seq, document_text(event)))
+        key = ip_key((event.get("actor") or {}).get("ip"))
+        if key is not None:
+            ips.append((key, seq))
+    conn.executemany("INSERT INTO entries_fts (rowid, text) VALUES (?, ?)", texts)
+    conn.executemany("INSERT OR IGNORE INTO entries_ip VALUES (?, ?)", ips)
+
+
+def forget(conn: sqlite3.Connection, rows: Iterable[tuple[int, bytes]]) -> None:
+    """Remove (seq, entry bytes) rows from the indexes, e.g. before retention deletes their payloads."""
+    for seq, data in rows:
+        event = _decode(data)
+        conn.execute("INSERT INTO entries_fts (entries_fts, rowid, text) VALUES ('delete', ?, ?)",
+                     (seq, document_text(event)))
+        conn.execute("DELETE FROM entries_ip WHERE seq = ? AND ip = ?",
+                     (seq, ip_key((event.get("actor") or {}).get("ip"))))

@@ -735,6 +735,58 @@ def tail_(paths: Annotated[list[Path], typer.Argument(help="Files to follow.")],
     err.print(f"sealed {stats.sealed} events from {stats.records} records; rejected {stats.rejected}")
 
 
+@app.command("query")
+def query_cmd(text: Annotated[str, typer.Argument(help="e.g. 'actor:alice outcome:failure action:user.* since:24h'")],
+              data: DataOpt = None,
+              url: Annotated[str | None, typer.Option(envvar="TRAILSEAL_URL", help="Ask a server instead.")] = None,
+              token: TokenOpt = None,
+              log: Annotated[str | None, typer.Option("--log", "-l", help="Only this log.")] = None,
+              limit: Annotated[int, typer.Option(help="Most events to print.")] = 100) -> None:
+    """Search with the query language; prints NDJSON, newest first. A bad query points at its column."""
+    from trailseal.query import QueryError
+    from trailseal.query.sealed import search_trail
+
+    if url:
+        rows = _search_remote(url, token, {"q": text, **({"log": log} if log else {})}, limit)
+    else:
+        trail = open_trail(data)
+        try:
+            page = search_trail(trail, text, log, min(limit, 1000))
+            rows = [{"log": e.pop("log"), "index": e.pop("index"), "event": e} for e in page.events]
+        except QueryError as exc:
+            fail(f"query: {exc}")
+        finally:
+            trail.close()
+    for row in rows:
+        print(json.dumps(row, ensure_ascii=False))
+
+
+@app.command("timeline")
+def timeline_cmd(what: Annotated[str, typer.Argument(help="actor:ID, session:ID or trace:ID")],
+                 data: DataOpt = None,
+                 since: Annotated[str | None, typer.Option(help="15m, 24h, 7d, a date or RFC 3339.")] = None,
+                 log: Annotated[str | None, typer.Option("--log", "-l", help="Only this log.")] = None,
+                 limit: Annotated[int, typer.Option(help="Most events.")] = 1000) -> None:
+    """Events of one actor, session or trace in time order (a finding and the requests behind it)."""
+    from trailseal.query import QueryError
+    from trailseal.query.sealed import timeline_trail
+
+    key, _, value = what.partition(":")
+    if not value:
+        fail("give actor:ID, session:ID or trace:ID")
+    trail = open_trail(data)
+    try:
+        events = timeline_trail(trail, key, value, since, log, limit)
+    except QueryError as exc:
+        fail(f"timeline: {exc}")
+    finally:
+        trail.close()
+    for event in events:
+        print(f"{event.get('time')}  {event.get('log')}:{event.get('index')}  {event.get('action')} "
+              f"{event.get('outcome')}  {(event.get('actor') or {}).get('id')}  "
+              f"{(event.get('request') or {}).get('path') or (event.get('target') or {}).get('id') or ''}")
+
+
 def main() -> None:
     app()
 

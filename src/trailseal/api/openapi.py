@@ -30,7 +30,8 @@ def _text(media: str = "text/plain") -> dict:
     return {"description": "ok", "content": {media: {"schema": {"type": "string"}}}}
 
 
-LIST_PARAMS = [_param(n) for n in ("since", "until", "action", "actor", "target", "source", "log", "cursor")] + [
+LIST_PARAMS = [_param(n) for n in ("q", "since", "until", "action", "actor", "target", "source", "log",
+                                   "cursor")] + [
     _param("category", schema={"type": "string", "enum": list(json_schema()["$defs"]["Event"]["properties"]
                                                                ["category"]["enum"])}),
     _param("outcome", schema={"type": "string", "enum": ["success", "failure", "error", "unknown"]}),

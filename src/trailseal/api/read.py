@@ -3,6 +3,7 @@ itself sealed in the `trailseal` meta log."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 
 import msgspec
@@ -24,7 +25,7 @@ FILTER_PARAMS = {"category": "category", "action": "action_prefix", "outcome": "
 def parse_filters(request: Request) -> Filters:
     """Query parameters -> Filters, each checked with a reason on failure."""
     params = request.query_params
-    unknown = set(params) - {*FILTER_PARAMS, "since", "until", "log", "limit", "cursor"}
+    unknown = set(params) - {*FILTER_PARAMS, "since", "until", "log", "limit", "cursor", "q"}
     if unknown:
         raise ApiError(400, f"unknown parameter(s): {', '.join(sorted(unknown))}")
     values = {FILTER_PARAMS[k]: params[k] for k in FILTER_PARAMS if k in params}
@@ -71,9 +72,33 @@ def readable_logs(request: Request, wanted: str | None) -> list[str] | None:
     return list(token.logs) if token is not None and token.logs else None
 
 
+async def query_events(request: Request, svc, text: str, limit: int) -> Response:
+    """`?q=` in the one query language (same as the CLI and the UI)."""
+    from trailseal.query import QueryError
+    from trailseal.query.sealed import search_trail
+
+    log = request.query_params.get("log")
+    allowed = readable_logs(request, log)
+    if allowed is not None and log is None and len(allowed) != 1:
+        raise ApiError(400, "this token reads several logs: add log=<name> to a q= search")
+    try:
+        page = await asyncio.to_thread(search_trail, svc.trail, text, (allowed or [None])[0], limit,
+                                       request.query_params.get("cursor"))
+    except QueryError as exc:
+        raise ApiError(400, f"query: {exc}") from None
+    events = [{"log": e.pop("log"), "index": e.pop("index"), "event": e} for e in page.events]
+    await svc.record_read(request.state.token, request, "trailseal.search", query={"q": text}, rows=len(events))
+    return json_response({"events": events, "next_cursor": page.next_cursor})
+
+
 @requires("read")
 async def list_events(request: Request) -> Response:
     svc = service(request)
+    if "q" in request.query_params:
+        extra = set(request.query_params) - {"q", "log", "limit", "cursor"}
+        if extra:
+            raise ApiError(400, f"q= takes no other filters ({', '.join(sorted(extra))}): put them in the query")
+        return await query_events(request, svc, request.query_params["q"], parse_limit(request))
     filters, limit = parse_filters(request), parse_limit(request)
     after = decode_cursor(request.query_params.get("cursor"))
     logs = readable_logs(request, request.query_params.get("log"))

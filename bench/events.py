@@ -15,6 +15,12 @@ BASE = datetime(2026, 11, 1, tzinfo=UTC)
 _encode = msgspec.json.Encoder(order="sorted").encode
 
 
+def _actor(user: int, i: int) -> dict:
+    """A user works from one of two addresses, in sessions of ~1,000 events (as in real access logs)."""
+    return {"id": f"user{user}", "type": "user", "ip": f"10.{user % 256}.{user // 256}.{7 + i % 2}",
+            "session": f"s-{user}-{i // 1000}"}
+
+
 def event_dict(i: int, rng: random.Random) -> dict:
     """One event as a producer would send it."""
     category, action = ACTIONS[i % len(ACTIONS)]
@@ -23,8 +29,7 @@ def event_dict(i: int, rng: random.Random) -> dict:
         "time": (BASE + timedelta(milliseconds=10 * i)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "category": category, "action": action,
         "outcome": rng.choice(("success", "success", "success", "failure", "error")),
-        "actor": {"id": f"user{rng.randrange(5000)}", "type": "user", "ip": f"10.{i % 256}.{(i >> 8) % 256}.7",
-                  "session": f"s-{i % 1013}"},
+        "actor": _actor(rng.randrange(5000), i),
         "source": {"component": rng.choice(("web", "api", "db")), "kind": "app", "host": "node-1"},
         "target": {"type": "table", "id": f"orders_{i % 13}"},
         "request": {"method": "POST", "path": f"/api/v1/orders/{i}", "status": 200, "trace_id": f"{i:032x}"},

@@ -217,6 +217,7 @@ class Trail:
 
     def erase(self, subject: str, log: str | None = None, *, by: str = "cli") -> int:
         """GDPR Art. 17: delete a subject's vault rows; seal the erasure (naming only its HMAC)."""
+        self.protection.forget(subject, log)
         count = self.store.vault_erase(subject, log)
         scope = log or "default"
         event = {

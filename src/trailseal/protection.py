@@ -4,13 +4,15 @@ reads join erasable values back from the vault, and erasure deletes a subject's 
 from __future__ import annotations
 
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from trailseal.event import EventError, Sealable, encode_event
+from trailseal.event import EventError, Sealable, decode_sealed, encode_event
 from trailseal.privacy import Keys, Policy, PolicyError, commitments_in, protect, reveal, search_token
 
 KEY_FILE = "privacy.key"
@@ -19,8 +21,11 @@ KEY_FILE = "privacy.key"
 class Protection:
     """Policy + keys, applied to every event before sealing; off only when the config says so."""
 
-    def __init__(self, policy: Policy, keys: Keys, enabled: bool = True):
+    def __init__(self, policy: Policy, keys: Keys, enabled: bool = True, cache_size: int = 100_000):
         self.policy, self.keys, self.enabled = policy, keys, enabled
+        self.cache_size = cache_size
+        self._commitments: OrderedDict[tuple[str, str, str], str] = OrderedDict()
+        self._lock = threading.Lock()
 
     @classmethod
     def load(cls, directory: Path, settings: dict[str, Any]) -> Protection:
@@ -39,7 +44,37 @@ class Protection:
             return item
         protected = protect(item.event, self.policy, self.keys)
         event = protected.event
-        return Sealable(event.id, event.log, event, encode_event(event), tuple(protected.vault_rows))
+        data = encode_event(event)
+        rows, swaps = self._reuse(protected.vault_rows)
+        if swaps:
+            for fresh, known in swaps.items():
+                data = data.replace(fresh.encode(), known.encode())
+            event = decode_sealed(data)
+        return Sealable(event.id, event.log, event, data, tuple(rows))
+
+    def _reuse(self, rows) -> tuple[list, dict[str, str]]:
+        """One vault row per (log, subject, value): a value already held keeps its commitment (and its
+        random salt), so the vault grows with distinct values, not with events. Erasure forgets them."""
+        keep, swaps = [], {}
+        with self._lock:
+            for row in rows:
+                key = (row.log, row.subject, row.value)
+                known = self._commitments.get(key)
+                if known is None:
+                    self._commitments[key] = row.commitment
+                    if len(self._commitments) > self.cache_size:
+                        self._commitments.popitem(last=False)
+                    keep.append(row)
+                else:
+                    self._commitments.move_to_end(key)
+                    swaps[row.commitment] = known
+        return keep, swaps
+
+    def forget(self, subject: str, log: str | None = None) -> None:
+        """After an erasure: the subject's next values get fresh salts and fresh vault rows."""
+        with self._lock:
+            for key in [k for k in self._commitments if k[1] == subject and (log is None or k[0] == log)]:
+                del self._commitments[key]
 
     def reveal_all(self, store, events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """Sealed events with every value still in the vault joined back (erased ones stay `pd:`)."""

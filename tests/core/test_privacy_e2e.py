@@ -42,7 +42,7 @@ def test_no_plaintext_is_sealed_and_erasure_leaves_proofs_valid(data_dir):
 
     with trailseal.open(data_dir) as log:
         erased = log.erase(SUBJECT)
-        assert erased >= 10
+        assert erased >= 2  # one vault row per distinct (subject, value): the id and the IP
         assert all(r.ok for r in log.verify())
         for proof, entry in proofs.values():
             verify_proof(proof, entry, [log.verifier()])

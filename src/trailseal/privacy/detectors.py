@@ -1,7 +1,9 @@
 """Detectors of personal data and secrets in strings: a regex each, a validator where one exists.
 
-`scan(text)` runs every detector whose cheap prefilter (a substring that must be present) passes,
-validates candidates, then keeps the most specific finding where two overlap.
+`scan(text)` first asks `might_match(text)`: one regex pass that proves most strings (identifiers,
+paths, host names, hex ids) cannot hold a match of any detector. Otherwise it runs every detector
+whose cheap prefilter (a substring that must be present) passes, validates candidates, then keeps
+the most specific finding where two overlap.
 """
 
 from __future__ import annotations
@@ -56,12 +58,18 @@ class Detector:
     lowercase_needles: bool = False
     group: int = 0
 
+    def __post_init__(self) -> None:
+        needles = "|".join(re.escape(n) for n in self.needles)
+        object.__setattr__(self, "_needle_re", re.compile(needles) if len(self.needles) > 1 else None)
+
     def wanted(self, text: str, lower: str) -> bool:
         """The cheap prefilter: does the text contain one of the needles?"""
         if not self.needles:
             return True
         haystack = lower if self.lowercase_needles else text
-        return any(needle in haystack for needle in self.needles)
+        if self._needle_re is None:
+            return self.needles[0] in haystack
+        return self._needle_re.search(haystack) is not None
 
     def find(self, text: str, lower: str) -> Iterator[Finding]:
         """Validated findings of this kind in text (lower is text.lower(), for detectors that want it)."""
@@ -388,9 +396,14 @@ class Scanner:
     def __init__(self, national_ids: Iterable[str] = NATIONAL_ID_KINDS):
         self.national_ids = tuple(sorted(set(national_ids)))
         self.detectors = _detectors(self.national_ids)
+        # What protect() remembers about this scanner's verdicts (bounded; see protect._is_clean):
+        self.clean: set[str] = set()  # strings it found nothing in, and sealed as they are
+        self.clean_names: dict[str, str | None] = {}  # such attribute names -> what the name says
 
     def scan(self, text: str) -> list[Finding]:
         """Every finding in text, overlaps resolved, in order of position."""
+        if not might_match(text):
+            return []
         lower = ascii_lower(text)
         findings = [f for d in self.detectors if d.wanted(text, lower) for f in d.find(text, lower)]
         return resolve_overlaps(findings)
@@ -403,6 +416,76 @@ def ascii_lower(text: str) -> str:
 
 
 _ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
+
+# might_match: a necessary condition for a match of any detector above, checked in one regex pass.
+# Every detector's regex needs at least one of: a character of `@ : = + ( tab` (email, URLs and
+# key=value secrets, IPv6, azure, phone), an upper-case ASCII letter (PEM, JWT, cloud keys, IBAN,
+# NINO, `Basic`/`Bearer` in any case), a lower-case token prefix (`gh?_`, `github_pat_`, `glpat-`,
+# `xox`, `basic `, `bearer `), or a digit layout: `d.d` (IPv4, phone), `ddd-dd` (SSN, phone, card),
+# `d d` (spaced card, phone, INSEE), or a run of 13-19 digits between non-word characters other
+# than `-` (card, INSEE). tests/privacy/test_fast_path.py checks this against the detectors.
+#
+# ASCII letters and digits only, with a lower-case letter and no upper-case one (hex ids, trace ids,
+# plain words) cannot match at all: every detector needs punctuation, a space, an upper-case letter,
+# or (card, INSEE) a digit run with non-word characters around it, which would be all of the string.
+# Other ASCII text (nearly all the rest) is mapped to character classes: digit -> 9, A-Z -> A,
+# `@:=+(` and tab -> !, any other character that is neither a letter nor one of `._-` and space
+# -> /. Then every alternative starts with a literal, the regex engine skips everything else in C,
+# and a run of digits costs nothing unless a boundary character precedes it.
+
+
+def _class_table() -> bytes:
+    table = bytearray(range(256))
+    for code in range(128):
+        char = chr(code)
+        if "0" <= char <= "9":
+            table[code] = ord("9")
+        elif "A" <= char <= "Z":
+            table[code] = ord("A")
+        elif char in "@:=+(\t":
+            table[code] = ord("!")
+        elif not ("a" <= char <= "z" or char in "._- "):
+            table[code] = ord("/")
+    return bytes(table)
+
+
+_CLASSES = _class_table()
+_RUN = rb"9{13,19}(?![-_a-z9])"  # 13-19 digits, no word character or `-` after them
+_ASCII_GATE = re.compile(
+    rb"!|A|gh|github_pat_|glpat-|xox|basic |bearer "
+    rb"|-(?<=999-)99"
+    rb"|\.(?:(?<=9\.)9|" + _RUN + rb")"
+    rb"| (?:(?<=9 )9|" + _RUN + rb")"
+    rb"|/" + _RUN
+)
+# Other text: the same conditions on the text itself (Unicode digits and word characters, as the
+# detectors see them). Every alternative is anchored on a character of [\WA-Z_]; the caller puts a
+# space in front so that a digit run at the very start has a non-word character before it.
+_UNICODE_GATE = re.compile(
+    r"[\WA-Z_](?:"
+    r"(?<=[@:=+(\t])"
+    r"|(?<=-)(?:(?<=glpat-)|(?<=xox[bpoasr]-)|(?<=\d{3}-)(?=\d\d))"
+    r"|(?<=\.)(?<=\d\.)(?=\d)"
+    r"|(?<= )(?:(?<=\d )(?=\d)|(?<=(?i:basic) )|(?<=(?i:bearer) ))"
+    r"|(?<=[A-Z])(?:(?<=[A-Z]{2})(?= ?\d\d)|(?<=-----BEGIN)|(?<=eyJ)|(?<=2[AB])"
+    r"|(?<=A)(?=KIA|SIA|GPA|IDA|ROA|IPA|NPA|NVA|BIA|CCA|Iza))"
+    r"|(?<=_)(?:(?<=gh[pousr]_)|(?<=github_))"
+    r"|(?<=[^\w-])(?=\d{13,19}(?![\w-]))"
+    r")"
+)
+
+
+def might_match(text: str) -> bool:
+    """False only if no detector can find anything in text (True is no promise that one will)."""
+    if text.isascii():
+        data = text.encode()
+        if data.isalnum() and data.islower():  # [a-z0-9] with a letter: hex ids, words (see above)
+            return False
+        # "/" in front: a digit run at the very start follows a non-word character
+        return _ASCII_GATE.search((b"/" + data).translate(_CLASSES)) is not None
+    return _UNICODE_GATE.search(" " + text) is not None
+
+
 DEFAULT_SCANNER = Scanner()
 
 

@@ -163,7 +163,8 @@ class Policy:
             self.scanner = Scanner(self.national_ids)
         except ValueError as exc:
             raise PolicyError(f"national_ids: {exc}") from None
-        self._plans: dict[tuple[str, str, str], Plan] = {}
+        self._scopes: dict[tuple[str, str], Scope] = {}
+        self._plans_cached = 0  # in all scopes; past MAX_PLANS every scope starts over
 
     @classmethod
     def from_toml(cls, text: str) -> Policy:
@@ -183,15 +184,27 @@ class Policy:
         found = [self.logs.get(log), self.sources.get(component), self.own, self.builtin]
         return [layer for layer in found if layer is not None]
 
+    def scope(self, log: str, component: str) -> Scope:
+        """The rules of one log and source component, with their plans cached per path."""
+        key = (log, component)
+        scope = self._scopes.get(key)
+        if scope is None:
+            if len(self._scopes) > MAX_SCOPES:
+                self._scopes.clear()
+            scope = self._scopes[key] = Scope(self, self.layers(log, component))
+        return scope
+
+    def _planned(self) -> None:
+        """Count one more cached plan; past MAX_PLANS, forget them all (memory stays bounded)."""
+        self._plans_cached += 1
+        if self._plans_cached > MAX_PLANS:
+            self._plans_cached = 0
+            for scope in list(self._scopes.values()):
+                scope.forget_plans()
+
     def plan(self, log: str, component: str, path: str) -> Plan:
         """The whole-value action and per-kind actions for the field at path (cached)."""
-        key = (log, component, path)
-        plan = self._plans.get(key)
-        if plan is None:
-            if len(self._plans) > 50_000:
-                self._plans.clear()
-            plan = self._plans[key] = self._resolve(self.layers(log, component), path)
-        return plan
+        return self.scope(log, component).plan(path)
 
     def action(self, log: str, component: str, path: str, kind: str) -> str:
         """The action for a finding of kind inside the field at path."""
@@ -246,6 +259,47 @@ def _describe_layer(layer: Layer) -> list[str]:
         target = rule.whole or ", ".join(f"{k}: {a}" for k, a in rule.kinds.items())
         lines.append(f"  field {rule.glob:<16} -> {target}")
     return lines
+
+
+MAX_SCOPES = 4096  # (log, component) pairs cached; past that the cache starts over
+MAX_PLANS = 50_000  # plans cached, in all scopes of a policy together
+
+
+class Scope:
+    """The layers that apply to one (log, component), and the plan of each field path, cached.
+
+    `attributes` is the one plan of every path under `attributes.` when no field rule of these
+    layers can match there (the default policy's rules name actor fields only), else None.
+    """
+
+    __slots__ = ("_layers", "_plans", "_policy", "attributes", "memo")
+
+    def __init__(self, policy: Policy, layers: list[Layer]):
+        self._layers = layers
+        self._policy = policy
+        self._plans: dict[str, Plan] = {}
+        reachable = any(
+            _may_match_under(rule.glob, "attributes.") for layer in layers for rule in layer.fields
+        )
+        self.attributes = None if reachable else policy._resolve(layers, "attributes.")
+        self.memo: dict[Any, Any] = {}  # what callers derive from this scope (protect: its plans per Keys)
+
+    def plan(self, path: str) -> Plan:
+        """The plan of the field at path."""
+        plan = self._plans.get(path)
+        if plan is None:
+            plan = self._plans[path] = self._policy._resolve(self._layers, path)
+            self._policy._planned()
+        return plan
+
+    def forget_plans(self) -> None:
+        self._plans = {}
+
+
+def _may_match_under(glob: str, prefix: str) -> bool:
+    """Could glob match a path that starts with prefix? (Its literal start must agree with prefix.)"""
+    literal = glob.split("*", 1)[0]
+    return literal.startswith(prefix) or prefix.startswith(literal)
 
 
 DEFAULT_POLICY = Policy()

@@ -128,3 +128,17 @@ class Store(Protocol):
         """Delete every vault row of a data subject; return how many went."""
 
     def close(self) -> None: ...
+
+
+def rightmost_tiles(store, log: str, size: int) -> dict[int, bytes]:
+    """The rightmost tile at each level of a tree of ``size`` (what the writer restores from)."""
+    edges: dict[int, bytes] = {}
+    level, count = 0, size
+    while count > 0:
+        index = (count - 1) // 256
+        data = store.read_tile(log, level, index)
+        if data is None:
+            raise StoreError(f"log {log!r}: tile {level}/{index} is missing; run `trailseal verify`")
+        edges[level] = data
+        level, count = level + 1, count // 256
+    return edges

@@ -16,7 +16,7 @@ from psycopg import conninfo
 
 from trailseal.event import format_time
 from trailseal.store import migrations
-from trailseal.store.base import Commit, Cursor, EntryRow, Filters, LogInfo, StoreError
+from trailseal.store.base import Commit, Cursor, EntryRow, Filters, LogInfo, StoreError, rightmost_tiles
 
 ENTRY_COLUMNS = "log, idx, received, time, id, category, action, outcome, actor_id, data"
 ENTRY_TYPES = ["text", "int8", "timestamptz", "timestamptz", "text", "text", "text", "text", "text", "bytea"]
@@ -93,16 +93,7 @@ class PostgresStore:
         return row[0] if row else None
 
     def edge_tiles(self, log: str, size: int) -> dict[int, bytes]:
-        edges: dict[int, bytes] = {}
-        level, count = 0, size
-        while count > 0:
-            index = (count - 1) // 256
-            data = self.read_tile(log, level, index)
-            if data is None:
-                raise StoreError(f"log {log!r}: tile {level}/{index} is missing; run `trailseal verify`")
-            edges[level] = data
-            level, count = level + 1, count // 256
-        return edges
+        return rightmost_tiles(self, log, size)
 
     def find_ids(self, log: str, ids: Sequence[str]) -> dict[str, tuple[int, bytes]]:
         if not ids:

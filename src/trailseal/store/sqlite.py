@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from trailseal.store.base import Commit, Cursor, Filters, LogInfo, StoreError
+from trailseal.store.base import Commit, Cursor, Filters, LogInfo, StoreError, rightmost_tiles
 
 SCHEMA_VERSION = 1
 
@@ -79,16 +79,7 @@ class SQLiteStore:
         return row[0] if row else 0
 
     def edge_tiles(self, log: str, size: int) -> dict[int, bytes]:
-        edges: dict[int, bytes] = {}
-        level, count = 0, size
-        while count > 0:
-            index = (count - 1) // 256
-            data = self.read_tile(log, level, index)
-            if data is None:
-                raise StoreError(f"log {log!r}: tile {level}/{index} is missing; run `trailseal verify`")
-            edges[level] = data
-            level, count = level + 1, count // 256
-        return edges
+        return rightmost_tiles(self, log, size)
 
     def find_ids(self, log: str, ids: Sequence[str]) -> dict[str, tuple[int, bytes]]:
         found: dict[str, tuple[int, bytes]] = {}

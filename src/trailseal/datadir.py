@@ -212,8 +212,9 @@ class Trail:
                progress: Callable[[int, int], None] | None = None) -> list[VerifyReport]:
         """Re-hash and re-check every log (or one); see ledger/verify.py."""
         names = [log] if log else [info.name for info in self.store.logs()]
-        return [verify_log(self.store, name, [self.verifier(name)], trusted=trusted, progress=progress)
-                for name in names]
+        target = log or (trusted_log(trusted) if trusted else None)
+        return [verify_log(self.store, name, [self.verifier(name)], trusted=trusted if name == target else None,
+                           progress=progress) for name in names]
 
     def erase(self, subject: str, log: str | None = None, *, by: str = "cli") -> int:
         """GDPR Art. 17: delete a subject's vault rows; seal the erasure (naming only its HMAC)."""
@@ -252,6 +253,12 @@ class Trail:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def trusted_log(note: str) -> str | None:
+    """The log a saved checkpoint belongs to: the last part of its origin line."""
+    origin = note.split("\n", 1)[0]
+    return origin.rsplit("/", 1)[-1] if "/" in origin else None
 
 
 def open(directory: str | os.PathLike | None = None, **kwargs: Any) -> Trail:  # noqa: A001

@@ -102,8 +102,11 @@ def test_truncation_is_caught_against_a_saved_checkpoint(sealed, tmp_path):
     assert first_bad(data_dir).ok, "a clean truncation is invisible without an outside checkpoint"
     path = tmp_path / "saved.checkpoint"
     path.write_text(saved)
+    with trailseal.open(data_dir) as log:
+        log.append([{**make_event(5000), "log": "other"}])  # a second log: the saved checkpoint is not its
     result = verify_cli(data_dir, "--checkpoint", str(path))
     assert result.exit_code == 1
+    assert "log other: OK" in result.output
     assert "truncated" in result.output and f"first bad index {keep}" in result.output
 
 

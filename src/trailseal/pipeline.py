@@ -178,7 +178,7 @@ class Sealer:
         tree = self._tree(log)
         known = self.store.find_ids(log, list({item.id for _, _, item in entries}))
         seen: dict[str, Receipt] = {
-            id_: Receipt(log, index, leaf_hash(data).hex(), id_) for id_, (index, data) in known.items()}
+            id_: Receipt(log, index, self._leaf_of(log, index, data).hex(), id_) for id_, (index, data) in known.items()}
         rows: list[EntryRow] = []
         leaves: list[bytes] = []
         vault: list = []
@@ -201,6 +201,13 @@ class Sealer:
         checkpoint = Checkpoint(log_origin(self.signer.name, log), tree.size, tree.root())
         note = sign(checkpoint.body(), [self._signer(log)])
         return Commit(log, rows, tree.take_dirty_tiles(), tree.size, note, created, vault), fresh
+
+    def _leaf_of(self, log: str, index: int, data: bytes | None) -> bytes:
+        """An already sealed entry's leaf hash: from its bytes, or from its tile if retention pruned them."""
+        if data is not None:
+            return leaf_hash(data)
+        tile = self.store.read_tile(log, 0, index // 256) or b""
+        return tile[index % 256 * 32:(index % 256 + 1) * 32]
 
     def _signer(self, log: str) -> Signer:
         if log not in self._signers:

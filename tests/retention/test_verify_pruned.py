@@ -94,7 +94,16 @@ def test_pruned_ids_are_still_found_for_idempotency(pruned):
     receipts = {r.id: r for r in pruned.append([make_event(i) for i in (599,)])}
     found = find_ids(pruned.store, "default", ["evt-00000001", "evt-00000000", "evt-00000002", "nope"])
     assert set(found) == {"evt-00000000", "evt-00000001", "evt-00000002"}
-    assert pruned.store.find_ids("default", ["evt-00000001"]) == {}  # the store alone forgets them
+    assert pruned.store.find_ids("default", ["evt-00000001"]) == {"evt-00000001": (1, None)}  # pruned, known
     index, leaf = found["evt-00000001"]
     assert index == 1 and leaf.hex() == pruned.store.read_tile("default", 0, 0)[32:64].hex()
     assert receipts["evt-00000599"].index == 599
+
+
+def test_resending_a_pruned_id_returns_its_original_receipt(pruned):
+    """Idempotency survives pruning: the id is still sealed, so nothing new is sealed."""
+    size = pruned.store.tree_size("default")
+    tile = pruned.store.read_tile("default", 0, 0)
+    (receipt,) = pruned.append([make_event(1)])  # entry 1 expired above
+    assert receipt.index == 1 and receipt.leaf_hash == tile[32:64].hex()
+    assert pruned.store.tree_size("default") == size

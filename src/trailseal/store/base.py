@@ -91,8 +91,8 @@ class Store(Protocol):
     def edge_tiles(self, log: str, size: int) -> dict[int, bytes]:
         """The rightmost tile at each level for a tree of ``size``."""
 
-    def find_ids(self, log: str, ids: Sequence[str]) -> dict[str, tuple[int, bytes]]:
-        """Already sealed ids among ``ids``: id -> (index, entry bytes)."""
+    def find_ids(self, log: str, ids: Sequence[str]) -> dict[str, tuple[int, bytes | None]]:
+        """Already sealed ids among ``ids``: id -> (index, entry bytes, or None if retention pruned them)."""
 
     def commit(self, commits: Sequence[Commit]) -> None:
         """Write entries, tiles and checkpoints of one group commit in one transaction."""

@@ -90,6 +90,19 @@ class SQLiteStore:
             rows = conn.execute(f"SELECT id, idx, data FROM entries WHERE log=? AND id IN ({marks})",
                                 [log, *chunk])
             found.update((id_, (idx, data)) for id_, idx, data in rows)
+        return found | self._pruned_ids(log, [i for i in ids if i not in found])
+
+    def _pruned_ids(self, log: str, ids: Sequence[str]) -> dict[str, tuple[int, None]]:
+        """Ids whose payload retention pruned: still sealed, so a re-send must not seal them again."""
+        conn = self._conn()
+        if not ids or not conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='pruned'").fetchone():
+            return {}
+        found: dict[str, tuple[int, None]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start:start + 500])
+            rows = conn.execute(f"SELECT id, idx FROM pruned WHERE log=? AND id IN ({','.join('?' * len(chunk))})",
+                                [log, *chunk])
+            found.update((id_, (idx, None)) for id_, idx in rows)
         return found
 
     def commit(self, commits: Sequence[Commit]) -> None:

@@ -2,58 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.util
-import json
 from pathlib import Path
 
 import pytest
 
 from tests.detect.conftest import LOGS_DIR, SIGMA_DIR, seal
 from trailseal.detect import Engine
+from trailseal.formats import cloudtrail, k8s_audit
 
 K8S_FIXTURES = LOGS_DIR / "k8s_audit_falco_fixtures.jsonl"
-HAS_K8S_FORMAT = importlib.util.find_spec("trailseal.formats.k8s_audit") is not None
-
-
-def minimal_k8s(record: dict) -> dict:
-    """Kubernetes audit Event -> trailseal event, the few fields detection needs (fallback only)."""
-    ref = record.get("objectRef", {})
-    user = record["user"]["username"]
-    code = record.get("responseStatus", {}).get("code", 0)
-    return {
-        "time": record["stageTimestamp"],
-        "category": "data_access",
-        "action": ".".join(
-            ["k8s", ref.get("resource", "nonresource")]
-            + ([ref["subresource"]] if "subresource" in ref else [])
-            + [record["verb"]]
-        ),
-        "outcome": "success" if code < 400 else "failure",
-        "actor": {
-            "id": user,
-            "type": "anonymous" if user == "system:anonymous" else "user",
-            "ip": record["sourceIPs"][-1],
-        },
-        "source": {"component": "kube-apiserver", "kind": "kubernetes", "format": "k8s_audit"},
-        "request": {"path": record["requestURI"], "status": code},
-        "attributes": {
-            key: record[key]
-            for key in ("verb", "objectRef", "user", "responseStatus", "requestObject")
-            if key in record
-        },
-    }
 
 
 def k8s_events() -> list[dict]:
     if not K8S_FIXTURES.is_file():
         pytest.fail(f"missing {K8S_FIXTURES}")
     lines = K8S_FIXTURES.read_bytes().splitlines()
-    if HAS_K8S_FORMAT:
-        from trailseal.formats import k8s_audit
-
-        records = [r for line in lines for r in k8s_audit.parse(line, component="kube-apiserver")]
-    else:
-        records = [minimal_k8s(json.loads(line)) for line in lines]
+    records = [r for line in lines for r in k8s_audit.parse(line, component="kube-apiserver")]
     assert len(records) == 14
     return [seal(r) for r in records]
 
@@ -85,13 +49,7 @@ def test_k8s_fixtures_fire_sigmahq_kubernetes_rules():
     assert binding_rules and all(by_rule[t] == [8] for t in binding_rules)
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("trailseal.formats.cloudtrail") is None,
-    reason="CloudTrail format not present in this checkout",
-)
 def test_cloudtrail_sample_fires_sigmahq_aws_rules():
-    from trailseal.formats import cloudtrail
-
     raw = (LOGS_DIR / "cloudtrail_records_awsdocs.json").read_bytes()
     events = [seal(r) for r in cloudtrail.parse(raw)]
     engine = Engine.from_paths([SIGMA_DIR / "rules/cloud/aws/cloudtrail"])

@@ -128,7 +128,9 @@ class Trail:
             signer = load_signer(self.directory, self.config)
             self._sealer = Sealer(self.store, signer, clock=self.clock,
                                   max_commit_events=self.config.max_commit_events,
-                                  max_queue_events=self.config.server.max_queue_events).start()
+                                  max_queue_events=self.config.server.max_queue_events)
+            self._sealer.protect = lambda item: protect_or_error(self.protection, item)
+            self._sealer.start()
         return self._sealer
 
     def _lock_writer(self) -> None:

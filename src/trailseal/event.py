@@ -128,6 +128,7 @@ class Sealable(msgspec.Struct, frozen=True):
     event: Event
     canonical: bytes
     vault: tuple = ()  # privacy vault rows for this event's erasable values (trailseal.privacy.VaultRow)
+    protected: bool = False  # the privacy stage has run (see trailseal.protection)
 
 
 _decoder = msgspec.json.Decoder(Event)

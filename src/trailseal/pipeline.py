@@ -61,6 +61,9 @@ class Sealer:
         self._queued_lock = threading.Lock()
         self._trees: dict[str, TreeState] = {}
         self.heads: dict[str, str] = {}  # log -> newest signed checkpoint written by this writer
+        # The privacy stage, applied here to anything a caller did not already protect, so no ingest
+        # path (receivers, meta events) can seal personal data by forgetting it.
+        self.protect: Callable[[Sealable], Sealable] | None = None
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -83,6 +86,8 @@ class Sealer:
     # -- submitting ------------------------------------------------------------------------------
     def submit(self, items: Sequence[Sealable]) -> Future:
         """Queue a batch; the future resolves to one Receipt per item after the commit."""
+        if self.protect is not None:
+            items = [item if item.protected else self.protect(item) for item in items]
         request = _Request(items)
         if not items:
             request.future.set_result([])

@@ -40,8 +40,10 @@ class Protection:
 
     def apply(self, item: Sealable) -> Sealable:
         """The event as it will be sealed, with its vault rows; raises EventError if it cannot be."""
-        if not self.enabled:
+        if item.protected:
             return item
+        if not self.enabled:
+            return msgspec.structs.replace(item, protected=True)
         protected = protect(item.event, self.policy, self.keys)
         event = protected.event
         data = encode_event(event)
@@ -50,7 +52,7 @@ class Protection:
             for fresh, known in swaps.items():
                 data = data.replace(fresh.encode(), known.encode())
             event = decode_sealed(data)
-        return Sealable(event.id, event.log, event, data, tuple(rows))
+        return Sealable(event.id, event.log, event, data, tuple(rows), protected=True)
 
     def _reuse(self, rows) -> tuple[list, dict[str, str]]:
         """One vault row per (log, subject, value): a value already held keeps its commitment (and its

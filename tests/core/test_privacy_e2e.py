@@ -52,3 +52,18 @@ def test_no_plaintext_is_sealed_and_erasure_leaves_proofs_valid(data_dir):
         assert meta["action"] == "privacy.erase" and SUBJECT not in json.dumps(meta)
     raw = raw_bytes(data_dir)
     assert SUBJECT.encode() not in raw.replace(b"jane.doe@", b""), "erased subject still in the file"
+
+
+def test_every_path_to_the_writer_is_protected(data_dir):
+    """A receiver (or any code) handing the writer an unprotected event still seals no plaintext."""
+    from trailseal.event import from_dict
+
+    with trailseal.open(data_dir) as log:
+        event = make_event(1, attributes={"contact": EMAIL})
+        event["actor"] = {"id": SUBJECT, "ip": SUBJECT_IP}
+        (receipt,) = log.sealer.seal([from_dict(event)])  # straight to the writer, no prepare()
+        sealed = log.entry(receipt.index)
+        assert SUBJECT.encode() not in sealed and EMAIL.encode() not in sealed
+        assert json.loads(sealed)["actor"]["id"].startswith("pd:")
+        shown = log.read_events([("default", receipt.index, sealed)])[0]["event"]
+        assert shown["actor"]["id"] == SUBJECT

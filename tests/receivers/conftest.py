@@ -2,32 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 
 import pytest
 
 import trailseal
 from trailseal.api import create_app
-from trailseal.api import receivers as http_receivers
 
 warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
 
 from starlette.testclient import TestClient  # noqa: E402
 
 
-def with_receivers(app):
-    """The app with the receiver routes (a no-op once api/app.py includes them)."""
-    if not any(getattr(r, "path", None) == "/v1/k8s/audit" for r in app.router.routes):
-        app.router.routes.extend(http_receivers.routes)
-    return app
-
-
 @pytest.fixture
 def rapi(data_dir):
     """(client, tokens by role, app) with the receiver routes mounted."""
     trail = trailseal.open(data_dir)
-    app = with_receivers(create_app(trail))
+    app = create_app(trail)
     store = app.state.service.tokens
     tokens = {role: store.create(role)[0] for role in ("ingest", "reader", "admin")}
     tokens["other"] = store.create("ingest", logs=("other",))[0]
@@ -36,9 +27,10 @@ def rapi(data_dir):
 
 
 def sealed(trail, log: str = "default") -> list[dict]:
-    """Every sealed event of a log, in order."""
+    """Every sealed event of a log, in order, as a reader sees it (erasable values joined back)."""
     size = trail.store.tree_size(log)
-    return [json.loads(data) for _, data in trail.store.read_entries(log, 0, size)]
+    rows = [(log, index, data) for index, data in trail.store.read_entries(log, 0, size)]
+    return [row["event"] for row in trail.read_events(rows)]
 
 
 def notes(trail) -> list[dict]:
@@ -62,10 +54,10 @@ def bearer(token: str) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def live(tmp_path_factory):
     """One real server per test session (worker); each test writes to its own log via scoped tokens."""
-    from tests.receivers.server import ReceiverServer
+    from tests.api.server import Server
 
     data = trailseal.init(tmp_path_factory.mktemp("live") / "data", origin="live.trailseal")
-    server = ReceiverServer(data).start()
+    server = Server(data).start()
     yield server
     server.stop()
 

@@ -38,10 +38,6 @@ BATCH = 1000
 IN_FLIGHT = 8
 
 
-class Failure(Exception):
-    """A user-facing error: printed without a traceback, exit code 2."""
-
-
 def fail(message: str) -> None:
     err.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(2)

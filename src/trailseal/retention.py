@@ -19,7 +19,6 @@ its connection; docs/retention.md lists the Store-protocol methods they should b
 from __future__ import annotations
 
 import bisect
-import hashlib
 import re
 import sqlite3
 import time
@@ -35,7 +34,7 @@ import msgspec
 from trailseal.archive import Archive, RetentionLocked, Written, rfc3339
 from trailseal.archive import segment as seg
 from trailseal.event import CATEGORIES
-from trailseal.ledger import Verifier, parse_checkpoint
+from trailseal.ledger import Verifier, leaf_hash, parse_checkpoint
 from trailseal.ledger import verify as lv
 from trailseal.store.base import StoreError
 
@@ -427,7 +426,7 @@ def find_ids(store, log: str, ids: Sequence[str]) -> dict[str, tuple[int, bytes]
         marks = ",".join("?" * len(chunk))
         for id_, idx, data in conn.execute(f"SELECT id, idx, data FROM entries WHERE log=? AND id IN ({marks})",
                                            [log, *chunk]):
-            found[id_] = (idx, _leaf(data))
+            found[id_] = (idx, leaf_hash(data))
         for id_, idx, leaf in conn.execute(
                 f"SELECT id, idx, leaf_hash FROM pruned WHERE log=? AND id IN ({marks})", [log, *chunk]):
             found.setdefault(id_, (idx, leaf))
@@ -442,11 +441,6 @@ def tile_reader(store, log: str) -> Callable[[int, int, int], bytes]:
             raise StoreError(f"log {log!r}: tile {level}/{index} is missing or short")
         return data[:width * 32]
     return read_tile
-
-
-def _leaf(data: bytes) -> bytes:
-    """RFC 9162 leaf hash of an entry."""
-    return hashlib.sha256(b"\x00" + data).digest()
 
 
 def _moment(received: str) -> datetime:
@@ -723,7 +717,7 @@ class Retention:
                 "VALUES (?,?,?,?,?,?,'expired',?,?) ON CONFLICT (log, idx) DO UPDATE SET state='expired', "
                 "policy=excluded.policy, expired_at=excluded.expired_at, time=NULL, action=NULL, outcome=NULL, "
                 "actor_id=NULL",
-                [(log, r.idx, r.id, _leaf(r.data), r.category, r.received, policy.name, stamp) for r in rows])
+                [(log, r.idx, r.id, leaf_hash(r.data), r.category, r.received, policy.name, stamp) for r in rows])
             conn.executemany("DELETE FROM entries WHERE log=? AND idx=?", [(log, r.idx) for r in rows])
         return [r.idx for r in rows]
 
@@ -949,7 +943,7 @@ class Retention:
             recorded = dict(self.conn.execute("SELECT idx, leaf_hash FROM pruned WHERE log=? AND idx>=? AND idx<? "
                                               "AND segment=? AND state != 'expired'", (log, lo, hi, key)).fetchall())
             for idx, entry in self.archive.open(key).entries():
-                if idx in recorded and recorded[idx] != _leaf(entry):
+                if idx in recorded and recorded[idx] != leaf_hash(entry):
                     return f"segment {key}: entry {idx} differs from its recorded leaf hash"
         return None
 

@@ -33,6 +33,14 @@ class Server:
         self.admin = store.create("admin", "e2e")[0]
         store.close()
 
+    def token(self, log: str | None = None, role: str = "ingest") -> str:
+        """A new token of ``role``, scoped to ``log`` when given."""
+        store = TokenStore(self.data_dir)
+        try:
+            return store.create(role, logs=(log,) if log else ())[0]
+        finally:
+            store.close()
+
     @property
     def url(self) -> str:
         return f"{self.scheme}://127.0.0.1:{self.port}"

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from trailseal.api.auth import RateLimiter, Token, TokenStore
 from trailseal.api.metrics import Metrics
 from trailseal.datadir import Trail
-from trailseal.event import from_dict
+from trailseal.event import from_dict, utc_now
 from trailseal.pipeline import Overloaded
 
 _json = msgspec.json.Encoder()
@@ -69,7 +69,7 @@ class Service:
             return
         client = request.client.host if request.client else None
         event = {
-            "log": "trailseal", "time": _now(), "category": "data_access", "action": action,
+            "log": "trailseal", "time": utc_now(), "category": "data_access", "action": action,
             "outcome": "success",
             "actor": {"id": f"token:{token.id}", "name": token.name, "type": "service", "roles": [token.role],
                       **({"ip": client} if client else {})},
@@ -79,12 +79,6 @@ class Service:
             "attributes": {k: v for k, v in attributes.items() if v is not None},
         }
         await self.seal([from_dict(event, self.trail.clock())])
-
-
-def _now() -> str:
-    from trailseal.event import utc_now
-
-    return utc_now()
 
 
 def service(request: Request) -> Service:

@@ -374,3 +374,17 @@ def bounded(event: dict[str, Any], raw: bytes | None = None) -> dict[str, Any]:
     if reason is not None and len(reason) > 8192:
         raise FormatError(f"reason is {len(reason)} characters; the limit is 8192")
     return event
+
+
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}\Z")
+
+
+def traceparent(value: Any) -> tuple[str, str] | None:
+    """(trace id, span id) of a W3C `traceparent` header value, or None."""
+    match = _TRACEPARENT.match(value) if isinstance(value, str) else None
+    return (match.group(1), match.group(2)) if match else None
+
+
+def split_document(data: bytes) -> list[bytes]:
+    """A format whose record is the whole JSON document (a report, not a stream)."""
+    return [data] if data.strip() else []

@@ -45,6 +45,8 @@ from trailseal.formats._common import (
     sha256_hex,
     short,
     source,
+    split_document,
+    traceparent,
 )
 
 FORMAT = "iast"
@@ -68,13 +70,10 @@ STATUS_OUTCOME = {
     "false_positive": "unknown",
 }
 EXTRA_KEYS = ("title", "confidence", "source", "sink", "stack", "evidence", "user", "description")
-_TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}\Z")
 _ID = re.compile(r"[\x21-\x7e]{1,120}\Z")
 
 
-def split(data: bytes) -> list[bytes]:
-    """An IAST report is one record: the whole JSON document."""
-    return [data] if data.strip() else []
+split = split_document
 
 
 def parse(raw: bytes, **ctx: Any) -> list[dict[str, Any]]:
@@ -166,10 +165,9 @@ def _request(finding: dict[str, Any]) -> dict[str, Any]:
         request["path"] = path
     if isinstance(status, int) and not isinstance(status, bool) and 0 <= status <= 999:
         request["status"] = status
-    parent = given.get("traceparent")
-    match = _TRACEPARENT.match(parent) if isinstance(parent, str) else None
-    trace_id = match.group(1) if match else given.get("trace_id") or finding.get("trace_id")
-    span_id = match.group(2) if match else given.get("span_id") or finding.get("span_id")
+    ids = traceparent(given.get("traceparent"))
+    trace_id = ids[0] if ids else given.get("trace_id") or finding.get("trace_id")
+    span_id = ids[1] if ids else given.get("span_id") or finding.get("span_id")
     for key, value in (("trace_id", trace_id), ("span_id", span_id)):
         if isinstance(value, str) and value:
             request[key] = short(value, f"request.{key}")

@@ -28,20 +28,19 @@ from trailseal.formats._common import (
     sha256_hex,
     short,
     source,
+    split_document,
+    traceparent,
 )
 
 FORMAT = "sarif"
 LEVEL_SEVERITY = {"error": "high", "warning": "medium", "note": "low", "none": "info"}
 KIND_OUTCOME = {"fail": "failure", "pass": "success"}
 TRACE_KEYS = ("trace_id", "traceId", "trace.id", "request_id", "requestId", "x-request-id", "X-Request-ID")
-_TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}\Z")
 _GUID = re.compile(r"[0-9A-Za-z-]{1,100}\Z")
 _CWE = re.compile(r"(?i)cwe[-/ ]?(\d{1,6})")
 
 
-def split(data: bytes) -> list[bytes]:
-    """A SARIF log is one record: the whole JSON document."""
-    return [data] if data.strip() else []
+split = split_document
 
 
 def parse(raw: bytes, **ctx: Any) -> list[dict[str, Any]]:
@@ -220,10 +219,9 @@ def _target(result: dict[str, Any]) -> dict[str, str] | None:
 def _request(result: dict[str, Any], properties: dict[str, Any]) -> dict[str, Any]:
     """Trace/request id from properties, and method/target/status of a DAST webRequest/webResponse."""
     request: dict[str, Any] = {}
-    parent = properties.get("traceparent")
-    match = _TRACEPARENT.match(parent) if isinstance(parent, str) else None
-    if match:
-        request["trace_id"], request["span_id"] = match.groups()
+    ids = traceparent(properties.get("traceparent"))
+    if ids:
+        request["trace_id"], request["span_id"] = ids
     else:
         for key in TRACE_KEYS:
             value = properties.get(key)

@@ -783,6 +783,15 @@ def timeline_cmd(what: Annotated[str, typer.Argument(help="actor:ID, session:ID 
               f"{(event.get('request') or {}).get('path') or (event.get('target') or {}).get('id') or ''}")
 
 
+# -- commands kept in their own modules (each module's register(app) adds its commands) ------------
+def _register_commands() -> None:
+    for register in ():
+        register(app)
+
+
+_register_commands()
+
+
 def main() -> None:
     app()
 

@@ -13,18 +13,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from trailseal import ui
 from trailseal.alerts.integrity import IntegrityWatch
-from trailseal.api import admin, alerts, ingest, ops, read, receivers, tlog
+from trailseal.api import admin, alerts, export, ingest, ops, read, receivers, tlog
 from trailseal.api.auth import RateLimiter, TokenStore
 from trailseal.api.common import ApiError, Service, error_response, json_response, requires
 from trailseal.api.metrics import Metrics
 from trailseal.api.openapi import openapi_document
 from trailseal.datadir import Trail
+from trailseal.jobs import start_jobs
 
 log = logging.getLogger("trailseal.api")
 
 
-def create_app(trail: Trail, *, record_reads: bool = True, detect: bool | None = None) -> Starlette:
+def create_app(trail: Trail, *, record_reads: bool = True, detect: bool | None = None,
+               scheduled: bool = True) -> Starlette:
     """The trailseal API over an open data dir (detection on unless the config or ``detect`` says no)."""
     server = trail.config.server
     svc = Service(trail, TokenStore(trail.directory), Metrics(),
@@ -38,6 +41,8 @@ def create_app(trail: Trail, *, record_reads: bool = True, detect: bool | None =
     integrity = IntegrityWatch(trail, alerts_conf.integrity_interval_seconds,
                                alerts_conf.integrity_full_every).start() if detection else None
     svc.extras["integrity"] = integrity
+    jobs = start_jobs(trail) if scheduled else None
+    svc.extras["jobs"] = jobs
 
     @asynccontextmanager
     async def lifespan(app: Starlette):
@@ -46,6 +51,8 @@ def create_app(trail: Trail, *, record_reads: bool = True, detect: bool | None =
         running = start_receivers(trail, svc.metrics)  # syslog listeners and tails from [receivers]
         yield
         await asyncio.to_thread(running.stop)  # seal what they read before the trail closes
+        if jobs is not None:
+            await asyncio.to_thread(jobs.stop)
         if detection is not None:
             detection.stop()
             integrity.stop()
@@ -53,7 +60,8 @@ def create_app(trail: Trail, *, record_reads: bool = True, detect: bool | None =
         svc.tokens.close()
 
     routes = [*ingest.routes, *read.routes, *tlog.routes, *ops.routes, *admin.routes, *alerts.routes,
-              Route("/openapi.json", openapi, methods=["GET"]), *receivers.routes]
+              Route("/openapi.json", openapi, methods=["GET"]), *receivers.routes,
+              *export.routes, *ui.routes]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={ApiError: on_api_error, HTTPException: on_http_error,
                                         Exception: on_unexpected})

@@ -1,0 +1,80 @@
+"""Scheduled jobs inside `serve`: each runs on its own interval on one background thread."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+log = logging.getLogger("trailseal.jobs")
+
+
+@dataclass
+class Job:
+    """A named piece of periodic work; ``run`` gets nothing and returns nothing, errors are logged."""
+
+    name: str
+    interval_seconds: float
+    run: Callable[[], None]
+    last_run: float | None = None
+    last_error: str | None = None
+    runs: int = 0
+    failures: int = 0
+
+
+@dataclass
+class Scheduler:
+    """Runs due jobs one at a time; a failing job is logged and retried next interval, never fatal."""
+
+    jobs: list[Job]
+    tick_seconds: float = 1.0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> Scheduler:
+        if self.jobs:
+            self._thread = threading.Thread(target=self._loop, name="trailseal-jobs", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def run_due(self, now: float | None = None) -> list[str]:
+        """Run every job whose interval has passed; the names of those run."""
+        now = time.monotonic() if now is None else now
+        ran = []
+        for job in self.jobs:
+            if job.last_run is None or now - job.last_run >= job.interval_seconds:
+                self._run(job, now)
+                ran.append(job.name)
+        return ran
+
+    def _run(self, job: Job, now: float) -> None:
+        job.last_run = now
+        job.runs += 1
+        try:
+            job.run()
+            job.last_error = None
+        except Exception as exc:  # a job must never take the server down
+            job.failures += 1
+            job.last_error = f"{type(exc).__name__}: {exc}"
+            log.exception("scheduled job %s failed", job.name)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.tick_seconds):
+            self.run_due()
+
+
+def default_jobs(trail) -> list[Job]:
+    """The jobs `serve` runs for this data dir (each module adds its own factory below)."""
+    jobs: list[Job] = []
+    return jobs
+
+
+def start_jobs(trail) -> Scheduler:
+    return Scheduler(default_jobs(trail)).start()

@@ -21,6 +21,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	@command -v rsyslogd >/dev/null || (apt-get update -qq && apt-get install -y -qq rsyslog) >/dev/null
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null
 	$(BIN)/ruff check src tests bench
 	$(BIN)/pytest -n 2 -q
 

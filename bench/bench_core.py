@@ -17,6 +17,7 @@ from pathlib import Path
 import trailseal
 from bench.common import QUICK, Result, percentile, report
 from bench.events import events
+from trailseal.store.tile_hashing import default_workers
 
 OUT = Path(__file__).parent / "out"
 
@@ -86,12 +87,13 @@ def bench_size(size: int) -> Path:
         report(Result(f"build {size:,}-entry log (writer, prebuilt events)", int(added) / float(seconds), None,
                       "ev/s"))
         report(Result(f"peak RSS of the writer at {size:,}", float(rss), None, "MiB", goal="flat in size"))
-    entries, seconds, rss = run("bench.run_verify", str(directory))
+    entries, seconds, rss, worker_rss = run("bench.run_verify", str(directory))
     rate = int(entries) / float(seconds)
     peer = hashlib_peer(directory) if size <= 1_000_000 else None
-    report(Result(f"verify {size:,} entries", rate, peer, "entries/s", "bare hashlib leaf hashing",
-                  ">=0.5x" if peer else "", rate >= 0.5 * peer if peer else None))
+    report(Result(f"verify {size:,} entries ({default_workers()} workers)", rate, peer, "entries/s",
+                  "bare hashlib leaf hashing", ">=0.5x" if peer else "", rate >= 0.5 * peer if peer else None))
     report(Result(f"peak RSS of verify at {size:,}", float(rss), None, "MiB", goal="flat in size"))
+    report(Result(f"peak RSS of one verify worker at {size:,}", float(worker_rss), None, "MiB", goal="flat in size"))
     return directory
 
 
@@ -130,7 +132,5 @@ def main() -> None:
     sizes = [100_000] if QUICK else [1_000_000, 10_000_000]
     if os.environ.get("TRAILSEAL_BENCH_SIZES"):
         sizes = [int(s) for s in os.environ["TRAILSEAL_BENCH_SIZES"].split(",")]
-    directory = None
     for size in sizes:
-        directory = bench_size(size)
-    bench_prove(directory)
+        bench_prove(bench_size(size))

@@ -1,7 +1,8 @@
-"""Verify a data dir in a fresh process and print `entries seconds peak_rss_mb`."""
+"""Verify a data dir in a fresh process and print `entries seconds peak_rss_mb worker_peak_rss_mb`."""
 
 from __future__ import annotations
 
+import resource
 import sys
 import time
 
@@ -14,4 +15,5 @@ if __name__ == "__main__":
         (report,) = log.verify("default")
         elapsed = time.perf_counter() - started
     assert report.ok, report.summary()
-    print(f"{report.entries} {elapsed:.3f} {peak_rss_mb():.1f}")
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest worker process
+    print(f"{report.entries} {elapsed:.3f} {peak_rss_mb():.1f} {workers:.1f}")

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from trailseal import config as cfg
-from trailseal.event import Event, EventError, Sealable, from_dict, utc_now
+from trailseal.event import Event, EventError, Sealable, from_dict, normalize, to_event, utc_now
 from trailseal.keys import log_verifier
 from trailseal.ledger import Signer, Verifier, generate, merkle, tile_read_hashes
 from trailseal.ledger.proof import format_proof
 from trailseal.ledger.verify import VerifyReport, as_bytes, verify_log
 from trailseal.pipeline import Sealer
-from trailseal.protection import Protection, protect_or_error
+from trailseal.protection import Protection, protect_or_error, seal_form_or_error
 from trailseal.store.base import Receipt, Store, StoreError
 
 LOCK_FILE = "writer.lock"
@@ -125,13 +125,30 @@ class Trail:
     def _start_sealer(self) -> Sealer:
         if self._sealer is None:
             self._lock_writer()
-            signer = load_signer(self.directory, self.config)
-            self._sealer = Sealer(self.store, signer, clock=self.clock,
-                                  max_commit_events=self.config.max_commit_events,
-                                  max_queue_events=self.config.server.max_queue_events)
-            self._sealer.protect = lambda item: protect_or_error(self.protection, item)
-            self._sealer.start()
+            self._sealer = self.new_sealer().start()
         return self._sealer
+
+    def new_sealer(self, max_commit_events: int | None = None, max_queue_events: int | None = None) -> Sealer:
+        """This data dir's writer as embedded mode configures it, not started and without the writer
+        lock (a scale-out sequencer holds its PostgreSQL leader lock instead)."""
+        sealer = Sealer(self.store, load_signer(self.directory, self.config), clock=self.clock,
+                        max_commit_events=max_commit_events or self.config.max_commit_events,
+                        max_queue_events=max_queue_events or self.config.server.max_queue_events)
+        sealer.protect = lambda item: protect_or_error(self.protection, item)
+        sealer.announce = self._policy_records
+        sealer.on_failure.append(self.protection.forget_all)
+        return sealer
+
+    def use_sealer(self, sealer) -> None:
+        """Put another writer behind `sealer` (scale-out roles: the NATS bus, or a leader's Sealer)."""
+        with self._sealer_lock:
+            self._sealer = sealer
+
+    def _policy_records(self, log: str) -> list[Sealable]:
+        """A `privacy.policy` record for ``log``, unless the policy in force is the one last recorded."""
+        if self.protection.is_recorded(self.store, log):
+            return []
+        return [self.protection.policy_record(log, self.clock())]
 
     def _lock_writer(self) -> None:
         fd = os.open(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
@@ -155,7 +172,7 @@ class Trail:
                 prepared.append(item)
                 continue
             try:
-                prepared.append(protect_or_error(self.protection, from_dict(item, received)))
+                prepared.append(seal_form_or_error(self.protection, normalize(to_event(item), received)))
             except EventError as exc:
                 raise EventError(exc.reason, f"[{position}]" + (f".{exc.field}" if exc.field else "")) from None
         return prepared
@@ -169,6 +186,12 @@ class Trail:
         """The verifier of ``log``'s checkpoints (key name = its origin)."""
         return log_verifier(self.base_verifier, log)
 
+    def verifiers(self, log: str = "default") -> list[Verifier]:
+        """Every key that signed ``log``'s checkpoints: the current one first, then rotated-out ones."""
+        from trailseal.keys import KeyHistory
+
+        return KeyHistory.load(self.directory, self.base_vkey).verifiers(log, self.verifier(log))
+
     def vkey(self, log: str = "default") -> str:
         """The C2SP vkey text of ``log``'s checkpoints."""
         return self.verifier(log).vkey
@@ -181,9 +204,12 @@ class Trail:
         return self.store.latest_checkpoint(log)
 
     def entry(self, index: int, log: str = "default") -> bytes:
+        """The sealed bytes; from the archive when retention moved them (IndexError says if pruned)."""
         for _, data in self.store.read_entries(log, index, index + 1):
             return as_bytes(data)
-        raise IndexError(f"log {log!r} has no entry {index}")
+        from trailseal.retention import read_offline
+
+        return read_offline(self, log, index)
 
     def inclusion_proof(self, index: int, size: int, log: str = "default") -> list[bytes]:
         return merkle.inclusion_proof(index, size, self._hash_reader(log, size))
@@ -205,18 +231,29 @@ class Trail:
         note = self.checkpoint(log)
         if note is None:
             raise IndexError(f"log {log!r} is empty")
-        size = self.store.tree_size(log)
+        size = int(note.split("\n", 2)[1])  # the checkpoint's own size: proof and note always agree
         if not 0 <= index < size:
             raise IndexError(f"log {log!r} has entries 0..{size - 1}; there is no {index}")
         return format_proof(index, self.inclusion_proof(index, size, log), note)
 
     def verify(self, log: str | None = None, *, trusted: str | None = None,
-               progress: Callable[[int, int], None] | None = None) -> list[VerifyReport]:
-        """Re-hash and re-check every log (or one); see ledger/verify.py."""
+               progress: Callable[[int, int], None] | None = None,
+               workers: int | None = None) -> list[VerifyReport]:
+        """Re-hash and re-check every log (or one); see ledger/verify.py. ``workers``: processes that
+        re-hash entries (default: one per core, at most four)."""
+        if workers is None:
+            from trailseal.store.tile_hashing import default_workers
+
+            workers = default_workers()
         names = [log] if log else [info.name for info in self.store.logs()]
         target = log or (trusted_log(trusted) if trusted else None)
-        return [verify_log(self.store, name, [self.verifier(name)], trusted=trusted if name == target else None,
-                           progress=progress) for name in names]
+        from trailseal.keys import KeyHistory
+
+        history = KeyHistory.load(self.directory, self.base_vkey)
+        return [verify_log(self.store, name, history.verifiers(name, self.verifier(name)),
+                           trusted=trusted if name == target else None, progress=progress,
+                           keys_at=history.keys_at(name, self.verifier(name)), workers=workers)
+                for name in names]
 
     def erase(self, subject: str, log: str | None = None, *, by: str = "cli") -> int:
         """GDPR Art. 17: delete a subject's vault rows; seal the erasure (naming only its HMAC)."""

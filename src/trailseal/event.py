@@ -262,6 +262,12 @@ def canonical_bytes(obj: Any) -> bytes:
 
 def finalize(event: Event, received: str | None = None) -> Sealable:
     """Normalize a decoded event and produce the bytes that get sealed."""
+    event = normalize(event, received)
+    return Sealable(event.id, event.log, event, encode_event(event))
+
+
+def normalize(event: Event, received: str | None = None) -> Event:
+    """Fill in the defaults, ``received`` and an id, and normalize ``time`` (in place; returns it)."""
     event.time = normalize_time(event.time, "time")
     event.log = event.log or "default"
     event.severity = event.severity or "info"
@@ -272,7 +278,7 @@ def finalize(event: Event, received: str | None = None) -> Sealable:
         event.id = new_id()
     if event.actor.roles is not None and len(event.actor.roles) > 256:
         raise EventError("more than 256 roles", "actor.roles")
-    return Sealable(event.id, event.log, event, encode_event(event))
+    return event
 
 
 def encode_event(event: Event) -> bytes:
@@ -286,6 +292,13 @@ def encode_event(event: Event) -> bytes:
 
 def parse_json(raw: bytes | str, received: str | None = None) -> Sealable:
     """Decode one JSON event, validate it strictly and finalize it."""
+    event = parse_event(raw, received)
+    return Sealable(event.id, event.log, event, encode_event(event))
+
+
+def parse_event(raw: bytes | str, received: str | None = None) -> Event:
+    """Decode one JSON event, validate it strictly and normalize it (not yet encoded: the privacy
+    stage encodes it once, after protection; see Protection.seal_form)."""
     if isinstance(raw, str):
         raw = raw.encode("utf-8", "surrogatepass")
     if len(raw) > 4 * MAX_EVENT_BYTES:
@@ -299,7 +312,7 @@ def parse_json(raw: bytes | str, received: str | None = None) -> Sealable:
         raise EventError(f"nested deeper than {MAX_DEPTH} levels") from None
     except UnicodeDecodeError as exc:
         raise EventError(f"invalid UTF-8 at byte {exc.start}") from None
-    return finalize(event, received)
+    return normalize(event, received)
 
 
 def _check_utf8(raw: bytes) -> None:
@@ -312,16 +325,19 @@ def _check_utf8(raw: bytes) -> None:
 
 def from_dict(data: dict[str, Any] | Event, received: str | None = None) -> Sealable:
     """Validate a Python mapping (or an Event) and finalize it."""
+    return finalize(to_event(data), received)
+
+
+def to_event(data: dict[str, Any] | Event) -> Event:
+    """Validate a Python mapping (or copy an Event), not yet normalized."""
     if isinstance(data, Event):
-        event = msgspec.structs.replace(data)
-    else:
-        if not isinstance(data, dict):
-            raise EventError(f"an event must be a JSON object, not {type(data).__name__}")
-        try:
-            event = msgspec.convert(data, Event)
-        except msgspec.ValidationError as exc:
-            raise _error_from_msgspec(exc) from None
-    return finalize(event, received)
+        return msgspec.structs.replace(data)
+    if not isinstance(data, dict):
+        raise EventError(f"an event must be a JSON object, not {type(data).__name__}")
+    try:
+        return msgspec.convert(data, Event)
+    except msgspec.ValidationError as exc:
+        raise _error_from_msgspec(exc) from None
 
 
 def decode_sealed(data: bytes) -> Event:

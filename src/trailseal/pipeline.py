@@ -56,6 +56,7 @@ class Sealer:
         self.clock = clock
         self.stats = CommitStats()
         self.on_commit: list[Callable[[list[tuple[str, int, bytes, tuple]]], None]] = []
+        self.on_failure: list[Callable[[], None]] = []  # a commit rolled back (e.g. forget cached vault state)
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._queued = 0
         self._queued_lock = threading.Lock()
@@ -64,6 +65,10 @@ class Sealer:
         # The privacy stage, applied here to anything a caller did not already protect, so no ingest
         # path (receivers, meta events) can seal personal data by forgetting it.
         self.protect: Callable[[Sealable], Sealable] | None = None
+        # Called once per log (per writer) before its first commit; what it returns is sealed in the same
+        # commit (the `privacy.policy` record that says which policy protected what follows).
+        self.announce: Callable[[str], Sequence[Sealable]] | None = None
+        self._announced: set[str] = set()
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -135,6 +140,8 @@ class Sealer:
             receipts, sealed = self._commit([r.items for r in batch])
         except BaseException as exc:  # noqa: BLE001 - every waiter must hear about the failure
             self._trees.clear()
+            for forget in self.on_failure:
+                forget()
             for request in batch:
                 request.future.set_exception(exc)
             receipts, sealed = None, []
@@ -161,6 +168,10 @@ class Sealer:
     # -- one group commit ------------------------------------------------------------------------
     def _commit(self, requests: list[Sequence[Sealable]]):
         """Seal every request's items; return receipts per request and the new (log, index, bytes)."""
+        count = len(requests)
+        first_seen = {item.log for items in requests for item in items} - self._announced
+        if first_seen and self.announce is not None:
+            requests = [*requests, [record for log in sorted(first_seen) for record in self.announce(log)]]
         by_log: dict[str, list[tuple[int, int, Sealable]]] = {}
         for r, items in enumerate(requests):
             for i, item in enumerate(items):
@@ -176,7 +187,8 @@ class Sealer:
         if commits:
             self.store.commit(commits)
             self.heads.update((c.log, c.checkpoint) for c in commits)
-        return receipts, sealed
+        self._announced |= first_seen
+        return receipts[:count], sealed
 
     def _seal_log(self, log: str, entries, receipts, created: str) -> tuple[Commit | None, list]:
         """Assign indices to one log's new entries; duplicates get their original receipts."""

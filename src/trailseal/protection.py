@@ -12,10 +12,13 @@ from typing import Any
 
 import msgspec
 
-from trailseal.event import EventError, Sealable, decode_sealed, encode_event
+from trailseal.event import Event, EventError, Sealable, decode_sealed, encode_event, from_dict
 from trailseal.privacy import Keys, Policy, PolicyError, commitments_in, protect, reveal, search_token
+from trailseal.store.base import Filters
 
 KEY_FILE = "privacy.key"
+META_LOG = "trailseal"
+POLICY_ACTION = "privacy.policy"
 
 
 class Protection:
@@ -44,19 +47,31 @@ class Protection:
             return item
         if not self.enabled:
             return msgspec.structs.replace(item, protected=True)
-        protected = protect(item.event, self.policy, self.keys)
+        return self._protected(item.event)
+
+    def seal_form(self, event: Event) -> Sealable:
+        """A normalized event, not yet encoded, as it will be sealed (encoded once, after protection)."""
+        if not self.enabled:
+            return Sealable(event.id, event.log, event, encode_event(event), protected=True)
+        return self._protected(event)
+
+    def _protected(self, event: Event) -> Sealable:
+        protected = protect(event, self.policy, self.keys, self._commitments)
         event = protected.event
-        data = encode_event(event)
         rows, swaps = self._reuse(protected.vault_rows)
-        if swaps:
-            for fresh, known in swaps.items():
-                data = data.replace(fresh.encode(), known.encode())
-            event = decode_sealed(data)
+        swapped = _swap_actor_fields(event, swaps) if swaps else event
+        if swapped is not None:
+            return Sealable(event.id, event.log, swapped, encode_event(swapped), tuple(rows), protected=True)
+        data = encode_event(event)  # a commitment inside free text: swap it in the bytes
+        for fresh, (known, _) in swaps.items():
+            data = data.replace(fresh.encode(), known.encode())
+        event = decode_sealed(data)
         return Sealable(event.id, event.log, event, data, tuple(rows), protected=True)
 
-    def _reuse(self, rows) -> tuple[list, dict[str, str]]:
+    def _reuse(self, rows) -> tuple[list, dict[str, tuple[str, str]]]:
         """One vault row per (log, subject, value): a value already held keeps its commitment (and its
-        random salt), so the vault grows with distinct values, not with events. Erasure forgets them."""
+        random salt), so the vault grows with distinct values, not with events. Erasure forgets them.
+        Returns the rows to keep and, for each fresh commitment to replace, (known commitment, field)."""
         keep, swaps = [], {}
         with self._lock:
             for row in rows:
@@ -69,8 +84,13 @@ class Protection:
                     keep.append(row)
                 else:
                     self._commitments.move_to_end(key)
-                    swaps[row.commitment] = known
+                    swaps[row.commitment] = (known, row.field)
         return keep, swaps
+
+    def forget_all(self) -> None:
+        """After a failed commit: vault rows of values remembered here may never have been written."""
+        with self._lock:
+            self._commitments.clear()
 
     def forget(self, subject: str, log: str | None = None) -> None:
         """After an erasure: the subject's next values get fresh salts and fresh vault rows."""
@@ -80,13 +100,14 @@ class Protection:
 
     def reveal_all(self, store, events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """Sealed events with every value still in the vault joined back (erased ones stay `pd:`)."""
-        wanted = set()
-        for event in events:
-            wanted |= commitments_in(event)
+        found = [commitments_in(event) for event in events]
+        wanted = set().union(*found)
         if not wanted:
             return list(events)
         rows = store.vault_get(sorted(wanted))
-        return [reveal(event, rows) for event in events]
+        # each event gets only its own rows: reveal() indexes what it is given, once per event
+        return [reveal(event, [rows[c] for c in mine if c in rows]) if mine else event
+                for event, mine in zip(events, found, strict=True)]
 
     def actor_commitments(self, store, actor: str, logs: Iterable[str]) -> list[str]:
         """The sealed actor ids (commitments) of ``actor`` in these logs, found by search token."""
@@ -98,6 +119,32 @@ class Protection:
     def subject_token(self, subject: str, log: str) -> str:
         """What an erasure record names instead of the subject: its keyed HMAC."""
         return search_token(subject, log, self.keys)
+
+    def policy_record(self, log: str, now: str) -> Sealable:
+        """The `privacy.policy` meta event that says which policy protects ``log`` from now on: its
+        fingerprint, whether it is on, and the policy document itself (defaults included)."""
+        attributes: dict[str, Any] = {"fingerprint": self.policy.fingerprint(), "enabled": self.enabled,
+                                      "policy": self.policy.canonical()}
+        event = {
+            "log": META_LOG, "time": now, "category": "config", "action": POLICY_ACTION, "outcome": "success",
+            "actor": {"id": "trailseal", "type": "system"},
+            "source": {"component": "trailseal", "kind": "trailseal", "format": "trailseal"},
+            "target": {"type": "log", "id": log}, "attributes": attributes,
+        }
+        try:
+            item = from_dict(event, now)
+        except EventError:  # a policy too big for one entry: its fingerprint still pins it
+            item = from_dict({**event, "attributes": {**attributes, "policy": None}}, now)
+        return msgspec.structs.replace(item, protected=True)  # configuration only, no personal data
+
+    def is_recorded(self, store, log: str) -> bool:
+        """True if the newest `privacy.policy` record of ``log`` names the policy in force now."""
+        rows = store.select([META_LOG], Filters(action_prefix=POLICY_ACTION, target_id=log), None, 1)
+        if not rows:
+            return False
+        attributes = msgspec.json.decode(rows[0][3]).get("attributes", {})
+        return (attributes.get("fingerprint"), attributes.get("enabled")) == (self.policy.fingerprint(),
+                                                                             self.enabled)
 
     def describe(self) -> str:
         state = "on" if self.enabled else "OFF (personal data is sealed as sent)"
@@ -117,10 +164,34 @@ def read_or_create_key(path: Path) -> bytes:
         raise ValueError(f"{path} is not a hex privacy key; restore it from backup") from None
 
 
+ACTOR_FIELDS = frozenset({"actor.id", "actor.name", "actor.ip", "actor.user_agent", "actor.session"})
+
+
+def _swap_actor_fields(event: Event, swaps: dict[str, tuple[str, str]]) -> Event | None:
+    """The event with known commitments in place of fresh ones, when each is a whole actor field;
+    None when one sits elsewhere (then the caller swaps them in the encoded bytes)."""
+    changes = {}
+    for fresh, (known, field) in swaps.items():
+        name = field[len("actor."):]
+        if field not in ACTOR_FIELDS or getattr(event.actor, name) != fresh:
+            return None
+        changes[name] = known
+    return msgspec.structs.replace(event, actor=msgspec.structs.replace(event.actor, **changes))
+
+
 def protect_or_error(protection: Protection, item: Sealable) -> Sealable:
     """apply(), with anything unexpected in a hostile value turned into a per-record EventError."""
+    return _per_record(protection.apply, item)
+
+
+def seal_form_or_error(protection: Protection, event: Event) -> Sealable:
+    """seal_form(), with anything unexpected in a hostile value turned into a per-record EventError."""
+    return _per_record(protection.seal_form, event)
+
+
+def _per_record(step, value):
     try:
-        return protection.apply(item)
+        return step(value)
     except EventError:
         raise
     except (ValueError, msgspec.ValidationError) as exc:

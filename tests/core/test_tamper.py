@@ -94,9 +94,9 @@ def test_truncation_is_caught_against_a_saved_checkpoint(sealed, tmp_path):
     keep = 800
     with db(data_dir) as conn:
         conn.execute("DELETE FROM entries WHERE idx>=?", (keep,))
-        conn.execute("DELETE FROM checkpoints WHERE size>?", (keep,))
+        conn.execute("DELETE FROM checkpoints WHERE log='default' AND size>?", (keep,))
         note = conn.execute("SELECT note FROM checkpoints WHERE size=?", (keep,)).fetchone()[0]
-        conn.execute("UPDATE logs SET size=?, checkpoint=?", (keep, note))
+        conn.execute("UPDATE logs SET size=?, checkpoint=? WHERE name='default'", (keep, note))
         tile = conn.execute("SELECT data FROM tiles WHERE level=0 AND idx=3").fetchone()[0]
         conn.execute("UPDATE tiles SET data=? WHERE level=0 AND idx=3", (tile[:(keep - 768) * 32],))
     assert first_bad(data_dir).ok, "a clean truncation is invisible without an outside checkpoint"

@@ -30,7 +30,7 @@ def test_init_open_append_prove_verify(tmp_path, pg_url):
         assert all(report.ok for report in trail.verify())
         assert trail.logs()[0].size == 55
     with admin(pg_url) as conn:
-        assert conn.execute("SELECT count(*) FROM entries").fetchone()[0] == 55
+        assert conn.execute("SELECT count(*) FROM entries WHERE log='default'").fetchone()[0] == 55
 
 
 def test_cli_init_with_a_postgresql_store(tmp_path, pg_url):

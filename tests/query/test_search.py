@@ -334,5 +334,5 @@ def test_with_privacy_on_the_index_holds_no_erasable_plaintext(data_dir):
         trail.append([make_event(1, actor={"id": "alice.liddell", "type": "user", "ip": "10.9.8.7"})])
         assert count(trail.store, "liddell") == 0 and count(trail.store, "actor:alice.liddell") == 0
         assert count(trail.store, "ip:10.0.0.0/8") == 0
-        sealed_id = search(trail.store, "").events[0]["actor"]["id"]
+        sealed_id = search(trail.store, "", "default").events[0]["actor"]["id"]
         assert sealed_id.startswith("pd:") and count(trail.store, f"actor:{sealed_id}") == 1

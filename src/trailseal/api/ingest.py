@@ -13,8 +13,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from trailseal.api.common import ApiError, Service, json_response, requires, service
-from trailseal.event import EventError, Sealable, parse_json
-from trailseal.protection import protect_or_error
+from trailseal.event import EventError, Sealable, parse_event
+from trailseal.protection import seal_form_or_error
 
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/jsonlines")
 BODY_TIMEOUT = 30.0
@@ -90,7 +90,7 @@ def validate(records: list[bytes], svc: Service, token) -> tuple[list[tuple[int,
     received = svc.trail.clock()  # one arrival time per request
     for position, raw in enumerate(records):
         try:
-            item = protect_or_error(svc.trail.protection, parse_json(raw, received))
+            item = seal_form_or_error(svc.trail.protection, parse_event(raw, received))
         except EventError as exc:
             errors.append({"position": position, "field": exc.field, "reason": exc.reason})
             continue
@@ -134,7 +134,7 @@ def count_outcome(svc: Service, receipts, errors: list[dict]) -> None:
 
 
 def answer(svc: Service, good, receipts, errors) -> dict[str, Any]:
-    logs = {r.log for r in receipts}
+    logs = {r.log for r in receipts if r.index is not None}  # scale-out: queued on the bus, not sealed yet
     return {
         "accepted": len(receipts), "rejected": len(errors),
         "receipts": [{"position": position, "log": r.log, "index": r.index, "leaf_hash": r.leaf_hash,

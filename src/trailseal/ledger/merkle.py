@@ -296,8 +296,28 @@ class TreeState:
         """Append leaf hashes, computing every new node once."""
         new = list(leaf_hashes)
         check_hashes(new)
-        count, level = self._size, 0
+        count = self._size
         self._size += len(new)
+        self._carry(0, count, new)
+
+    def append_full_tile(self, data: bytes, root: bytes) -> None:
+        """Append 256 leaf hashes (one full level-0 tile) whose subtree hash is already known.
+
+        The tree size must be a multiple of 256; the caller vouches that root is the subtree hash of data.
+        """
+        if self._size % TILE_WIDTH or len(data) != TILE_BYTES or len(root) != HASH_SIZE:
+            raise ValueError("append_full_tile needs a tile-aligned tree, 256 hashes and a 32-byte root")
+        tile_index = self._size >> TILE_HEIGHT  # also the count of hashes at tree level 8 so far
+        if not self._tiles:
+            self._tiles.append(bytearray())
+        self._full[0] = self._dirty[(0, tile_index)] = bytes(data)
+        while len(self._edge) < TILE_HEIGHT:  # nodes inside the tile are complete: no edge below level 8
+            self._edge.append(None)
+        self._size += TILE_WIDTH
+        self._carry(TILE_HEIGHT, tile_index, [root])
+
+    def _carry(self, level: int, count: int, new: list[bytes]) -> None:
+        """Add new hashes at level (after count there) and every parent they complete, up the tree."""
         while new:
             if level % TILE_HEIGHT == 0:
                 self._add_to_tile(level // TILE_HEIGHT, count, new)

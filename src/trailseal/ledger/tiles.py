@@ -138,7 +138,8 @@ def tile_read_hashes(size: int, read_tile: ReadTile,
 
     read_tile(tile_level, tile_index, width) must return exactly width hashes; build one reader per
     request, since it keeps the few tiles it read. ``full_tiles`` may be a long-lived cache shared
-    across requests of one log: only full tiles (which never change) are put there.
+    across requests of one log: a tile is put there under (level, index) when full and under
+    (level, index, width) when partial, since the first ``width`` hashes of a tile never change.
     """
     cache: dict[tuple[int, int], list[list[bytes]]] = {}
 
@@ -148,15 +149,16 @@ def tile_read_hashes(size: int, read_tile: ReadTile,
         if key in cache:
             return cache[key]
         width = tile_width(size, level, index)
-        if width == TILE_WIDTH and full_tiles is not None and key in full_tiles:
-            cache[key] = full_tiles[key]
+        shared = key if width == TILE_WIDTH else (level, index, width)
+        if full_tiles is not None and shared in full_tiles:
+            cache[key] = full_tiles[shared]
             return cache[key]
         data = read_tile(level, index, width)
         if len(data) != width * HASH_SIZE:
             raise TileError(f"tile {tile_path(level, index, width)} has {len(data)} bytes, want {width * 32}")
         cache[key] = tile_levels(split_hashes(bytes(data)))
-        if width == TILE_WIDTH and full_tiles is not None:
-            full_tiles[key] = cache[key]
+        if full_tiles is not None:
+            full_tiles[shared] = cache[key]
         return cache[key]
 
     def read_hashes(level: int, start: int, end: int) -> list[bytes]:

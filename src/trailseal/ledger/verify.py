@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 
 from trailseal.ledger.checkpoint import Checkpoint, open_checkpoint
 from trailseal.ledger.errors import LedgerError
 from trailseal.ledger.merkle import TreeState
 from trailseal.ledger.note import Verifier
+from trailseal.store.base import StoreError
 
 TILE = 256
 HASH = 32
+PARALLEL_MIN_TILES = 256  # below 65,536 entries, starting worker processes costs more than it saves
 
 
 @dataclass
@@ -47,11 +50,16 @@ class _Fail(Exception):
 
 
 def verify_log(store, log: str, verifiers: Sequence[Verifier], *, trusted: str | None = None,
-               progress: Callable[[int, int], None] | None = None) -> VerifyReport:
-    """Verify one log of ``store`` end to end; ``trusted`` is an older checkpoint the log must extend."""
+               progress: Callable[[int, int], None] | None = None,
+               keys_at: Callable[[int], Sequence[Verifier]] | None = None, workers: int = 1) -> VerifyReport:
+    """Verify one log of ``store`` end to end; ``trusted`` is an older checkpoint the log must extend.
+    With ``workers`` > 1, a store that can (SQLite) re-hashes full tiles in that many processes.
+
+    ``keys_at(size)``, when given, names the keys valid for the stored checkpoint of that size (after
+    a key rotation); otherwise any of ``verifiers`` may have signed any checkpoint."""
     report = VerifyReport(log)
     try:
-        signed = _signed_checkpoints(store, log, verifiers)
+        signed = _signed_checkpoints(store, log, verifiers, keys_at)
         report.checkpoints = len(signed)
         want = dict(signed)
         if trusted is not None:
@@ -62,7 +70,7 @@ def verify_log(store, log: str, verifiers: Sequence[Verifier], *, trusted: str |
             want.setdefault(outside.size, outside.root)
         size = max(signed)[0] if signed else 0
         report.size = size
-        _rebuild(store, log, size, want, report, progress)
+        _rebuild(store, log, size, want, report, progress, workers)
         if trusted is not None and outside.size > report.entries:
             raise _Fail(f"log truncated: the trusted checkpoint has size {outside.size} but only "
                         f"{report.entries} entries are stored", report.entries)
@@ -71,12 +79,12 @@ def verify_log(store, log: str, verifiers: Sequence[Verifier], *, trusted: str |
     return report
 
 
-def _signed_checkpoints(store, log: str, verifiers) -> list[tuple[int, bytes]]:
-    """(size, root) of every stored checkpoint, each signature checked."""
+def _signed_checkpoints(store, log: str, verifiers, keys_at=None) -> list[tuple[int, bytes]]:
+    """(size, root) of every stored checkpoint, each signature checked (by the key valid at its size)."""
     result = []
     for size, note in store.checkpoints(log):
         try:
-            checkpoint = open_checkpoint(note, verifiers)
+            checkpoint = open_checkpoint(note, keys_at(size) if keys_at else verifiers)
         except LedgerError as exc:
             raise _Fail(f"checkpoint at size {size} does not verify with the trusted key: {exc}") from None
         if checkpoint.size != size or not checkpoint.origin.endswith("/" + log):
@@ -101,14 +109,14 @@ def _trusted_checkpoint(note: str, verifiers, log: str) -> Checkpoint:
     return checkpoint
 
 
-def _leaves(store, log: str) -> Iterator[tuple[int, bytes]]:
+def _leaves(store, log: str, start: int = 0, end: int = 2**62) -> Iterator[tuple[int, bytes]]:
     """(index, leaf hash): re-hashed from the stored entry, or the leaf hash recorded when retention
     pruned its payload (stores that prune implement ``read_pruned``)."""
     sha256 = hashlib.sha256
     read_pruned = getattr(store, "read_pruned", None)
-    pruned = iter(read_pruned(log, 0, 2**62)) if read_pruned else iter(())
+    pruned = iter(read_pruned(log, start, end)) if read_pruned else iter(())
     recorded = next(pruned, None)
-    for index, data in store.read_entries(log, 0, 2**62):
+    for index, data in store.read_entries(log, start, end):
         while recorded is not None and recorded[0] < index:
             yield recorded
             recorded = next(pruned, None)
@@ -123,13 +131,15 @@ def _leaves(store, log: str) -> Iterator[tuple[int, bytes]]:
         recorded = next(pruned, None)
 
 
-def _chunks(store, log: str, size: int, stops: list[int]) -> Iterator[tuple[int, list[bytes]]]:
-    """Leaf hashes in index order, cut at tile boundaries and at checkpoint sizes; gaps raise."""
-    expected = 0
+def _chunks(store, log: str, size: int, stops: list[int], start: int = 0,
+            end: int = 2**62) -> Iterator[tuple[int, list[bytes]]]:
+    """Leaf hashes of entries start..end-1 in index order, cut at tile boundaries and at checkpoint
+    sizes; gaps raise."""
+    expected = start
     chunk: list[bytes] = []
-    stop_iter = iter(sorted(s for s in stops if s > 0))
+    stop_iter = iter(sorted(s for s in stops if s > start))
     next_stop = next(stop_iter, None)
-    for index, leaf in _leaves(store, log):
+    for index, leaf in _leaves(store, log, start, end):
         if index != expected:
             raise _Fail(f"entry {expected} is missing and was not pruned (the next stored entry is {index})", expected)
         if index >= size:
@@ -144,42 +154,109 @@ def _chunks(store, log: str, size: int, stops: list[int]) -> Iterator[tuple[int,
                 next_stop = next(stop_iter, None)
     if chunk:
         yield expected - len(chunk), chunk
+    if expected < min(end, size) and end < 2**62:  # a range ends early: the next entry decides what is wrong
+        for index, _ in _leaves(store, log, end, 2**62):
+            raise _Fail(f"entry {expected} is missing and was not pruned (the next stored entry is {index})",
+                        expected)
 
 
-def _rebuild(store, log: str, size: int, want: dict[int, bytes], report: VerifyReport, progress) -> None:
-    """Leaf hashes into a fresh tree, comparing tiles and checkpoint roots as they complete."""
-    tree = TreeState.empty()
-    stored0 = store.read_tiles(log, 0)
-    current: tuple[int, bytes] | None = None
-    last_good = 0
-    for start, leaves in _chunks(store, log, size, list(want)):
+class _Rebuild:
+    """A fresh tree fed with leaf hashes in order, checked against stored tiles and signed roots."""
+
+    def __init__(self, store, log: str, size: int, want: dict[int, bytes], report: VerifyReport, progress):
+        self.store, self.log, self.size, self.want = store, log, size, want
+        self.report, self.progress = report, progress
+        self.tree = TreeState.empty()
+        self.stored0 = store.read_tiles(log, 0)
+        self.current: tuple[int, bytes] | None = None
+        self.last_good = 0
+
+    def leaves(self, start: int, leaves: list[bytes]) -> None:
+        """Check a run of leaf hashes (within one tile) against the stored level-0 tile, then add them."""
         tile = start // TILE
-        while current is None or current[0] < tile:
-            current = next(stored0, (tile, b""))
+        while self.current is None or self.current[0] < tile:
+            self.current = next(self.stored0, (tile, b""))
         offset = (start % TILE) * HASH
-        stored = current[1][offset:offset + len(leaves) * HASH] if current[0] == tile else b""
+        stored = self.current[1][offset:offset + len(leaves) * HASH] if self.current[0] == tile else b""
         computed = b"".join(leaves)
         if stored != computed:
             bad = _first_difference(stored, computed) + start
             raise _Fail(f"entry {bad} does not match leaf hash {bad % TILE} of tile 0/{tile}: "
                         "the entry or the tile was changed", bad)
-        tree.append(leaves)
-        _check_tiles(store, log, tree.take_dirty_tiles(), full_only=True)
-        root = want.get(tree.size)
+        self.tree.append(leaves)
+        self._grown()
+
+    def full_tile(self, data: bytes, root: bytes) -> None:
+        """Add a full tile a worker already matched with its entries and the stored level-0 tile."""
+        self.tree.append_full_tile(data, root)
+        self._grown()
+
+    def _grown(self) -> None:
+        tree = self.tree
+        _check_tiles(self.store, self.log, tree.take_dirty_tiles(), full_only=True)
+        root = self.want.get(tree.size)
         if root is not None:
             if tree.root() != root:
                 raise _Fail(f"the tree at size {tree.size} does not match its signed checkpoint: an entry "
-                            f"between {last_good} and {tree.size - 1} was changed", last_good)
-            last_good = tree.size
-        report.entries = tree.size
-        if progress is not None:
-            progress(tree.size, size)
-    if tree.size < size:
-        raise _Fail(f"log truncated: the signed checkpoint has size {size} but only {tree.size} entries "
-                    "are stored", tree.size)
-    edges = [(lvl, (size // TILE ** lvl - 1) // TILE, data) for lvl, data in tree.edge_tiles().items()]
-    _check_tiles(store, log, edges, full_only=False)
-    report.root = tree.root() if tree.size else b""
+                            f"between {self.last_good} and {tree.size - 1} was changed", self.last_good)
+            self.last_good = tree.size
+        self.report.entries = tree.size
+        if self.progress is not None:
+            self.progress(tree.size, self.size)
+
+    def finish(self) -> None:
+        tree, size = self.tree, self.size
+        if tree.size < size:
+            raise _Fail(f"log truncated: the signed checkpoint has size {size} but only {tree.size} entries "
+                        "are stored", tree.size)
+        edges = [(lvl, (size // TILE ** lvl - 1) // TILE, data) for lvl, data in tree.edge_tiles().items()]
+        _check_tiles(self.store, self.log, edges, full_only=False)
+        self.report.root = tree.root() if tree.size else b""
+
+
+def _rebuild(store, log: str, size: int, want: dict[int, bytes], report: VerifyReport, progress,
+             workers: int = 1) -> None:
+    """Leaf hashes into a fresh tree, comparing tiles and checkpoint roots as they complete."""
+    rebuild = _Rebuild(store, log, size, want, report, progress)
+    done = _parallel_tiles(store, log, size, want, rebuild, workers)
+    for start, leaves in _chunks(store, log, size, list(want), start=done):
+        rebuild.leaves(start, leaves)
+    rebuild.finish()
+
+
+def _parallel_tiles(store, log: str, size: int, want: dict[int, bytes], rebuild: _Rebuild, workers: int) -> int:
+    """Feed every full tile the store's workers can re-hash; return where the sequential walk resumes.
+
+    A tile a worker could not match, or one holding a checkpoint size strictly inside it, is walked
+    entry by entry, so failures are reported exactly as without workers."""
+    hashed_tiles = getattr(store, "hashed_tiles", None)
+    tiles = size // TILE
+    if workers <= 1 or hashed_tiles is None or tiles < PARALLEL_MIN_TILES or _has_pruned(store, log):
+        return 0
+    inside = {s // TILE for s in want if s % TILE}
+    done = 0
+    try:
+        with closing(hashed_tiles(log, 0, tiles, workers)) as hashed:  # stops the workers however this ends
+            for tile, data, root in hashed:
+                if data is None or root is None or tile in inside:
+                    _walk_tile(store, log, size, want, rebuild, tile)
+                else:
+                    rebuild.full_tile(data, root)
+                done = tile + 1
+    except StoreError:  # a worker could not run (no interpreter, database unreadable to it): go on alone
+        pass
+    return done * TILE
+
+
+def _walk_tile(store, log: str, size: int, want: dict[int, bytes], rebuild: _Rebuild, tile: int) -> None:
+    """Check one tile entry by entry, as the sequential walk does."""
+    for start, leaves in _chunks(store, log, size, list(want), start=tile * TILE, end=(tile + 1) * TILE):
+        rebuild.leaves(start, leaves)
+
+
+def _has_pruned(store, log: str) -> bool:
+    read_pruned = getattr(store, "read_pruned", None)
+    return read_pruned is not None and next(iter(read_pruned(log, 0, 2**62)), None) is not None
 
 
 def _check_tiles(store, log: str, tiles, *, full_only: bool) -> None:

@@ -69,17 +69,21 @@ class Protected(NamedTuple):
     vault_rows: list[VaultRow]
 
 
-def protect(event: Event, policy: Policy, keys: Keys) -> Protected:
+def protect(event: Event, policy: Policy, keys: Keys, held: Mapping[tuple[str, str, str], str] | None = None
+            ) -> Protected:
     """Mask, drop, pseudonymize or commit every personal value of event, as policy says.
 
     The input event is left unchanged. The result is a new Event; whatever of the input needed no
     change (a nested Struct, dict, list or string) is shared with it, not copied, so treat both as
     read-only (finalize() the input before protecting it, as the ingest pipeline does).
+    ``held`` maps (log, subject, value) to the commitment of a value the vault already holds: such a
+    value is sealed under that commitment again, and gets no new vault row.
     """
     log = event.log or "default"
     scope = policy._scopes.get((log, event.source.component)) or policy.scope(log, event.source.component)
     prepared = scope.memo.get(keys) or _prepared(policy, keys, log, event.source.component)
-    found: list[tuple[str, bytes, str, str, str]] = []
+    found = _Found()
+    found.held, found.log, found.subject = held, log, event.actor.id
     try:
         protected = _walk_event(event, prepared, found)
     except _Unsure:
@@ -94,6 +98,13 @@ def protect(event: Event, policy: Policy, keys: Keys) -> Protected:
 
 
 # -- the fast walk -------------------------------------------------------------------------------
+
+
+class _Found(list):
+    """The vault rows one walk found, as (commitment, salt, value, path, token), and what a walk
+    needs to reuse the commitment of a value already held (see protect's ``held``)."""
+
+    __slots__ = ("held", "log", "subject")
 
 
 class _Unsure(Exception):
@@ -215,6 +226,9 @@ def _generate(struct: type, prefix: str, inherited: str | None, paths: list[str]
                 "        whole = plan.whole",
                 f"        if {clean if key_kind is None else 'False'}:",
                 "            new = value",
+                "        elif whole == 'erasable' and found.held is not None and "
+                "(known := found.held.get((found.log, found.subject, value))) is not None:",
+                "            new = known  # already in the vault: sealed under the same commitment",
                 "        elif whole == 'erasable':  # _erasable(), inlined",
                 "            data = value.encode('utf-8', 'surrogatepass')",
                 "            try:",
@@ -552,6 +566,8 @@ def _pseudonym(value: str, prepared: _Prepared) -> str:
 
 def _erasable(value: str, path: str, prepared: _Prepared, found: list) -> str:
     """Send value to the vault (found collects the rows) and return its commitment."""
+    if found.held is not None and (known := found.held.get((found.log, found.subject, value))) is not None:
+        return known
     data = value.encode("utf-8", "surrogatepass")
     try:
         salt = _salts.popleft()  # fresh_salt() without the call, when the pool has one

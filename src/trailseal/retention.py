@@ -11,16 +11,15 @@ An entry lives in three stages, timed from ``received`` (our trusted clock, neve
 Entries under a legal hold never leave the hot store and never expire. Every stage boundary is exact
 (``received + period <= now``; months and years are calendar months and years).
 
-The store does not have these operations yet, so this module keeps its own tables in the SQLite
-store's database (``pruned``, ``archive_segments``, ``legal_holds``, ``legal_hold_ids``) and works on
-its connection; docs/retention.md lists the Store-protocol methods they should become.
+This module keeps its own tables in the store's database (``pruned``, ``archive_segments``,
+``legal_holds``, ``legal_hold_ids``; SQLite or PostgreSQL, see retention_db.py) and works on its
+connection; docs/retention.md lists the Store-protocol methods they could become.
 """
 
 from __future__ import annotations
 
 import bisect
 import re
-import sqlite3
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -31,11 +30,19 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from trailseal.archive import Archive, RetentionLocked, Written, rfc3339
+from trailseal.archive import Archive, ArchiveError, RetentionLocked, RotateReport, Written, rfc3339
 from trailseal.archive import segment as seg
 from trailseal.event import CATEGORIES
 from trailseal.ledger import Verifier, leaf_hash, parse_checkpoint
 from trailseal.ledger import verify as lv
+from trailseal.retention_db import (
+    SQLITE_SCHEMA,
+    Transaction,
+    connection,
+    ensure_schema,
+    is_postgres,
+    timestamp,
+)
 from trailseal.store.base import StoreError
 
 SEGMENT_ENTRIES = 65_536
@@ -44,23 +51,7 @@ _PAGE = 8192
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _PERIOD = re.compile(r"(\d+)\s*(h|d|w|m|y)")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS pruned (log TEXT NOT NULL, idx INTEGER NOT NULL, id TEXT NOT NULL,
-    leaf_hash BLOB NOT NULL, category TEXT NOT NULL, received TEXT NOT NULL,
-    time TEXT, action TEXT, outcome TEXT, actor_id TEXT,
-    state TEXT NOT NULL CHECK (state IN ('archived', 'restored', 'expired')),
-    policy TEXT NOT NULL, segment TEXT, archived_at TEXT, expired_at TEXT,
-    PRIMARY KEY (log, idx)) WITHOUT ROWID;
-CREATE UNIQUE INDEX IF NOT EXISTS pruned_by_id ON pruned (log, id);
-CREATE TABLE IF NOT EXISTS archive_segments (key TEXT PRIMARY KEY, log TEXT NOT NULL, policy TEXT NOT NULL,
-    start_idx INTEGER NOT NULL, end_idx INTEGER NOT NULL, count INTEGER NOT NULL, size INTEGER NOT NULL,
-    retain_until TEXT NOT NULL, created TEXT NOT NULL, held INTEGER NOT NULL DEFAULT 0, deleted TEXT);
-CREATE TABLE IF NOT EXISTS legal_holds (id INTEGER PRIMARY KEY, reason TEXT NOT NULL, query TEXT,
-    created TEXT NOT NULL, released TEXT);
-CREATE TABLE IF NOT EXISTS legal_hold_ids (hold INTEGER NOT NULL, log TEXT NOT NULL, id TEXT NOT NULL,
-    PRIMARY KEY (hold, log, id)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS legal_hold_ids_by_id ON legal_hold_ids (log, id);
-"""
+SCHEMA = SQLITE_SCHEMA  # what the SQLite store's database holds for retention
 
 
 class RetentionError(ValueError):
@@ -291,7 +282,7 @@ def _query_clause(name: str, values: list[str], alias: str) -> tuple[str, list[s
     column = _QUERY_FIELDS.get(name)
     if column is None:
         raise RetentionError(f"hold query: unknown field {name!r}")
-    parts = [f"{alias}{column} GLOB ?" if "*" in v else f"{alias}{column} = ?" for v in values]
+    parts = [f"glob(?, {alias}{column})" if "*" in v else f"{alias}{column} = ?" for v in values]
     return "(" + " OR ".join(parts) + ")", values
 
 
@@ -375,6 +366,24 @@ class Timings(dict):
 
 
 @dataclass(frozen=True)
+class SegmentInfo:
+    """One archive segment as the store recorded it."""
+
+    key: str
+    log: str
+    policy: str
+    start: int
+    end: int
+    count: int
+    size: int
+    retain_until: str
+    created: str
+    held: bool
+    deleted: str | None
+    archived: int  # entries whose payload is only in this segment now (not restored, not expired)
+
+
+@dataclass(frozen=True)
 class Hold:
     """A legal hold."""
 
@@ -386,35 +395,8 @@ class Hold:
     ids: int
 
 
-# -- the store's connection ----------------------------------------------------------------------
-def connection(store) -> sqlite3.Connection:
-    """This thread's connection to a SQLite store (other engines need the Store methods in the docs)."""
-    conn = getattr(store, "_conn", None)
-    if conn is None:
-        raise StoreError(f"retention needs the SQLite store for now, not {type(store).__name__}")
-    return conn()
-
-
-def ensure_schema(conn: sqlite3.Connection) -> None:
-    """Create the retention tables if missing."""
-    conn.executescript(SCHEMA)
-
-
-class _Tx:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error."""
-
-    def __init__(self, conn: sqlite3.Connection):
-        """Wrap a connection in autocommit mode."""
-        self.conn = conn
-
-    def __enter__(self) -> sqlite3.Connection:
-        """Begin, taking the write lock now (a sealer commit waits, or we wait for it)."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        return self.conn
-
-    def __exit__(self, kind, *exc: object) -> None:
-        """Commit, or roll back if the block raised."""
-        self.conn.execute("ROLLBACK" if kind else "COMMIT")
+# -- the store's connection: retention_db.py -----------------------------------------------------
+_Tx = Transaction
 
 
 def find_ids(store, log: str, ids: Sequence[str]) -> dict[str, tuple[int, bytes]]:
@@ -454,7 +436,7 @@ def _utc_now() -> datetime:
 
 
 # -- retention -----------------------------------------------------------------------------------
-_HOT_COLUMNS = "e.idx, e.id, e.time, e.received, e.category, e.action, e.outcome, e.actor_id, e.data, p.state"
+_HOT_COLUMNS = "e.idx, e.id, {time}, {received}, e.category, e.action, e.outcome, e.actor_id, e.data, p.state"
 
 
 class _Row(NamedTuple):
@@ -489,6 +471,7 @@ class Retention:
         self.record = record
         self.actor_ids = actor_ids
         self.timings = Timings()
+        self._progress: Callable[[str, int], None] = lambda action, count: None
         ensure_schema(self.conn)
 
     @classmethod
@@ -500,12 +483,19 @@ class Retention:
             from trailseal.archive import open_archive
 
             archive = open_archive(conf["archive"], trail.directory)
-        return cls(trail.store, Policies.from_config(conf), archive, verifier=trail.verifier,
+        return cls(trail.store, Policies.from_config(conf), archive, verifier=getattr(trail, "verifiers", trail.verifier),
                    clock=clock or _utc_now, segment_entries=int(conf.get("segment_entries", SEGMENT_ENTRIES)),
                    record=trail.append if record else None, actor_ids=trail_actor_ids(trail), **kwargs)
 
+    def _verifiers(self, log: str) -> list[Verifier]:
+        """Every key that may have signed log's checkpoints (the current one and any retired ones)."""
+        if self.verifier is None:
+            raise RetentionError("verifying segments needs the log's verifier key")
+        found = self.verifier(log)
+        return [found] if isinstance(found, Verifier) else list(found)
+
     @property
-    def conn(self) -> sqlite3.Connection:
+    def conn(self):
         """This thread's connection to the store."""
         return connection(self.store)
 
@@ -524,12 +514,12 @@ class Retention:
         if query:
             compile_query(query)
         with _Tx(self.conn) as conn:
-            cur = conn.execute("INSERT INTO legal_holds (reason, query, created) VALUES (?,?,?)",
-                               (reason, query, rfc3339(self.clock())))
-            conn.executemany("INSERT OR IGNORE INTO legal_hold_ids VALUES (?,?,?)",
-                             [(cur.lastrowid, log, id_) for id_ in ids])
+            (hold_id,) = conn.execute("INSERT INTO legal_holds (reason, query, created) VALUES (?,?,?) RETURNING id",
+                                      (reason, query, rfc3339(self.clock()))).fetchone()
+            conn.executemany("INSERT INTO legal_hold_ids VALUES (?,?,?) ON CONFLICT DO NOTHING",
+                             [(hold_id, log, id_) for id_ in ids])
         self._sync_segment_holds()
-        held = self._hold(cur.lastrowid)
+        held = self._hold(hold_id)
         self._emit("retention.hold.add", {"hold": held.id, "reason": reason, "query": query, "ids": len(ids)})
         return held
 
@@ -562,7 +552,7 @@ class Retention:
     def _held_sql(self, alias: str) -> tuple[str, list[str]]:
         """SQL true for held rows (alias: 'e.' or 'p.'), with its parameters; '0' when nothing is held."""
         if not self.conn.execute("SELECT 1 FROM legal_holds WHERE released IS NULL LIMIT 1").fetchone():
-            return "(0)", []
+            return "(1 = 0)", []
         clauses = [f"EXISTS (SELECT 1 FROM legal_hold_ids h JOIN legal_holds l ON l.id = h.hold "
                    f"WHERE l.released IS NULL AND h.log = {alias}log AND h.id = {alias}id)"]
         params: list[str] = []
@@ -576,7 +566,8 @@ class Retention:
     def is_held(self, log: str, index: int) -> bool:
         """Whether an entry is under an active legal hold."""
         held, params = self._held_sql("e.")
-        row = self.conn.execute(f"SELECT {held} FROM (SELECT log, idx, id, time, category, action, outcome, "
+        row = self.conn.execute(f"SELECT {held} FROM (SELECT log, idx, id, {timestamp(self.conn, 'time')} AS time, "
+                                "category, action, outcome, "
                                 "actor_id FROM entries UNION ALL SELECT log, idx, id, time, category, action, "
                                 "outcome, actor_id FROM pruned WHERE state != 'expired') e "
                                 "WHERE e.log=? AND e.idx=?", (*params, log, index)).fetchone()
@@ -588,7 +579,8 @@ class Retention:
         """Hot entries of categories with received + period <= now, not held (or only held), by index."""
         held_sql, held_params = self._held_sql("e.")
         marks = ",".join("?" * len(categories))
-        sql = (f"SELECT {_HOT_COLUMNS} FROM entries e LEFT JOIN pruned p ON p.log = e.log AND p.idx = e.idx "
+        columns = _HOT_COLUMNS.format(time=timestamp(self.conn, "e.time"), received=timestamp(self.conn, "e.received"))
+        sql = (f"SELECT {columns} FROM entries e LEFT JOIN pruned p ON p.log = e.log AND p.idx = e.idx "
                f"WHERE e.log=? AND e.idx>? AND e.category IN ({marks}) AND e.received <= ? "
                f"AND {'' if held else 'NOT '}{held_sql} ORDER BY e.idx LIMIT {_PAGE}")
         (sure, bound), last = period.cutoffs(now), -1
@@ -653,7 +645,8 @@ class Retention:
         """Later archive and expiry dates of one log and policy, counted by day received."""
         marks = ",".join("?" * len(categories))
         days = self.conn.execute(
-            f"SELECT substr(received, 1, 10), 'hot', count(*) FROM entries WHERE log=? AND category IN ({marks}) "
+            f"SELECT substr({timestamp(self.conn, 'received')}, 1, 10), 'hot', count(*) FROM entries WHERE log=? "
+            f"AND category IN ({marks}) "
             f"GROUP BY 1 UNION ALL SELECT substr(received, 1, 10), state, count(*) FROM pruned WHERE log=? "
             f"AND category IN ({marks}) AND state != 'expired' GROUP BY 1, 2",
             (log, *categories, log, *categories)).fetchall()
@@ -674,11 +667,14 @@ class Retention:
         return stages
 
     # -- applying --------------------------------------------------------------------------------
-    def apply(self, now: datetime | None = None) -> Applied:
-        """Expire what is past keep, archive what is past hot, delete segments whose retention ended."""
+    def apply(self, now: datetime | None = None, *, progress: Callable[[str, int], None] | None = None) -> Applied:
+        """Expire what is past keep, archive what is past hot, delete segments whose retention ended.
+
+        progress(action, count) is called after each batch expired and each segment written."""
         now = now or self.clock()
         result = Applied(now)
         self.timings = Timings()
+        self._progress = progress or (lambda action, count: None)
         with self.timings.phase("total"):
             for log, policy, categories in self._governed():
                 if not policy.keep.forever:
@@ -711,6 +707,7 @@ class Retention:
         """Drop hot payloads past keep, recording their re-computed leaf hash (a tampered one still fails)."""
         if not rows:
             return []
+        self._progress("expire", len(rows))
         with self.timings.phase("store"), _Tx(self.conn) as conn:
             conn.executemany(
                 "INSERT INTO pruned (log, idx, id, leaf_hash, category, received, state, policy, expired_at) "
@@ -718,6 +715,7 @@ class Retention:
                 "policy=excluded.policy, expired_at=excluded.expired_at, time=NULL, action=NULL, outcome=NULL, "
                 "actor_id=NULL",
                 [(log, r.idx, r.id, leaf_hash(r.data), r.category, r.received, policy.name, stamp) for r in rows])
+            unindex(conn, log, [r.idx for r in rows])
             conn.executemany("DELETE FROM entries WHERE log=? AND idx=?", [(log, r.idx) for r in rows])
         return [r.idx for r in rows]
 
@@ -739,6 +737,7 @@ class Retention:
     def _drop_restored(self, log: str, row: _Row) -> None:
         """A restored entry already in the archive: drop the local copy again."""
         with _Tx(self.conn) as conn:
+            unindex(conn, log, [row.idx])
             conn.execute("DELETE FROM entries WHERE log=? AND idx=?", (log, row.idx))
             conn.execute("UPDATE pruned SET state='archived' WHERE log=? AND idx=?", (log, row.idx))
 
@@ -753,6 +752,7 @@ class Retention:
                                          created=now)
         with self.timings.phase("store"):
             self._record_archived(log, policy, rows, written, retain, now)
+        self._progress("archive", len(rows))
         return Step(log, policy.name, "archive", len(rows), rows[0].idx, rows[-1].idx, now, written.key)
 
     def _retain_until(self, policy: Policy, rows: list[_Row], now: datetime) -> datetime:
@@ -775,6 +775,7 @@ class Retention:
                 " state, policy, segment, archived_at) VALUES (?,?,?,?,?,?,?,?,?,?,'archived',?,?,?)",
                 [(log, r.idx, r.id, leaf, r.category, r.received, r.time, r.action, r.outcome,
                   r.actor_id, policy.name, key, stamp) for r, leaf in zip(rows, written.leaves, strict=True)])
+            unindex(conn, log, [r.idx for r in rows])
             conn.execute("DELETE FROM entries WHERE log=? AND idx BETWEEN ? AND ? AND EXISTS (SELECT 1 FROM pruned p "
                          "WHERE p.log = entries.log AND p.idx = entries.idx AND p.segment = ?)",
                          (log, rows[0].idx, rows[-1].idx, key))
@@ -825,6 +826,15 @@ class Retention:
             held |= {key for (key,) in self.conn.execute(
                 f"SELECT DISTINCT p.segment FROM pruned p WHERE p.state = 'archived' AND {clause}", params)}
         return held
+
+    def rotate_master_key(self, *, on_rewrap: Callable[[str], None] | None = None) -> RotateReport:
+        """Rewrap every segment's data key under the current master key (data untouched); seal that it did."""
+        if self.archive is None:
+            raise RetentionError("no archive configured")
+        report = self.archive.rotate(on_rewrap=on_rewrap)
+        self._emit("archive.key.rotate", {"master_key": self.archive.keys.current(),
+                                          "rewrapped": len(report.rewrapped), "current": len(report.current)})
+        return report
 
     # -- recording -------------------------------------------------------------------------------
     def _emit(self, action: str, attributes: dict[str, Any], target: str | None = None) -> None:
@@ -886,20 +896,61 @@ class Retention:
             raise RetentionError(f"segment {segment} does not hold entry {idx}")
         return opened.body.entries[at]
 
-    def restore(self, log: str, start: int = 0, end: int | None = None) -> int:
-        """Verify archived segments and put their entries in [start, end) back in the hot store."""
+    def restore(self, log: str, start: int = 0, end: int | None = None, *,
+                on_segment: Callable[[str, int], None] | None = None) -> int:
+        """Verify archived segments and put their entries in [start, end) back in the hot store.
+
+        on_segment(key, restored) is called after each segment (for progress bars)."""
         end = 2**62 if end is None else end
         self.timings = Timings()
-        segments = self.conn.execute("SELECT key, start_idx, end_idx FROM archive_segments WHERE log=? AND "
-                                     "deleted IS NULL AND start_idx < ? AND end_idx > ? ORDER BY start_idx",
-                                     (log, end, start)).fetchall()
-        return sum(self._restore_segment(log, key, max(start, lo), min(end, hi)) for key, lo, hi in segments)
+        restored = 0
+        for key, lo, hi in self.restorable(log, start, end):
+            count = self._restore_segment(log, key, max(start, lo), min(end, hi))
+            restored += count
+            if on_segment is not None:
+                on_segment(key, count)
+        if restored:
+            self._emit("retention.restore", {"count": restored, "from": start, "to": end if end < 2**62 else None}, log)
+        return restored
 
-    def _restore_segment(self, log: str, key: str, start: int, end: int) -> int:
-        """Restore one segment's archived entries in [start, end) after verifying it."""
+    def restorable(self, log: str, start: int = 0, end: int = 2**62) -> list[tuple[str, int, int]]:
+        """(key, start, end) of live segments of log that overlap [start, end), by start."""
+        return self.conn.execute("SELECT key, start_idx, end_idx FROM archive_segments WHERE log=? AND "
+                                 "deleted IS NULL AND start_idx < ? AND end_idx > ? ORDER BY start_idx",
+                                 (log, end, start)).fetchall()
+
+    def segments(self, log: str | None = None, *, deleted: bool = False) -> list[SegmentInfo]:
+        """The archive's segments as the store recorded them (live only unless deleted=True)."""
+        sql = ("SELECT key, log, policy, start_idx, end_idx, count, size, retain_until, created, held, deleted, "
+               "(SELECT count(*) FROM pruned p WHERE p.log = s.log AND p.segment = s.key AND p.state = 'archived')"
+               " FROM archive_segments s WHERE (? IS NULL OR log = ?)" + ("" if deleted else " AND deleted IS NULL")
+               + " ORDER BY log, start_idx, key")
+        return [SegmentInfo(*row[:9], bool(row[9]), row[10], row[11]) for row in self.conn.execute(sql, (log, log))]
+
+    def restore_matching(self, query: str, *, on_segment: Callable[[str, int], None] | None = None) -> int:
+        """Restore only the archived entries a hold-style query matches (`actor:alice since:2026-01-01`)."""
+        clause, params = compile_query(query, "p.", self.actor_ids)
+        self.timings = Timings()
+        found: dict[tuple[str, str], set[int]] = defaultdict(set)
+        for log, key, idx in self.conn.execute(f"SELECT p.log, p.segment, p.idx FROM pruned p WHERE "
+                                               f"p.state = 'archived' AND {clause}", params).fetchall():
+            found[(log, key)].add(idx)
+        restored = 0
+        for (log, key), indices in sorted(found.items()):
+            count = self._restore_segment(log, key, min(indices), max(indices) + 1, indices)
+            restored += count
+            if on_segment is not None:
+                on_segment(key, count)
+        if restored:
+            self._emit("retention.restore", {"count": restored, "query": query})
+        return restored
+
+    def _restore_segment(self, log: str, key: str, start: int, end: int, only: set[int] | None = None) -> int:
+        """Restore one segment's archived entries in [start, end) (and in only, if given) after verifying it."""
         rows = self.conn.execute("SELECT idx, id, time, received, category, action, outcome, actor_id, leaf_hash "
                                  "FROM pruned WHERE log=? AND idx>=? AND idx<? AND segment=? AND state='archived'",
                                  (log, start, end, key)).fetchall()
+        rows = [r for r in rows if only is None or r[0] in only]
         if not rows:
             return 0
         with self.timings.phase("verify"):
@@ -908,8 +959,12 @@ class Retention:
             conn.executemany("INSERT INTO entries (idx, id, time, received, category, action, outcome, actor_id,"
                              " data, log) VALUES (?,?,?,?,?,?,?,?,?,?)",
                              [(*r[:8], _restored(payload, r[0], r[8]), log) for r in rows])
-            conn.execute("UPDATE pruned SET state='restored' WHERE log=? AND idx>=? AND idx<? AND segment=? "
-                         "AND state='archived'", (log, start, end, key))
+            if only is None:
+                conn.execute("UPDATE pruned SET state='restored' WHERE log=? AND idx>=? AND idx<? AND segment=? "
+                             "AND state='archived'", (log, start, end, key))
+            else:
+                conn.executemany("UPDATE pruned SET state='restored' WHERE log=? AND idx=? AND state='archived'",
+                                 [(log, r[0]) for r in rows])
         return len(rows)
 
     def _verified_entries(self, log: str, key: str) -> dict[int, tuple[bytes, bytes]]:
@@ -918,7 +973,7 @@ class Retention:
             raise RetentionError("restoring needs an archive and the log's verifier")
         opened = seg.open_segment(self.archive.target.get(key), self.archive.keys)
         try:
-            leaves = seg.check_segment(opened, self.verifier(log), seg.SegmentReport(opened.manifest))
+            leaves = seg.check_segment(opened, self._verifiers(log), seg.SegmentReport(opened.manifest))
         except seg.SegmentError as exc:
             raise RetentionError(f"segment {key} does not verify: {exc}") from None
         return dict(zip(opened.body.indices, zip(opened.body.entries, leaves, strict=True), strict=True))
@@ -927,7 +982,7 @@ class Retention:
     def verify(self, log: str, verifiers: Sequence[Verifier] | None = None, *, trusted: str | None = None,
                deep: bool = False) -> lv.VerifyReport:
         """verify_log that accepts pruned entries; deep also verifies every live segment on its own."""
-        verifiers = verifiers or [self.verifier(log)]
+        verifiers = verifiers or self._verifiers(log)
         report = verify_log_pruned(self.store, log, verifiers, trusted=trusted)
         if deep and report.ok and self.archive is not None:
             report.problem = self._deep_problem(log, verifiers)
@@ -987,3 +1042,125 @@ def verify_log_pruned(store, log: str, verifiers: Sequence[Verifier], *, trusted
                       progress: Callable[[int, int], None] | None = None) -> lv.VerifyReport:
     """ledger.verify.verify_log: a pruned entry counts by its recorded leaf hash (store.read_pruned)."""
     return lv.verify_log(store, log, verifiers, trusted=trusted, progress=progress)
+
+
+# -- reads that fall back to the archive -----------------------------------------------------------
+class OfflineError(IndexError):
+    """An entry's payload is not in the store and cannot be read from the archive; says why."""
+
+
+class PrunedError(OfflineError):
+    """The entry's payload expired: it reads as 'pruned by policy P on date D'."""
+
+    def __init__(self, pruned: PrunedEntry):
+        """Keep the notice."""
+        super().__init__(str(pruned))
+        self.pruned = pruned
+
+
+class OfflineReads:
+    """Entries whose payload left the store: archived ones from their (cached, decrypted) segment."""
+
+    def __init__(self, store, archive: Archive | None, problem: str | None = None):
+        """Read pruned rows from store and segments from archive (None: none, or problem says why not)."""
+        self.store = store
+        self.archive = archive
+        self.problem = problem
+
+    @classmethod
+    def for_trail(cls, trail) -> OfflineReads:
+        """The data dir's reader, made once per open trail (it caches opened segments)."""
+        reader = getattr(trail, "_offline_reads", None)
+        if reader is None:
+            conf = (trail.config.retention or {}).get("archive")
+            archive, problem = None, None
+            if conf:
+                from trailseal.archive import open_archive
+                from trailseal.archive.crypto import CryptoError
+
+                try:
+                    archive = open_archive(conf, trail.directory)
+                except (ArchiveError, CryptoError, OSError, ValueError) as exc:
+                    problem = f"the archive configured in retention.archive cannot be opened: {exc}"
+            reader = trail._offline_reads = cls(trail.store, archive, problem)  # noqa: SLF001 - a cache on the trail
+        return reader
+
+    def read(self, log: str, index: int) -> bytes:
+        """The archived bytes of entry index; PrunedError if it expired, OfflineError if not pruned at all."""
+        row = self._row(log, index)
+        if row is None:
+            raise OfflineError(f"log {log!r} has no entry {index}")
+        state, leaf, policy, segment, expired_at = row
+        if state == "expired":
+            raise PrunedError(PrunedEntry(log, index, leaf, policy, expired_at))
+        if self.archive is None:
+            raise OfflineError(f"entry {index} of log {log!r} is archived in segment {segment}, but "
+                               + (self.problem or "no archive is configured to read it from (retention.archive)"))
+        return self._from_segment(log, index, segment, leaf)
+
+    def _row(self, log: str, index: int) -> tuple | None:
+        """(state, leaf hash, policy, segment, expired_at) of a pruned entry, or None."""
+        conn = connection(self.store)
+        if not _has_pruned(conn):
+            return None
+        return conn.execute("SELECT state, leaf_hash, policy, segment, expired_at FROM pruned WHERE log=? AND idx=?",
+                            (log, index)).fetchone()
+
+    def _from_segment(self, log: str, index: int, segment: str, leaf: bytes) -> bytes:
+        """The entry from its segment, which must hash to the leaf recorded when it was archived."""
+        try:
+            opened = self.archive.open(segment)
+        except (ArchiveError, seg.SegmentError) as exc:
+            raise OfflineError(f"entry {index} of log {log!r}: archive segment {segment}: {exc}") from None
+        at = bisect.bisect_left(opened.body.indices, index)
+        if at == len(opened.body.indices) or opened.body.indices[at] != index:
+            raise OfflineError(f"archive segment {segment} does not hold entry {index} of log {log!r}")
+        data = opened.body.entries[at]
+        if leaf_hash(data) != leaf:
+            raise OfflineError(f"entry {index} of log {log!r} in segment {segment} does not match its leaf hash")
+        return data
+
+
+def read_offline(trail, log: str, index: int) -> bytes:
+    """An entry that is not in the trail's store: from the archive, or PrunedError / OfflineError."""
+    return OfflineReads.for_trail(trail).read(log, index)
+
+
+# -- scheduled work in `serve` ---------------------------------------------------------------------
+def scheduled_apply(trail) -> Callable[[], None]:
+    """The `serve` job: apply retention now (archive, expire, delete ended segments), logging what it did."""
+    import logging
+
+    log = logging.getLogger("trailseal.retention")
+    state: dict[str, Retention] = {}
+
+    def run() -> None:
+        if "retention" not in state:
+            state["retention"] = Retention.from_trail(trail)
+        applied = state["retention"].apply()
+        if applied.steps or applied.deleted:
+            log.info("retention: archived %d, expired %d, deleted %d segments", applied.count("archive"),
+                     applied.count("expire"), len(applied.deleted))
+    return run
+
+
+def _has_pruned(conn) -> bool:
+    """Whether retention ever ran on this store (its `pruned` table exists)."""
+    if is_postgres(conn):
+        return conn.execute("SELECT to_regclass('pruned') IS NOT NULL").fetchone()[0]
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='pruned'").fetchone() is not None
+
+
+def unindex(conn, log: str, indices: Sequence[int]) -> None:
+    """Inside the transaction that drops these payloads: take them out of the SQLite search indexes too
+    (FTS words, IPs; query/index.py), so nothing of a payload that left the store stays searchable."""
+    if is_postgres(conn) or not conn.execute("SELECT 1 FROM sqlite_master WHERE name='query_state'").fetchone():
+        return
+    from trailseal.query import index
+
+    upto = index.indexed_up_to(conn)
+    for i in range(0, len(indices), 500):
+        chunk = list(indices[i:i + 500])
+        rows = conn.execute(f"SELECT seq, data FROM entries WHERE log=? AND seq <= ? AND idx IN "
+                            f"({','.join('?' * len(chunk))})", (log, upto, *chunk)).fetchall()
+        index.forget(conn, rows)

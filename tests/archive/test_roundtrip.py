@@ -18,7 +18,7 @@ def test_50k_events_archive_drop_restore_read_verify(data_dir, tmp_path, keys):
     seal(without_privacy(data_dir), clock, range(EVENTS), batch=25_000)  # sealing is setup here; keep it quick
     with trailseal.open(data_dir, clock=clock) as trail:
         original = entries(trail.store)
-        retention = Retention(trail.store, Policies.from_config({"policies": {"all": {"hot": "1d", "keep": "1y"}}}),
+        retention = Retention(trail.store, Policies.from_config({"policies": {"all": {"logs": ["default"], "hot": "1d", "keep": "1y"}}}),
                               Archive(DirTarget(tmp_path / "archive"), keys), verifier=trail.verifier,
                               clock=clock.moment, segment_entries=20_000)
         applied = retention.apply(T0 + timedelta(days=1))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from typer.testing import CliRunner
 
 import trailseal
@@ -25,7 +27,7 @@ def test_plan_apply_and_holds(data_dir):
     hold = run("hold", "add", "--data", str(data_dir), "--reason", "case 42", "--ids", "evt-00000003")
     assert hold.exit_code == 0, hold.output
     listed = run("hold", "list", "--data", str(data_dir))
-    assert "case 42" in listed.stdout
+    assert json.loads(listed.stdout.splitlines()[0])["reason"] == "case 42"
     applied = run("retention", "apply", "--data", str(data_dir), "--at", later)
     assert applied.exit_code == 0, applied.output
     assert "expired 9" in applied.stdout

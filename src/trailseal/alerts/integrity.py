@@ -72,7 +72,7 @@ class IntegrityWatch:
         return state
 
     def _full(self, name: str) -> WatchState:
-        report = verify_log(self.trail.store, name, [self.trail.verifier(name)])
+        report = verify_log(self.trail.store, name, self.trail.verifiers(name))  # rotated keys too
         state = WatchState()
         if not report.ok:
             self._failed(name, state, report.problem or "verify failed", report.first_bad_index)

@@ -137,7 +137,10 @@ async def get_event(request: Request) -> Response:
     size = svc.trail.store.tree_size(log)
     if index >= size:
         raise ApiError(404, f"log {log!r} has no entry {index} (size {size})")
-    data = svc.trail.entry(index, log)
+    try:
+        data = svc.trail.entry(index, log)  # falls back to the archive; an expired entry says who pruned it
+    except IndexError as exc:
+        raise ApiError(410 if type(exc).__name__ == "PrunedError" else 404, str(exc)) from None
     (row,) = svc.trail.read_events([(log, index, data)])
     body = {"log": log, "index": index, "leaf_hash": leaf_hash(data).hex(), "event": row["event"],
             "sealed": data.decode()}

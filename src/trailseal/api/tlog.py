@@ -64,10 +64,12 @@ async def tile(request: Request) -> Response:
 
 
 def _entries(request: Request, log: str, index: int, width: int) -> bytes:
-    start = index * 256
-    entries = [data for _, data in service(request).trail.store.read_entries(log, start, start + width)]
-    if len(entries) != width:
-        raise ApiError(404, "some entries of this bundle are no longer stored (pruned by retention)")
+    start, trail = index * 256, service(request).trail
+    stored = dict(trail.store.read_entries(log, start, start + width))
+    try:  # an entry retention archived comes from its segment; an expired one ends the bundle's life
+        entries = [stored[i] if i in stored else trail.entry(i, log) for i in range(start, start + width)]
+    except IndexError as exc:
+        raise ApiError(404, f"some entries of this bundle are no longer stored: {exc}") from None
     return encode_entry_bundle(entries)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -93,6 +94,7 @@ class Archive:
         self.compression = compression
         self._cache: OrderedDict[str, seg.Segment] = OrderedDict()
         self._cache_size = cache
+        self._cache_lock = threading.Lock()  # API reads open segments from several threads
 
     def write(self, log: str, policy: str, rows: Sequence[tuple[int, bytes]], *, checkpoint: str, size: int,
               read_tile: seg.ReadTile, retain_until: datetime, created: datetime) -> Written:
@@ -107,15 +109,16 @@ class Archive:
         return Written(key, seg.read_manifest(built.blob), len(built.blob), built.leaves)
 
     def open(self, key: str) -> seg.Segment:
-        """The decrypted segment at key."""
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
-        opened = seg.open_segment(self.target.get(key), self.keys)
-        self._cache[key] = opened
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
-        return opened
+        """The decrypted segment at key (kept in a small LRU cache)."""
+        with self._cache_lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+            opened = seg.open_segment(self.target.get(key), self.keys)
+            self._cache[key] = opened
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+            return opened
 
     def verify(self, key: str, verifier: Verifier | Sequence[Verifier]) -> seg.SegmentReport:
         """Verify the segment at key on its own."""
@@ -144,7 +147,8 @@ class Archive:
 
     def delete(self, key: str, now: datetime) -> None:
         """Delete a segment whose retention has ended."""
-        self._cache.pop(key, None)
+        with self._cache_lock:
+            self._cache.pop(key, None)
         self.target.delete(key, now)
 
     def set_hold(self, key: str, on: bool) -> None:

@@ -56,12 +56,11 @@ class Service:
 
     async def seal(self, items) -> list:
         """Seal and wait without blocking the event loop; overload becomes 503 + Retry-After."""
-        try:
-            future = self.trail.sealer.submit(items)
+        try:  # a bus (scale-out) can also fail after submit: no JetStream ack means 503, not 500
+            return await asyncio.wrap_future(self.trail.sealer.submit(items))
         except Overloaded as exc:
             self.metrics.rejected.labels(reason="overloaded").inc(len(items))
             raise ApiError(503, f"overloaded: {exc}; retry later", {"Retry-After": "1"}) from None
-        return await asyncio.wrap_future(future)
 
     async def record_read(self, token: Token, request: Request, action: str, **attributes: Any) -> None:
         """Seal who read what into the `trailseal` meta log (PCI DSS 10.2.1.3) before answering."""

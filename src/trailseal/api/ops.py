@@ -26,6 +26,9 @@ async def readyz(request: Request) -> Response:
     except Exception as exc:  # noqa: BLE001 - any store failure means not ready
         return json_response({"status": "unavailable", "reason": f"store: {exc}"}, 503)
     sealer = svc.trail.sealer
+    if getattr(sealer, "connected", True) is False:  # scale-out: this node's bus (NATS) is unreachable
+        return json_response({"status": "unavailable", "reason": "the ingest bus (NATS) is unreachable"}, 503,
+                             {"Retry-After": "1"})
     if sealer.queue_depth >= sealer.max_queue_events:
         return json_response({"status": "overloaded", "queue": sealer.queue_depth}, 503, {"Retry-After": "1"})
     return json_response({"status": "ready", "queue": sealer.queue_depth})

@@ -98,11 +98,24 @@ class PostgresStore:
     def find_ids(self, log: str, ids: Sequence[str]) -> dict[str, tuple[int, bytes]]:
         if not ids:
             return {}
-        rows = self._binary().execute(
-            "SELECT i.id, i.idx, e.data FROM entry_ids i JOIN entries e"
+        rows = self._binary().execute(  # LEFT JOIN: an id whose payload retention pruned is still sealed
+            "SELECT i.id, i.idx, e.data FROM entry_ids i LEFT JOIN entries e"
             " ON e.log = i.log AND e.idx = i.idx AND e.received = i.received"
             " WHERE i.log = %s AND i.id = ANY(%s)", (log, list(ids))).fetchall()
         return {id_: (idx, data) for id_, idx, data in rows}
+
+    def read_pruned(self, log: str, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+        """(index, recorded leaf hash) of entries whose payload retention pruned (see retention_db.py)."""
+        if self._conn().execute("SELECT to_regclass('pruned')").fetchone()[0] is None:
+            return
+        while start < end:
+            rows = self._binary().execute(
+                "SELECT idx, leaf_hash FROM pruned WHERE log = %s AND idx >= %s AND idx < %s ORDER BY idx LIMIT %s",
+                (log, start, end, PAGE)).fetchall()
+            yield from rows
+            if len(rows) < PAGE:
+                return
+            start = rows[-1][0] + 1
 
     # -- writing -----------------------------------------------------------------------------------
     def commit(self, commits: Sequence[Commit]) -> None:

@@ -1,0 +1,172 @@
+"""NATS JetStream as the ingest bus: ingest nodes publish here, sequencers consume (DESIGN §6).
+
+One stream (work-queue retention, file storage) holds `<subject>.<log>` messages, each with
+`Nats-Msg-Id` = event id so JetStream drops re-sends inside its duplicate window; the sequencer's
+idempotency by id covers the rest. NatsBus answers a submit only after JetStream acknowledged every
+event of it; when NATS is down or slow it raises BusUnavailable (503 + Retry-After), never drops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+import nats
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+
+from trailseal.bus.local import BusUnavailable, Queued
+from trailseal.bus.message import encode, leaf_of
+from trailseal.config import BusConfig
+from trailseal.event import Sealable
+from trailseal.pipeline import CommitStats
+
+log = logging.getLogger("trailseal.bus")
+T = TypeVar("T")
+
+
+def subject_for(conf: BusConfig, log_name: str) -> str:
+    """The subject one log's events are published on."""
+    return f"{conf.subject}.{log_name}"
+
+
+def stream_config(conf: BusConfig) -> StreamConfig:
+    """Work-queue retention: a message stays until a sequencer acked it (after the commit); a full
+    stream refuses new messages (discard new) instead of dropping old ones."""
+    return StreamConfig(name=conf.stream, subjects=[f"{conf.subject}.>"], retention=RetentionPolicy.WORK_QUEUE,
+                        storage=StorageType.FILE, num_replicas=conf.replicas, discard=DiscardPolicy.NEW,
+                        duplicate_window=conf.duplicate_window_seconds, max_bytes=conf.max_stream_bytes)
+
+
+async def connect(conf: BusConfig, name: str, **callbacks: Callable[..., Awaitable[None]]):
+    """A NATS connection that reconnects forever, with the stream in place."""
+    nc = await nats.connect(conf.url, name=name, connect_timeout=2, reconnect_time_wait=0.5,
+                            max_reconnect_attempts=-1, allow_reconnect=True, **callbacks)
+    js = nc.jetstream(timeout=conf.publish_timeout_seconds, publish_async_max_pending=conf.max_in_flight)
+    try:
+        await js.stream_info(conf.stream)
+    except NotFoundError:
+        await js.add_stream(stream_config(conf))
+    return nc, js
+
+
+class LoopThread:
+    """An asyncio loop on a daemon thread, for sync callers (routes' threads, receivers, CLI)."""
+
+    def __init__(self, name: str):
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> Future:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+
+
+class NatsBus:
+    """`trail.sealer` on an ingest/api/detector node: publish, wait for JetStream, answer Queued receipts."""
+
+    def __init__(self, conf: BusConfig, *, max_queue_events: int = 200_000, name: str = "trailseal-ingest"):
+        self.conf, self.name = conf, name
+        self.max_queue_events = min(max_queue_events, conf.max_in_flight)
+        self.heads: dict[str, str] = {}  # nothing is sealed here; routes read checkpoints from the store
+        self.stats = CommitStats()
+        self.on_commit: list = []
+        self.published = self.duplicates = self.unavailable = 0
+        self._in_flight = 0
+        self._lock = threading.Lock()
+        self._nc = self._js = None
+        self._loop = LoopThread("trailseal-bus")
+        self._connecting = self._loop.submit(self._connect_forever())
+
+    # -- connection --------------------------------------------------------------------------------
+    async def _connect_forever(self) -> None:
+        """Connect (retrying every second while NATS is down); later drops reconnect by themselves."""
+        while True:
+            try:
+                self._nc, self._js = await connect(self.conf, self.name, error_cb=self._on_error)
+                log.info("bus connected to %s", self.conf.url)
+                return
+            except Exception as exc:  # noqa: BLE001 - keep trying; submits answer 503 meanwhile
+                log.warning("bus: cannot reach NATS at %s (%s); retrying", self.conf.url, exc)
+                await asyncio.sleep(1.0)
+
+    async def _on_error(self, exc: Exception) -> None:
+        log.debug("bus: %s", exc)
+
+    @property
+    def connected(self) -> bool:
+        return self._nc is not None and self._nc.is_connected
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Block until the first connection is up (for startup and tests)."""
+        try:
+            self._connecting.result(timeout)
+        except TimeoutError:
+            return False
+        return self.connected
+
+    @property
+    def queue_depth(self) -> int:
+        return self._in_flight
+
+    # -- publishing --------------------------------------------------------------------------------
+    def submit(self, items: Sequence[Sealable]) -> Future:
+        """Publish a batch; the future resolves to one Queued receipt per item once JetStream acked all."""
+        if not self.connected:
+            self.unavailable += len(items)
+            raise BusUnavailable(f"the ingest bus (NATS at {self.conf.url}) is unavailable")
+        with self._lock:
+            if self._in_flight + len(items) > self.max_queue_events:
+                raise BusUnavailable(f"{self._in_flight} events are waiting for JetStream acks")
+            self._in_flight += len(items)
+        future = self._loop.submit(self._publish(list(items)))
+        future.add_done_callback(lambda _: self._settle(len(items)))
+        return future
+
+    def _settle(self, count: int) -> None:
+        with self._lock:
+            self._in_flight -= count
+
+    def seal(self, items: Sequence[Sealable], timeout: float | None = None) -> list[Queued]:
+        return self.submit(items).result(timeout)
+
+    async def _publish(self, items: list[Sealable]) -> list[Queued]:
+        """Publish every item, then wait for all the acks; bounded by publish_timeout_seconds."""
+        pending: list[asyncio.Future] = []
+        try:
+            acks = await asyncio.wait_for(self._publish_all(items, pending), self.conf.publish_timeout_seconds)
+        except Exception as exc:  # noqa: BLE001 - any failure here means "not acknowledged": 503
+            for waiting in pending:
+                waiting.cancel()
+            self.unavailable += len(items)
+            raise BusUnavailable(f"JetStream did not acknowledge the events ({type(exc).__name__}: "
+                                 f"{exc or 'timed out'})") from None
+        self.published += len(items)
+        self.duplicates += sum(1 for ack in acks if ack.duplicate)
+        return [Queued(item.log, item.id, None if ack.duplicate else leaf_of(item), ack.seq)
+                for item, ack in zip(items, acks, strict=True)]
+
+    async def _publish_all(self, items: list[Sealable], pending: list[asyncio.Future]) -> list:
+        """Queue every message without yielding (one socket write for the lot), then gather the acks."""
+        for item in items:
+            pending.append(await self._js.publish_async(subject_for(self.conf, item.log), encode(item),
+                                                        headers={"Nats-Msg-Id": item.id}))
+        return [await ack for ack in pending]  # in order; cheaper than gather's task per future
+
+    def stop(self) -> None:
+        """Flush and close the connection, then the loop."""
+        if self._nc is not None:
+            try:
+                self._loop.submit(self._nc.drain()).result(5)
+            except Exception:  # noqa: BLE001 - closing anyway
+                pass
+        self._connecting.cancel()
+        self._loop.stop()

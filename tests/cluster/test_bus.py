@@ -1,0 +1,121 @@
+"""The bus in one process: JetStream receipts and dedup, 503 when NATS is unreachable, the sequencer
+answering already sealed ids from the store, and the detector following the shared store."""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+
+import pytest
+from starlette.testclient import TestClient
+
+import trailseal
+from tests.cluster.checks import log_size, sealed_ids, wait_sealed
+from tests.cluster.conftest import cluster_data_dir
+from tests.cluster.natsd import free_port
+from tests.conftest import make_event
+from trailseal.api import create_app
+from trailseal.api.auth import TokenStore
+from trailseal.bus import BusUnavailable, Queued
+from trailseal.cluster import roles
+from trailseal.cluster.sequencer import Sequencer
+from trailseal.event import utc_now
+
+
+@contextmanager
+def running_sequencer(data_dir):
+    trail = trailseal.open(data_dir)
+    sequencer = Sequencer(trail, "*", "in-process")
+    thread = threading.Thread(target=sequencer.run, daemon=True)
+    thread.start()
+    try:
+        yield sequencer
+    finally:
+        sequencer.stop()
+        thread.join(30)
+        trail.close()
+
+
+@contextmanager
+def ingest_trail(data_dir):
+    trail = trailseal.open(data_dir)
+    bus = roles.attach_bus(trail, "test-ingest")
+    assert bus.wait_connected(10)
+    try:
+        yield trail
+    finally:
+        trail.close()
+
+
+def test_publish_answers_after_jetstream_and_dedups_by_id(cluster_dir):
+    with ingest_trail(cluster_dir) as trail:
+        items = trail.prepare([make_event(i) for i in range(20)])
+        receipts = trail.sealer.seal(items)
+        assert all(isinstance(r, Queued) and r.index is None for r in receipts)
+        assert [r.id for r in receipts] == [i.id for i in items]
+        assert len({r.stream_seq for r in receipts}) == 20 and all(r.leaf_hash for r in receipts)
+        again = trail.sealer.seal(trail.prepare([make_event(i) for i in range(20)]))
+        assert [r.stream_seq for r in again] == [r.stream_seq for r in receipts]
+        assert all(r.leaf_hash is None for r in again) and trail.sealer.duplicates == 20
+
+
+def test_unreachable_nats_is_503_with_retry_after(tmp_path, pg_url):
+    data = cluster_data_dir(tmp_path, pg_url, f"nats://127.0.0.1:{free_port()}")
+    trail = trailseal.open(data)
+    roles.attach_bus(trail, "test-ingest")
+    with pytest.raises(BusUnavailable, match="unavailable"):
+        trail.sealer.submit(trail.prepare([make_event(1)]))
+    tokens = TokenStore(data)
+    secret = tokens.create("ingest", "t")[0]
+    tokens.close()
+    with TestClient(create_app(trail, detect=False, scheduled=False)) as http:
+        answer = http.post("/v1/events", json=[make_event(1)], headers={"Authorization": f"Bearer {secret}"})
+        ready = http.get("/readyz")
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "1"
+    assert "unavailable" in answer.json()["error"]
+    assert ready.status_code == 503 and "NATS" in ready.json()["reason"], "a load balancer must route elsewhere"
+
+
+def test_sequencer_answers_sealed_ids_from_the_store(cluster_dir):
+    with trailseal.open(cluster_dir) as embedded:  # sealed earlier, e.g. before moving to scale-out
+        first = embedded.append([make_event(i) for i in range(50)])
+    with running_sequencer(cluster_dir), ingest_trail(cluster_dir) as trail:
+        trail.sealer.seal(trail.prepare([make_event(i) for i in range(100)]))
+        assert wait_sealed(cluster_dir, 100, 30) == 100
+        time.sleep(0.5)
+    assert log_size(cluster_dir) == 100, "an id was sealed twice"
+    assert sorted(sealed_ids(cluster_dir)) == sorted(f"evt-{i:08d}" for i in range(100))
+    with trailseal.open(cluster_dir) as reader:
+        assert [reader.entry(r.index) for r in first] == [reader.entry(i) for i in range(50)]
+        assert all(report.ok for report in reader.verify())
+
+
+def brute_force_findings(data_dir) -> list[bytes]:
+    with trailseal.open(data_dir) as reader:
+        entries = [reader.entry(i, "trailseal") for i in range(reader.store.tree_size("trailseal"))]
+    return [e for e in entries if b"detect.alert" in e and b"Brute force" in e]
+
+
+def test_detector_follows_the_store_and_publishes_findings(cluster_dir):
+    stop = threading.Event()
+    detector_trail = trailseal.open(cluster_dir)
+    detector = threading.Thread(target=roles.run_detector, args=(detector_trail, "test-detector", stop), daemon=True)
+    failures = [make_event(i, outcome="failure", action="user.login", category="authentication", time=utc_now(),
+                           actor={"id": "mallory", "ip": "203.0.113.9", "type": "user"}) for i in range(12)]
+    found: list[bytes] = []
+    try:
+        with running_sequencer(cluster_dir), ingest_trail(cluster_dir) as trail:
+            detector.start()
+            time.sleep(1.0)  # the detector starts following at the current end
+            trail.sealer.seal(trail.prepare(failures))
+            deadline = time.monotonic() + 30
+            while not found and time.monotonic() < deadline:
+                time.sleep(0.3)
+                found = brute_force_findings(cluster_dir)
+    finally:
+        stop.set()
+        detector.join(10)
+        detector_trail.close()
+    assert found, "the detector sealed no brute-force finding through the bus"
+    assert b"mallory" not in found[0], "a finding is sealed: the actor stays a commitment"

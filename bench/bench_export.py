@@ -1,0 +1,120 @@
+"""Export throughput (JSONL, OCSF Parquet) and evidence-bundle verification, beside DuckDB.
+
+Builds N events (default 200,000; `python -m bench.bench_export N`) in a data dir under
+bench/out/export-<N>/ (reused), then measures in one run: our JSONL and OCSF Parquet exports of every
+event (events/s, through the query engine, streaming), DuckDB's COPY of a Parquet file of the same
+events to JSON and to Parquet; writing and verifying an evidence bundle of 10,000 events, beside
+DuckDB hashing the same 10,000 entries (SHA-256) from the Parquet file.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import trailseal
+from bench.bench_query import export_parquet
+from bench.build_log import build as build_log
+from bench.common import Result, peak_rss_mb, report
+from trailseal.query import index
+from trailseal.query.bundle import write_bundle
+from trailseal.query.bundle_check import verify_bundle
+from trailseal.query.export import export_to
+
+OUT = Path(__file__).resolve().parent / "out"
+BUNDLE_EVENTS = 10_000
+BUNDLE_QUERY = "since:2026-11-01T00:00:00Z until:2026-11-01T00:01:40Z"  # events are 10 ms apart: 10,000
+
+
+def prepare(total: int) -> Path:
+    """The data dir with ``total`` events, indexed for search, and its Parquet twin for DuckDB."""
+    directory = OUT / f"export-{total}"
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    build_log(directory, total)
+    with trailseal.open(directory) as trail:
+        index.refresh(index.connection(trail.store))
+    parquet = directory / "events.parquet"
+    if not parquet.exists():
+        export_parquet(directory, parquet)
+    return directory
+
+
+def rate(total: int, seconds: float) -> float:
+    return total / seconds if seconds else 0.0
+
+
+def ours(directory: Path, work: Path, fmt: str) -> tuple[int, float]:
+    """(rows, seconds) of one export of every event; prints the rate per CPU-second too (steadier than
+    wall-clock rates while other work shares the machine's cores)."""
+    with trailseal.open(directory) as trail:
+        started, cpu = time.perf_counter(), time.process_time()
+        result = export_to(trail, "", fmt, work / f"all.{fmt}")
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    print(f"  {fmt}: {result.rows:,} events in {seconds:.2f} s wall, {cpu:.2f} s CPU"
+          f" ({rate(result.rows, cpu):,.0f} events per CPU-second)")
+    return result.rows, seconds
+
+
+def duckdb_copy(parquet: Path, target: Path, options: str) -> tuple[int, float]:
+    import duckdb
+
+    conn = duckdb.connect()
+    conn.execute("SET threads TO 2")
+    started = time.perf_counter()
+    conn.execute(f"COPY (SELECT * FROM read_parquet('{parquet}')) TO '{target}' ({options})")
+    seconds = time.perf_counter() - started
+    rows = conn.execute(f"SELECT count(*) FROM read_parquet('{parquet}')").fetchone()[0]
+    return rows, seconds
+
+
+def duckdb_hash(parquet: Path) -> float:
+    """Seconds DuckDB takes to SHA-256 the bundle's 10,000 entries (a plain hash check, no proofs)."""
+    import duckdb
+
+    conn = duckdb.connect()
+    started = time.perf_counter()
+    rows = conn.execute(f"SELECT sha256(data) FROM read_parquet('{parquet}') WHERE time >= '2026-11-01T00:00:00Z'"
+                        " AND time < '2026-11-01T00:01:40Z'").fetchall()
+    seconds = time.perf_counter() - started
+    assert len(rows) == BUNDLE_EVENTS, len(rows)
+    return seconds
+
+
+def main(total: int | None = None) -> list[Result]:
+    total = total or 200_000
+    directory = prepare(total)
+    parquet = directory / "events.parquet"
+    work = OUT / f"export-{total}-work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    results = []
+    rows, seconds = ours(directory, work, "jsonl")
+    _, duck = duckdb_copy(parquet, work / "duck.json", "FORMAT JSON")
+    results.append(report(Result(f"export {rows:,} events to JSONL", rate(rows, seconds), rate(rows, duck),
+                                 "events/s", "DuckDB COPY parquet->JSON", ">= 100k/s", rate(rows, seconds) >= 100_000)))
+    rows, seconds = ours(directory, work, "ocsf-parquet")
+    _, duck = duckdb_copy(parquet, work / "duck.parquet", "FORMAT PARQUET, COMPRESSION ZSTD")
+    results.append(report(Result(f"export {rows:,} events to OCSF Parquet", rate(rows, seconds), rate(rows, duck),
+                                 "events/s", "DuckDB COPY parquet->parquet", ">= 100k/s",
+                                 rate(rows, seconds) >= 100_000)))
+    bundle = work / "evidence.zip"
+    with trailseal.open(directory) as trail:
+        started = time.perf_counter()
+        made = write_bundle(trail, BUNDLE_QUERY, bundle, by="bench")
+        writing = time.perf_counter() - started
+    print(f"  bundle of {made.events:,} events written in {writing:.2f} s ({bundle.stat().st_size / 1e6:.1f} MB)")
+    started = time.perf_counter()
+    checked = verify_bundle(bundle)
+    seconds = time.perf_counter() - started
+    assert checked.ok and checked.events == BUNDLE_EVENTS, checked.problems[:3]
+    results.append(report(Result(f"verify a bundle of {checked.events:,} events", seconds, duckdb_hash(parquet), "s",
+                                 "DuckDB sha256 of the same entries", "<= 2 s", seconds <= 2.0)))
+    print(f"  peak RSS {peak_rss_mb():,.0f} MiB")
+    shutil.rmtree(work, ignore_errors=True)
+    return results
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else None)

@@ -1,0 +1,505 @@
+"""Exports of the events a query matches: JSONL, CSV, OCSF (JSON or Parquet, one class per file) and ECS.
+
+Events are read a page at a time with the query engine's plans (vault values joined, erased
+values stay ``pd:``), log by log in sealed order, and written as they come: memory stays constant whatever the
+size of the export. Every export is sealed in the `trailseal` meta log (who, query, format, rows).
+"""
+
+from __future__ import annotations
+
+import csv
+import gc
+import io
+import json
+import re
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import msgspec
+
+from trailseal.privacy.tokens import COMMITMENT_RE
+from trailseal.query import ecs, index, ocsf
+from trailseal.query.language import parse
+from trailseal.query.sealed import resolve_actors
+from trailseal.query.search import plan
+
+FORMATS = ("jsonl", "csv", "ocsf", "ocsf-parquet", "ecs")
+PER_CLASS = ("ocsf", "ocsf-parquet")  # written as one file per OCSF class into a directory
+PAGE = 5000
+PARQUET_PAGE = 20_000  # events per page for Parquet (Arrow works best on long columns)
+PARQUET_ROWS = 20_000  # rows buffered per class before a Parquet row group is written
+CSV_COLUMNS = (
+    "log",
+    "index",
+    "id",
+    "time",
+    "received",
+    "category",
+    "action",
+    "outcome",
+    "severity",
+    "reason",
+    "actor.id",
+    "actor.type",
+    "actor.name",
+    "actor.session",
+    "actor.roles",
+    "actor.ip",
+    "actor.user_agent",
+    "source.component",
+    "source.kind",
+    "source.format",
+    "source.host",
+    "source.ip",
+    "source.endpoint",
+    "target.type",
+    "target.id",
+    "target.name",
+    "request.method",
+    "request.path",
+    "request.status",
+    "request.bytes",
+    "request.trace_id",
+    "request.span_id",
+    "raw_hash",
+    "attributes",
+)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
+_COMMITMENT = re.compile(COMMITMENT_RE.pattern.encode())
+
+
+class ExportError(ValueError):
+    """An export that cannot be made as asked; the message says why."""
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote: how many events, and the files (one for a stream, one per class for OCSF)."""
+
+    rows: int = 0
+    files: list[Path] = field(default_factory=list)
+    classes: dict[int, int] = field(default_factory=dict)
+
+
+def check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+
+
+def matching_rows(
+    trail, query: str, log: str | None = None, page: int | None = None
+) -> Iterator[tuple[str, list[tuple[int, bytes]]]]:
+    """(log, [(index, sealed bytes)...]) of the matching entries, log by log in sealed order, a page at a time."""
+    for name, rows, _ in _matching(trail, query, log, page):
+        yield name, rows
+
+
+def _matching(
+    trail, query: str, log: str | None, page: int | None
+) -> Iterator[tuple[str, list[tuple[int, bytes]], sqlite3.Connection]]:
+    """One statement per log, planned like ``search.count`` (the cheapest index, no ordering by time),
+    on a read-only connection of its own (yielded too), so the export holds no page in memory."""
+    node = parse(query)
+    logs = [log] if log else sorted(info.name for info in trail.logs())
+    if trail.protection.enabled:
+        node = resolve_actors(node, trail, logs)
+    index.refresh(index.connection(trail.store))
+    conn = _reader(trail.store.path)
+    try:
+        now = datetime.now(UTC)
+        for name in logs:
+            chosen = plan(conn, node, name, now, ordered=False)
+            where, params = chosen.where()
+            cursor = conn.execute(
+                f"SELECT e.idx, e.data FROM {chosen.source} WHERE e.log = ? AND {where} ORDER BY e.idx",
+                [*chosen.params, name, *params],
+            )
+            while rows := cursor.fetchmany(page or PAGE):
+                yield name, rows, conn
+    finally:
+        conn.close()
+
+
+def _reader(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    conn.create_function("ts_ip_key", 1, index.ip_key, deterministic=True)
+    return conn
+
+
+def revealed_pages(
+    trail, query: str, log: str | None = None, page: int | None = None
+) -> Iterator[tuple[str, list[tuple[int, bytes]]]]:
+    """(log, [(index, JSON text)...]) with vault values joined, a page at a time."""
+    vault = VaultValues()
+    for name, rows, conn in _matching(trail, query, log, page):
+        yield name, vault.reveal(conn, rows)
+
+
+def pages(
+    trail, query: str, log: str | None = None, page: int | None = None
+) -> Iterator[list[dict[str, Any]]]:
+    """The matching events with vault values joined (each with its `log` and `index`), a page at a time."""
+    for name, rows in revealed_pages(trail, query, log, page):
+        events = []
+        for position, data in rows:
+            event = _decode(data)
+            event["log"], event["index"] = name, position
+            events.append(event)
+        yield events
+
+
+class VaultValues:
+    """Vault values by commitment, JSON-escaped, cached across pages (an actor's commitment repeats).
+
+    ``reveal`` gives the same result as ``Protection.reveal_all`` on the decoded events: a commitment
+    is plain ASCII inside a JSON string, so its JSON-escaped value can replace it in the text.
+    """
+
+    CAPACITY = 200_000
+
+    def __init__(self) -> None:
+        self.values: dict[bytes, bytes | None] = {}  # the 64 hex digits after `pd:` -> escaped value
+
+    def reveal(self, conn: sqlite3.Connection, rows: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
+        """Each row's text with the values joined."""
+        return [(position, self.reveal_text(conn, data)) for position, data in rows]
+
+    def reveal_text(self, conn: sqlite3.Connection, text: bytes) -> bytes:
+        """A whole page of JSON text with the values joined: one split at every ``pd:``, one lookup each."""
+        parts = text.split(b"pd:")
+        if len(parts) == 1:
+            return text
+        digits = {part[:64] for part in parts[1:]}
+        if len(self.values) + len(digits) > self.CAPACITY:
+            self.values.clear()  # before the page's lookups, so every value it needs gets loaded
+        missing = digits.difference(self.values)
+        if missing:
+            self._load(conn, {digits for digits in missing if _HEX64.fullmatch(digits)})
+        value = self.values.get
+        out = [parts[0]]
+        for part in parts[1:]:
+            found = value(part[:64])
+            out.append(b"pd:" + part if found is None else found + part[64:])
+        return b"".join(out)
+
+    def _load(self, conn: sqlite3.Connection, missing: set[bytes]) -> None:
+        wanted = sorted("pd:" + digits.decode() for digits in missing)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            self.values.update((c[3:].encode(), None) for c in chunk)  # erased: stays pd:
+            sql = f"SELECT commitment, value FROM vault WHERE commitment IN ({','.join('?' * len(chunk))})"
+            self.values.update((c[3:].encode(), _encode(v)[1:-1]) for c, v in conn.execute(sql, chunk))
+
+
+_HEX64 = re.compile(rb"[0-9a-f]{64}")
+
+
+def join_values(data: bytes, values: dict[bytes, str]) -> bytes:
+    """Sealed JSON text with each known commitment (``pd:<hex>`` as bytes) replaced by its value."""
+    if b"pd:" not in data:
+        return data
+
+    def value(match: re.Match) -> bytes:
+        found = values.get(match.group(0))
+        return match.group(0) if found is None else _encode(found)[1:-1]
+
+    return _COMMITMENT.sub(value, data)
+
+
+# -- line formats ----------------------------------------------------------------------------------
+def jsonl_lines(events: list[dict[str, Any]]) -> bytes:
+    return b"".join(_encode(event) + b"\n" for event in events)
+
+
+def ecs_lines(events: list[dict[str, Any]]) -> bytes:
+    return b"".join(_encode(ecs.to_ecs(event)) + b"\n" for event in events)
+
+
+def ocsf_lines(events: list[dict[str, Any]]) -> bytes:
+    return b"".join(_encode(ocsf.compact(ocsf.to_ocsf(event))) + b"\n" for event in events)
+
+
+def csv_header() -> bytes:
+    return (",".join(CSV_COLUMNS) + "\r\n").encode()
+
+
+def csv_lines(events: list[dict[str, Any]]) -> bytes:
+    """CSV rows; a text cell that a spreadsheet would run as a formula gets a leading apostrophe."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    for event in events:
+        writer.writerow([_cell(_column(event, name)) for name in CSV_COLUMNS])
+    return buffer.getvalue().encode()
+
+
+def _column(event: dict[str, Any], name: str) -> Any:
+    head, _, tail = name.partition(".")
+    value = event.get(head)
+    if tail:
+        value = (value or {}).get(tail)
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True) if value else None
+    return value
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    text = str(value)
+    return "'" + text if isinstance(value, str) and text.startswith(_FORMULA_START) else text
+
+
+LINES: dict[str, Callable[[list[dict[str, Any]]], bytes]] = {
+    "jsonl": jsonl_lines,
+    "ecs": ecs_lines,
+    "ocsf": ocsf_lines,
+    "csv": csv_lines,
+}
+
+
+def stream(
+    trail,
+    query: str,
+    fmt: str,
+    log: str | None = None,
+    class_uid: int | None = None,
+    counter: ExportResult | None = None,
+) -> Iterator[bytes]:
+    """A line format as chunks of bytes (one per page), for files and HTTP streaming responses."""
+    check_format(fmt)
+    if fmt not in LINES:
+        raise ExportError(f"{fmt} is written one file per OCSF class into a directory, not streamed")
+    counter = counter if counter is not None else ExportResult()
+    if fmt == "csv":
+        yield csv_header()
+    if fmt == "jsonl" and class_uid is None:
+        yield from _jsonl_stream(trail, query, log, counter)
+        return
+    for events in pages(trail, query, log):
+        if class_uid is not None:
+            events = [e for e in events if ocsf.class_of(e) == class_uid]
+        counter.rows += len(events)
+        if events:
+            yield LINES[fmt](events)
+
+
+def _jsonl_stream(trail, query: str, log: str | None, counter: ExportResult) -> Iterator[bytes]:
+    """JSONL straight from the sealed JSON text: ``index`` goes in first, vault values are joined into
+    the page's text, nothing is decoded or re-encoded."""
+    vault = VaultValues()
+    for _, rows, conn in _matching(trail, query, log, None):
+        counter.rows += len(rows)
+        yield vault.reveal_text(conn, b"".join(b'{"index":%d,%s\n' % (position, data[1:]) for position, data in rows))
+
+
+# -- one file per OCSF class -----------------------------------------------------------------------
+class ClassFiles:
+    """OCSF records split by class into ``<dir>/<class_uid>_<name>.ocsf.jsonl`` or ``.parquet``.
+
+    Each page's records become Arrow batches at once (few Python objects stay alive, so the garbage
+    collector stays cheap); a class's batches are written as one row group once PARQUET_ROWS gather.
+    """
+
+    def __init__(self, directory: Path, parquet: bool):
+        self.directory, self.parquet = directory, parquet
+        self.batches: dict[int, list[Any]] = {}
+        self.pending: dict[int, int] = {}
+        self.writers: dict[int, Any] = {}
+        self.files: dict[int, Path] = {}
+        self.counts: dict[int, int] = {}
+
+    def write(self, events: list[dict[str, Any]]) -> None:
+        """OCSF JSON lines of a page's events, each to its class's file."""
+        by_class: dict[int, list[dict[str, Any]]] = {}
+        for event in events:
+            record = ocsf.to_ocsf(event)
+            by_class.setdefault(record["class_uid"], []).append(record)
+        for uid, records in by_class.items():
+            self.counts[uid] = self.counts.get(uid, 0) + len(records)
+            self.touch(uid)
+            self.writers[uid].write(b"".join(_encode(ocsf.compact(r)) + b"\n" for r in records))
+
+    def write_columns(self, log: str, groups: dict[int, tuple[list, list, list]]) -> None:
+        """A page's events, grouped by ``ocsf_arrow.by_class``, as Arrow batches of their class."""
+        from trailseal.query import ocsf_arrow
+
+        for uid, (events, indexes, activities) in groups.items():
+            self.counts[uid] = self.counts.get(uid, 0) + len(events)
+            self.touch(uid)
+            schema = self.writers[uid].schema
+            self.batches.setdefault(uid, []).append(
+                ocsf_arrow.record_batch(uid, events, indexes, activities, log, schema)
+            )
+            self.pending[uid] = self.pending.get(uid, 0) + len(events)
+            if self.pending[uid] >= PARQUET_ROWS:
+                self._flush(uid)
+
+    def _flush(self, uid: int) -> None:
+        import pyarrow as pa
+
+        batches = self.batches.pop(uid, None)
+        self.pending[uid] = 0
+        if batches:
+            self.writers[uid].write_table(pa.Table.from_batches(batches))
+
+    def touch(self, uid: int) -> None:
+        """Create the class's file (with its schema) even if no event of the class came."""
+        if uid not in self.writers:
+            self.files[uid] = self.directory / (
+                ocsf.file_stem(uid) + (".parquet" if self.parquet else ".ocsf.jsonl")
+            )
+            self.writers[uid] = self._open(uid)
+
+    def _open(self, uid: int):
+        if not self.parquet:
+            return open(self.files[uid], "wb")  # noqa: SIM115 - closed in close()
+        import pyarrow.parquet as pq
+
+        return pq.ParquetWriter(self.files[uid], arrow_schema(uid), compression="zstd")
+
+    def close(self) -> list[Path]:
+        for uid in list(self.batches):
+            self._flush(uid)
+        for writer in self.writers.values():
+            writer.close()
+        return [self.files[uid] for uid in sorted(self.files)]
+
+
+def arrow_schema(class_uid: int):
+    """The pyarrow schema of a class's records (ocsf.shape)."""
+    from trailseal.query import ocsf_arrow  # pyarrow loads only when Parquet is asked for
+
+    return ocsf_arrow.arrow_schema(class_uid)
+
+
+# -- to files --------------------------------------------------------------------------------------
+def export_to(
+    trail,
+    query: str,
+    fmt: str,
+    out: Path,
+    log: str | None = None,
+    progress: Callable[[int], None] | None = None,
+    class_uid: int | None = None,
+) -> ExportResult:
+    """Write an export: a file for line formats, a directory of per-class files for OCSF."""
+    check_format(fmt)
+    parse(query)  # a bad query fails before anything is created
+    if fmt in PER_CLASS:
+        return _export_classes(trail, query, out, fmt == "ocsf-parquet", log, progress, class_uid)
+    result = ExportResult(files=[out])
+    with _create(out) as sink:
+        try:
+            for chunk in stream(trail, query, fmt, log, class_uid, counter=result):
+                sink.write(chunk)
+                if progress is not None:
+                    progress(result.rows)
+        except BaseException:
+            out.unlink(missing_ok=True)
+            raise
+    return result
+
+
+def _create(out: Path) -> BinaryIO:
+    try:
+        return open(out, "xb")  # noqa: SIM115 - the caller's with closes it
+    except FileExistsError:
+        raise ExportError(f"{out} already exists: choose another --out or remove it first") from None
+    except OSError as exc:
+        raise ExportError(f"cannot write {out}: {exc.strerror}") from None
+
+
+def _export_classes(
+    trail,
+    query: str,
+    out: Path,
+    parquet: bool,
+    log: str | None,
+    progress: Callable[[int], None] | None,
+    class_uid: int | None = None,
+) -> ExportResult:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ExportError(
+            f"{out} exists and is not an empty directory: OCSF exports write one file per class"
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"cannot create {out}: {exc.strerror}") from None
+    files = ClassFiles(out, parquet)
+    result = ExportResult()
+    for count in (_write_columns if parquet else _write_lines)(trail, query, log, class_uid, files):
+        result.rows += count
+        if progress is not None:
+            progress(result.rows)
+    if class_uid is not None:
+        files.touch(class_uid)  # the one class asked for gets its file, empty or not
+    result.files = files.close()
+    result.classes = dict(sorted(files.counts.items()))
+    return result
+
+
+def _write_lines(trail, query: str, log: str | None, class_uid: int | None, files: ClassFiles) -> Iterator[int]:
+    """OCSF JSON: each page's events written; yields how many."""
+    for events in pages(trail, query, log):
+        if class_uid is not None:
+            events = [e for e in events if ocsf.class_of(e) == class_uid]
+        files.write(events)
+        yield len(events)
+
+
+def _write_columns(
+    trail, query: str, log: str | None, class_uid: int | None, files: ClassFiles
+) -> Iterator[int]:
+    """OCSF Parquet: each page decoded in one call and built column by column; yields how many."""
+    from trailseal.query import ocsf_arrow
+
+    classes, vault = ocsf_arrow.Classes(), VaultValues()
+    for name, rows, conn in _matching(trail, query, log, PARQUET_PAGE):
+        with paused_gc():  # a page's dicts live briefly and hold no cycles: no collections while they do
+            events = ocsf_arrow.decode_page(rows, lambda text, conn=conn: vault.reveal_text(conn, text))
+            groups = ocsf_arrow.by_class(events, [position for position, _ in rows], classes)
+            if class_uid is not None:
+                groups = {uid: group for uid, group in groups.items() if uid == class_uid}
+            files.write_columns(name, groups)
+            del events
+        yield sum(len(group[0]) for group in groups.values())
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """The cyclic garbage collector off for a block (as it was before, after)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+# -- who exported what -----------------------------------------------------------------------------
+def export_event(by: str, query: str, fmt: str, rows: int, time: str, **extra: Any) -> dict[str, Any]:
+    """The meta-log event recording an export (PCI DSS 10.2.1.3: who read which audit records)."""
+    return {
+        "log": "trailseal",
+        "time": time,
+        "category": "data_access",
+        "action": "trailseal.export",
+        "outcome": "success",
+        "actor": {"id": by, "type": "service"},
+        "source": {"component": "trailseal", "kind": "trailseal", "format": "trailseal"},
+        "attributes": {
+            "query": query,
+            "format": fmt,
+            "rows": rows,
+            **{k: v for k, v in extra.items() if v is not None},
+        },
+    }

@@ -73,7 +73,30 @@ class Scheduler:
 def default_jobs(trail) -> list[Job]:
     """The jobs `serve` runs for this data dir (each module adds its own factory below)."""
     jobs: list[Job] = []
+    jobs += retention_jobs(trail)
+    jobs += validate_jobs(trail)
     return jobs
+
+
+def retention_jobs(trail) -> list[Job]:
+    """`retention apply` every `[retention] apply_interval_seconds` (default 3600) when policies exist."""
+    conf = trail.config.retention or {}
+    if not conf.get("policies"):
+        return []
+    from trailseal.retention import scheduled_apply
+
+    return [Job("retention", float(conf.get("apply_interval_seconds", 3600)), scheduled_apply(trail))]
+
+
+def validate_jobs(trail) -> list[Job]:
+    """`trailseal validate` every `[compliance] validate_interval_seconds` (0 = never); failures raise alerts."""
+    interval = trail.config.compliance.validate_interval_seconds
+    if interval <= 0:
+        return []
+    from trailseal.validate import last_validation
+
+    # first run one interval after start, not at start (a fresh server has nothing to judge yet)
+    return [Job("validate", interval, lambda: last_validation(trail).run(trail), last_run=time.monotonic())]
 
 
 def start_jobs(trail) -> Scheduler:

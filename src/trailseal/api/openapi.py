@@ -84,6 +84,8 @@ def openapi_document(routes) -> dict[str, Any]:
     defs = _components(json_schema()["$defs"])
     paths: dict[str, dict] = {}
     for route in routes:
+        if not hasattr(route, "methods"):
+            continue  # a Mount (the /ui console: HTML pages with sessions, not API operations)
         path = route.path.replace("{rest:path}", "{rest}")
         permission = getattr(route.endpoint, "permission", "public")
         for method in sorted(m.lower() for m in (route.methods or ()) if m != "HEAD"):

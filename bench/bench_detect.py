@@ -290,9 +290,14 @@ def other_event(rng: random.Random, n: int) -> dict:
 MIX = [(web_event, 60), (login_event, 15), (k8s_event, 10), (cloud_event, 10), (other_event, 5)]
 
 
-def make_events(count: int, seed: int = 7) -> list[tuple[dict, bytes]]:
-    """(sealed event dict, its sealed bytes) in time order (~20 events per second)."""
+def make_events(count: int, seed: int = 7, lag: bool = False) -> list[tuple[dict, bytes]]:
+    """(sealed event dict, its sealed bytes) in time order (~20 events per second).
+
+    `lag`: trailseal receives each event 1-800 ms after its `time` (as in a live stream), instead
+    of at the same instant; the same events otherwise.
+    """
     rng = random.Random(seed)
+    delays = random.Random(seed + 1)
     builders = [b for b, weight in MIX for _ in range(weight)]
     start = 1_780_000_000.0
     events = []
@@ -301,7 +306,8 @@ def make_events(count: int, seed: int = 7) -> list[tuple[dict, bytes]]:
         stamp = format_epoch(start + n * 0.05)
         record["time"] = stamp
         record["log"] = "default"
-        sealed = from_dict(record, stamp)
+        received = format_epoch(start + n * 0.05 + delays.uniform(0.001, 0.8)) if lag else stamp
+        sealed = from_dict(record, received)
         events.append(({**to_dict(sealed.event), "index": n}, sealed.canonical))
     return events
 
@@ -430,7 +436,23 @@ def main() -> list[Result]:
     fresh = Engine(SigmaCollection.from_dicts(docs), placeholders=PLACEHOLDERS)
     print(profile(fresh, events[: EVENTS // 5]), flush=True)
     gc.unfreeze()
+    del events, sample, peer_events
+    results.append(report(lagged(docs)))
     return results
+
+
+def lagged(docs: list[dict]) -> Result:
+    """The same rules over the same events received 1-800 ms late: every event then has its own
+    clock skew to compute (the stream above has `received == time`)."""
+    events = make_events(EVENTS, lag=True)
+    gc.collect()
+    gc.freeze()
+    seconds, alerts = run_ours(Engine(SigmaCollection.from_dicts(docs), placeholders=PLACEHOLDERS), events)
+    gc.unfreeze()
+    print(f"alerts (received late; lateness well under every rule's bound): {alerts:,}", flush=True)
+    rate = EVENTS / seconds
+    return Result(f"detect: {len(docs)} rules, received 1-800 ms late", rate, None, "events/s",
+                  goal=f">= {GOAL:,}", passed=rate >= GOAL)
 
 
 if __name__ == "__main__":

@@ -221,6 +221,13 @@ def test_integrity_failed(engine: Engine):
     assert fired(engine, [spoofed]) == {}
 
 
+def test_compliance_validation_failed(engine: Engine):
+    assert fired(engine, [system_event("trailseal.validate.failed", 1)]) == {"Compliance validation check failed": 1}
+    assert fired(engine, [system_event("trailseal.validate.passed", 2)]) == {}
+    spoofed = event(action="trailseal.validate.failed", category="system")  # not from trailseal itself
+    assert fired(engine, [spoofed]) == {}
+
+
 def test_builtin_files_are_the_pack():
     names = {p.stem for p in Path(BUILTIN_DIR).glob("*.yml")}
     assert {

@@ -213,6 +213,14 @@ def test_silent_source_alerts_once_and_rearms():
     assert [a.group["source.component"] for a in watch.check("2026-03-02T10:15:01Z")] == ["payments"]
 
 
+def test_silent_source_ignores_trailseal_own_meta_events():
+    watch = SilentSourceWatch(threshold=60)
+    watch.observe(event(log="trailseal", source={"component": "trailseal-ui", "kind": "trailseal"},
+                        received="2026-03-02T10:00:00Z"))
+    watch.observe(event(source={"component": "web", "kind": "app"}, received="2026-03-02T10:00:00Z"))
+    assert [a.group["source.component"] for a in watch.check("2026-03-02T10:01:01Z")] == ["web"]
+
+
 def test_silent_source_memory_is_bounded():
     watch = SilentSourceWatch(threshold=60, max_sources=100)
     for i in range(1000):

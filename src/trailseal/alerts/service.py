@@ -4,7 +4,6 @@ the sealed indices that caused it) and then handed to the sinks."""
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -12,12 +11,15 @@ import time
 from dataclasses import asdict
 from typing import Any
 
+import msgspec
+
 from trailseal.detect.engine import Alert, Engine
 from trailseal.detect.watch import SilentSourceWatch
 from trailseal.event import from_dict
 
 log = logging.getLogger("trailseal.alerts")
 ALERT_ACTION = "detect.alert"
+_decode = msgspec.json.Decoder().decode  # the sealed bytes are canonical JSON
 LEVELS = {"informational": "info", "low": "low", "medium": "medium", "high": "high", "critical": "critical"}
 
 
@@ -27,6 +29,7 @@ class DetectionService:
     def __init__(self, trail, engine: Engine, sinks: list, silent_after: float = 600.0):
         self.trail, self.engine, self.sinks = trail, engine, sinks
         self.silent = SilentSourceWatch(silent_after)
+        self._silent_lock = threading.Lock()
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = threading.Event()
         self.delivered = 0
@@ -39,9 +42,28 @@ class DetectionService:
             thread.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop detecting, then give each sink `timeout` seconds to deliver what it holds."""
         self._stop.set()
         self._queue.put(None)
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        for sink in self.sinks:
+            close = getattr(sink, "close", None)
+            if close is not None:
+                close(max(0.1, deadline - time.monotonic()))
+
+    def sink_stats(self) -> dict[str, dict[str, int]]:
+        """Per sink: alerts delivered, given up on (dead-lettered), and waiting in its queue."""
+        stats = {}
+        for sink in self.sinks:
+            inner = getattr(sink, "sink", sink)
+            stats[getattr(sink, "name", type(sink).__name__)] = {
+                "delivered": getattr(inner, "delivered", 0), "failed": getattr(inner, "failed", 0),
+                "queued": sink.queued() if hasattr(sink, "queued") else 0}
+        return stats
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -56,12 +78,13 @@ class DetectionService:
     def _detect(self, sealed: list[tuple[str, int, bytes, tuple]]) -> None:
         alerts: list[Alert] = []
         for event_log, index, data, vault in sealed:
-            event = json.loads(data)
+            event = _decode(data)
             if event.get("action") == ALERT_ACTION:
                 continue
             event = reveal_in_memory(event, vault)
             event["log"], event["index"] = event_log, index
-            self.silent.observe(event)
+            with self._silent_lock:
+                self.silent.observe(event)
             alerts.extend(self.engine.process(event, data))
         if alerts:
             self._raise(alerts)
@@ -69,9 +92,13 @@ class DetectionService:
     def _watch(self) -> None:
         """Every few seconds, ask which sources went quiet."""
         while not self._stop.wait(min(5.0, max(0.2, self.silent.threshold / 4))):
-            alerts = self.silent.check(time.time())
-            if alerts:
-                self._raise(alerts)
+            try:
+                with self._silent_lock:  # the detect thread updates the same sources
+                    alerts = self.silent.check(time.time())
+                if alerts:
+                    self._raise(alerts)
+            except Exception:  # noqa: BLE001 - the watch must keep watching; the failure is logged
+                log.exception("silent-source check failed")
 
     def _raise(self, alerts: list[Alert]) -> None:
         events = [finding(alert, self.trail.clock()) for alert in alerts]

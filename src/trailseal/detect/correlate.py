@@ -81,15 +81,22 @@ class _Group:
 
     __slots__ = ("times", "refs", "values", "last_event", "start", "counts", "muted_until", "closes_at")
 
-    def __init__(self) -> None:
+    def __init__(self, counts_events: bool = False) -> None:
         self.times: list[float] = []
         self.refs: list[EventRef] = []
-        self.values: list[Any] = []
-        self.last_event: dict = {}  # newest event: what a chained correlation sees (not every event)
+        self.values: list[Any] = _UNUSED if counts_events else []  # event_count needs no values
+        self.last_event: dict = _NO_EVENT  # newest event: what a chained correlation sees (not every event)
         self.start = 0  # first entry inside the window that ends at the latest entry
-        self.counts: dict[Any, int] = {}  # values (or rule indices) in that window
-        self.muted_until = float("-inf")
+        self.counts: dict[Any, int] = _UNUSED_COUNTS if counts_events else {}  # values in that window
+        self.muted_until = _NEVER
         self.closes_at: float | None = None  # end of the open window (closing conditions)
+
+
+_NO_EVENT: dict = {}
+_UNUSED: list = []  # never written: event_count groups keep no values
+_UNUSED_COUNTS: dict = {}
+_NO_MATCHES: list = []  # the shared empty answer of observe (callers only read it)
+_NEVER = float("-inf")
 
 
 class Correlator:
@@ -102,7 +109,10 @@ class Correlator:
         max_groups: int = 100_000,
         max_entries: int = 10_000,
         max_evidence: int = 1000,
+        keyers: dict | None = None,
     ) -> None:
+        """`keyers`: a cache shared by the correlators of one engine, so that correlations grouping
+        by the same accessors compute an event's group key once."""
         self.spec = spec
         self.lateness = lateness
         self.max_groups = max_groups
@@ -117,6 +127,11 @@ class Correlator:
         self.evicted = 0
         self._since_sweep = 0
         self._next_sweep = float("-inf")
+        self._counts_values = spec.type == "value_count"
+        self._counts_events = spec.type == "event_count"
+        shared = {} if keyers is None else keyers
+        self._keyers = {rule: _shared_keyer(shared, spec.group_by.get(rule, ())) for rule in spec.rules}
+        self._values = {rule: _value_reader(spec.value.get(rule)) for rule in spec.rules}
 
     @property
     def watermark(self) -> float:
@@ -129,37 +144,105 @@ class Correlator:
         """One event matched referenced rule `rule`; returns the Matches it completes.
 
         `moment` is the event's time in epoch seconds when the caller already parsed it.
+        The returned list may be shared and empty: read it, do not keep or change it.
         """
         if moment is None:
             moment = epoch_seconds(event.get("time"))
-        if moment is None or rule not in self.rule_index:
-            return []
-        if moment < self.watermark:
+        group_key = self._keyers.get(rule)
+        if moment is None or group_key is None:
+            return _NO_MATCHES
+        if moment > self.max_time:
+            self.max_time = moment
+            self._since_sweep += 1
+            swept = self._sweep_if_due() if self._since_sweep >= 256 or self.closing else _NO_MATCHES
+        elif moment < self.max_time - self.lateness:
             self.late_events += 1
-            return []
-        out = self.advance(moment) if moment > self.max_time else []
-        key = tuple([_group_value(get(event)) for get in self.spec.group_by.get(rule, ())])
-        value = self._entry_value(rule, event)
-        if None in key or (self.spec.type == "value_count" and value is MISSING):
-            return out
-        group = self._group(key)
-        position = self._insert(group, moment, (event.get("log", "default"), event.get("index")), value)
+            return _NO_MATCHES
+        else:
+            swept = _NO_MATCHES
+        key = group_key(event)
+        if None in key:
+            return swept
+        if self._counts_values:
+            value = self._values[rule](event)
+            if value is MISSING:
+                return swept
+        else:
+            value = self.rule_index[rule]
+        group = self.groups.get(key)
+        if group is None:
+            group = self._new_group(key)
+        else:
+            self.groups.move_to_end(key)
+        times = group.times
+        if not times or moment >= times[-1]:
+            match = self._latest(key, group, moment, value, event)
+        else:
+            match = self._late(key, group, moment, value, event)
+        if match is None:
+            return swept
+        if swept:
+            swept.append(match)
+            return swept
+        return [match]
+
+    def _new_group(self, key: tuple) -> _Group:
+        group = self.groups[key] = _Group(self._counts_events)
+        if len(self.groups) > self.max_groups:
+            self._evict()
+        return group
+
+    def _latest(self, key: tuple, group: _Group, moment: float, value: Any, event: dict) -> Match | None:
+        """The event is the group's newest: extend the latest window and test it."""
+        times = group.times
+        times.append(moment)
+        group.refs.append((event.get("log", "default"), event.get("index")))
+        group.last_event = event
+        horizon = moment - self.spec.timespan
+        if self._counts_events:
+            if times[group.start] < horizon:
+                group.start = bisect.bisect_left(times, horizon, group.start)
+        else:
+            group.values.append(value)
+            counts = group.counts
+            counts[value] = counts.get(value, 0) + 1
+            if times[group.start] < horizon:
+                self._slide(group)
+        if len(times) > self.max_entries:
+            self._drop_front(group, len(times) - self.max_entries)
+        if self.closing:
+            if group.closes_at is None:
+                group.closes_at = moment + self.spec.timespan
+            return None
+        if moment < group.muted_until:
+            return None
+        last = len(times) - 1
+        if self._holds(group, group.start, last, latest=True):
+            return self._fire(key, group, group.start, last, event)
+        return None
+
+    def _late(self, key: tuple, group: _Group, moment: float, value: Any, event: dict) -> Match | None:
+        """The event is older than the group's newest: insert it in time order and test the
+        windows that contain it."""
+        ref = (event.get("log", "default"), event.get("index"))
+        position = self._insert(group, moment, ref, value)
         if position == len(group.times) - 1:
             group.last_event = event
         if self.closing:
             if group.closes_at is None:
                 group.closes_at = moment + self.spec.timespan
-            return out
-        match = self._check(key, group, position, event)
-        if match is not None:
-            out.append(match)
-        return out
+            return None
+        return self._check(key, group, position, event)
 
     def advance(self, moment: float) -> list[Match]:
         """Move event time forward: close finished windows and expire old state."""
         if moment > self.max_time:
             self.max_time = moment
         self._since_sweep += 1
+        return self._sweep_if_due()
+
+    def _sweep_if_due(self) -> list[Match]:
+        """Sweep every 256 events, and for closing conditions whenever the watermark moved on."""
         due = self.closing and self.watermark >= self._next_sweep
         if self._since_sweep < 256 and not due:
             return []
@@ -167,43 +250,19 @@ class Correlator:
         self._next_sweep = self.watermark + 1.0
         return self._sweep()
 
-    def _entry_value(self, rule: str, event: dict) -> Any:
-        if self.spec.type == "value_count":
-            get = self.spec.value.get(rule)
-            value = get(event) if get else MISSING
-            return MISSING if value is None or value is MISSING else _group_value(value)
-        return self.rule_index[rule]
-
-    def _group(self, key: tuple) -> _Group:
-        group = self.groups.get(key)
-        if group is None:
-            group = self.groups[key] = _Group()
-            if len(self.groups) > self.max_groups:
-                self._evict()
-        else:
-            self.groups.move_to_end(key)
-        return group
-
     def _evict(self) -> None:
         self.groups.popitem(last=False)
         self.evicted += 1
 
     def _insert(self, group: _Group, moment: float, ref: EventRef, value: Any) -> int:
-        """Insert in time order; keep the latest window's counts current. Returns the position."""
+        """Insert a late entry in time order and recount the latest window. Returns its position."""
         times = group.times
-        if not times or moment >= times[-1]:
-            times.append(moment)
-            group.refs.append(ref)
-            group.values.append(value)
-            group.counts[value] = group.counts.get(value, 0) + 1
-            self._slide(group)
-            position = len(times) - 1
-        else:
-            position = bisect.bisect_right(times, moment)
-            times.insert(position, moment)
-            group.refs.insert(position, ref)
+        position = bisect.bisect_right(times, moment)
+        times.insert(position, moment)
+        group.refs.insert(position, ref)
+        if not self._counts_events:
             group.values.insert(position, value)
-            self._recount(group)
+        self._recount(group)
         if len(times) > self.max_entries:
             self._drop_front(group, len(times) - self.max_entries)
             position = max(0, position - 1)
@@ -222,6 +281,8 @@ class Correlator:
     def _recount(self, group: _Group) -> None:
         horizon = group.times[-1] - self.spec.timespan
         group.start = bisect.bisect_left(group.times, horizon)
+        if self._counts_events:
+            return
         counts: dict[Any, int] = {}
         for value in group.values[group.start :]:
             counts[value] = counts.get(value, 0) + 1
@@ -346,6 +407,59 @@ class Correlator:
         """End of stream: close every open window."""
         self.max_time = float("inf")
         return self._sweep() if self.closing else []
+
+
+def _shared_keyer(cache: dict, getters: list[Accessor]) -> Callable[[dict], tuple]:
+    """The keyer for these accessors from the cache; it remembers the key of the last event
+    (several correlations fed the same event then compute its key once)."""
+    identity = tuple(getters)
+    found = cache.get(identity)
+    if found is None:
+        found = cache[identity] = _remembering(_keyer(getters))
+    return found
+
+
+def _remembering(keyer: Callable[[dict], tuple]) -> Callable[[dict], tuple]:
+    last: list = [None, None]  # event, its key (the event is not changed while it is processed)
+
+    def key_of(event: dict) -> tuple:
+        if last[0] is event:
+            return last[1]
+        key = last[1] = keyer(event)
+        last[0] = event
+        return key
+
+    return key_of
+
+
+def _keyer(getters: list[Accessor]) -> Callable[[dict], tuple]:
+    """The group key of an event: its group-by values, case-folded (a missing one is None)."""
+    if len(getters) == 1:
+        (get,) = getters
+
+        def one(event: dict) -> tuple:
+            value = get(event)
+            return (value.lower(),) if type(value) is str else (_group_value(value),)
+
+        return one
+    chain = tuple(getters)
+    return lambda event: tuple([_group_value(get(event)) for get in chain])
+
+
+def _value_reader(get: Accessor | None) -> Callable[[dict], Any]:
+    """The counted value of an event for value_count (MISSING when absent or null)."""
+    if get is None:
+        return _missing
+
+    def read(event: dict) -> Any:
+        value = get(event)
+        return MISSING if value is None or value is MISSING else _group_value(value)
+
+    return read
+
+
+def _missing(event: dict) -> Any:
+    return MISSING
 
 
 def _group_value(value: Any) -> Any:

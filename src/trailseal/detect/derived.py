@@ -71,10 +71,32 @@ def clock_skew_seconds(event: dict) -> object:
     sent, got = event.get("time"), event.get("received")
     if sent == got and sent is not None:
         return 0.0
+    if type(sent) is str and type(got) is str and len(sent) == 27 == len(got) and sent[:14] == got[:14]:
+        near = _same_hour_difference(sent, got)
+        if near is not None:
+            return near
     start, end = epoch_seconds(sent), epoch_seconds(got)
     if start is None or end is None:
         return MISSING
     return round(abs(end - start), 6)
+
+
+def _same_hour_difference(sent: str, got: str) -> float | None:
+    """|got - sent| for two canonical stamps of the same hour (`YYYY-MM-DDTHH:MM:SS.ffffffZ`, as
+    trailseal seals them) without parsing dates: exact, in integer microseconds."""
+    if not (sent[26] == got[26] == "Z" and sent[19] == got[19] == "." and sent[16] == got[16] == ":"):
+        return None
+    if sent[14:16] == got[14:16]:  # same minute: only the seconds differ
+        try:
+            return round(abs(float(got[17:26]) - float(sent[17:26])), 6)
+        except ValueError:
+            return None
+    try:
+        start = (int(sent[14:16]) * 60 + int(sent[17:19])) * 1_000_000 + int(sent[20:26])
+        end = (int(got[14:16]) * 60 + int(got[17:19])) * 1_000_000 + int(got[20:26])
+    except ValueError:
+        return None
+    return abs(end - start) / 1_000_000
 
 
 def _request_path(event: dict) -> str | None:

@@ -26,6 +26,14 @@ from trailseal.detect.fields import FieldPipeline, dispatch_key, logsource_predi
 from trailseal.detect.guard import key_stub, rule_guard
 from trailseal.detect.literals import necessary_literals
 from trailseal.detect.matchers import RuleCompileError
+from trailseal.detect.memo import (
+    KEY_POSITIONS,
+    MemoGroup,
+    constant_in,
+    numeric_thresholds,
+    reads_key_fields,
+    rule_reads,
+)
 from trailseal.detect.sigma import CompileContext, Predicate, compile_rule
 
 BUILTIN_DIR = Path(__file__).with_name("rules")
@@ -79,6 +87,10 @@ class _Rule:
     exact_guard: bool = False  # the guard is the whole rule: no need to run the predicate
     handles: frozenset[int] = frozenset()  # necessary literals in the text index (empty: always run)
     keywords: bool = False  # has keyword items (reads the raw text)
+    keyword_handles: frozenset[int] = frozenset()  # folded text patterns its keyword items test
+    reads: dict | None = None  # field chains the predicate reads (None: it reads the raw text)
+    thresholds: tuple | None = None  # the bounds, if the rule only compares one field with numbers
+    position: int = 0  # order among the engine's rules (alerts and correlation feeds keep it)
     correlator: Correlator | None = None
     consumers: list[_Rule] = field(default_factory=list)
 
@@ -102,7 +114,9 @@ class Engine:
     ) -> None:
         values = {**DEFAULT_PLACEHOLDERS, **(placeholders or {})}
         self.context = CompileContext(FieldPipeline(timezone=timezone), placeholders=values)
-        self.options = {"lateness": lateness, "max_groups": max_groups, "max_entries": max_entries}
+        self.options = {"lateness": lateness, "max_groups": max_groups, "max_entries": max_entries,
+                        "keyers": {}}
+        self._accessors: dict[tuple[str, str], Any] = {}  # (field, profile) -> accessor, for correlations
         self.rules: list[_Rule] = []
         self._by_object: dict[int, _Rule] = {}
         for rule in collection:
@@ -110,6 +124,7 @@ class Engine:
         self._singles = [r for r in self.rules if r.predicate is not None]
         self._closing = [r for r in self.rules if r.correlator is not None and r.correlator.closing]
         self._dispatch: dict[tuple, _Plan] = {}
+        self._shared_memos: dict[tuple, MemoGroup] = {}  # groups valid under every dispatch key
         self._moment_of: dict | None = None  # the event whose time was last parsed, and that time
         self._moment: float | None = None
 
@@ -139,14 +154,19 @@ class Engine:
             author=rule.author,
             tags=[f"{t.namespace}.{t.name}" for t in rule.tags],
             output=rule._output,
+            position=len(self.rules),
         )
         if isinstance(rule, SigmaRule):
+            before = self.context.text.folded_count()
             loaded.predicate = compile_rule(rule, self.context)
+            loaded.keyword_handles = frozenset(range(before, self.context.text.folded_count()))
             loaded.covers = logsource_predicate(rule.logsource)
             loaded.guard, loaded.exact_guard = rule_guard(rule, self.context)
             literals = necessary_literals(rule, self.context) or ()
             loaded.handles = frozenset(self.context.text.add_literal(lit) for lit in literals)
             loaded.keywords = _has_keywords(rule)
+            loaded.reads = rule_reads(rule, self.context)
+            loaded.thresholds = numeric_thresholds(rule) if loaded.reads and len(loaded.reads) == 1 else None
         elif isinstance(rule, SigmaCorrelationRule):
             loaded.group_by = list(rule.group_by or [])
             loaded.correlator = Correlator(self._spec(rule, loaded.id), **self.options)
@@ -172,7 +192,7 @@ class Engine:
             ref_id = self._by_object[id(ref.rule)].id
             profile = profile_for(_base_logsource(ref.rule))
             fields = [_alias(rule, ref, g) for g in rule.group_by or []]
-            spec.group_by[ref_id] = [pipeline.accessor(f, profile) for f in fields]
+            spec.group_by[ref_id] = [self._accessor(f, profile) for f in fields]
             if isinstance(condition, SigmaExtendedCorrelationCondition):
                 continue
             if condition.fieldref:
@@ -190,6 +210,13 @@ class Engine:
             spec.op, spec.count = condition.op.name.lower(), condition.count
         return spec
 
+    def _accessor(self, name: str, profile: str) -> Any:
+        """One accessor per field and profile: correlations sharing it share group keys."""
+        found = self._accessors.get((name, profile))
+        if found is None:
+            found = self._accessors[name, profile] = self.context.pipeline.accessor(name, profile)
+        return found
+
     def _reference_ids(self, rule: SigmaCorrelationRule) -> dict[str, str]:
         return {ref.reference: self._by_object[id(ref.rule)].id for ref in rule.referenced_rules}
 
@@ -201,16 +228,27 @@ class Engine:
         `canonical` is the event's sealed bytes if at hand; keywords then search them directly.
         """
         alerts: list[Alert] = []
-        plan = self._plan(event)
-        if canonical is not None and (plan.gated or plan.keywords):
-            self.context.text.hits(event, canonical)
+        source = event.get("source")
+        if type(source) is not dict:
+            source = {}
+        key = (source.get("kind"), source.get("format"), source.get("component"),
+               event.get("action"), event.get("category"), event.get("outcome"))
+        plan = self._dispatch.get(key) or self._new_plan(key)
+        hits = plan.text.hits(event, canonical) if plan.text is not None else ()
         for rule in plan.certain:
             self._matched(rule, event, alerts)
-        for rule in plan.always:
-            if rule.predicate(event):
+        matched = [rule for rule in plan.always if rule.predicate(event)] if plan.always else []
+        for group in plan.groups:
+            found = group.matching(event)
+            if found:
+                matched.extend(found)
+        if matched:
+            if len(matched) > 1:
+                matched.sort(key=_position)
+            for rule in matched:
                 self._matched(rule, event, alerts)
-        if plan.gated:
-            for rule in plan.candidates(self.context.text.hits(event)[0]):
+        if hits and not plan.gate_handles.isdisjoint(hits):
+            for rule in plan.candidates(hits):
                 if rule.predicate(event):
                     self._matched(rule, event, alerts)
         if self._closing:
@@ -228,29 +266,53 @@ class Engine:
     def _matched(self, rule: _Rule, event: dict, alerts: list[Alert]) -> None:
         if rule.output:
             alerts.append(_single_alert(rule, event))
-        for consumer in rule.consumers:
-            self._feed(consumer, rule.id, event, alerts)
+        if rule.consumers:
+            moment = self._moment_of_event(event)
+            for consumer in rule.consumers:
+                for match in consumer.correlator.observe(rule.id, event, moment):
+                    self._on_match(consumer, match, alerts)
 
     def _plan(self, event: dict) -> _Plan:
         key = dispatch_key(event)
-        plan = self._dispatch.get(key)
-        if plan is None:
-            if len(self._dispatch) > 8192:
-                self._dispatch.clear()
-            plan = self._dispatch[key] = _Plan(self._applicable(key))
+        return self._dispatch.get(key) or self._new_plan(key)
+
+    def _new_plan(self, key: tuple) -> _Plan:
+        if len(self._dispatch) > 8192:
+            self._dispatch.clear()
+            self._shared_memos.clear()
+        rules = self._applicable(key)
+        guarded = [self._guarded(r, key) for r in rules]
+        plan = self._dispatch[key] = _Plan(rules, key, self.context.pipeline, guarded, self._shared_memos)
+        if plan.scan:
+            plan.text = self.context.text.subset(plan.text_handles())
         return plan
 
     def _applicable(self, key: tuple) -> list[_Rule]:
         """Rules whose logsource covers the key and whose guard does not exclude it."""
         stub = key_stub(key)
-        return [r for r in self._singles if r.covers(key) and (r.guard is None or r.guard(stub))]
+        return [r for r in self._singles
+                if r.covers(key) and (r.guard is None or not self._guarded(r, key) or r.guard(stub))]
+
+    @staticmethod
+    def _guarded(rule: _Rule, key: tuple) -> bool:
+        """Whether the rule's guard may decide for this key. A key field the event lacks (None)
+        may be read from a fallback path instead (`action` -> `attributes.action`), which the
+        guard cannot see: rules reading such a field (or the raw text) are then just run."""
+        if None not in key:
+            return True
+        if rule.reads is None:
+            return False
+        return not any(len(chain) > 1 and not constant_in(chain, key) and chain[0] in KEY_POSITIONS
+                       for chain in rule.reads)
+
+    def _moment_of_event(self, event: dict) -> float | None:
+        """The event's time in epoch seconds, parsed once per event."""
+        if self._moment_of is not event:
+            self._moment_of, self._moment = event, epoch_seconds(event.get("time"))
+        return self._moment
 
     def _feed(self, rule: _Rule, source: str, event: dict, alerts: list[Alert]) -> None:
-        moment = self._moment if self._moment_of is event else None
-        if moment is None:
-            moment = epoch_seconds(event.get("time"))
-            self._moment_of, self._moment = event, moment
-        for match in rule.correlator.observe(source, event, moment):
+        for match in rule.correlator.observe(source, event, self._moment_of_event(event)):
             self._on_match(rule, match, alerts)
 
     def _on_match(self, rule: _Rule, match: Match, alerts: list[Alert]) -> None:
@@ -281,31 +343,86 @@ class Engine:
 
 
 class _Plan:
-    """The rules for one dispatch key: certain matches, rules always run, rules gated by literals."""
+    """The rules for one dispatch key: certain matches, rules remembered by field value, rules
+    always run, rules gated by literals."""
 
-    __slots__ = ("certain", "always", "gated", "gate", "keywords")
+    __slots__ = ("certain", "groups", "always", "gated", "gate", "gate_handles", "keywords", "scan", "text")
 
-    def __init__(self, rules: list[_Rule]) -> None:
-        self.certain = tuple(r for r in rules if r.exact_guard)  # decided by the key alone
-        rest = [r for r in rules if not r.exact_guard]
-        self.always = tuple(r for r in rest if not r.handles)
+    def __init__(self, rules: list[_Rule], key: tuple, pipeline: Any, guarded: list[bool], shared: dict) -> None:
+        exact = [r.exact_guard and trusted for r, trusted in zip(rules, guarded, strict=True)]
+        self.certain = tuple(r for r, decided in zip(rules, exact, strict=True) if decided)  # by the key alone
+        rest = [r for r, decided in zip(rules, exact, strict=True) if not decided]
+        ungated = [r for r in rest if not r.handles]
+        self.groups = _memo_groups([r for r in ungated if r.reads is not None], key, pipeline, shared)
+        self.always = tuple(r for r in ungated if r.reads is None)
         self.keywords = any(r.keywords for r in rules)
         self.gated = tuple(r for r in rest if r.handles)
+        self.scan = bool(self.gated) or self.keywords
         self.gate: dict[int, list[int]] = {}
         for position, rule in enumerate(self.gated):
             for handle in rule.handles:
                 self.gate.setdefault(handle, []).append(position)
+        self.gate_handles = frozenset(self.gate)
+        self.text = None  # the text patterns this key's rules use (set by the engine when it scans)
+
+    def text_handles(self) -> frozenset[int]:
+        """Literals of the gated rules and keywords of every rule that may run for this key."""
+        handles = set(self.gate_handles)
+        for rule in (*self.always, *self.gated, *(r for g in self.groups for r in g.rules)):
+            handles |= rule.keyword_handles
+        return frozenset(handles)
 
     def candidates(self, hits: frozenset[int]) -> list[_Rule]:
         """Gated rules with at least one literal among the hits, in rule order."""
-        if not hits:
-            return []
         positions: set[int] = set()
         for handle in hits:
             found = self.gate.get(handle)
             if found:
                 positions.update(found)
         return [self.gated[p] for p in sorted(positions)]
+
+
+def _memo_groups(rules: list[_Rule], key: tuple, pipeline: Any, shared: dict) -> tuple[MemoGroup, ...]:
+    """Group rules by the fields they read that are not constant under the key. A group whose
+    rules read no key field gives the same answers under every key: one is shared by all keys."""
+    by_fields: dict[tuple, list[_Rule]] = {}
+    names: dict[tuple, str] = {}
+    for rule in rules:
+        varying = tuple(sorted(chain for chain in rule.reads if not constant_in(chain, key)))
+        by_fields.setdefault(varying, []).append(rule)
+        names.update((chain, rule.reads[chain]) for chain in varying)
+    groups = []
+    for chains, members in by_fields.items():
+        identity = (tuple(r.position for r in members), chains)
+        group = shared.get(identity)
+        if group is None:
+            getters = [_chain_getter(pipeline, chain, names[chain]) for chain in chains]
+            group = MemoGroup(tuple(members), getters or [_nothing], _shared_thresholds(members, chains))
+            if not any(reads_key_fields(r.reads) for r in members):
+                shared[identity] = group
+        groups.append(group)
+    return tuple(groups)
+
+
+def _shared_thresholds(rules: list[_Rule], chains: tuple) -> tuple | None:
+    """All the rules' bounds, when each of them only compares the group's one field with numbers."""
+    if len(chains) != 1 or any(r.thresholds is None for r in rules):
+        return None
+    return tuple(bound for r in rules for bound in r.thresholds)
+
+
+def _chain_getter(pipeline: Any, chain: tuple, name: str):
+    from trailseal.detect.paths import first_present
+
+    return first_present([pipeline._single(path) for path in chain])
+
+
+def _nothing(event: dict) -> None:
+    return None
+
+
+def _position(rule: _Rule) -> int:
+    return rule.position
 
 
 # -- helpers ------------------------------------------------------------------------------------

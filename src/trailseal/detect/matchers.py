@@ -267,7 +267,10 @@ def compare_test(value: SigmaCompareExpression) -> ValueTest:
     bound = value.number.number
 
     def test(actual: Any) -> bool:
-        if type(actual) is bool:
+        kind = type(actual)
+        if kind is float or kind is int:
+            return compare(actual, bound)
+        if kind is bool:
             return False
         number = as_number(actual)
         return number is not None and compare(number, bound)

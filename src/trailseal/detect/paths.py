@@ -21,8 +21,47 @@ def path_getter(path: str) -> Accessor:
     return _deep(parts)
 
 
+UNROLL_PARTS = 6  # paths up to this many parts get generated straight-line code (2^(n-1) branches)
+
+
 def _deep(parts: tuple[str, ...]) -> Accessor:
     """Three or more parts: walk dicts, trying literal dotted keys (longest first) on a miss."""
+    if len(parts) <= UNROLL_PARTS:
+        return _unrolled(parts)
+    return _looping(parts)
+
+
+def _unrolled(parts: tuple[str, ...]) -> Accessor:
+    """_looping's walk as generated code: every split of the path into keys written out, tried in
+    the same order (the next part first, then dotted keys longest first), no loop, no index."""
+    lines = ["def get(event):"]
+    _emit_step(parts, 0, "event", 0, 1, lines)
+    namespace = {"MISSING": MISSING, "_walk": _walk, "parts": parts}
+    exec(compile("\n".join(lines), f"<path {'.'.join(parts)}>", "exec"), namespace)  # noqa: S102
+    return namespace["get"]
+
+
+def _emit_step(parts: tuple[str, ...], start: int, node: str, depth: int, indent: int, lines: list[str]) -> None:
+    """Code that reads parts[start:] from the dict in variable `node`, returning the value."""
+    pad = "    " * indent
+    child = f"c{depth}"
+    size = len(parts)
+    for end in [start + 1, *range(size, start + 1, -1)]:
+        key = ".".join(parts[start:end])
+        lines.append(f"{pad}{child} = {node}.get({key!r}, MISSING)")
+        lines.append(f"{pad}if {child} is not MISSING:")
+        inner = "    " * (indent + 1)
+        if end == size:
+            lines.append(f"{inner}return {child}")
+            continue
+        lines.append(f"{inner}if type({child}) is not dict:")
+        lines.append(f"{inner}    return _walk({child}, parts, {end}) if type({child}) is list else MISSING")
+        _emit_step(parts, end, child, depth + 1, indent + 1, lines)
+    lines.append(f"{pad}return MISSING")
+
+
+def _looping(parts: tuple[str, ...]) -> Accessor:
+    """The walk as a loop, for long paths."""
     size = len(parts)
     dotted = [[(j, ".".join(parts[i:j])) for j in range(size, i + 1, -1)] for i in range(size)]
 
@@ -102,6 +141,10 @@ def first_present(accessors: list[Accessor]) -> Accessor:
     """An accessor returning the first value that is present (coalesce)."""
     if len(accessors) == 1:
         return accessors[0]
+    if len(accessors) == 2:
+        return _either(*accessors)
+    if len(accessors) == 3:
+        return _one_of_three(*accessors)
     chain = tuple(accessors)
 
     def get(event: dict) -> Any:
@@ -110,5 +153,28 @@ def first_present(accessors: list[Accessor]) -> Accessor:
             if value is not MISSING:
                 return value
         return MISSING
+
+    return get
+
+
+def _either(first: Accessor, second: Accessor) -> Accessor:
+    """first's value if present, else second's."""
+
+    def get(event: dict) -> Any:
+        value = first(event)
+        return value if value is not MISSING else second(event)
+
+    return get
+
+
+def _one_of_three(first: Accessor, second: Accessor, third: Accessor) -> Accessor:
+    """The first present of three values."""
+
+    def get(event: dict) -> Any:
+        value = first(event)
+        if value is not MISSING:
+            return value
+        value = second(event)
+        return value if value is not MISSING else third(event)
 
     return get

@@ -283,7 +283,7 @@ def _keywords(values: list, every: bool, text: TextIndex) -> Predicate:
     want_folded, want_cased = frozenset(folded), frozenset(cased)
 
     def predicate(event: dict) -> bool:
-        hit_folded, hit_cased = text.hits(event)
+        hit_folded, hit_cased = text.hits(event, wanted=want_folded)
         return not want_folded.isdisjoint(hit_folded) or not want_cased.isdisjoint(hit_cased)
 
     return _with_cost(predicate, 20)

@@ -28,6 +28,8 @@ class SilentSourceWatch:
     def observe(self, event: dict) -> None:
         """Note that the event's source is alive."""
         source = event.get("source") or {}
+        if source.get("kind") == "trailseal":
+            return  # our own meta events come and go with readers; they are not a monitored source
         component = source.get("component")
         stamp = event.get("received") or event.get("time")
         moment = epoch_seconds(stamp)

@@ -1,0 +1,131 @@
+"""The fast paths of issue 6 give the answers of the plain code they replace."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sigma.types import SigmaCompareExpression, SigmaNumber
+
+from tests.detect.conftest import event
+from tests.detect.test_correlate import BASE, correlator, ev
+from trailseal.detect.correlate import CorrelationSpec, Correlator, format_epoch
+from trailseal.detect.matchers import compare_test
+from trailseal.detect.memo import CHECK_EVERY, MemoGroup
+from trailseal.detect.paths import MISSING, _looping, _unrolled, first_present, path_getter
+
+KEYS = ["a", "b", "c", "d", "a.b", "b.c", "c.d", "a.b.c", "b.c.d", "a.b.c.d"]
+leaves = st.one_of(st.integers(), st.text(max_size=3), st.none())
+documents = st.recursive(
+    leaves,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(KEYS), inner, max_size=5)),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.sampled_from(KEYS), documents, max_size=6))
+def test_generated_path_reads_equal_the_loop(event: dict):
+    for parts in (("a", "b", "c"), ("a", "b", "c", "d"), ("b", "c", "d"), ("a", "b", "c", "d", "e")):
+        assert repr(_unrolled(parts)(event)) == repr(_looping(parts)(event)), parts
+
+
+def test_generated_path_reads_dotted_keys_and_lists():
+    get = path_getter("attributes.aws.user_identity.arn")
+    assert get({"attributes": {"aws.user_identity": {"arn": "x"}}}) == "x"
+    assert get({"attributes": {"aws": {"user_identity": {"arn": "y"}}}}) == "y"
+    assert get({"attributes": {"aws": [{"user_identity.arn": 1}, {"user_identity": {"arn": 2}}]}}) == [1, 2]
+    assert get({"attributes": {"aws": "flat"}}) is MISSING
+
+
+def test_first_present_of_two_and_three():
+    a, b, c = path_getter("a"), path_getter("b"), path_getter("c")
+    assert first_present([a, b])({"b": 0}) == 0
+    assert first_present([a, b, c])({"c": None, "b": MISSING}) is None
+    assert first_present([a, b, c])({}) is MISSING
+
+
+def test_correlations_sharing_group_keys_match_as_if_alone():
+    shared: dict = {}
+    get = path_getter("attributes.key")
+
+    def spec(name: str, count: int) -> CorrelationSpec:
+        return CorrelationSpec(id=name, type="event_count", rules=["r"], timespan=60, op="gte", count=count,
+                               group_by={"r": [get]})
+
+    together = [Correlator(spec("a", 2), keyers=shared), Correlator(spec("b", 3), keyers=shared)]
+    alone = [correlator(count=2), correlator(count=3)]
+    events = [ev(t, key=k, index=i) for i, (t, k) in enumerate([(0, "x"), (1, "y"), (2, "x"), (3, "X"), (4, "y")])]
+    for item in events:
+        for mine, theirs in zip(together, alone, strict=True):
+            assert [m.event_indices for m in mine.observe("r", item)] == \
+                   [m.event_indices for m in theirs.observe("r", item)]
+    assert len(shared) == 1  # one keyer for both correlations
+    assert together[1].groups.keys() == {("x",), ("y",)}  # keys folded: "X" joined "x"
+
+
+def test_observe_answers_nothing_without_sharing_state():
+    corr = correlator(count=2)
+    assert corr.observe("r", ev(0)) == []
+    assert corr.observe("other", ev(1)) == []
+    fired = corr.observe("r", ev(2))
+    assert len(fired) == 1 and fired[0].last_time == format_epoch(BASE + 2)
+    assert corr.observe("r", ev(3)) == []  # muted for a timespan; the empty answer stayed empty
+
+
+class _Rule:
+    def __init__(self, predicate):
+        self.predicate = predicate
+
+
+def test_memo_group_remembers_then_runs_directly_when_values_do_not_repeat():
+    calls = []
+    rule = _Rule(lambda event: calls.append(event) or event["v"] > 5)
+    group = MemoGroup((rule,), [path_getter("v")])
+    assert group.matching({"v": 7}) == (rule,) and group.matching({"v": 7}) == (rule,)
+    assert len(calls) == 1 and not group.direct
+    for value in range(CHECK_EVERY + 1):
+        group.matching({"v": value})
+    assert group.direct and group.matching is group.evaluate
+    assert group.matching({"v": 3}) == ()
+
+
+def test_numeric_compare_fast_path_keeps_sigma_semantics():
+    test = compare_test(SigmaCompareExpression(SigmaNumber(300), SigmaCompareExpression.CompareOperators.GT))
+    assert test(300.5) and test(301) and test("301")
+    assert not test(300) and not test(True) and not test("x") and not test(None)
+
+
+def test_numbers_are_remembered_by_where_they_fall_among_the_bounds():
+    from tests.detect.test_memo import engine_of, fired, rule
+
+    engine = engine_of(rule("over", {"sel": {"attributes.skew|gt": 300}}),
+                       rule("at_least", {"sel": {"attributes.skew|gte": 300}}),
+                       rule("between", {"sel": {"attributes.skew|gt": 10, "attributes.skew|lt": 20}}))
+    cases = [(300, ["at_least"]), (300.0001, ["over", "at_least"]), (299.9, []), (15, ["between"]),
+             (10, []), (float("nan"), []), (True, []), ("301", ["over", "at_least"]), (float("inf"), ["over", "at_least"])]
+    sealed = event(attributes={"skew": 0})
+
+    def with_skew(value: object) -> dict:  # NaN and infinity cannot be sealed, but can reach the engine
+        return {**sealed, "attributes": {"skew": value}}
+
+    for _ in range(2):
+        for value, expected in cases:
+            assert fired(engine, with_skew(value)) == expected, value
+    for step in range(CHECK_EVERY * 2):  # every value new, but only a few places among the bounds
+        skew = 300 + step % 7 / 1000 - 0.003
+        assert fired(engine, with_skew(skew)) == (["over", "at_least"] if skew > 300 else
+                                                                   ["at_least"] if skew == 300 else [])
+    groups = [g for plan in engine._dispatch.values() for g in plan.groups]
+    over = next(g for g in groups if g.rules[0].id == "over")
+    assert not over.direct and len(over.memo) <= 8
+
+
+def test_only_pure_numeric_comparisons_get_bounds():
+    from tests.detect.test_memo import engine_of, rule
+
+    engine = engine_of(rule("skew", {"sel": {"attributes.skew|gt": 300}}),
+                       rule("two", {"sel": {"attributes.skew|gt": 1, "attributes.other": "x"}}),
+                       rule("text", {"sel": {"attributes.skew": "300"}}))
+    assert [r.thresholds for r in engine.rules] == [(300,), None, None]
+    between = engine_of(rule("between", {"sel": {"attributes.skew|gt": 10, "attributes.skew|lt": 20}}))
+    assert between.rules[0].thresholds == (10, 20)

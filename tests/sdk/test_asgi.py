@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
+
+import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from fastapi import HTTPException as FastAPIHTTPException
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
-from trailseal.sdk import set_actor
+from tests.api.server import free_port
+from trailseal.sdk import current_actor, set_actor
 from trailseal.sdk.asgi import TrailsealMiddleware
 
 TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -151,3 +159,89 @@ def test_oversized_paths_and_user_agents_cannot_hide_a_request(client, events):
     (event,) = events(1)
     assert event["outcome"] == "failure" and event["request"]["path"].startswith("/x/x")
     assert len(event["request"]["path"]) <= 1024 and len(event["actor"]["user_agent"]) <= 1024
+
+
+def test_a_malformed_actor_from_the_resolver_keeps_the_event_with_its_id(client, events):
+    app = starlette_app()
+    app.add_middleware(TrailsealMiddleware, client=client, actor_resolver=lambda r: {"id": 5, "roles": "admin"})
+    with TestClient(app, client=("192.0.2.7", 1)) as web:
+        assert web.get("/items/1").status_code == 200
+    (event,) = events(1)
+    assert event["actor"]["id"] == "5" and event["actor"]["ip"] == "192.0.2.7" and "roles" not in event["actor"]
+
+
+def test_a_client_with_only_log_gets_the_events_fields():
+    class Recorder:  # any object with log(**fields): an adapter to another sink
+        def __init__(self):
+            self.calls = []
+
+        def log(self, **fields):
+            self.calls.append(fields)
+
+    recorder = Recorder()
+    app = starlette_app()
+    app.add_middleware(TrailsealMiddleware, client=recorder)
+    with TestClient(app) as web:
+        web.get("/items/3", headers={"user-agent": "ua/1", "traceparent": TRACE})
+    (fields,) = recorder.calls
+    assert (fields["action"], fields["outcome"], fields["request"]["path"]) == (
+        "http.request", "success", "/items/{item_id}")
+    assert fields["actor"]["user_agent"] == "ua/1" and fields["request"]["trace_id"] == TRACE[3:35]
+    assert "time" not in fields and "source" not in fields
+
+
+def test_events_keep_the_order_of_answers_when_the_app_works_on_after_answering(client, events):
+    """A background task runs after the answer is sent, and the server takes the client's next request
+    meanwhile: the first request's event must be queued with its answer, not after its background work."""
+    async def slow_afterwards(request):
+        return PlainTextResponse("first", background=BackgroundTask(asyncio.sleep, 0.3))
+
+    async def quick(request):
+        return PlainTextResponse("second")
+
+    app = Starlette(routes=[Route("/slow-afterwards", slow_afterwards), Route("/quick", quick)])
+    app.add_middleware(TrailsealMiddleware, client=client)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.config.port}") as web:
+            assert [web.get(p).text for p in ("/slow-afterwards", "/quick")] == ["first", "second"]
+        time.sleep(0.4)  # the background task is over: nothing else is on its way
+    finally:
+        server.should_exit = True
+        thread.join(5)
+    assert [e["request"]["path"] for e in events(2)] == ["/slow-afterwards", "/quick"]
+
+
+def test_events_logged_inside_a_request_carry_its_actor_origin_and_trace(client, events):
+    async def export(request):
+        set_actor("dana")
+        client.log(category="data_access", action="report.export", target="report-7")
+        return JSONResponse(current_actor())
+
+    app = Starlette(routes=[Route("/export", export)])
+    app.add_middleware(TrailsealMiddleware, client=client)
+    with TestClient(app, client=("198.51.100.8", 1)) as web:
+        seen = web.get("/export", headers={"user-agent": "ua/2", "traceparent": TRACE}).json()
+    assert seen == {"id": "dana", "ip": "198.51.100.8", "user_agent": "ua/2"}
+    inner, request = events(2)
+    assert inner["action"] == "report.export" and inner["actor"] == {**seen, "type": "user"}
+    assert inner["request"]["trace_id"] == request["request"]["trace_id"] == TRACE[3:35]
+    assert request["actor"] == inner["actor"] and request["request"]["path"] == "/export"
+
+
+def test_events_logged_inside_a_request_ask_the_resolver_for_its_actor(client, events):
+    async def export(request):
+        client.log(category="data_access", action="report.export", target="report-8")
+        return PlainTextResponse("ok")
+
+    app = Starlette(routes=[Route("/export", export)])
+    app.add_middleware(TrailsealMiddleware, client=client, actor_resolver=lambda r: r.headers.get("x-user"))
+    with TestClient(app, client=("198.51.100.9", 1)) as web:
+        assert web.get("/export", headers={"x-user": "frank", "user-agent": "ua/3"}).status_code == 200
+    inner, request = events(2)
+    assert inner["actor"] == request["actor"] == {"id": "frank", "type": "user", "ip": "198.51.100.9",
+                                                  "user_agent": "ua/3"}

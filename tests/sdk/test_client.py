@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.api.server import free_port
 from tests.conftest import REPO
 from tests.sdk.conftest import sealed
@@ -182,3 +184,10 @@ def test_a_forked_child_gets_its_own_slot_threads_and_ids(live, log_name, tmp_pa
     assert sorted(e["action"] for e in got) == ["fork.before"] + ["fork.child"] * 3 + ["fork.parent"] * 3
     assert len({e["id"] for e in got}) == 7
     assert {p.name for p in tmp_path.glob("slot-*")} == {"slot-0", "slot-1"}
+
+
+def test_a_misconfigured_client_is_refused_when_it_is_made(tmp_path):
+    with pytest.raises(ValueError, match="ledger name"):
+        Client("http://127.0.0.1:9", "t", log="Bad Log", spool_dir=tmp_path)
+    with pytest.raises(ValueError, match="source"):
+        Client("http://127.0.0.1:9", "t", source_kind="mainframe", spool_dir=tmp_path)

@@ -190,3 +190,36 @@ def test_a_write_the_disk_refuses_leaves_no_partial_line(tmp_path, monkeypatch):
     monkeypatch.setattr("trailseal.sdk.spool.os.write", real_write)
     spool.append(lines("d"))
     assert spool.pending == 2 and drain(spool) == ["a", "d"]
+
+
+def test_a_torn_ack_mark_replays_the_segment_rather_than_skip_events(tmp_path):
+    spool = Spool(tmp_path)
+    spool.append(lines("a", "b", "c"))  # 12 bytes a line
+    spool.ack(spool.read(2, 1 << 20))
+    spool.close()
+    ack = tmp_path / "slot-0" / "ack"
+    assert ack.read_text().split()[:2] == ["1", "24"]
+    ack.write_bytes(ack.read_bytes().replace(b"24", b"36", 1))  # digits of a later mark over this one's
+    again = Spool(tmp_path)
+    assert drain(again) == ["a", "b", "c"]  # replayed (the server deduplicates by id), nothing skipped
+
+
+def test_a_batch_is_read_as_one_block_and_split_into_lines_on_demand(tmp_path):
+    spool = Spool(tmp_path)
+    spool.append(lines(*"abcdefg"))
+    batch = spool.read(5, 40)  # at most 40 bytes: three 12-byte lines
+    assert (batch.count, batch.end, batch.body()) == (3, 36, b"".join(lines("a", "b", "c")))
+    assert batch.lines == lines("a", "b", "c")
+    assert spool.read(2, 1 << 20).count == 2
+    assert Spool(tmp_path / "other", max_bytes=1 << 20).read(5, 5).count == 0
+
+
+def test_a_line_longer_than_the_batch_limit_is_sent_alone(tmp_path):
+    spool = Spool(tmp_path)
+    big = json.dumps({"id": "big", "pad": "x" * 5000}).encode() + b"\n"
+    spool.append([*lines("a"), big, *lines(*"bcdefghij")])
+    assert spool.read(10, 100).lines == lines("a")
+    spool.ack(spool.read(10, 100))
+    assert spool.read(10, 100).lines == [big]  # longer than 100 bytes, yet never stuck
+    spool.ack(spool.read(10, 100))
+    assert spool.read(10, 100).lines == lines(*"bcdefghi")  # eight 12-byte lines: 96 of the 100 bytes

@@ -4,28 +4,21 @@
 
 The path is the route template (``/users/{user_id}``) when the app's router matched one, the actor comes
 from ``set_actor()``, the ``actor_resolver(request)`` option, or Starlette's ``request.user``.
+
+Per request the middleware only notes the status and body size as the response passes and queues the
+scope; headers, client IP, route template and the event are worked out on the client's writer thread.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from starlette.requests import Request
 
+from trailseal.sdk.context import Origin, RequestContext
 from trailseal.sdk.web import Exchange, HttpAuditor
 
-WANTED_HEADERS = {b"x-forwarded-for": "forwarded_for", b"user-agent": "user_agent", b"traceparent": "traceparent"}
-
-
-def route_template(scope: dict[str, Any], base_root: str) -> str | None:
-    """The matched route's template, with the prefixes of any Mounts it sits under."""
-    route = scope.get("route")
-    template = getattr(route, "path_format", None) or getattr(route, "path", None)
-    if not isinstance(template, str):
-        return None
-    mounted = scope.get("root_path", "")[len(base_root):]
-    return mounted + template
+WANTED_HEADERS = {b"x-forwarded-for": 0, b"user-agent": 1, b"traceparent": 2}
 
 
 def starlette_user(scope: dict[str, Any]) -> Any:
@@ -34,13 +27,13 @@ def starlette_user(scope: dict[str, Any]) -> Any:
     return user if getattr(user, "is_authenticated", False) else None
 
 
-def request_headers(scope: dict[str, Any]) -> dict[str, str | None]:
-    """The few headers the event needs, in one pass."""
-    found: dict[str, str | None] = dict.fromkeys(WANTED_HEADERS.values())
+def request_headers(scope: dict[str, Any]) -> list[str | None]:
+    """X-Forwarded-For, User-Agent and traceparent, in one pass over the headers."""
+    found: list[str | None] = [None, None, None]
     for name, value in scope.get("headers", ()):
-        key = WANTED_HEADERS.get(name)
-        if key is not None:
-            found[key] = value.decode("latin-1")
+        slot = WANTED_HEADERS.get(name)
+        if slot is not None:
+            found[slot] = value.decode("latin-1")
     return found
 
 
@@ -53,33 +46,53 @@ class TrailsealMiddleware:
         self.auditor = HttpAuditor(client, **options)
         resolver = self.auditor.actor_resolver
         self.auditor.actor_resolver = (lambda scope: resolver(Request(scope))) if resolver else None
+        self.exclude = self.auditor.exclude
+        self.reader, self.ask = self.origin, self.resolve_early  # bound once, not per request
+
+    def origin(self, scope: dict[str, Any]) -> Origin:
+        """The request's client IP, user agent and trace, from its scope (asked for after the request)."""
+        forwarded_for, user_agent, traceparent = request_headers(scope)
+        peer = scope.get("client")
+        return self.auditor.origin(peer[0] if peer else None, forwarded_for, user_agent, traceparent)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or self.auditor.exclude(scope["path"]):
+        if scope["type"] != "http" or self.exclude(scope["path"]):
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
-        headers = request_headers(scope)
-        peer = scope.get("client")
-        ctx, token = self.auditor.begin(peer[0] if peer else None, headers["forwarded_for"],
-                                        headers["user_agent"], headers["traceparent"])
-        self.auditor.resolve(scope, ctx, starlette_user)
-        exchange = Exchange(scope["method"], scope["path"])
+        auditor = self.auditor
+        exchange, token = auditor.begin(scope, self.reader, scope["method"], scope["path"], self.ask)
         base_root = scope.get("root_path", "")
 
         async def watch(message: dict) -> None:
-            if message["type"] == "http.response.body":
-                exchange.bytes += len(message.get("body", b""))
-            elif message["type"] == "http.response.start":
+            kind = message["type"]
+            if kind == "http.response.body":
+                body = message.get("body")
+                if body:
+                    exchange.bytes += len(body)
+                if not message.get("more_body", False) and not exchange.queued:
+                    self.close(scope, exchange, token, base_root)  # before the answer's last bytes go out
+            elif kind == "http.response.start":
                 exchange.status = message["status"]
             await send(message)
 
         try:
             await self.app(scope, receive, watch)
         except Exception as exc:
-            exchange.error = exc
+            if not exchange.queued:
+                exchange.error = exc
             raise
         finally:
-            exchange.template = route_template(scope, base_root)
-            self.auditor.resolve(scope, ctx, starlette_user)
-            self.auditor.finish(exchange, ctx, token, started)
+            if not exchange.queued:
+                self.close(scope, exchange, token, base_root)
+
+    def resolve_early(self, ctx: RequestContext) -> None:
+        """Who acts, asked for by something logged during the request (a database hook, ``log()``)."""
+        self.auditor.resolve(ctx.raw, ctx, starlette_user)
+
+    def close(self, scope: dict, exchange: Exchange, token: Any, base_root: str) -> None:
+        """Note the matched route and the actor, and queue the request's event."""
+        exchange.route = scope.get("route")
+        exchange.prefix = scope.get("root_path", "")[len(base_root):]
+        if self.auditor.actor_resolver is not None or "user" in scope:
+            self.auditor.resolve(scope, exchange, starlette_user)
+        self.auditor.finish(exchange, token)

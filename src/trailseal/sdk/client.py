@@ -13,6 +13,7 @@ import atexit
 import hashlib
 import logging
 import os
+import re
 import socket
 import tempfile
 import threading
@@ -27,9 +28,17 @@ from typing import Any
 
 import msgspec
 
-from trailseal.event import MAX_EVENT_BYTES, Event, EventError, format_time, normalize_time
+from trailseal.event import (
+    LOG_PATTERN,
+    MAX_EVENT_BYTES,
+    Event,
+    EventError,
+    Source,
+    format_time,
+    normalize_time,
+)
 from trailseal.event import _check_value as check_value
-from trailseal.sdk.context import actor_dict, current
+from trailseal.sdk.context import actor_dict, current, with_origin
 from trailseal.sdk.spool import Batch, MemorySpool, Spool
 from trailseal.sdk.transport import Reply, Transport, backoff
 
@@ -111,6 +120,14 @@ def default_spool_dir(url: str) -> Path:
     return Path(base) / hashlib.sha256(url.rstrip("/").encode()).hexdigest()[:12]
 
 
+def checked_source(source: dict[str, Any]) -> Source:
+    """The client's ``source``, validated once (every event carries it)."""
+    try:
+        return msgspec.convert(source, Source)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"invalid source for the client: {exc}") from None
+
+
 class Client:
     """Log audit events to a trailseal server without blocking or failing the application."""
 
@@ -125,6 +142,9 @@ class Client:
         self.url, self.token, self.verify, self.timeout = url, token, verify, timeout
         self.log_name = log
         self.source = {"component": source, "kind": source_kind, "host": socket.gethostname()}
+        self._source = checked_source(self.source)
+        if log is not None and not re.fullmatch(LOG_PATTERN, log):
+            raise ValueError(f"log {log!r} is not a ledger name (lower-case letters, digits, '.', '_', '-')")
         self.default_actor = actor_dict(actor) or {"id": source, "type": "service"}
         self.spool_dir = default_spool_dir(url) if spool_dir is None or spool_dir is True else spool_dir
         self.spool_options = {"max_bytes": spool_max_bytes, "segment_bytes": segment_bytes, "fsync": fsync}
@@ -223,11 +243,24 @@ class Client:
         assigned off the caller's thread, which makes this the cheapest call (middleware and hooks use it)."""
         self._put(fields.pop("id", None), fields)
 
+    def submit(self, record: Any) -> None:
+        """Queue an event that ``record.to_event(id, time, source, log)`` builds on the writer thread, at
+        ``record.ns`` (the middleware's raw facts of a request): the caller pays for one append."""
+        try:
+            queue = self._queue
+            if (len(queue) >= self.max_queue or self._closed) and not self._make_room():
+                return
+            queue.append(record)
+            if len(queue) >= self._wake_at:
+                self._wake.set()
+        except Exception as exc:  # noqa: BLE001 - never into application code
+            self._report("invalid", f"submit() failed: {exc!r}", counter="invalid")
+
     def _put(self, event_id: str | None, fields: dict[str, Any]) -> bool:
-        """Append to the queue with the time and the request context of this moment."""
+        """Append to the queue with the time and the request context (its actor as of now) of this moment."""
         try:
             ctx = current.get()
-            item = (time.time_ns(), event_id, fields, ctx and (ctx.actor, ctx.trace_id, ctx.span_id))
+            item = (time.time_ns(), event_id, fields, ctx and (ctx.who(), ctx))
             queue = self._queue
             if (len(queue) >= self.max_queue or self._closed) and not self._make_room():
                 return False
@@ -300,7 +333,9 @@ class Client:
         self._append(lines)
 
     def _append(self, lines: list[bytes]) -> None:
-        """Spool validated lines (counting what did not fit) and tell the sender."""
+        """Spool validated lines (counting what did not fit) and tell the sender when it has something to
+        do: start lingering over a first event, or send a full batch (waking it for less costs the
+        application's threads a GIL hand-over each time)."""
         if not lines:
             return
         kept = self._spool.append(lines)
@@ -308,8 +343,10 @@ class Client:
         if kept < len(lines):
             self._report("dropped", f"spool full: {len(lines) - kept} events dropped", len(lines) - kept,
                          counter="dropped")
-        with self._cv:
-            self._cv.notify()
+        pending = self._spool.pending
+        if kept and (pending <= kept or pending >= self.batch_size):
+            with self._cv:
+                self._cv.notify()
 
     def _post_barrier(self, barrier: _Barrier) -> None:
         """Hand a flush() marker to the sender, due once everything spooled so far is sealed."""
@@ -318,18 +355,22 @@ class Client:
             self._barriers.append(barrier)
             self._cv.notify()
 
-    def _encode(self, item: tuple) -> bytes | None:
+    def _encode(self, item: Any) -> bytes | None:
         """One NDJSON line, validated against trailseal.event's schema; None (counted, reported) if invalid.
         (The server makes the canonical form; the client only has to send what it will accept.)"""
         try:
-            event = msgspec.convert(self._build(item), Event)
-            check_value(event.attributes, "attributes", 1)
+            if type(item) is tuple:  # log() and emit(): (ns, id, fields, request context)
+                event = msgspec.convert(self._build(item), Event)
+                check_value(event.attributes, "attributes", 1)
+            else:  # submit(): a record that builds its event
+                event = item.to_event(new_id(), self._clock(item.ns), self._source, self.log_name)
             line = _encoder.encode(event)
             if len(line) > MAX_EVENT_BYTES - 64:  # the server adds `received`
                 raise EventError(f"event is {len(line)} bytes; the limit is {MAX_EVENT_BYTES}")
         except Exception as exc:  # noqa: BLE001 - one bad event must not take its group down
             self._count(logged=1)
-            self._report("invalid", f"event {item[1] or ''} is invalid: {exc}", counter="invalid")
+            event_id = item[1] if type(item) is tuple else None
+            self._report("invalid", f"event {event_id or ''} is invalid: {exc}", counter="invalid")
             return None
         return line + b"\n"
 
@@ -340,7 +381,8 @@ class Client:
         event["id"] = event_id or new_id()
         event["source"] = self.source
         event["actor"] = self._actor(event.get("actor"), ctx)
-        event["time"] = self._time(event.get("time"), ns)
+        given = event.get("time")
+        event["time"] = self._clock(ns) if given is None else self._time(given)
         if "category" not in event:
             event["category"] = "system"
         if "outcome" not in event:
@@ -354,29 +396,31 @@ class Client:
                 attributes[key] = event.pop(key)
         if type(event.get("target")) is str:
             event["target"] = {"id": event["target"]}
-        if ctx and ctx[1] and "request" not in event:
-            event["request"] = {"trace_id": ctx[1], "span_id": ctx[2]}
+        if ctx and "request" not in event and ctx[1].trace_id:
+            event["request"] = {"trace_id": ctx[1].trace_id, "span_id": ctx[1].span_id}
         return event
 
     def _actor(self, actor: Any, ctx: tuple | None) -> dict[str, Any]:
-        """A dict as given; a user id or object with the request's origin; else the request's actor, else
-        the client's default."""
+        """A dict as given; a user id or object, else the request's actor — both with the request's IP
+        and user agent; else the client's default."""
         if type(actor) is dict:
             return actor
-        ctx_actor = ctx and ctx[0]
         resolved = actor_dict(actor) if actor is not None else None
-        if resolved is None:
-            return ctx_actor or self.default_actor
-        if ctx_actor:
-            resolved.update((k, ctx_actor[k]) for k in ("ip", "user_agent") if k in ctx_actor)
-        return resolved
+        if ctx is None:
+            return resolved or self.default_actor
+        resolved = resolved or ctx[0]
+        return with_origin(resolved, ctx[1]) if resolved else self.default_actor
 
-    def _time(self, given: Any, ns: int) -> str:
-        """The event time: given (datetime or RFC 3339) or the moment log() was called."""
+    def _time(self, given: Any) -> str:
+        """A given event time (datetime or RFC 3339), normalized."""
         if isinstance(given, datetime):
             return format_time(given)
         if isinstance(given, str):
             return normalize_time(given)
+        raise EventError(f"time must be a datetime or an RFC 3339 string, not {type(given).__name__}", "time")
+
+    def _clock(self, ns: int) -> str:
+        """The moment log() was called, as RFC 3339 UTC with microseconds."""
         second, rest = divmod(ns, 1_000_000_000)
         if second != self._second:
             self._second, self._prefix = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
@@ -420,7 +464,7 @@ class Client:
 
     def _deliver(self, batch: Batch) -> bool:
         """Send a batch until the server answers for every event in it; False if it must be retried."""
-        if not batch.lines:
+        if not batch.count:
             return True
         reply = self._transport.attempt(batch.body(), self.compress)
         self._retry_after = reply.retry_after
@@ -430,7 +474,7 @@ class Client:
         if reply.kind == "split":
             return self._split(batch, reply)
         self._count(retries=1)
-        self._report("send", self._describe(reply, len(batch.lines)))
+        self._report("send", self._describe(reply, batch.count))
         return False
 
     def _split(self, batch: Batch, reply: Reply) -> bool:
@@ -440,7 +484,7 @@ class Client:
             self._spool.ack(batch)
             return True
         half = len(batch.lines) // 2
-        start = batch.end - sum(map(len, batch.lines))
+        start = batch.end - len(batch.data)
         first = Batch(batch.lines[:half], batch.segment, start + sum(map(len, batch.lines[:half])))
         return self._deliver(first) and self._deliver(Batch(batch.lines[half:], batch.segment, batch.end))
 
@@ -448,7 +492,7 @@ class Client:
         """Count receipts, keep per-event refusals, and acknowledge the batch in the spool."""
         for error in reply.body.get("errors") or []:
             position = error.get("position")
-            if isinstance(position, int) and 0 <= position < len(batch.lines):
+            if isinstance(position, int) and 0 <= position < batch.count:
                 self._reject(batch.lines[position], error)
         self._count(sent=len(reply.body.get("receipts") or []), batches=1)
         self._spool.ack(batch)
@@ -508,6 +552,10 @@ class AsyncClient:
     def emit(self, fields: dict[str, Any]) -> None:
         """Queue an event given as a dict of log()'s arguments, without waiting for its id."""
         self._client.emit(fields)
+
+    def submit(self, record: Any) -> None:
+        """Queue an event built later by ``record.to_event`` (what the middleware uses)."""
+        self._client.submit(record)
 
     @property
     def stats(self) -> Stats:

@@ -19,25 +19,37 @@ import json
 import os
 import threading
 import time
+import zlib
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 
 FSYNC_POLICIES = ("always", "interval", "never")
 SEGMENT_GLOB = "seg-*.ndjson"
 MAX_LINE = 256 * 1024
+ACK_WIDTH = 48
 
 
-@dataclass
 class Batch:
-    """Consecutive spooled lines, and where reading stopped (to acknowledge them)."""
+    """Consecutive spooled lines, kept as the one block of bytes they are on disk, and where reading
+    stopped (to acknowledge them); ``lines`` splits them only when asked (to halve or reject a batch)."""
 
-    lines: list[bytes]
-    segment: int = 0
-    end: int = 0
+    __slots__ = ("data", "count", "segment", "end", "_lines")
+
+    def __init__(self, lines: list[bytes] | None = None, segment: int = 0, end: int = 0, *,
+                 data: bytes | None = None, count: int = 0):
+        if data is None:
+            lines = lines or []
+            data, count = b"".join(lines), len(lines)
+        self.data, self.count, self.segment, self.end, self._lines = data, count, segment, end, lines
+
+    @property
+    def lines(self) -> list[bytes]:
+        if self._lines is None:
+            self._lines = [line + b"\n" for line in self.data.split(b"\n")[:-1]]
+        return self._lines
 
     def body(self) -> bytes:
-        return b"".join(self.lines)
+        return self.data
 
 
 def segment_name(number: int) -> str:
@@ -76,6 +88,37 @@ def try_lock(slot: Path) -> int | None:
     os.ftruncate(fd, 0)
     os.pwrite(fd, str(os.getpid()).encode(), 0)
     return fd
+
+
+def line_block(data: bytes, max_lines: int, limit: int) -> tuple[int, int]:
+    """(bytes, lines) of the whole lines at the front of ``data``: at most ``max_lines``, within ``limit``
+    bytes but at least one."""
+    end = data.rfind(b"\n", 0, limit) + 1 or data.find(b"\n") + 1
+    count = data.count(b"\n", 0, end)
+    if count <= max_lines:
+        return end, count
+    end = -1
+    for _ in range(max_lines):
+        end = data.index(b"\n", end + 1)
+    return end + 1, max_lines
+
+
+def ack_record(segment: int, offset: int) -> bytes:
+    """The ack mark as written in place: "<segment> <offset> <crc32>", padded to a fixed width; a mark
+    torn by a crash fails its checksum and is read as "replay the oldest segment" (the server
+    deduplicates), never as a wrong offset."""
+    mark = f"{segment} {offset}"
+    return f"{mark} {zlib.crc32(mark.encode()):08x}\n".ljust(ACK_WIDTH).encode()
+
+
+def parse_ack(text: str) -> tuple[int, int]:
+    """(segment, offset) of an ack record; ValueError if it is torn or garbled."""
+    parts = text.split()
+    if len(parts) == 3 and f"{zlib.crc32(f'{parts[0]} {parts[1]}'.encode()):08x}" != parts[2]:
+        raise ValueError("ack mark fails its checksum")
+    if len(parts) not in (2, 3):
+        raise ValueError("not an ack mark")
+    return int(parts[0]), int(parts[1])
 
 
 def complete_lines(data: bytes, limit: int, max_lines: int) -> list[bytes]:
@@ -124,9 +167,9 @@ class MemorySpool:
 
     def ack(self, batch: Batch) -> None:
         with self.lock:
-            for _ in batch.lines:
+            for _ in range(batch.count):
                 self.bytes -= len(self.lines.popleft())
-            self.acked += len(batch.lines)
+            self.acked += batch.count
 
     def reject(self, line: bytes, reason: dict) -> None:
         """Nowhere to keep refused events in memory; the client reports them."""
@@ -150,6 +193,8 @@ class Spool(MemorySpool):
         self.ack_at = (0, 0)
         self.fd = -1
         self.last_sync = 0.0
+        self.ack_fd = -1
+        self.line_size = 1024  # recent lines' mean size: a batch reads about what it needs
         self.recover()
         self.adopt_orphans()
         self.recovered = self.appended
@@ -187,8 +232,8 @@ class Spool(MemorySpool):
         """The ack mark, clamped to the segments that exist."""
         first = min(self.sizes)
         try:
-            segment, offset = (int(x) for x in (self.path / "ack").read_text().split())
-        except (OSError, ValueError):
+            segment, offset = parse_ack((self.path / "ack").read_text())
+        except (OSError, ValueError, UnicodeDecodeError):
             return first, 0
         if segment not in self.sizes:
             return (first, 0) if segment < first else (max(self.sizes), self.sizes[max(self.sizes)])
@@ -288,9 +333,13 @@ class Spool(MemorySpool):
             return Batch([], segment, offset)
         with open(self.path / segment_name(segment), "rb") as f:
             f.seek(offset)
-            data = f.read(min(available, max_bytes + MAX_LINE))
-        lines = complete_lines(data, max_bytes, max_lines)
-        return Batch(lines, segment, offset + sum(map(len, lines)))
+            data = f.read(min(available, max_bytes, max_lines * self.line_size * 5 // 4 + 4096))
+            if b"\n" not in data and available > len(data):  # one line longer than that
+                data += f.read(min(available - len(data), max(max_bytes, MAX_LINE)))
+        size, count = line_block(data, max_lines, max_bytes)
+        if count:
+            self.line_size = size // count
+        return Batch(segment=segment, end=offset + size, data=data[:size], count=count)
 
     def skip_finished_segment(self) -> None:
         """Move the ack mark past a fully acknowledged segment that is no longer written to."""
@@ -305,16 +354,16 @@ class Spool(MemorySpool):
         """Everything in ``batch`` is sealed (or refused for good): move the mark past it."""
         with self.lock:
             self.ack_at = (batch.segment, batch.end)
-            self.acked += len(batch.lines)
-            self.bytes -= sum(map(len, batch.lines))
+            self.acked += batch.count
+            self.bytes -= len(batch.data)
             self.write_ack()
             self.skip_finished_segment()
 
     def write_ack(self) -> None:
-        """Replace the ack file atomically (not fsync'ed: replaying a little too much is harmless)."""
-        tmp = self.path / "ack.tmp"
-        tmp.write_text(f"{self.ack_at[0]} {self.ack_at[1]}\n")
-        os.replace(tmp, self.path / "ack")
+        """Overwrite the ack mark in place (not fsync'ed: replaying a little too much is harmless)."""
+        if self.ack_fd < 0:
+            self.ack_fd = os.open(self.path / "ack", os.O_RDWR | os.O_CREAT, 0o600)
+        os.pwrite(self.ack_fd, ack_record(*self.ack_at), 0)
 
     def drop_segment(self, number: int) -> None:
         """Forget and delete a segment whose events are all sealed."""
@@ -334,6 +383,9 @@ class Spool(MemorySpool):
                 os.fsync(self.fd)
                 os.close(self.fd)
                 self.fd = -1
+            if self.ack_fd >= 0:
+                os.close(self.ack_fd)
+                self.ack_fd = -1
             if self.lock_fd >= 0:
                 os.close(self.lock_fd)
                 self.lock_fd = -1
@@ -346,8 +398,8 @@ class _Orphan:
         self.slot = slot
         self.segments = sorted(slot.glob(SEGMENT_GLOB))
         try:
-            self.mark = tuple(int(x) for x in (slot / "ack").read_text().split())
-        except (OSError, ValueError):
+            self.mark = parse_ack((slot / "ack").read_text())
+        except (OSError, ValueError, UnicodeDecodeError):
             self.mark = (0, 0)
 
     def read_all(self) -> list[bytes]:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import httpx
+import msgspec
 
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 SPLIT_STATUS = {400, 413, 415}  # the batch as a whole is unacceptable: halve it until one event is left
@@ -71,7 +72,7 @@ def classify(status: int, body: dict) -> str:
 
 def decode_body(response: httpx.Response) -> dict:
     try:
-        body = response.json()
+        body = msgspec.json.decode(response.content)
     except ValueError:
         return {"error": response.text[:500]}
     return body if isinstance(body, dict) else {"error": str(body)[:500]}

@@ -1,5 +1,9 @@
 """What the ASGI and WSGI middleware share: one ``http.request`` (or ``user.login``) event per request,
-built from what the framework saw — method, path template, status, latency, client IP, actor, trace."""
+built from what the framework saw — method, path template, status, latency, client IP, actor, trace.
+
+The request's own thread only notes raw facts in an ``Exchange`` and queues it (``Client.submit``); the
+client's writer thread turns it into the event (``HttpAuditor.render``): route template, outcome, client
+IP, trace and the event itself cost the request nothing."""
 
 from __future__ import annotations
 
@@ -7,36 +11,55 @@ import ipaddress
 import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
-from trailseal.sdk.context import RequestContext, actor_dict, current, with_origin
+import msgspec
+
+from trailseal.event import Actor, Event, Request, Source, Target
+from trailseal.sdk.context import Origin, RequestContext, actor_dict, current
 
 DEFAULT_EXCLUDE = ("/health", "/healthz", "/livez", "/readyz")
 DEFAULT_AUTH_PATHS = ("login", "signin", "token")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
 _CONVERTER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
-ANONYMOUS = {"id": "anonymous", "type": "anonymous"}
 MAX_TEXT = 1024  # longer paths and user agents are cut: an oversized one must not make the event invalid
+_NO_SOURCE = Source(component="-", kind="app")
 
 
-@dataclass(slots=True)
-class Exchange:
-    """One request and its answer, as a middleware saw them."""
+class Exchange(RequestContext):
+    """One request and its answer, as a middleware saw them — also the request's context (one object
+    per request, not two): raw facts only, rendered off the request's thread. ``route``/``prefix`` stand
+    in for ``template`` when the router's route object is at hand."""
 
-    method: str
-    path: str
-    template: str | None = None
-    status: int = 0
-    bytes: int = 0
-    error: BaseException | None = None
+    __slots__ = ("auditor", "method", "path", "started", "template", "route", "prefix", "status", "bytes",
+                 "error", "final_actor", "elapsed", "ns", "queued")
+
+    def __init__(self, auditor: HttpAuditor, raw: Any, reader: Callable[[Any], Origin],
+                 ask: Callable[[RequestContext], None] | None, method: str, path: str):
+        self.actor, self.pinned, self.raw, self._reader, self._origin, self._ask = None, False, raw, reader, None, ask
+        self.auditor, self.method, self.path, self.started = auditor, method, path, time.perf_counter()
+        self.template = self.route = self.error = self.final_actor = None
+        self.prefix = ""
+        self.status = self.bytes = self.ns = 0
+        self.elapsed = 0.0
+        self.queued = False  # handed to the client: from then on only its writer thread reads it
+
+    def to_event(self, event_id: str | None, time: str, source: Source, log: str | None) -> Event:
+        """The event (the client's writer calls this with the id, time, source and ledger it assigns)."""
+        return self.auditor.render(self, event_id, time, source, log)
 
 
 def normalize_template(template: str) -> str:
     """``/users/<int:id>`` (Flask, Django) and ``/users/{id}`` (Starlette) both become ``/users/{id}``."""
     template = _CONVERTER.sub(r"{\1}", template)
     return template if template.startswith(("/", "^")) else "/" + template
+
+
+def route_template(route: Any, prefix: str) -> str | None:
+    """A router's route object's template (Starlette ``path_format``), under a Mount ``prefix``."""
+    template = getattr(route, "path_format", None) or getattr(route, "path", None)
+    return prefix + template if isinstance(template, str) else None
 
 
 def parse_traceparent(value: str | None) -> tuple[str | None, str | None]:
@@ -47,7 +70,7 @@ def parse_traceparent(value: str | None) -> tuple[str | None, str | None]:
     return match.group(2), match.group(3)
 
 
-def outcome_of(status: int, error: BaseException | None) -> str:
+def outcome_of(status: int, error: object | None) -> str:
     """5xx or an exception: error; 4xx (401, 403, 404...): failure; else success."""
     if error is not None or status >= 500:
         return "error"
@@ -61,6 +84,21 @@ def severity_of(outcome: str, status: int, login: bool) -> str:
     if status in (401, 403) or (login and outcome == "failure"):
         return "low"
     return "info"
+
+
+def describe(error: BaseException) -> str:
+    """An exception as the event's reason: its type and message."""
+    try:
+        return f"{type(error).__name__}: {error}"[:1000]
+    except Exception:  # noqa: BLE001 - an exception whose str() fails still names its type
+        return type(error).__name__
+
+
+def reason_of(status: int, error: str | None) -> str | None:
+    """The exception, or the HTTP status of a refused request."""
+    if error is not None:
+        return error
+    return f"HTTP {status}" if status >= 400 else None
 
 
 class Networks:
@@ -99,6 +137,22 @@ def _is_ip(text: str) -> bool:
     return True
 
 
+def actor_struct(actor: dict[str, Any] | None, ip: str | None, user_agent: str | None) -> Actor:
+    """The event's actor: the resolved one (validated; one that is not valid keeps only its id) or
+    anonymous, with the request's IP and user agent where it names none."""
+    if actor is None:
+        return Actor(id="anonymous", type="anonymous", ip=ip, user_agent=user_agent)
+    try:
+        found = msgspec.convert(actor, Actor)
+    except msgspec.ValidationError:
+        found = Actor(id=str(actor.get("id"))[:MAX_TEXT] or "unknown")
+    if found.ip is None:
+        found.ip = ip
+    if found.user_agent is None:
+        found.user_agent = user_agent
+    return found
+
+
 class HttpAuditor:
     """The options of a middleware and the event it logs per request."""
 
@@ -106,8 +160,9 @@ class HttpAuditor:
                  auth_paths: Iterable[str] = DEFAULT_AUTH_PATHS, trusted_proxies: Iterable[str] = (),
                  actor_resolver: Callable[[Any], Any] | None = None):
         self.client = client
-        self.emit = getattr(client, "emit", None) or (lambda fields: client.log(**fields))
-        self._routes: dict[tuple[str, str], tuple[str, str, str, bool]] = {}
+        self.submit = getattr(client, "submit", None) or self._log_now
+        self._routes: dict[tuple[str, str | None], tuple[str, str, str, bool, Target]] = {}
+        self._verdicts: dict[tuple[int, bool], tuple[str, str, str | None]] = {}
         self.exclude = exclude if callable(exclude) else self._matcher(tuple(exclude))
         self.auth_paths = tuple(p.lower() for p in auth_paths)
         self.proxies = Networks(trusted_proxies)
@@ -120,13 +175,13 @@ class HttpAuditor:
         prefixes = tuple(p[:-1] for p in patterns if p.endswith("*"))
         return lambda path: path in exact or (bool(prefixes) and path.startswith(prefixes))
 
-    def begin(self, peer: str | None, forwarded_for: str | None, user_agent: str | None,
-              traceparent: str | None) -> tuple[RequestContext, Any]:
-        """Set the request context (actor still anonymous) for everything logged while serving it."""
-        trace_id, span_id = parse_traceparent(traceparent)
-        ctx = RequestContext(trace_id=trace_id, span_id=span_id, user_agent=user_agent and user_agent[:MAX_TEXT],
-                             ip=client_ip(peer, forwarded_for, self.proxies))
-        return ctx, current.set(ctx)
+    # -- on the request's thread -----------------------------------------------------------------
+    def begin(self, raw: Any, reader: Callable[[Any], Origin], method: str, path: str,
+              ask: Callable[[RequestContext], None] | None = None) -> tuple[Exchange, Any]:
+        """Enter the request context: its origin is parsed, and its actor resolved (``ask``), only when
+        something asks for them."""
+        exchange = Exchange(self, raw, reader, ask, method, path)
+        return exchange, current.set(exchange)
 
     def resolve(self, request: Any, ctx: RequestContext, default: Callable[[Any], Any] | None = None) -> None:
         """Ask the resolver (else the framework's default) who the actor is, unless set_actor() said so."""
@@ -138,50 +193,73 @@ class HttpAuditor:
         except Exception:  # noqa: BLE001 - a broken resolver must not break the request
             actor = None
         if actor is not None:
-            ctx.actor = with_origin(actor, ctx)
+            ctx.actor = actor
 
-    def finish(self, exchange: Exchange, ctx: RequestContext, token: Any, started: float) -> None:
-        """Log the request's event and leave the request context."""
+    def finish(self, exchange: Exchange, token: Any) -> None:
+        """Queue the request's event and leave the request context."""
+        exchange.elapsed = time.perf_counter() - exchange.started
+        exchange.ns = time.time_ns()
+        exchange.final_actor = exchange.actor
+        if exchange.error is not None and not isinstance(exchange.error, str):
+            exchange.error = describe(exchange.error)  # keep the text: the traceback holds the request's frames
+        exchange.queued = True
         try:
-            self.emit(self.event(exchange, ctx, time.perf_counter() - started))
+            self.submit(exchange)
         finally:
             try:
                 current.reset(token)
             except ValueError:  # finished in another context (a WSGI body closed elsewhere)
                 current.set(None)
 
-    def event(self, exchange: Exchange, ctx: RequestContext, elapsed: float) -> dict[str, Any]:
-        """The log() arguments for one request."""
-        method = exchange.method.upper()[:32]
-        path, category, action, login = self.route(method, exchange.path[:MAX_TEXT], exchange.template)
-        status = exchange.status or (500 if exchange.error is not None else 0)
-        outcome = outcome_of(status, exchange.error)
-        fields: dict[str, Any] = {
-            "category": category, "action": action, "outcome": outcome,
-            "severity": severity_of(outcome, status, login),
-            "actor": ctx.actor or with_origin(dict(ANONYMOUS), ctx),
-            "target": {"type": "endpoint", "id": f"{method} {path}"},
-            "request": {"method": method, "path": path, "status": status, "bytes": exchange.bytes,
-                        "trace_id": ctx.trace_id, "span_id": ctx.span_id},
-            "attributes": {"latency_ms": round(elapsed * 1000, 3)},
-        }
-        if exchange.error is not None:
-            fields["reason"] = f"{type(exchange.error).__name__}: {exchange.error}"[:1000]
-        elif status >= 400:
-            fields["reason"] = f"HTTP {status}"
-        return fields
+    def _log_now(self, exchange: Exchange) -> None:
+        """For a client without ``submit`` (anything with ``log(**fields)``): the fields, right away."""
+        fields = msgspec.to_builtins(self.render(exchange, None, "-", _NO_SOURCE, None))
+        del fields["time"], fields["source"]
+        self.client.log(**fields)
 
-    def route(self, method: str, raw_path: str, template: str | None) -> tuple[str, str, str, bool]:
-        """(path, category, action, is_login) of a request; remembered per template (there are few)."""
+    # -- on the client's writer thread -----------------------------------------------------------
+    def origin(self, peer: str | None, forwarded_for: str | None, user_agent: str | None,
+               traceparent: str | None) -> Origin:
+        """(client IP, user agent, trace id, span id) of a request from its raw header values."""
+        trace_id, span_id = parse_traceparent(traceparent)
+        return client_ip(peer, forwarded_for, self.proxies), user_agent and user_agent[:MAX_TEXT], trace_id, span_id
+
+    def render(self, x: Exchange, event_id: str | None, time: str, source: Source, log: str | None) -> Event:
+        """The event of one request. Every field is built to fit the schema (cut, checked or looked up),
+        so only the resolver's actor needs validating."""
+        method = x.method.upper()[:32]
+        template = x.template or (route_template(x.route, x.prefix) if x.route is not None else None)
+        path, category, action, login, target = self.route(method, x.path[:MAX_TEXT], template)
+        status = (x.status if 0 <= x.status <= 999 else 0) or (500 if x.error is not None else 0)
+        outcome, severity, reason = self.verdict(status, x.error, login)
+        ip, user_agent, trace_id, span_id = x.origin
+        return Event(time=time, category=category, action=action, outcome=outcome,
+                     actor=actor_struct(x.final_actor, ip, user_agent), source=source, id=event_id, log=log,
+                     reason=reason, severity=severity, target=target,
+                     request=Request(method=method, path=path, status=status, bytes=x.bytes, trace_id=trace_id,
+                                     span_id=span_id),
+                     attributes={"latency_ms": round(x.elapsed * 1000, 3)})
+
+    def verdict(self, status: int, error: str | None, login: bool) -> tuple[str, str, str | None]:
+        """(outcome, severity, reason) of an answer; remembered per status when there was no exception."""
+        known = self._verdicts.get((status, login)) if error is None else None
+        if known is None:
+            outcome = outcome_of(status, error)
+            known = (outcome, severity_of(outcome, status, login), reason_of(status, error))
+            if error is None:
+                self._verdicts[(status, login)] = known
+        return known
+
+    def route(self, method: str, raw_path: str, template: str | None) -> tuple[str, str, str, bool, Target]:
+        """(path, category, action, is_login, target) of a request; remembered per template (there are few)."""
         known = self._routes.get((method, template)) if template else None
         if known is not None:
             return known
-        path = normalize_template(template) if template else raw_path
+        path = normalize_template(template)[:MAX_TEXT] if template else raw_path
         login = method not in SAFE_METHODS and any(p in path.lower() for p in self.auth_paths)
-        if login:
-            found = (path, "authentication", "user.login", True)
-        else:
-            found = (path, "data_access" if method in SAFE_METHODS else "data_change", "http.request", False)
+        category = "authentication" if login else "data_access" if method in SAFE_METHODS else "data_change"
+        found = (path, category, "user.login" if login else "http.request", login,
+                 Target(type="endpoint", id=f"{method} {path}"))
         if template and len(self._routes) < 10_000:
             self._routes[(method, template)] = found
         return found

@@ -10,20 +10,32 @@ Frameworks hand the route template and a swallowed exception to the WSGI layer t
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from trailseal.sdk.context import RequestContext, current, session_hash
+from trailseal.sdk.context import Origin, RequestContext, current, session_hash
 from trailseal.sdk.web import Exchange, HttpAuditor
 
 ROUTE, ERROR = "trailseal.route", "trailseal.error"
 
 
-def begin_environ(auditor: HttpAuditor, environ: dict) -> tuple[RequestContext, Any]:
-    """Enter the request context from a WSGI environ (Django's request.META is one)."""
-    return auditor.begin(environ.get("REMOTE_ADDR"), environ.get("HTTP_X_FORWARDED_FOR"),
-                         environ.get("HTTP_USER_AGENT"), environ.get("HTTP_TRACEPARENT"))
+def environ_reader(auditor: HttpAuditor):
+    """A function giving a request's origin from its WSGI environ (Django's request.META is one)."""
+    def origin(environ: dict) -> Origin:
+        return auditor.origin(environ.get("REMOTE_ADDR"), environ.get("HTTP_X_FORWARDED_FOR"),
+                              environ.get("HTTP_USER_AGENT"), environ.get("HTTP_TRACEPARENT"))
+    return origin
+
+
+def content_length(headers: list) -> int | None:
+    """The Content-Length a response declares, if any."""
+    for name, value in headers:
+        if len(name) == 14 and name.lower() == "content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
 
 
 class TrailsealMiddleware:
@@ -32,97 +44,114 @@ class TrailsealMiddleware:
     def __init__(self, app: Any, client: Any, **options: Any):
         self.app = app
         self.auditor = HttpAuditor(client, **options)
+        self.origin = environ_reader(self.auditor)
+        self.ask = self.resolve_early if self.auditor.actor_resolver is not None else None
+
+    def resolve_early(self, ctx: RequestContext) -> None:
+        """Who acts, asked for by something logged during the request (a database hook, ``log()``)."""
+        self.auditor.resolve(ctx.raw, ctx)
 
     def __call__(self, environ: dict, start_response: Any) -> Iterable[bytes]:
-        if self.auditor.exclude(environ.get("PATH_INFO", "")):
+        path = environ.get("PATH_INFO", "")
+        if self.auditor.exclude(path):
             return self.app(environ, start_response)
-        started = time.perf_counter()
-        ctx, token = begin_environ(self.auditor, environ)
-        self.auditor.resolve(environ, ctx)
-        exchange = Exchange(environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "") or "/")
-
-        def watch(status: str, headers: list, exc_info: Any = None) -> Any:
-            exchange.status = int(status.split(" ", 1)[0])
-            return start_response(status, headers, exc_info)
-
+        exchange, token = self.auditor.begin(environ, self.origin, environ.get("REQUEST_METHOD", "GET"),
+                                             path or "/", self.ask)
+        response = _Response(self, environ, exchange, token, start_response)
         try:
-            body = self.app(environ, watch)
+            response.body = self.app(environ, response.start_response)
         except Exception as exc:
             exchange.error = exc
-            self._finish(environ, exchange, ctx, token, started)
+            response.done()
             raise
-        return _Body(body, lambda: self._finish(environ, exchange, ctx, token, started), exchange)
+        return response
 
-    def _finish(self, environ: dict, exchange: Exchange, ctx: RequestContext, token: Any, started: float) -> None:
-        """Take what the framework noted in the environ, resolve the actor, log."""
+    def finish(self, environ: dict, exchange: Exchange, token: Any) -> None:
+        """Take what the framework noted in the environ, resolve the actor, queue the event."""
         exchange.template = exchange.template or environ.get(ROUTE)
         exchange.error = exchange.error or environ.get(ERROR)
-        self.auditor.resolve(environ, ctx)
-        self.auditor.finish(exchange, ctx, token, started)
+        self.auditor.resolve(environ, exchange)
+        self.auditor.finish(exchange, token)
 
 
-class _Body:
-    """The response body, counted as it is sent; the event is logged when it ends or is closed."""
+class _Response:
+    """The response on its way out: its status and size are noted as the server takes it, and the event
+    is queued as soon as the answer is complete — before its last byte reaches the server, so a client
+    that sends its next request on seeing this answer finds this request's event queued before that
+    one's (with threaded servers, whose close() of the body can come well after the client has it)."""
 
-    def __init__(self, body: Iterable[bytes], on_done: Any, exchange: Exchange):
-        self.body, self.on_done, self.exchange = body, on_done, exchange
-        self.done = False
+    __slots__ = ("middleware", "environ", "exchange", "token", "server_start", "body", "expected", "logged")
+
+    def __init__(self, middleware: TrailsealMiddleware, environ: dict, exchange: Exchange, token: Any,
+                 start_response: Any):
+        self.middleware, self.environ, self.exchange, self.token = middleware, environ, exchange, token
+        self.server_start, self.body, self.expected, self.logged = start_response, (), None, False
+
+    def start_response(self, status: str, headers: list, exc_info: Any = None) -> Any:
+        self.exchange.status = int(status[:3]) if status[:3].isdigit() else 0
+        self.expected = content_length(headers)
+        return self.server_start(status, headers, exc_info)
 
     def __iter__(self) -> Iterator[bytes]:
+        exchange = self.exchange
         try:
             for chunk in self.body:
-                self.exchange.bytes += len(chunk)
+                if not self.logged:  # once queued, the record is the writer thread's: hands off
+                    exchange.bytes += len(chunk)
+                    if self.expected is not None and exchange.bytes >= self.expected:
+                        self.done()  # the declared length is reached: queue before the last bytes go out
                 yield chunk
         except Exception as exc:
-            self.exchange.error = exc
-            self._done()
+            if not self.logged:
+                exchange.error = exc
+            self.done()
             raise
-        self._done()
+        self.done()  # before the server writes a chunked body's terminator or closes the connection
 
     def close(self) -> None:
-        """The server is done with the body (PEP 3333): close the app's, then log."""
+        """The server is done with the body (PEP 3333): close the app's, then log if not yet done."""
         try:
             close = getattr(self.body, "close", None)
             if close is not None:
                 close()
         finally:
-            self._done()
+            self.done()
 
-    def _done(self) -> None:
-        """Log once, whichever comes first: the body's end or close()."""
-        if not self.done:
-            self.done = True
-            self.on_done()
+    def done(self) -> None:
+        """Queue the event once, whichever comes first."""
+        if not self.logged:
+            self.logged = True
+            self.middleware.finish(self.environ, self.exchange, self.token)
 
 
 # -- Flask ---------------------------------------------------------------------------------------------
-def flask_user(request: Any) -> Any:
-    """``flask.g.user`` if the app set one."""
-    from flask import g
-
-    return g.get("user")
-
-
 def instrument_flask(app: Any, client: Any, **options: Any) -> TrailsealMiddleware:
-    """Audit every request of a Flask app; the resolver (``actor_resolver``) gets ``flask.request``."""
-    from flask import request
+    """Audit every request of a Flask app; the resolver (``actor_resolver``) gets ``flask.request``; by
+    default the actor is ``flask.g.user``, if the app set one."""
+    from flask import g, request
 
-    resolver = options.pop("actor_resolver", None) or flask_user
+    resolver = options.pop("actor_resolver", None) or (lambda req: g.get("user"))
     middleware = TrailsealMiddleware(app.wsgi_app, client, **options)
     app.wsgi_app = middleware
+    auditor = middleware.auditor
+
+    def resolve_early(ctx: RequestContext) -> None:
+        """Who acts, asked for by something logged while a view runs (a database hook, ``log()``)."""
+        auditor.resolve(request._get_current_object(), ctx, resolver)
 
     def note(exc: BaseException | None = None) -> None:
-        """Hand the url_rule, the actor and an unhandled exception to the WSGI layer."""
-        environ = request.environ
-        if request.url_rule is not None:
-            environ[ROUTE] = request.url_rule.rule
-        if exc is not None:
-            environ[ERROR] = exc
+        """At the request's teardown: hand the url_rule, the actor and an unhandled exception over."""
         ctx = current.get()
-        if ctx is not None:
-            middleware.auditor.resolve(request, ctx, resolver)
+        if ctx is None:  # not audited (an excluded path)
+            return
+        req = request._get_current_object()  # one look-up, not one per attribute through the proxy
+        if req.url_rule is not None:
+            req.environ[ROUTE] = req.url_rule.rule
+        if exc is not None:
+            req.environ[ERROR] = exc
+        auditor.resolve(req, ctx, resolver)
 
-    app.before_request(note)
+    middleware.ask = resolve_early
     app.teardown_request(note)
     return middleware
 
@@ -152,15 +181,19 @@ class DjangoMiddleware:
         client = settings.TRAILSEAL_CLIENT
         self.client = import_string(client) if isinstance(client, str) else client
         self.auditor = HttpAuditor(self.client, **getattr(settings, "TRAILSEAL_MIDDLEWARE", {}))
+        read_environ = environ_reader(self.auditor)
+        self.origin = lambda request: read_environ(request.META)
+        self.ask = self.resolve_early  # bound once, not per request
         self.get_response = get_response
+
+    def resolve_early(self, ctx: RequestContext) -> None:
+        """Who acts, asked for by something logged while a view runs (a database hook, ``log()``)."""
+        self.auditor.resolve(ctx.raw, ctx, django_user)
 
     def __call__(self, request: Any) -> Any:
         if self.auditor.exclude(request.path_info):
             return self.get_response(request)
-        started = time.perf_counter()
-        ctx, token = begin_environ(self.auditor, request.META)
-        self.auditor.resolve(request, ctx, django_user)
-        exchange = Exchange(request.method, request.path_info)
+        exchange, token = self.auditor.begin(request, self.origin, request.method, request.path_info, self.ask)
         try:
             response = self.get_response(request)
         except Exception as exc:
@@ -174,8 +207,8 @@ class DjangoMiddleware:
         finally:
             match = getattr(request, "resolver_match", None)
             exchange.template = getattr(match, "route", None) or None
-            self.auditor.resolve(request, ctx, django_user)
-            self.auditor.finish(exchange, ctx, token, started)
+            self.auditor.resolve(request, exchange, django_user)
+            self.auditor.finish(exchange, token)
 
     def process_exception(self, request: Any, exception: Exception) -> None:
         """Remember a view's exception (Django turns it into a 500 after this)."""

@@ -13,16 +13,17 @@ from typing import Annotated, BinaryIO
 import msgspec
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from trailseal import config as cfg
 from trailseal.datadir import DataDirError, Trail
 from trailseal.datadir import init as init_data_dir
-from trailseal.event import EventError, json_schema, parse_json
+from trailseal.event import EventError, json_schema, parse_event
 from trailseal.ledger import LedgerError, Verifier
 from trailseal.ledger.proof import verify_proof
 from trailseal.pipeline import Overloaded
-from trailseal.protection import protect_or_error
+from trailseal.protection import seal_form_or_error
 from trailseal.store.base import StoreError
 
 app = typer.Typer(help="trailseal: audit-ready access logs, sealed in a verifiable Merkle log.",
@@ -39,7 +40,7 @@ IN_FLIGHT = 8
 
 
 def fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {escape(message)}")
     raise typer.Exit(2)
 
 
@@ -108,7 +109,7 @@ def ingest(file: Annotated[str, typer.Argument(help="NDJSON file of events, or -
                 if not batch:
                     received = trail.clock()  # one arrival time per batch
                 try:
-                    batch.append(protect_or_error(trail.protection, parse_json(line.rstrip(b"\r\n"), received)))
+                    batch.append(seal_form_or_error(trail.protection, parse_event(line.rstrip(b"\r\n"), received)))
                 except EventError as exc:
                     rejected += 1
                     err.print(f"line {number}: {exc}", markup=False)
@@ -165,10 +166,12 @@ def checkpoint(data: DataOpt = None, log: LogOpt = "default") -> None:
 
 
 @app.command()
-def vkey(data: DataOpt = None, log: LogOpt = "default") -> None:
+def vkey(data: DataOpt = None, log: LogOpt = "default",
+         all_: Annotated[bool, typer.Option("--all", help="Every key that ever signed (after `keys rotate`), "
+                                                          "current first.")] = False) -> None:
     """Print the verifier key (C2SP note vkey) that checks a log's checkpoints."""
     trail = open_trail(data)
-    print(trail.vkey(log))
+    print("\n".join(v.vkey for v in trail.verifiers(log)) if all_ else trail.vkey(log))
     trail.close()
 
 
@@ -199,7 +202,9 @@ def entry(index: Annotated[int, typer.Argument(help="Entry index in the log.")],
 
 
 @app.command()
-def verify(data: DataOpt = None,
+def verify(bundle: Annotated[Path | None, typer.Argument(
+               help="An evidence bundle (.zip from `trailseal export --bundle`) to check offline.")] = None,
+           data: DataOpt = None,
            log: Annotated[str | None, typer.Option("--log", "-l", help="Only this log.")] = None,
            checkpoint_file: Annotated[Path | None, typer.Option(
                "--checkpoint", help="An older signed checkpoint the log must still extend.")] = None,
@@ -208,7 +213,13 @@ def verify(data: DataOpt = None,
            entry_file: Annotated[Path | None, typer.Option("--entry", help="Offline: the entry's bytes.")] = None,
            ) -> None:
     """Re-hash every entry, rebuild every tile and root, check every checkpoint signature; name the
-    first bad index. With --proof/--vkey/--entry, check one tlog-proof offline (no data dir)."""
+    first bad index. With --proof/--vkey/--entry, check one tlog-proof offline (no data dir). With
+    BUNDLE, check an evidence bundle offline (no data dir; --vkey pins the key you trust)."""
+    if bundle is not None:
+        from trailseal.cli_export import verify_bundle_cli
+
+        verify_bundle_cli(bundle, [vkey_] if vkey_ else [])
+        return
     if proof or entry_file:
         _verify_offline(proof, vkey_, entry_file)
         return
@@ -265,8 +276,18 @@ def serve(data: DataOpt = None,
               help="Verify client certificates against this CA (mTLS).")] = None,
           print_admin_token: Annotated[bool, typer.Option(
               help="Create (once) and print an admin token, kept in <data>/admin.token (0600).")] = False,
+          role: Annotated[str, typer.Option(
+              help="all: one process, embedded (default). Scale-out on a PostgreSQL store + NATS JetStream: "
+                   "ingest (HTTP, publishes to the bus), sequencer (seals; one active per log, standbys wait), "
+                   "detector (Sigma on the sealed stream), api (read API).")] = "all",
+          nats: Annotated[str | None, typer.Option(
+              help="NATS URL of the ingest bus (default from [bus] url: nats://127.0.0.1:4222).")] = None,
+          log: Annotated[list[str] | None, typer.Option(
+              "--log", help="--role sequencer: seal only this log (repeatable); default every log.")] = None,
+          node: Annotated[str | None, typer.Option(
+              help="This node's name in logs and pg_stat_activity (default host:pid).")] = None,
           ) -> None:
-    """Run the HTTP API (ingest, read, tlog tiles, metrics) on the embedded store."""
+    """Run the HTTP API (ingest, read, tlog tiles, metrics), or one scale-out role (--role)."""
     import ssl
 
     import uvicorn
@@ -274,16 +295,20 @@ def serve(data: DataOpt = None,
     from trailseal.api import create_app
 
     trail = open_trail(data)
+    application = _serve_role(trail, role, nats, log, node) if role != "all" else None
+    if role != "all" and application is None:
+        return  # a sequencer or detector ran here until SIGTERM
     server = trail.config.server
     host, port = host or server.host, port or server.port
     tls_cert = tls_cert or (Path(server.tls_cert) if server.tls_cert else None)
     tls_key = tls_key or (Path(server.tls_key) if server.tls_key else None)
     tls_client_ca = tls_client_ca or (Path(server.tls_client_ca) if server.tls_client_ca else None)
-    try:
-        trail.sealer  # take the writer lock now, so a second server fails fast  # noqa: B018
-    except (DataDirError, StoreError) as exc:
-        fail(str(exc))
-    application = create_app(trail)
+    if application is None:
+        try:
+            trail.sealer  # take the writer lock now, so a second server fails fast  # noqa: B018
+        except (DataDirError, StoreError) as exc:
+            fail(str(exc))
+        application = create_app(trail)
     if print_admin_token:
         secret = _admin_token(trail, application.state.service.tokens)
         err.print(f"admin token: [bold]{secret}[/]  (kept in {trail.directory / ADMIN_TOKEN_FILE})")
@@ -293,6 +318,43 @@ def serve(data: DataOpt = None,
                 ssl_certfile=str(tls_cert) if tls_cert else None, ssl_keyfile=str(tls_key) if tls_key else None,
                 ssl_ca_certs=str(tls_client_ca) if tls_client_ca else None,
                 ssl_cert_reqs=ssl.CERT_REQUIRED if tls_client_ca else ssl.CERT_NONE)
+
+
+def _serve_role(trail: Trail, role: str, nats: str | None, logs: list[str] | None, node: str | None):
+    """A scale-out role: the ASGI app for ingest/api, or run sequencer/detector here until SIGTERM."""
+    import logging
+
+    from trailseal.cluster import roles
+
+    try:
+        roles.check_role(trail, role)
+    except roles.RoleError as exc:
+        fail(str(exc))
+    if logs and role != "sequencer":
+        fail("--log only applies to --role sequencer")
+    if nats:
+        trail.config.bus.url = nats
+    node = node or f"{role}@{roles.default_node()}"
+    logging.basicConfig(level=logging.WARNING, format=f"%(asctime)s {node} %(levelname)s %(message)s")
+    if role in roles.HTTP_ROLES:
+        from trailseal.api import create_app
+
+        roles.attach_bus(trail, node)
+        return create_app(trail, detect=False, scheduled=False)
+    stop = roles.stop_on_signals()
+    err.print(f"trailseal {role} {node}: store {_redacted_store(trail)}, bus {trail.config.bus.url}")
+    if role == "sequencer":
+        roles.run_sequencers(trail, sorted(set(logs or ["*"])), node, stop)
+    else:
+        roles.run_detector(trail, node, stop)
+    trail.close()
+    return None
+
+
+def _redacted_store(trail: Trail) -> str:
+    from trailseal.store.postgres import _redact
+
+    return _redact(trail.config.store)
 
 
 def _admin_token(trail: Trail, tokens) -> str:
@@ -568,12 +630,16 @@ AtOpt = Annotated[str | None, typer.Option("--at", help="Pretend it is this RFC 
 
 
 def _retention(trail: Trail):
+    from rich.markup import escape
+
+    from trailseal.archive import ArchiveError
+    from trailseal.archive.crypto import CryptoError
     from trailseal.retention import Retention, RetentionError
 
     try:
         return Retention.from_trail(trail)
-    except (RetentionError, ValueError) as exc:
-        fail(f"[retention] in trailseal.toml: {exc}")
+    except (RetentionError, ValueError, ArchiveError, CryptoError, OSError, StoreError) as exc:
+        fail(escape(f"[retention] in trailseal.toml: {exc}"))
         raise
 
 
@@ -608,8 +674,16 @@ def retention_apply(data: DataOpt = None, at: AtOpt = None) -> None:
     from trailseal.retention import RetentionError
 
     trail = open_trail(data)
+    counts = {"archive": 0, "expire": 0}
+
+    def advance(action: str, count: int) -> None:
+        counts[action] += count
+        progress.update(task, description=f"archived {counts['archive']:,}, expired {counts['expire']:,}")
+
     try:
-        applied = _retention(trail).apply(_at(at))
+        with _progress(1) as progress:
+            task = progress.add_task("applying retention", total=None)
+            applied = _retention(trail).apply(_at(at), progress=advance)
     except (RetentionError, DataDirError, StoreError) as exc:
         fail(str(exc))
     finally:
@@ -658,11 +732,13 @@ def hold_release(hold_id: Annotated[int, typer.Argument(help="The hold id from `
 
 @hold_app.command("list")
 def hold_list(data: DataOpt = None) -> None:
-    """Active legal holds."""
+    """Active legal holds, one JSON object per line (id, reason, query, created, ids held)."""
+    import dataclasses
+
     trail = open_trail(data)
     try:
         for held in _retention(trail).holds():
-            print(msgspec.json.encode(held).decode() if isinstance(held, msgspec.Struct) else held)
+            print(json.dumps(dataclasses.asdict(held), ensure_ascii=False))  # one JSON object per hold
     finally:
         trail.close()
 
@@ -785,7 +861,11 @@ def timeline_cmd(what: Annotated[str, typer.Argument(help="actor:ID, session:ID 
 
 # -- commands kept in their own modules (each module's register(app) adds its commands) ------------
 def _register_commands() -> None:
-    for register in ():
+    from trailseal.cli_archive import register as register_archive
+    from trailseal.cli_export import register as register_export
+    from trailseal.cli_report import register as register_report
+
+    for register in (register_archive, register_export, register_report):
         register(app)
 
 

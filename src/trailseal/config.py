@@ -38,10 +38,60 @@ class AlertsConfig(msgspec.Struct, forbid_unknown_fields=True):
     rules: list[str] = []  # extra Sigma rule files or directories, beside the built-in pack
     webhook_url: str | None = None
     webhook_secret: str | None = None
+    slack_webhook_url: str | None = None  # Slack (or compatible) incoming webhook
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "trailseal@localhost"
+    smtp_to: list[str] | str = []  # a list, or "a@x, b@y"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False  # implicit TLS (port 465)
+    syslog_address: str | None = None  # udp://host:514, tcp://host:601, tls://host:6514 (RFC 5424)
+    syslog_facility: str = "authpriv"
+    tls_ca_file: str | None = None  # CA (PEM) trusted by the SMTP and syslog TLS sinks
+    retry_attempts: int = 5
+    retry_backoff_seconds: float = 0.2
     stdout: bool = False
     silent_after_seconds: float = 600.0
     integrity_interval_seconds: float = 30.0
     integrity_full_every: int = 20  # a full re-verify every N intervals
+
+    def __post_init__(self) -> None:
+        from trailseal.alerts.settings import check
+
+        check(self)
+
+
+class ComplianceConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """What the compliance report and `trailseal validate` hold the data against (docs/compliance.md)."""
+
+    expected_sources: list[str] = []  # source.component values that must send events
+    required_fields: list[str] = msgspec.field(
+        default_factory=lambda: ["actor.id", "action", "time", "outcome", "origin", "target"])
+    min_field_rate: float = 0.99  # share of a source's records that must carry every required field
+    min_conformance_rate: float = 0.99  # sealed / (sealed + rejected) records
+    max_clock_skew_seconds: float = 120.0  # p99 of |received - time| per source
+    ack_within_hours: float = 24.0  # alerts older than this must be acknowledged
+    validate_interval_seconds: float = 3600.0  # `serve` runs the validation this often; 0 = never
+    validate_window: str = "24h"  # how far back a validation looks
+    min_retention: str = "1y"  # `validate` fails when a policy keeps entries for less
+
+
+class BusConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """[bus]: the NATS JetStream ingest bus of `serve --role ingest|sequencer|api|detector`."""
+
+    url: str = "nats://127.0.0.1:4222"
+    stream: str = "TRAILSEAL"
+    subject: str = "trailseal.events"  # each log publishes on <subject>.<log>
+    replicas: int = 1  # 3 on a NATS cluster: an ack then means a quorum has the event
+    duplicate_window_seconds: float = 120.0  # JetStream drops re-sent ids within this window
+    max_stream_bytes: int = -1  # -1: unlimited; a full stream answers 503, never discards
+    publish_timeout_seconds: float = 5.0  # no JetStream ack within this: 503 + Retry-After
+    max_in_flight: int = 50_000  # unacknowledged publishes per ingest node
+    fetch_batch: int = 5_000  # a sequencer fetches (and group-commits) up to this many at once
+    commits_in_flight: int = 3  # batches a sequencer has queued to its writer before acking the first
+    leader_poll_seconds: float = 0.5  # how often a standby sequencer tries the leader lock
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True):
@@ -56,6 +106,8 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     privacy: dict[str, Any] = {}
     retention: dict[str, Any] = {}
     receivers: ReceiversConfig = msgspec.field(default_factory=ReceiversConfig)
+    bus: BusConfig = msgspec.field(default_factory=BusConfig)
+    compliance: ComplianceConfig = msgspec.field(default_factory=ComplianceConfig)
 
 
 class ConfigError(ValueError):
@@ -136,6 +188,14 @@ enabled = true
 rules = []
 # webhook_url = "https://alerts.example/hook"   # POSTs JSON, header X-Trailseal-Signature: sha256=<HMAC>
 # webhook_secret = "change me"
+# slack_webhook_url = "https://hooks.slack.com/services/..."   # Block Kit message with a text fallback
+# smtp_host = "mail.example"      # email with plain-text and HTML bodies
+# smtp_port = 587
+# smtp_starttls = true
+# smtp_from = "trailseal@example"
+# smtp_to = ["soc@example"]
+# syslog_address = "udp://siem.example:514"   # RFC 5424; or tcp://host:601, tls://host:6514
+# Failed deliveries are retried with backoff, then written to alerts.dead-letter in the data dir.
 stdout = false
 silent_after_seconds = 600
 

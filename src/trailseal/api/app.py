@@ -54,8 +54,8 @@ def create_app(trail: Trail, *, record_reads: bool = True, detect: bool | None =
         if jobs is not None:
             await asyncio.to_thread(jobs.stop)
         if detection is not None:
-            detection.stop()
-            integrity.stop()
+            await asyncio.to_thread(detection.stop)  # waits for the sinks to deliver what is queued
+            await asyncio.to_thread(integrity.stop)
         trail.close()
         svc.tokens.close()
 
@@ -72,16 +72,12 @@ def create_app(trail: Trail, *, record_reads: bool = True, detect: bool | None =
 def start_detection(trail: Trail):
     """The Sigma engine on the sealed stream, with the configured sinks."""
     from trailseal.alerts.service import DetectionService
-    from trailseal.alerts.sinks import StdoutSink, WebhookSink
+    from trailseal.alerts.sinks import build_sinks
     from trailseal.detect.engine import BUILTIN_DIR, Engine
 
     conf = trail.config.alerts
     engine = Engine.from_paths([BUILTIN_DIR, *conf.rules]) if conf.rules else Engine.builtin()
-    sinks: list = []
-    if conf.webhook_url:
-        sinks.append(WebhookSink(conf.webhook_url, conf.webhook_secret or "", trail.directory / "alerts.dead-letter"))
-    if conf.stdout:
-        sinks.append(StdoutSink())
+    sinks = build_sinks(conf, trail.directory)  # webhook, Slack, SMTP, syslog, stdout; each in its own thread
     return DetectionService(trail, engine, sinks, conf.silent_after_seconds).start()
 
 

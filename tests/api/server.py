@@ -21,7 +21,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class Server:
+class Process:
+    """A child process a test starts, SIGKILLs and stops (TERM, then KILL after ``grace`` seconds)."""
+
+    proc: subprocess.Popen | None = None
+    grace: float = 10
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(self.grace)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class Server(Process):
     """Start, SIGKILL and restart `trailseal serve` on one data dir."""
 
     def __init__(self, data_dir: Path, *args: str, env: dict[str, str] | None = None, scheme: str = "http"):
@@ -60,15 +80,3 @@ class Server:
                 time.sleep(0.05)
         raise RuntimeError("server did not become healthy")
 
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()

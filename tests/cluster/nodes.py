@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import psycopg
 
-from tests.api.server import Server
+from tests.api.server import Process, Server
 from trailseal import config
 
 
@@ -20,8 +19,10 @@ def ingest_node(data_dir: Path, nats: str | None = None) -> Server:
     return Server(data_dir, "--role", "ingest", *(["--nats", nats] if nats else []))
 
 
-class Sequencer:
+class Sequencer(Process):
     """A `serve --role sequencer` process named ``node``."""
+
+    grace = 15
 
     def __init__(self, data_dir: Path, node: str, *args: str):
         self.data_dir, self.node, self.args = data_dir, node, args
@@ -34,19 +35,6 @@ class Sequencer:
                                           "--role", "sequencer", "--node", self.node, *self.args],
                                          env=os.environ.copy(), stdout=log, stderr=log)
         return self
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")

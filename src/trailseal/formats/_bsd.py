@@ -62,31 +62,24 @@ def parse_header(line: str, ctx: dict[str, Any]) -> Header:
     match = _HEADER.match(line)
     if not match:
         raise FormatError("not a BSD syslog line (expected 'Mmm dd HH:MM:SS host tag: message')")
-    pri = int(match["pri"]) if match["pri"] is not None else None
+    pri_text, month, day, clock, frac, zone_text, year, iso, rest = match.groups()
+    pri = int(pri_text) if pri_text is not None else None
     if pri is not None and pri > 191:
         raise FormatError(f"syslog PRI {pri} is out of range (0-191)")
-    zone_text = match["tzname"]
-    moment = _header_time(match, ctx)
-    rest = match["rest"] or ""
+    if iso:
+        moment = rfc3339(iso)
+    else:
+        zone = _zone(zone_text) or ctx_zone(ctx)
+        micros = int(frac.ljust(6, "0")) if frac else 0
+        moment = _bsd_time(month, int(day), clock, micros, int(year) if year else ctx_year(ctx), zone)
+    rest = rest or ""
     if _REPEATED.match(rest):
         return Header(moment, pri, None, None, None, rest.strip(), zone_text)
     parts = _HOST_TAG.match(rest)
     if not parts:
         raise FormatError("BSD syslog line has no host after the timestamp")
-    host, program, pid, message = parts.group("host", "program", "pid", "message")
+    host, program, pid, message = parts.groups()
     return Header(moment, pri, host, program, pid or None, message or "", zone_text)
-
-
-def _header_time(match: re.Match, ctx: dict[str, Any]) -> str:
-    """The header's timestamp in UTC, with year and zone from the line or from ctx."""
-    if match["iso"]:
-        return rfc3339(match["iso"])
-    year = int(match["year"]) if match["year"] else ctx_year(ctx)
-    zone = _zone(match["tzname"]) or ctx_zone(ctx)
-    frac = match["frac"] or ""
-    return _bsd_time(
-        match["mon"], int(match["day"]), match["clock"], int(frac.ljust(6, "0")) if frac else 0, year, zone
-    )
 
 
 @lru_cache(maxsize=4096)

@@ -94,24 +94,36 @@ def rfc3339(value: Any) -> str:
         raise FormatError(f"timestamp must be a string, not {type(value).__name__}")
     match = _UTC_RE.match(value)
     if match:
-        try:
-            datetime(
-                int(value[:4]),
-                int(value[5:7]),
-                int(value[8:10]),
-                int(value[11:13]),
-                int(value[14:16]),
-                int(value[17:19]),
-            )
-        except ValueError:
-            raise FormatError(f"not a valid RFC 3339 timestamp: {value[:64]!r}") from None
-        if not 1970 <= int(value[:4]) <= 9998:
-            raise FormatError(f"timestamp out of range (years 1970-9998): {value[:64]!r}")
-        return f"{value[:19]}.{(match.group(1) or '').ljust(6, '0')}Z"
+        problem = _utc_second_problem(value[:19])
+        if problem:
+            raise FormatError(f"{problem}: {value[:64]!r}")
+        fraction = match.group(1)
+        if fraction is not None and len(fraction) == 6:
+            return value
+        return f"{value[:19]}.{(fraction or '').ljust(6, '0')}Z"
     try:
         return normalize_time(value)
     except EventError as exc:
         raise FormatError(exc.reason) from None
+
+
+@lru_cache(maxsize=4096)
+def _utc_second_problem(second: str) -> str | None:
+    """What is wrong with 'YYYY-MM-DDTHH:MM:SS' as a moment in years 1970-9998, or None (cached per second)."""
+    try:
+        datetime(
+            int(second[:4]),
+            int(second[5:7]),
+            int(second[8:10]),
+            int(second[11:13]),
+            int(second[14:16]),
+            int(second[17:19]),
+        )
+    except ValueError:
+        return "not a valid RFC 3339 timestamp"
+    if not 1970 <= int(second[:4]) <= 9998:
+        return "timestamp out of range (years 1970-9998)"
+    return None
 
 
 def from_unix_nanos(nanos: int) -> str:
@@ -119,11 +131,14 @@ def from_unix_nanos(nanos: int) -> str:
     seconds, rest = divmod(nanos, 1_000_000_000)
     if not 0 <= seconds < 253370764800:  # before 9999-01-01
         raise FormatError(f"timestamp out of range: {nanos} ns since the epoch")
+    return f"{_utc_second(seconds)}.{rest // 1000:06d}Z"
+
+
+@lru_cache(maxsize=4096)
+def _utc_second(seconds: int) -> str:
+    """'YYYY-MM-DDTHH:MM:SS' of a second since the epoch (cached: a batch shares few seconds)."""
     t = time.gmtime(seconds)
-    return (
-        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
-        f".{rest // 1000:06d}Z"
-    )
+    return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
 
 
 @lru_cache(maxsize=64)
@@ -218,6 +233,8 @@ def is_ip(value: str) -> bool:
 
 def client_ip(addresses: list[str], trusted: Iterable[str] = ()) -> str | None:
     """The client of a proxy chain: the rightmost address not in a trusted proxy network."""
+    if not trusted:
+        return addresses[-1] if addresses else None
     networks = _networks(tuple(trusted))
     for address in reversed(addresses):
         if not networks or not _in_networks(address, networks):
@@ -274,10 +291,14 @@ def json_safe(value: Any, depth: int = 2) -> Any:
         return value if math.isfinite(value) else str(value)
     if depth > MAX_DEPTH - 1:
         return msgspec.json.encode(value).decode()
+    depth += 1
     if kind is dict:
-        return {str(k): json_safe(v, depth + 1) for k, v in value.items()}
+        return {
+            k if type(k) is str else str(k): v if type(v) is str else json_safe(v, depth)
+            for k, v in value.items()
+        }
     if kind is list:
-        return [json_safe(v, depth + 1) for v in value]
+        return [v if type(v) is str else json_safe(v, depth) for v in value]
     return str(value)
 
 

@@ -41,6 +41,12 @@ _TAIL = (
 )
 _SIMPLE = re.compile(r"(?P<prefix>[^ \"]+) (?P<ident>\S+) (?P<user>\S+)" + _TAIL, re.S)
 _LINE = re.compile(r"(?P<prefix>.+?) (?P<ident>\S+) (?P<user>\S+)" + _TAIL, re.S)
+_FAST = re.compile(  # the common shape: one client, a plain "METHOD PATH [PROTOCOL]" (or "-") request
+    r"(?P<client>[^ \",]+) (?P<ident>\S+) (?P<user>\S+) \[(?P<time>[^\]]{26})\] "
+    r'"(?:(?P<method>[A-Z][A-Z0-9_-]{0,31}) (?P<path>[^ "\\]+)(?: (?P<protocol>[^ "\\]+))?|-?)"'
+    r" (?P<status>\d{3}) (?P<bytes>\d+|-)(?: " + _QUOTED + " " + _QUOTED + r")?(?P<rest>.*)\Z",
+    re.S,
+)
 _EXTRA = re.compile(r"\s*(?:" + _QUOTED + r"|(\S+))")
 _METHOD = re.compile(r"[A-Z][A-Z0-9_-]{0,31}\Z")
 _TIME = re.compile(r"(\d{2})/([A-Z][a-z]{2})/(\d{4}):(\d{2}:\d{2}:\d{2}) ([+-]\d{4})\Z")
@@ -54,14 +60,24 @@ def split(data: bytes) -> list[bytes]:
 def parse(raw: bytes, **ctx: Any) -> list[dict[str, Any]]:
     """One access-log line -> one http.request event."""
     line = text(raw).rstrip("\r\n")
-    match = _SIMPLE.match(line) or _LINE.match(line)
-    if not match:
-        raise FormatError("not an access log line (common or combined format)")
-    prefix, _ident, user, stamp, request, status, size, referer, agent, rest = match.groups()
-    vhost, addresses = _client_part(prefix)
-    status_code = int(status)
     attributes: dict[str, Any] = {}
-    http = _request(request, attributes)
+    fast = _FAST.match(line)
+    if fast:
+        client, _ident, user, stamp, method, path, protocol, status, size, referer, agent, rest = (
+            fast.groups()
+        )
+        vhost, addresses = None, [client]
+        http: dict[str, Any] = {"method": method, "path": path} if method else {}
+        if protocol:
+            attributes["network.protocol"] = protocol
+    else:
+        match = _SIMPLE.match(line) or _LINE.match(line)
+        if not match:
+            raise FormatError("not an access log line (common or combined format)")
+        prefix, _ident, user, stamp, request, status, size, referer, agent, rest = match.groups()
+        vhost, addresses = _client_part(prefix)
+        http = _request(request, attributes)
+    status_code = int(status)
     http["status"] = status_code
     if size != "-":
         http["bytes"] = int(size)
@@ -73,7 +89,7 @@ def parse(raw: bytes, **ctx: Any) -> list[dict[str, Any]]:
         attributes["server.address"] = vhost
     if referer and referer != "-":
         attributes["http.request.header.referer"] = referer
-    extra = _extra_fields(rest)
+    extra = _extra_fields(rest) if rest else None
     if extra:
         attributes["access_log.extra"] = extra
     event = {

@@ -293,7 +293,7 @@ def _target(record: dict[str, Any]) -> dict[str, str] | None:
 def _attributes(record: dict[str, Any]) -> dict[str, Any]:
     """Every other non-null field as aws.<snake_name>."""
     return {
-        _attribute_key(key): json_safe(value)
+        _attribute_key(key): value if type(value) is str else json_safe(value)
         for key, value in record.items()
         if key not in _CONSUMED and value is not None
     }

@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
 
 from google.protobuf.message import DecodeError
@@ -312,16 +313,22 @@ def _action(explicit: dict[str, Any], attributes: dict[str, Any], record: dict[s
         return _checked(explicit["trailseal.action"], _ACTION_RE, "trailseal.action")
     name = attributes.pop("event.name", None) or record.get("event_name")
     if isinstance(name, str) and name:
-        segments = [_NOT_SEGMENT.sub("_", part) for part in name.lower().split(".")]
-        action = ".".join(s.strip("_") for s in segments if s.strip("_"))
-        if action and len(action) <= 256:
-            return action
-        raise FormatError(f"event.name {name[:64]!r} cannot be an action")
+        return _named_action(name)
     if "http.request.method" in attributes:
         return "http.request"
     if any(key in attributes for key in DB_KEYS):
         return "db.query"
     return "log.record"
+
+
+@lru_cache(maxsize=4096)
+def _named_action(name: str) -> str:
+    """An event.name as an action: lower case, each dot-separated segment cleaned (cached per name)."""
+    segments = [_NOT_SEGMENT.sub("_", part) for part in name.lower().split(".")]
+    action = ".".join(s.strip("_") for s in segments if s.strip("_"))
+    if action and len(action) <= 256:
+        return action
+    raise FormatError(f"event.name {name[:64]!r} cannot be an action")
 
 
 def _category(explicit: dict[str, Any], action: str, attributes: dict[str, Any]) -> str:
@@ -449,13 +456,14 @@ def _hex_id(value: Any, length: int, name: str) -> str | None:
 
 
 def _target(explicit: dict[str, Any], attributes: dict[str, Any]) -> dict[str, str] | None:
-    target = {
-        k: str(explicit[f"trailseal.target.{k}"])
-        for k in ("type", "id", "name")
-        if f"trailseal.target.{k}" in explicit
-    }
-    if target:
-        return target
+    if explicit:
+        target = {
+            k: str(explicit[f"trailseal.target.{k}"])
+            for k in ("type", "id", "name")
+            if f"trailseal.target.{k}" in explicit
+        }
+        if target:
+            return target
     table = attributes.get("db.collection.name") or attributes.get("db.sql.table")
     if isinstance(table, str) and table:
         return {"type": "table", "name": table}

@@ -63,6 +63,10 @@ SEVERITY_NAMES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", 
 SEVERITIES = ("critical", "critical", "high", "medium", "low", "info", "info", "info")
 _RFC5424 = re.compile(r"<(\d{1,3})>(\d{1,2}) (\S+) (\S+) (\S+) (\S+) (\S+) ")
 _SD_ESCAPE = re.compile(r'\\(["\\\]])')
+_SD_NAME = r'[^ =\]"]+'
+_SD_VALUE = r'"((?:[^"\\]|\\.)*)"'
+_SD_ELEMENT = re.compile(r"\[(" + _SD_NAME + r")((?: " + _SD_NAME + "=" + _SD_VALUE + r")*)\]", re.S)
+_SD_PARAM = re.compile(r" (" + _SD_NAME + ")=" + _SD_VALUE, re.S)
 _REPEATED = re.compile(r"--- last message repeated (\d+) times? ---")
 
 
@@ -111,15 +115,14 @@ def split_lf(buffer: bytes) -> tuple[list[bytes], bytes]:
 def parse(raw: bytes, **ctx: Any) -> list[dict[str, Any]]:
     """One syslog message (RFC 5424 or RFC 3164) -> one event."""
     line = text(raw).rstrip("\r\n")
-    if _RFC5424.match(line):
-        return [_rfc5424(raw, line, ctx)]
+    header = _RFC5424.match(line)
+    if header:
+        return [_rfc5424(raw, line, header, ctx)]
     return [_rfc3164(raw, line, ctx)]
 
 
-def _rfc5424(raw: bytes, line: str, ctx: dict[str, Any]) -> dict[str, Any]:
+def _rfc5424(raw: bytes, line: str, header: re.Match[str], ctx: dict[str, Any]) -> dict[str, Any]:
     """<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD [MSG]."""
-    header = _RFC5424.match(line)
-    assert header is not None
     pri, version, stamp, host, app, procid, msgid = header.groups()
     if version != "1":
         raise FormatError(f"unsupported syslog version {version}")
@@ -132,7 +135,10 @@ def _rfc5424(raw: bytes, line: str, ctx: dict[str, Any]) -> dict[str, Any]:
         time, attributes["syslog.time_missing"] = utc_now(), True
     else:
         time = rfc3339(stamp)
-    app, host, procid, msgid = (None if v == "-" else v for v in (app, host, procid, msgid))
+    app = None if app == "-" else app
+    host = None if host == "-" else host
+    procid = None if procid == "-" else procid
+    msgid = None if msgid == "-" else msgid
     if msgid:
         attributes["syslog.msgid"] = msgid
     if data:
@@ -203,6 +209,33 @@ def structured_data(line: str, pos: int) -> tuple[dict[str, dict[str, Any]], int
     """RFC 5424 STRUCTURED-DATA starting at pos: ({SD-ID: {name: value}}, position after it)."""
     if line.startswith("-", pos):
         return {}, pos + 1
+    return _well_formed_data(line, pos) or _scanned_data(line, pos)
+
+
+def _well_formed_data(line: str, pos: int) -> tuple[dict[str, dict[str, Any]], int] | None:
+    """structured_data by regular expression, or None for anything unusual (the scanner then says why)."""
+    data: dict[str, dict[str, Any]] = {}
+    element = _SD_ELEMENT.match(line, pos)
+    while element:
+        sd_id = element.group(1)
+        if sd_id in data:
+            return None
+        params: dict[str, Any] = {}
+        for name, value in _SD_PARAM.findall(element.group(2)):
+            if "\\" in value:
+                value = _SD_ESCAPE.sub(r"\1", value)
+            if name in params:
+                old = params[name]
+                value = [*old, value] if isinstance(old, list) else [old, value]
+            params[name] = value
+        data[sd_id] = params
+        pos = element.end()
+        element = _SD_ELEMENT.match(line, pos)
+    return (data, pos) if data and not line.startswith("[", pos) else None
+
+
+def _scanned_data(line: str, pos: int) -> tuple[dict[str, dict[str, Any]], int]:
+    """structured_data character by character, with a precise reason for malformed input."""
     data: dict[str, dict[str, Any]] = {}
     while line.startswith("[", pos):
         end = _token_end(line, pos + 1)

@@ -129,3 +129,21 @@ def test_only_pure_numeric_comparisons_get_bounds():
     assert [r.thresholds for r in engine.rules] == [(300,), None, None]
     between = engine_of(rule("between", {"sel": {"attributes.skew|gt": 10, "attributes.skew|lt": 20}}))
     assert between.rules[0].thresholds == (10, 20)
+
+
+def test_sealed_stamps_give_the_seconds_datetime_gives():
+    import random
+    from datetime import UTC, datetime, timedelta
+
+    from trailseal.detect.derived import epoch_seconds, parse_time
+
+    rng = random.Random(3)
+    start = datetime(1971, 1, 1, tzinfo=UTC)
+    for _ in range(3000):
+        text = (start + timedelta(microseconds=rng.randrange(4 * 10**15))).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        assert epoch_seconds(text) == parse_time(text).timestamp(), text
+    for odd in ("2026-01-01T10:00:00,250000Z", "2026-01-01 10:00:00.250000Z"):  # other forms: the slow path
+        assert epoch_seconds(odd) == 1767261600.25
+    for bad in ("2026-01-01T10:60:00.000000Z", "2026-01-01T10:00:60.000000Z", "2026-13-01T10:00:00.000000Z",
+                "2026-01-01T10:00:0\u00b2.000000Z", "2026-01-01T10:00:00.000_00Z", "2026-01-01T10:00:00.00000+Z"):
+        assert epoch_seconds(bad) is None, bad

@@ -32,8 +32,35 @@ def epoch_seconds(text: object) -> float | None:
     """Seconds since the epoch of an RFC 3339 timestamp (None if unreadable)."""
     if not isinstance(text, str):
         return None
+    if len(text) == 27:
+        sealed = _sealed_stamp_seconds(text)
+        if sealed is not None:
+            return sealed
     moment = parse_time(text)
     return moment.timestamp() if moment is not None else None
+
+
+def _sealed_stamp_seconds(text: str) -> float | None:
+    """epoch_seconds of a stamp as trailseal seals it (`YYYY-MM-DDTHH:MM:SS.ffffffZ`) without
+    building a datetime: the hour's start is remembered, the rest is integer arithmetic, and the
+    one division rounds exactly as datetime.timestamp() does (None: not in that form)."""
+    if text[13] != ":" or text[16] != ":" or text[19] != "." or text[26] != "Z":
+        return None
+    digits = text[14:16] + text[17:19] + text[20:26]
+    if not (digits.isascii() and digits.isdigit()):
+        return None
+    hour = _hour_start(text[:13])
+    minute, second = int(digits[0:2]), int(digits[2:4])
+    if hour is None or minute > 59 or second > 59:
+        return None
+    return ((hour + minute * 60 + second) * 1_000_000 + int(digits[4:])) / 1_000_000
+
+
+@lru_cache(maxsize=1024)
+def _hour_start(prefix: str) -> int | None:
+    """Epoch seconds at the start of `YYYY-MM-DDTHH` (UTC), or None."""
+    moment = parse_time(prefix + ":00:00Z")
+    return int(moment.timestamp()) if moment is not None else None
 
 
 def _local(event: dict, zone: tzinfo | None) -> datetime | None:

@@ -219,5 +219,59 @@ def measure(directory: Path, parquet: Path, total: int) -> list[Result]:
     return results
 
 
+def first_search(total: int) -> list[Result]:
+    """Seal ``total`` events the way `serve` does (its scheduled jobs running), restart, time the first search.
+
+    Without the search-index job (before it existed) the first search indexes the whole backlog itself.
+    `python -m bench.bench_query first-search N` runs it alone.
+    """
+    import tempfile
+
+    from trailseal.jobs import Scheduler, default_jobs
+
+    with tempfile.TemporaryDirectory(dir=OUT) as tmp:
+        directory = trailseal.init(Path(tmp) / "data", origin="bench.trailseal")
+        with trailseal.open(directory) as log:
+            jobs = Scheduler([job for job in default_jobs(log) if job.name == "search-index"]).start()
+            started, pending = time.perf_counter(), []
+            for start in range(0, total, 20_000):
+                pending.append(log.sealer.submit(make_events(start, min(20_000, total - start), total)))
+                if len(pending) > 2:
+                    pending.pop(0).result()
+            for future in pending:
+                future.result()
+            ingest = total / (time.perf_counter() - started)
+            lag = _caught_up_after(log, 30.0 if jobs.jobs else 0.0)
+            jobs.stop()
+        with trailseal.open(directory) as log:  # the restart
+            behind = _behind(index.connection(log.store))
+            print(f"  {behind:,} events not yet indexed at the restart", flush=True)
+            started = time.perf_counter()
+            search(log.store, "actor:u00042", limit=100, now=END)
+            first = (time.perf_counter() - started) * 1000
+    names = ", search-index job on" if jobs.jobs else ", no search-index job"
+    return [report(Result(f"ingest under serve's jobs, {total:,} events{names}", ingest, None, "ev/s")),
+            report(Result(f"search indexes current, seconds after the last commit{names}", lag, None, "s")),
+            report(Result(f"first search after a restart, {total:,} events{names}", first, None, "ms",
+                          goal="<= 1000 ms", passed=first <= 1000))]
+
+
+def _behind(conn) -> int:
+    """Committed entries the search indexes do not hold yet."""
+    return (conn.execute("SELECT max(seq) FROM entries").fetchone()[0] or 0) - index.indexed_up_to(conn)
+
+
+def _caught_up_after(log, patience: float) -> float:
+    """Seconds until the search indexes hold every committed entry (the server kept running), at most
+    ``patience``; the restart comes then."""
+    conn, started = index.connection(log.store), time.perf_counter()
+    while _behind(conn) and time.perf_counter() - started < patience:
+        time.sleep(0.05)
+    return time.perf_counter() - started
+
+
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else None)
+    if sys.argv[1:2] == ["first-search"]:
+        first_search(int(sys.argv[2]) if len(sys.argv) > 2 else 1_000_000)
+    else:
+        main(int(sys.argv[1]) if len(sys.argv) > 1 else None)

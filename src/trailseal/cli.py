@@ -548,6 +548,10 @@ def _search_local(data: Path | None, params: dict, limit: int) -> list[dict]:
             logs = [log] if log else [info.name for info in trail.logs()]
             found = trail.protection.actor_commitments(trail.store, filters.actor_id, logs)
             filters = msgspec.structs.replace(filters, actor_id=None, actor_in=found)
+        if filters.actor_id or filters.actor_in is not None:
+            from trailseal.cli_index import catch_up_index
+
+            catch_up_index(trail)  # the actor lookup reads the search index
         rows = trail.store.select([log] if log else None, filters, None, limit)
         return trail.read_events([(lg, index, data) for lg, index, _, data in rows])
     except EventError as exc:
@@ -815,6 +819,7 @@ def query_cmd(text: Annotated[str, typer.Argument(help="e.g. 'actor:alice outcom
               log: Annotated[str | None, typer.Option("--log", "-l", help="Only this log.")] = None,
               limit: Annotated[int, typer.Option(help="Most events to print.")] = 100) -> None:
     """Search with the query language; prints NDJSON, newest first. A bad query points at its column."""
+    from trailseal.cli_index import catch_up_index
     from trailseal.query import QueryError
     from trailseal.query.sealed import search_trail
 
@@ -823,6 +828,7 @@ def query_cmd(text: Annotated[str, typer.Argument(help="e.g. 'actor:alice outcom
     else:
         trail = open_trail(data)
         try:
+            catch_up_index(trail)
             page = search_trail(trail, text, log, min(limit, 1000))
             rows = [{"log": e.pop("log"), "index": e.pop("index"), "event": e} for e in page.events]
         except QueryError as exc:
@@ -840,6 +846,7 @@ def timeline_cmd(what: Annotated[str, typer.Argument(help="actor:ID, session:ID 
                  log: Annotated[str | None, typer.Option("--log", "-l", help="Only this log.")] = None,
                  limit: Annotated[int, typer.Option(help="Most events.")] = 1000) -> None:
     """Events of one actor, session or trace in time order (a finding and the requests behind it)."""
+    from trailseal.cli_index import catch_up_index
     from trailseal.query import QueryError
     from trailseal.query.sealed import timeline_trail
 
@@ -848,6 +855,7 @@ def timeline_cmd(what: Annotated[str, typer.Argument(help="actor:ID, session:ID 
         fail("give actor:ID, session:ID or trace:ID")
     trail = open_trail(data)
     try:
+        catch_up_index(trail)
         events = timeline_trail(trail, key, value, since, log, limit)
     except QueryError as exc:
         fail(f"timeline: {exc}")
@@ -863,9 +871,10 @@ def timeline_cmd(what: Annotated[str, typer.Argument(help="actor:ID, session:ID 
 def _register_commands() -> None:
     from trailseal.cli_archive import register as register_archive
     from trailseal.cli_export import register as register_export
+    from trailseal.cli_index import register as register_index
     from trailseal.cli_report import register as register_report
 
-    for register in (register_archive, register_export, register_report):
+    for register in (register_archive, register_export, register_report, register_index):
         register(app)
 
 

@@ -75,6 +75,7 @@ def default_jobs(trail) -> list[Job]:
     jobs: list[Job] = []
     jobs += retention_jobs(trail)
     jobs += validate_jobs(trail)
+    jobs += search_index_jobs(trail)
     return jobs
 
 
@@ -97,6 +98,19 @@ def validate_jobs(trail) -> list[Job]:
 
     # first run one interval after start, not at start (a fresh server has nothing to judge yet)
     return [Job("validate", interval, lambda: last_validation(trail).run(trail), last_run=time.monotonic())]
+
+
+SEARCH_INDEX_BATCH = 5_000  # entries per write transaction: the sealer never waits long for the lock
+
+
+def search_index_jobs(trail) -> list[Job]:
+    """Keep the SQLite search indexes (query/index.py) current every second, so the first search after
+    a start or a burst has only the last commits to index; the first run catches up a whole backlog."""
+    if type(trail.store).__name__ != "SQLiteStore":
+        return []
+    from trailseal.query import index
+
+    return [Job("search-index", 1.0, lambda: index.refresh(index.connection(trail.store), SEARCH_INDEX_BATCH))]
 
 
 def start_jobs(trail) -> Scheduler:

@@ -212,8 +212,8 @@ def test_search_equals_brute_force_on_fixed_queries(sealed, query):
 
 # -- plans -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("query", "index_name"), [
-    ("actor:alice", "entries_by_actor"),
-    ("actor:al* since:7d", "entries_by_actor"),
+    ("actor:alice", "SEARCH a USING PRIMARY KEY (log=? AND actor=?)"),
+    ("actor:al* since:7d", "SEARCH a USING PRIMARY KEY (log=? AND actor>? AND actor<?)"),
     ("action:auth.*", "entries_by_action"),
     ("outcome:error", "entries_by_outcome"),
     ("since:1d", "entries_by_time (log=? AND time>?)"),
@@ -222,8 +222,8 @@ def test_search_equals_brute_force_on_fixed_queries(sealed, query):
     ("trace:00000000000000000000000000000001", "entries_by_trace"),
     ("ip:10.0.0.0/24", "entries_ip USING PRIMARY KEY"),
     ('"quick brown"', "entries_fts VIRTUAL TABLE"),
-    ("actor:alice outcome:failure -attributes.flag:true", "entries_by_actor"),
-    ("(actor:alice OR actor:bob) status:500", "entries_by_actor"),
+    ("actor:alice outcome:failure -attributes.flag:true", "SEARCH a USING PRIMARY KEY (log=? AND actor=?)"),
+    ("(actor:alice OR actor:bob) status:500", "SEARCH a USING PRIMARY KEY (log=? AND actor=?)"),
     ("id:ev-17", "entries_by_id"),
 ])
 def test_selective_queries_use_an_index(sealed, query, index_name):
@@ -233,6 +233,15 @@ def test_selective_queries_use_an_index(sealed, query, index_name):
     assert not any(re.match(r"SCAN e\b", step) for step in steps), steps  # no full scan of entries
 
 
+def test_an_actor_page_reads_entries_actor_in_time_order(sealed):
+    """`actor:X` walks the query index's (log, actor, time, seq) key newest first: no sort, no scan."""
+    trail, _ = sealed
+    steps = explain(trail.store, "actor:alice", now=NOW)
+    assert not any("TEMP B-TREE" in step for step in steps), steps
+    assert "entries_by_actor" not in {row[0] for row in trail.store._conn().execute(
+        "SELECT name FROM sqlite_master WHERE type='index'")}  # gone from the write path
+
+
 def test_unselective_leaves_fall_back_to_walking_the_time_index(sealed, monkeypatch):
     """When every indexed leaf matches more than CAP rows, a page walks time order and stops early."""
     trail, stored = sealed
@@ -240,7 +249,7 @@ def test_unselective_leaves_fall_back_to_walking_the_time_index(sealed, monkeypa
     steps = explain(trail.store, "action:auth.* orders", now=NOW)
     assert steps[0] == "SEARCH e USING INDEX entries_by_time (log=?)", steps
     assert all_pages(trail.store, "action:auth.* orders", 50) == expected(stored, "action:auth.* orders")
-    assert "entries_by_actor" in explain(trail.store, "actor:alice action:auth.*", now=NOW)[0]
+    assert "SEARCH a USING PRIMARY KEY" in explain(trail.store, "actor:alice action:auth.*", now=NOW)[0]
 
 
 def test_values_are_bound_never_spliced(sealed):

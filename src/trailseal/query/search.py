@@ -1,9 +1,10 @@
 """Run queries on the SQLite store: the AST compiled to indexed, parameterized SQL.
 
 Indexed columns of ``entries`` (time, category, action, outcome, actor_id, id, log) are compared
-directly so SQLite can use its indexes (a wildcard with a literal prefix becomes a range); free text
-goes through ``entries_fts``, ``actor.ip`` ranges through ``entries_ip``, session and trace through
-expression indexes (see ``index.py``), everything else through ``json_extract``/``json_each``.
+directly so SQLite can use its indexes (a wildcard with a literal prefix becomes a range); an actor
+is found through ``entries_actor`` (kept by index.py, off the write path); free text goes through
+``entries_fts``, ``actor.ip`` ranges through ``entries_ip``, session and trace through expression
+indexes (see ``index.py``), everything else through ``json_extract``/``json_each``.
 Values are always bound parameters. Results are newest first by time, then by commit order (the
 log index within a log); pages continue from an opaque cursor, so they stay stable as events arrive.
 """
@@ -255,6 +256,7 @@ class _Plan:
     probe: frozenset[int] = frozenset()
     skip: Node | None = None
     windowed: bool = False
+    order: tuple[str, str] = ("e.time", "e.seq")  # the (time, seq) columns pages are sorted and keyed on
 
     def where(self, window: tuple[int, int] | None = None) -> tuple[str, list[Any]]:
         return to_sql(self.node, self.now, probe=self.probe, skip=self.skip, window=window)
@@ -262,7 +264,8 @@ class _Plan:
 
 CAP = 20_000  # a driver matching fewer rows than this is read whole and sorted
 WINDOW = 16_384  # rows of the time index in a windowed plan's first window (it doubles after)
-ORDERED = {"actor.id": "entries_by_actor", "action": "entries_by_action", "outcome": "entries_by_outcome",
+ACTORS = "entries_actor"  # a table of the query index, not an index of entries (see index.py)
+ORDERED = {"actor.id": ACTORS, "action": "entries_by_action", "outcome": "entries_by_outcome",
            "actor.session": "entries_by_session", "request.trace_id": "entries_by_trace", "id": "entries_by_id"}
 
 
@@ -371,8 +374,17 @@ def _seqs(leaf: Node, kind: str, node: Node, log: str, now: datetime) -> tuple[s
     if kind == "or":
         parts = [_seqs(branch, _leaf_kind(branch), node, log, now) for branch in leaf.items]
         return " UNION ".join(sql for sql, _ in parts), [p for _, params in parts for p in params]
+    if kind.endswith(ACTORS):
+        where, params = _actor_where(leaf, node, now)
+        return f"SELECT a.seq FROM {ACTORS} a WHERE a.log = ? AND {where}", [log, *params]
     where, params = to_sql(And((leaf, *_time_bounds(node))), now)
     return f"SELECT e.seq FROM entries e INDEXED BY {kind.split(':')[1]} WHERE e.log = ? AND {where}", [log, *params]
+
+
+def _actor_where(leaf: Node, node: Node, now: datetime) -> tuple[str, list[Any]]:
+    """An actor leaf and the query's time bounds, on the columns of ``entries_actor a``."""
+    where, params = to_sql(And((leaf, *_time_bounds(node))), now)
+    return where.replace("e.actor_id", "a.actor").replace("e.time", "a.time"), params
 
 
 def _ip_range(leaf: Term) -> tuple[bytes, bytes]:
@@ -380,7 +392,14 @@ def _ip_range(leaf: Term) -> tuple[bytes, bytes]:
 
 
 def _driven_plan(leaf: Node, kind: str, node: Node, log: str, now: datetime, probe: frozenset[int]) -> _Plan:
-    """Rows reached through one selective leaf: its index, or a join on the seqs it yields."""
+    """Rows reached through one selective leaf: its index, or a join on the seqs it yields.
+
+    An actor walks ``entries_actor`` in (time, seq) order, so a page reads only the rows it returns.
+    """
+    if kind.endswith(ACTORS):
+        where, params = _actor_where(leaf, node, now)
+        source = f"{ACTORS} a CROSS JOIN entries e ON e.seq = a.seq AND a.log = ? AND {where}"
+        return _Plan(source, [log, *params], node, now, probe, leaf, order=("a.time", "a.seq"))
     if kind.startswith(("eq:", "range:")):
         return _Plan(f"entries e INDEXED BY {kind.split(':')[1]}", [], node, now, probe)
     driver, args = _seqs(leaf, kind, node, log, now)
@@ -460,16 +479,17 @@ def _page_sql(chosen: _Plan, log: str, after: tuple[str, int] | None, limit: int
               window: tuple[int, int] | None, floor: tuple[str, int] | None) -> tuple[str, list[Any]]:
     """One log's page: keyset pagination on (time, seq), optionally down to a floor row."""
     order, beyond = ("DESC", "<") if descending else ("ASC", ">")
+    time, seq = chosen.order
     where, params = chosen.where(window)
     sql = f"SELECT e.time, e.seq, e.log, e.idx, e.data FROM {chosen.source} WHERE e.log = ? AND {where}"
     args = [*chosen.params, log, *params]
     if after is not None:
-        sql += f" AND e.time {beyond}= ? AND (e.time {beyond} ? OR e.seq {beyond} ?)"
+        sql += f" AND {time} {beyond}= ? AND ({time} {beyond} ? OR {seq} {beyond} ?)"
         args.extend((after[0], after[0], after[1]))
     if floor is not None:
         sql += " AND e.time >= ? AND (e.time > ? OR e.seq >= ?)"
         args.extend((floor[0], floor[0], floor[1]))
-    sql += f" ORDER BY e.time {order}, e.seq {order} LIMIT ?"
+    sql += f" ORDER BY {time} {order}, {seq} {order} LIMIT ?"
     args.append(limit)
     return sql, args
 

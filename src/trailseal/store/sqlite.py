@@ -24,7 +24,6 @@ CREATE TABLE IF NOT EXISTS entries (seq INTEGER PRIMARY KEY,
 CREATE UNIQUE INDEX IF NOT EXISTS entries_by_index ON entries (log, idx);
 CREATE UNIQUE INDEX IF NOT EXISTS entries_by_id ON entries (log, id);
 CREATE INDEX IF NOT EXISTS entries_by_time ON entries (log, time);
-CREATE INDEX IF NOT EXISTS entries_by_actor ON entries (log, actor_id, time);
 CREATE INDEX IF NOT EXISTS entries_by_action ON entries (log, action, time);
 CREATE TABLE IF NOT EXISTS tiles (log TEXT NOT NULL, level INTEGER NOT NULL, idx INTEGER NOT NULL,
     data BLOB NOT NULL, PRIMARY KEY (log, level, idx)) WITHOUT ROWID;
@@ -48,6 +47,7 @@ class SQLiteStore:
         conn = self._conn()
         with conn:
             conn.executescript(SCHEMA)
+            _drop_actor_index(conn)
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
         if int(version) > SCHEMA_VERSION:
@@ -186,6 +186,9 @@ class SQLiteStore:
     def select(self, logs: Sequence[str] | None, filters: Filters, after: Cursor | None,
                limit: int) -> list[tuple[str, int, str, bytes]]:
         where, params = _filter_sql(filters)
+        if filters.actor_id is not None or filters.actor_in is not None:
+            clause, values = self._actor_sql(logs, filters)
+            where, params = [*where, clause], [*params, *values]
         if logs is not None:
             where.append(f"log IN ({','.join('?' * len(logs))})")
             params.extend(logs)
@@ -195,6 +198,17 @@ class SQLiteStore:
         sql = ("SELECT log, idx, time, data FROM entries" + (" WHERE " + " AND ".join(where) if where else "")
                + " ORDER BY time DESC, log DESC, idx DESC LIMIT ?")
         return self._conn().execute(sql, [*params, limit]).fetchall()
+
+    def _actor_sql(self, logs: Sequence[str] | None, f: Filters) -> tuple[str, list]:
+        """The actor filter as a lookup in the query index's entries_actor (brought up to date first)."""
+        from trailseal.query import index
+
+        index.refresh(index.connection(self))
+        names = list(logs) if logs is not None else [i.name for i in self.logs()]
+        actors = [f.actor_id] if f.actor_id is not None else list(f.actor_in or ())
+        sql = (f"seq IN (SELECT seq FROM entries_actor WHERE log IN ({','.join('?' * len(names)) or 'NULL'})"
+               f" AND actor IN ({','.join('?' * len(actors)) or 'NULL'}))")
+        return sql, [*names, *actors]
 
     def read_pruned(self, log: str, start: int, end: int) -> Iterator[tuple[int, bytes]]:
         """(index, recorded leaf hash) of entries whose payload retention pruned (see retention.py)."""
@@ -258,6 +272,16 @@ class SQLiteStore:
                 conn.close()
             self._connections.clear()
         self._local = threading.local()
+
+
+def _drop_actor_index(conn: sqlite3.Connection) -> None:
+    """Data dirs from before: `entries_by_actor (log, actor_id, time)` cost every commit half its CPU and
+    bytes; actor lookups now go through the query index's `entries_actor`, filled in batches after the
+    commit (query/index.py). Drop the old index, and `entries_actor` with it so the next search connection
+    refills it whole (a trailseal that still had the index may have indexed entries without it)."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type='index' AND name='entries_by_actor'").fetchone():
+        conn.execute("DROP INDEX entries_by_actor")
+        conn.execute("DROP TABLE IF EXISTS entries_actor")
 
 
 def _filter_sql(f: Filters) -> tuple[list[str], list]:

@@ -1,0 +1,113 @@
+"""The search indexes off the write path: actors in `entries_actor`, kept current by `serve`'s job,
+caught up on demand by the CLI, and old data dirs (with the `entries_by_actor` index) migrated."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from typer.testing import CliRunner
+
+import trailseal
+from tests.conftest import make_event
+from tests.query.test_search import without_privacy
+from trailseal.cli import app as cli
+from trailseal.jobs import SEARCH_INDEX_BATCH, Scheduler, default_jobs
+from trailseal.query import count, search, timeline
+from trailseal.query import index as query_index
+from trailseal.store.base import Filters
+
+
+def _events(start: int, n: int, actor: str = "alice") -> list[dict]:
+    return [make_event(i, actor={"id": actor if i % 2 else f"other-{i % 5}", "type": "user"}) for i in
+            range(start, start + n)]
+
+
+def _index_names(path) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        return {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+
+
+def test_ingest_writes_no_actor_index_and_search_still_finds_the_actor(data_dir):
+    with trailseal.open(without_privacy(data_dir)) as trail:
+        trail.append(_events(0, 40))
+        assert "entries_by_actor" not in _index_names(trail.store.path)
+        conn = query_index.connection(trail.store)
+        stored = conn.execute("SELECT count(*) FROM entries").fetchone()[0]  # ours and the meta log's
+        assert stored >= 40 and query_index.pending(conn) == stored  # nothing indexed at commit time
+        assert count(trail.store, "actor:alice") == 20
+        assert query_index.pending(conn) == 0
+        assert conn.execute("SELECT count(*) FROM entries_actor WHERE actor='alice'").fetchone()[0] == 20
+        newest = search(trail.store, "actor:alice", limit=3).events
+        assert [e["index"] for e in newest] == sorted((e["index"] for e in newest), reverse=True)
+        assert [e["actor"]["id"] for e in timeline(trail.store, "actor", "alice")] == ["alice"] * 20
+
+
+def test_store_select_by_actor_uses_the_query_index(data_dir):
+    with trailseal.open(without_privacy(data_dir)) as trail:
+        trail.append(_events(0, 10))
+        found = trail.store.select(None, Filters(actor_id="alice"), None, 100)
+        assert sorted(index for _, index, _, _ in found) == [1, 3, 5, 7, 9]
+        trail.append(_events(10, 4))  # committed after the last catch-up: select catches up first
+        assert len(trail.store.select(["default"], Filters(actor_in=["alice", "other-0"]), None, 100)) == 9
+        assert trail.store.select(None, Filters(actor_in=[]), None, 100) == []
+
+
+def test_forget_takes_entries_out_of_the_actor_table(data_dir):
+    with trailseal.open(without_privacy(data_dir)) as trail:
+        trail.append(_events(0, 4))
+        assert count(trail.store, "actor:alice") == 2
+        conn = query_index.connection(trail.store)
+        rows = conn.execute("SELECT seq, data FROM entries WHERE idx = 1").fetchall()
+        conn.execute("BEGIN IMMEDIATE")
+        query_index.forget(conn, rows)
+        conn.execute("COMMIT")
+        assert conn.execute("SELECT count(*) FROM entries_actor WHERE actor='alice'").fetchone()[0] == 1
+
+
+def test_serve_job_keeps_the_index_current_in_bounded_batches(data_dir):
+    with trailseal.open(without_privacy(data_dir)) as trail:
+        conn = query_index.connection(trail.store)
+        query_index.refresh(conn)
+        trail.append(_events(0, SEARCH_INDEX_BATCH + 7))
+        jobs = [job for job in default_jobs(trail) if job.name == "search-index"]
+        assert len(jobs) == 1 and jobs[0].interval_seconds <= 1.0
+        behind = query_index.pending(conn)
+        assert behind >= SEARCH_INDEX_BATCH + 7
+        batches: list[int] = []
+        query_index.refresh(conn, SEARCH_INDEX_BATCH, batches.append)
+        assert batches == [SEARCH_INDEX_BATCH, behind - SEARCH_INDEX_BATCH]
+        trail.append(_events(SEARCH_INDEX_BATCH + 7, 3))
+        assert Scheduler(jobs).run_due(now=1e9) == ["search-index"] and jobs[0].last_error is None
+        assert query_index.pending(conn) == 0
+
+
+def test_an_old_data_dir_is_migrated_on_open(data_dir):
+    """A data dir from before: `entries_by_actor` on entries, FTS indexed, `entries_actor` missing or short."""
+    with trailseal.open(without_privacy(data_dir)) as trail:
+        trail.append(_events(0, 30))
+        count(trail.store, "alice")  # index everything, as the old code did
+        path = trail.store.path
+    with sqlite3.connect(path) as conn:
+        conn.execute("DELETE FROM entries_actor WHERE seq % 2 = 0")  # as left by a downgrade and upgrade
+        conn.execute("CREATE INDEX entries_by_actor ON entries (log, actor_id, time)")
+    query_index._ready.discard(path)  # a new process  # noqa: SLF001
+    with trailseal.open(data_dir) as trail:
+        assert "entries_by_actor" not in _index_names(path)  # dropped when the store opens
+        assert count(trail.store, "actor:alice") == 15  # the backfill covers what was indexed before
+        trail.append(_events(30, 2))
+        assert count(trail.store, "actor:alice") == 16
+
+
+def test_cli_index_and_query_catch_up_on_a_data_dir_without_server(data_dir):
+    with trailseal.open(without_privacy(data_dir)) as trail:
+        trail.append(_events(0, 12))
+    result = CliRunner().invoke(cli, ["query", "actor:alice", "--data", str(data_dir)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count('"index"') == 6
+    with trailseal.open(data_dir) as trail:
+        trail.append(_events(12, 5))
+    result = CliRunner().invoke(cli, ["index", "--data", str(data_dir)])
+    assert result.exit_code == 0, result.output
+    assert "indexed 5 new entries" in result.output
+    helped = CliRunner().invoke(cli, ["index", "--help"])
+    assert helped.exit_code == 0 and "search indexes" in helped.output

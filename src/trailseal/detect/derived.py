@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime, tzinfo
 from functools import lru_cache
@@ -96,8 +97,8 @@ def time_weekday(zone: tzinfo | None) -> Accessor:
 def clock_skew_seconds(event: dict) -> object:
     """Absolute difference between ``received`` and ``time`` in seconds."""
     sent, got = event.get("time"), event.get("received")
-    if sent == got and sent is not None:
-        return 0.0
+    if sent == got:
+        return 0.0 if epoch_seconds(sent) is not None else MISSING
     if type(sent) is str and type(got) is str and len(sent) == 27 == len(got) and sent[:14] == got[:14]:
         near = _same_hour_difference(sent, got)
         if near is not None:
@@ -108,21 +109,49 @@ def clock_skew_seconds(event: dict) -> object:
     return round(abs(end - start), 6)
 
 
+SKEW_SURELY_BELOW = 60.0  # what skew_surely_below_a_minute() proves: the skew is a number under this
+
+
+def skew_surely_below_a_minute(event: dict) -> bool:
+    """Whether clock_skew_seconds(event) is certainly a number below 60 s, without computing it:
+    both stamps are sealed (`YYYY-MM-DDTHH:MM:SS.ffffffZ`, well formed) and share the minute."""
+    sent, got = event.get("time"), event.get("received")
+    return (
+        type(sent) is str
+        and type(got) is str
+        and len(sent) == 27 == len(got)
+        and sent[:16] == got[:16]
+        and _SEALED_SECONDS.match(sent, 16) is not None
+        and _SEALED_SECONDS.match(got, 16) is not None
+        and _is_minute(sent[:16])
+    )
+
+
+_SEALED_SECONDS = re.compile(r":[0-5][0-9]\.[0-9]{6}Z\Z")  # `:SS.ffffffZ`, the end of a sealed stamp
+_SEALED_MINUTES_SECONDS = re.compile(r"[0-5][0-9]:[0-5][0-9]\.[0-9]{6}Z\Z")  # `MM:SS.ffffffZ`
+
+
+@lru_cache(maxsize=1024)
+def _is_minute(prefix: str) -> bool:
+    """Whether `YYYY-MM-DDTHH:MM` is a real UTC minute."""
+    return prefix[13] == ":" and prefix[14:16] in _MINUTES and _hour_start(prefix[:13]) is not None
+
+
+_MINUTES = frozenset(f"{m:02d}" for m in range(60))
+
+
 def _same_hour_difference(sent: str, got: str) -> float | None:
     """|got - sent| for two canonical stamps of the same hour (`YYYY-MM-DDTHH:MM:SS.ffffffZ`, as
-    trailseal seals them) without parsing dates: exact, in integer microseconds."""
-    if not (sent[26] == got[26] == "Z" and sent[19] == got[19] == "." and sent[16] == got[16] == ":"):
+    trailseal seals them) without parsing dates: exact, in integer microseconds (None: either
+    stamp is not in that form, or the hour is not a real one)."""
+    if sent[13] != ":" or _SEALED_MINUTES_SECONDS.match(sent, 14) is None:
+        return None
+    if _SEALED_MINUTES_SECONDS.match(got, 14) is None or _hour_start(sent[:13]) is None:
         return None
     if sent[14:16] == got[14:16]:  # same minute: only the seconds differ
-        try:
-            return round(abs(float(got[17:26]) - float(sent[17:26])), 6)
-        except ValueError:
-            return None
-    try:
-        start = (int(sent[14:16]) * 60 + int(sent[17:19])) * 1_000_000 + int(sent[20:26])
-        end = (int(got[14:16]) * 60 + int(got[17:19])) * 1_000_000 + int(got[20:26])
-    except ValueError:
-        return None
+        return round(abs(float(got[17:26]) - float(sent[17:26])), 6)
+    start = (int(sent[14:16]) * 60 + int(sent[17:19])) * 1_000_000 + int(sent[20:26])
+    end = (int(got[14:16]) * 60 + int(got[17:19])) * 1_000_000 + int(got[20:26])
     return abs(end - start) / 1_000_000
 
 

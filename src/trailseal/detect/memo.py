@@ -18,6 +18,7 @@ from typing import Any
 from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
 from sigma.types import SigmaCompareExpression, SigmaFieldReference
 
+from trailseal.detect.derived import SKEW_SURELY_BELOW, clock_skew_seconds, skew_surely_below_a_minute
 from trailseal.detect.fields import DispatchKey, profile_for
 from trailseal.detect.sigma import CompileContext
 
@@ -103,7 +104,26 @@ class MemoGroup:
         self.direct = False  # values hardly repeat (e.g. a skew in µs): just run the rules
         self.evaluate: Callable[[dict], tuple] = _evaluator(rules)  # runs the rules themselves
         # matching(event): the group's rules that match the event, in rule order
-        self.matching: Callable[[dict], tuple] = self._remembering(getters, sorted(thresholds or ()))
+        bounds = sorted(thresholds or ())
+        self.matching: Callable[[dict], tuple] = self._remembering(getters, bounds)
+        sure = _sure_bin(getters, bounds)
+        if sure is not None:
+            self.matching = self._skipping(self.matching, *sure)
+
+    def _skipping(self, general: Callable[[dict], tuple], surely: Callable[[dict], bool],
+                  key: tuple) -> Callable[[dict], tuple]:
+        """matching() that, when `surely` proves the value falls in the bin `key` and that bin's
+        answer is remembered, returns it without computing the value."""
+        memo = self.memo
+
+        def matching(event: dict) -> tuple:
+            if surely(event):
+                found = memo.get(key)
+                if found is not None:
+                    return found
+            return general(event)
+
+        return matching
 
     def _remembering(self, getters: list[Callable[[dict], Any]], bounds: list) -> Callable[[dict], tuple]:
         """matching() while remembering pays: read the fields, look their values up, run the
@@ -150,6 +170,17 @@ class MemoGroup:
         self.direct = True
         self.memo.clear()
         self.matching = self.evaluate
+
+
+def _sure_bin(getters: list[Callable[[dict], Any]], bounds: list) -> tuple[Callable, tuple] | None:
+    """(a cheap check, the memo key of the bin it proves) for a group on clock_skew_seconds whose
+    bounds all lie outside [0, 60]: every skew under a minute then falls in one bin."""
+    if len(getters) != 1 or getters[0] is not clock_skew_seconds or not bounds:
+        return None
+    if any(0 <= bound <= SKEW_SURELY_BELOW for bound in bounds):
+        return None
+    below = bisect.bisect_left(bounds, 0.0)
+    return skew_surely_below_a_minute, ("<", below, below)
 
 
 def _evaluator(rules: tuple) -> Callable[[dict], tuple]:

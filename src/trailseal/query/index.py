@@ -182,10 +182,11 @@ def index_new(conn: sqlite3.Connection, batch: int | None = None) -> int:
 def index_rows(conn: sqlite3.Connection, rows: Sequence[tuple[int, bytes]]) -> None:
     """Add (seq, entry bytes) rows to the FTS and IP tables."""
     texts, ips = [], []
-    for seq, data in rows:
-        event = _decode(data)
+    events = [(seq, _decode(data)) for seq, data in rows]
+    plain = sealed_ips(conn, [event for _, event in events])
+    for seq, event in events:
         texts.append((seq, document_text(event)))
-        key = ip_key((event.get("actor") or {}).get("ip"))
+        key = ip_key(_actor_ip(event, plain))
         if key is not None:
             ips.append((key, seq))
     conn.executemany("INSERT INTO entries_fts (rowid, text) VALUES (?, ?)", texts)
@@ -201,4 +202,37 @@ def forget(conn: sqlite3.Connection, rows: Iterable[tuple[int, bytes]]) -> None:
         conn.execute("INSERT INTO entries_fts (entries_fts, rowid, text) VALUES ('delete', ?, ?)",
                      (seq, document_text(event)))
         conn.execute("DELETE FROM entries_ip WHERE seq = ? AND ip = ?",
-                     (seq, ip_key((event.get("actor") or {}).get("ip"))))
+                     (seq, ip_key(_actor_ip(event, sealed_ips(conn, [event])))))
+
+
+def _actor_ip(event: dict, plain: dict[str, str]) -> Any:
+    ip = (event.get("actor") or {}).get("ip")
+    return plain.get(ip, ip) if isinstance(ip, str) else ip
+
+
+def sealed_ips(conn: sqlite3.Connection, events: Sequence[dict]) -> dict[str, str]:
+    """The vault's plaintext of the events' sealed ``actor.ip`` commitments (erased ones stay unknown),
+    so an erasable IP is still found by ``ip:`` ranges while it exists."""
+    sealed = list({ip for event in events
+                   if isinstance(ip := (event.get("actor") or {}).get("ip"), str) and ip.startswith("pd:")})
+    found: dict[str, str] = {}
+    for start in range(0, len(sealed), 500):
+        chunk = sealed[start:start + 500]
+        found.update(conn.execute(f"SELECT commitment, value FROM vault WHERE commitment IN"
+                                  f" ({','.join('?' * len(chunk))})", chunk).fetchall())
+    return found
+
+
+def forget_erased_ips(conn: sqlite3.Connection, erased: Iterable[tuple[str, str]]) -> None:
+    """Inside the erasure's transaction: drop the IP index rows of erased (commitment, value) pairs, so
+    no erased address stays findable (rows of other subjects with the same address stay)."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'entries_ip'").fetchone():
+        return
+    for commitment, value in erased:
+        key = ip_key(value)
+        if key is None:
+            continue
+        for (seq,) in conn.execute("SELECT seq FROM entries_ip WHERE ip = ?", (key,)).fetchall():
+            row = conn.execute("SELECT data FROM entries WHERE seq = ?", (seq,)).fetchone()
+            if row is None or (_decode(row[0]).get("actor") or {}).get("ip") == commitment:
+                conn.execute("DELETE FROM entries_ip WHERE ip = ? AND seq = ?", (key, seq))

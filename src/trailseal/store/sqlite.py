@@ -256,6 +256,10 @@ class SQLiteStore:
             sql, params = sql + " AND log=?", [subject, log]
         conn.execute("BEGIN IMMEDIATE")
         try:
+            from trailseal.query.index import forget_erased_ips
+
+            erased_ips = sql.replace("DELETE FROM vault", "SELECT commitment, value FROM vault") + " AND field = ?"
+            forget_erased_ips(conn, conn.execute(erased_ips, [*params, "actor.ip"]).fetchall())
             count = conn.execute(sql, params).rowcount
             conn.execute("COMMIT")
         except BaseException:

@@ -8,6 +8,8 @@ from sigma.types import SigmaCompareExpression, SigmaNumber
 
 from tests.detect.conftest import event
 from tests.detect.test_correlate import BASE, correlator, ev
+from tests.detect.test_derived import exact_skew
+from tests.detect.test_memo import engine_of, rule
 from trailseal.detect.correlate import CorrelationSpec, Correlator, format_epoch
 from trailseal.detect.matchers import compare_test
 from trailseal.detect.memo import CHECK_EVERY, MemoGroup
@@ -147,3 +149,37 @@ def test_sealed_stamps_give_the_seconds_datetime_gives():
     for bad in ("2026-01-01T10:60:00.000000Z", "2026-01-01T10:00:60.000000Z", "2026-13-01T10:00:00.000000Z",
                 "2026-01-01T10:00:0\u00b2.000000Z", "2026-01-01T10:00:00.000_00Z", "2026-01-01T10:00:00.00000+Z"):
         assert epoch_seconds(bad) is None, bad
+
+
+def test_skew_groups_skip_the_skew_only_when_no_bound_lies_within_a_minute():
+    from trailseal.detect.derived import clock_skew_seconds
+    from trailseal.detect.memo import _sure_bin
+
+    assert _sure_bin([clock_skew_seconds], [300]) is not None
+    assert _sure_bin([clock_skew_seconds], [-5, 61, 300]) is not None
+    for bounds in ([0], [30], [60], [59.999, 300], []):
+        assert _sure_bin([clock_skew_seconds], bounds) is None, bounds
+    assert _sure_bin([path_getter("clock_skew_seconds")], [300]) is None  # another field of that name
+
+
+SKEW_RULES = {"over_5m": {"clock_skew_seconds|gt": 300}, "at_least_61": {"clock_skew_seconds|gte": 61},
+              "under_30": {"clock_skew_seconds|lt": 30}, "at_most_60": {"clock_skew_seconds|lte": 60}}
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 10**9), st.integers(-(10**9), 10**9), st.booleans()), min_size=1, max_size=40))
+def test_engine_with_skipped_skews_fires_as_the_exact_skew_says(stream: list[tuple[int, int, bool]]):
+    wide = engine_of(*[rule(name, {"sel": sel}) for name, sel in SKEW_RULES.items() if name in ("over_5m", "at_least_61")])
+    tight = engine_of(*[rule(name, {"sel": sel}) for name, sel in SKEW_RULES.items()])
+    sealed = event()
+    for start, lateness, garble in stream:
+        sent, got = format_epoch(1_780_000_000 + start / 1000), format_epoch(1_780_000_000 + (start + lateness) / 1e6)
+        if garble:
+            got = got[:17] + "6" + got[18:]  # second 6x: not a time
+        skew = exact_skew(sent, got)
+        item = {**sealed, "time": sent, "received": got}
+        expected = {"over_5m": lambda s: s > 300, "at_least_61": lambda s: s >= 61,
+                    "under_30": lambda s: s < 30, "at_most_60": lambda s: s <= 60}
+        fires = sorted(n for n, test in expected.items() if skew is not MISSING and test(skew))
+        assert sorted(a.rule_id for a in tight.process(item)) == fires, (sent, got)
+        assert sorted(a.rule_id for a in wide.process(item)) == [n for n in fires if n in ("at_least_61", "over_5m")]

@@ -111,6 +111,13 @@ class Event(_Base):
     raw_hash: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")] | None = None
 
 
+_PARTS = {"actor": Actor, "source": Source, "target": Target, "request": Request}
+# every field path of the schema, dotted for the nested objects ("actor.id", "request.status", ...)
+FIELD_PATHS = tuple(path for name in Event.__struct_fields__
+                    for path in ([f"{name}.{sub}" for sub in _PARTS[name].__struct_fields__]
+                                 if name in _PARTS else [name]))
+
+
 class EventError(ValueError):
     """An event was rejected; ``field`` names where, the message says why."""
 

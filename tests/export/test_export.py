@@ -129,3 +129,10 @@ def test_cli_export_to_stdout(sealed):
     assert lines and all(line["action"] == "user.login" for line in lines)
     refused = runner.invoke(app, ["export", "", "-f", "ocsf-parquet", "--out", "-", "--data", str(sealed)])
     assert refused.exit_code == 2 and "--out -" in refused.output
+
+
+def test_csv_columns_are_every_schema_field_once():
+    from trailseal.event import FIELD_PATHS
+    from trailseal.query.export import CSV_COLUMNS
+
+    assert sorted(CSV_COLUMNS) == sorted(["index", *FIELD_PATHS]) and len(set(CSV_COLUMNS)) == len(CSV_COLUMNS)

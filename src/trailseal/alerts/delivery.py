@@ -14,6 +14,7 @@ import json
 import logging
 import queue
 import threading
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,7 +70,7 @@ class Retry:
         return min(self.max_backoff, self.backoff * 2**attempt)
 
 
-class RetryingSink:
+class RetryingSink(ABC):
     """A sink whose `deliver` may fail: retried with backoff, then dead-lettered."""
 
     name = "sink"
@@ -81,9 +82,9 @@ class RetryingSink:
         self.failed = 0
         self.aborted = threading.Event()  # set at shutdown: stop waiting between attempts
 
+    @abstractmethod
     def deliver(self, alert: dict[str, Any]) -> None:
         """Send once; raise Undeliverable (permanent) or anything else (retried)."""
-        raise NotImplementedError
 
     def send(self, alert: dict[str, Any]) -> None:
         problem = "not attempted"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from abc import abstractmethod
 from typing import Any
 
 import httpx
@@ -37,8 +38,9 @@ class _HttpSink(RetryingSink):
         self.url, self.timeout = url, timeout
         self._client = httpx.Client(timeout=timeout, follow_redirects=False)
 
+    @abstractmethod
     def body(self, alert: dict[str, Any]) -> bytes:
-        raise NotImplementedError
+        """The request body for one alert (each kind of receiver has its own shape)."""
 
     def close(self) -> None:
         """Release the connection pool."""

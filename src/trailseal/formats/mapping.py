@@ -58,7 +58,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from trailseal.event import ACTION_PATTERN, CATEGORIES, OUTCOMES, SEVERITIES, SourceKind
+from trailseal.event import ACTION_PATTERN, CATEGORIES, FIELD_PATHS, OUTCOMES, SEVERITIES, SourceKind
 from trailseal.formats import FormatError
 from trailseal.formats._common import (
     all_or_error,
@@ -75,40 +75,7 @@ from trailseal.formats._common import (
 )
 
 FORMAT = "mapping"
-FIELDS = frozenset(
-    {
-        "id",
-        "time",
-        "log",
-        "category",
-        "action",
-        "outcome",
-        "reason",
-        "severity",
-        "actor.id",
-        "actor.type",
-        "actor.name",
-        "actor.session",
-        "actor.roles",
-        "actor.ip",
-        "actor.user_agent",
-        "target.type",
-        "target.id",
-        "target.name",
-        "request.method",
-        "request.path",
-        "request.status",
-        "request.bytes",
-        "request.trace_id",
-        "request.span_id",
-        "source.component",
-        "source.kind",
-        "source.host",
-        "source.ip",
-        "source.endpoint",
-        "source.format",
-    }
-)
+FIELDS = frozenset(FIELD_PATHS) - {"received", "raw_hash", "attributes"}  # what a mapping may set
 INT_FIELDS = frozenset({"request.status", "request.bytes"})
 CHOICES = {
     "category": CATEGORIES,

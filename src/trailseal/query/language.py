@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from trailseal.event import EventError, format_time, normalize_time
+from trailseal.event import FIELD_PATHS, EventError, format_time, normalize_time
 
 
 class QueryError(ValueError):
@@ -90,15 +90,9 @@ Node = Term | Text | TimeBound | Not | And | Or
 MATCH_ALL = And(())
 
 # -- fields ----------------------------------------------------------------------------------------
-STRING_FIELDS = frozenset({
-    "id", "time", "received", "log", "category", "action", "outcome", "reason", "severity", "raw_hash",
-    "actor.id", "actor.type", "actor.name", "actor.session", "actor.ip", "actor.user_agent",
-    "source.component", "source.kind", "source.format", "source.host", "source.ip", "source.endpoint",
-    "target.type", "target.id", "target.name",
-    "request.method", "request.path", "request.trace_id", "request.span_id",
-})
 INT_FIELDS = frozenset({"request.status", "request.bytes"})
 LIST_FIELDS = frozenset({"actor.roles"})
+STRING_FIELDS = frozenset(FIELD_PATHS) - INT_FIELDS - LIST_FIELDS - {"attributes"}
 SCHEMA_FIELDS = STRING_FIELDS | INT_FIELDS | LIST_FIELDS
 IP_FIELDS = frozenset({"actor.ip", "source.ip"})
 OBJECTS = ("actor", "source", "target", "request", "attributes")

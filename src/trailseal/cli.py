@@ -340,7 +340,9 @@ def _serve_role(trail: Trail, role: str, nats: str | None, logs: list[str] | Non
         from trailseal.api import create_app
 
         roles.attach_bus(trail, node)
-        return create_app(trail, detect=False, scheduled=False)
+        # syslog listeners and file tails belong to ingest nodes; the cluster's jobs run on one
+        # sequencer or detector node (cluster/duties.py)
+        return create_app(trail, detect=False, scheduled=False, receivers_on=role == "ingest")
     stop = roles.stop_on_signals()
     err.print(f"trailseal {role} {node}: store {_redacted_store(trail)}, bus {trail.config.bus.url}")
     if role == "sequencer":

@@ -27,8 +27,9 @@ log = logging.getLogger("trailseal.api")
 
 
 def create_app(trail: Trail, *, record_reads: bool = True, detect: bool | None = None,
-               scheduled: bool = True) -> Starlette:
-    """The trailseal API over an open data dir (detection on unless the config or ``detect`` says no)."""
+               scheduled: bool = True, receivers_on: bool = True) -> Starlette:
+    """The trailseal API over an open data dir (detection on unless the config or ``detect`` says no;
+    the configured syslog listeners and file tails start unless ``receivers_on`` is false)."""
     server = trail.config.server
     svc = Service(trail, TokenStore(trail.directory), Metrics(),
                   RateLimiter(server.rate_limit_per_token), server.public_tlog, record_reads)
@@ -48,9 +49,10 @@ def create_app(trail: Trail, *, record_reads: bool = True, detect: bool | None =
     async def lifespan(app: Starlette):
         from trailseal.receivers.service import start_receivers
 
-        running = start_receivers(trail, svc.metrics)  # syslog listeners and tails from [receivers]
+        running = start_receivers(trail, svc.metrics) if receivers_on else None  # syslog, tails: [receivers]
         yield
-        await asyncio.to_thread(running.stop)  # seal what they read before the trail closes
+        if running is not None:
+            await asyncio.to_thread(running.stop)  # seal what they read before the trail closes
         if jobs is not None:
             await asyncio.to_thread(jobs.stop)
         if detection is not None:

@@ -9,7 +9,9 @@ import signal
 import socket
 import threading
 
+from trailseal.alerts.integrity import IntegrityWatch
 from trailseal.bus.nats import NatsBus
+from trailseal.cluster.duties import ClusterJobs
 from trailseal.cluster.follower import StoreFollower
 from trailseal.cluster.sequencer import Sequencer
 from trailseal.datadir import Trail
@@ -54,12 +56,16 @@ def stop_on_signals() -> threading.Event:
 
 
 def run_sequencers(trail: Trail, shards: list[str], node: str, stop: threading.Event) -> list[Sequencer]:
-    """One Sequencer per shard (a log name, or "*" for every log), each electing itself; block until stop."""
+    """One Sequencer per shard (a log name, or "*" for every log), each electing itself, plus a bid for
+    the cluster's scheduled jobs; block until stop."""
+    attach_bus(trail, node)  # what the scheduled jobs seal goes through the bus like any event
+    jobs = ClusterJobs(trail, node).start()
     sequencers = [Sequencer(trail, shard, node) for shard in shards]
     threads = [threading.Thread(target=s.run, name=f"sequencer-{s.status.shard}", daemon=True) for s in sequencers]
     for thread in threads:
         thread.start()
     stop.wait()
+    jobs.stop()
     for sequencer in sequencers:
         sequencer.stop()
     for thread in threads:
@@ -74,7 +80,12 @@ def run_detector(trail: Trail, node: str, stop: threading.Event) -> None:
     bus = attach_bus(trail, node)
     detection = start_detection(trail)
     follower = StoreFollower(trail, bus.on_commit).start()
+    alerts = trail.config.alerts
+    integrity = IntegrityWatch(trail, alerts.integrity_interval_seconds, alerts.integrity_full_every).start()
+    jobs = ClusterJobs(trail, node).start()
     log.warning("%s: detecting on %s", node, trail.config.store.split("@")[-1])
     stop.wait()
+    jobs.stop()
+    integrity.stop()
     follower.stop()
     detection.stop()

@@ -70,7 +70,8 @@ def verify_log(store, log: str, verifiers: Sequence[Verifier], *, trusted: str |
             want.setdefault(outside.size, outside.root)
         size = max(signed)[0] if signed else 0
         report.size = size
-        _rebuild(store, log, size, want, report, progress, workers)
+        _rebuild(store, log, size, want, report, progress, workers,
+                 lambda index: _grown_past(store, log, verifiers, index))
         if trusted is not None and outside.size > report.entries:
             raise _Fail(f"log truncated: the trusted checkpoint has size {outside.size} but only "
                         f"{report.entries} entries are stored", report.entries)
@@ -80,9 +81,27 @@ def verify_log(store, log: str, verifiers: Sequence[Verifier], *, trusted: str |
 
 
 def _signed_checkpoints(store, log: str, verifiers, keys_at=None) -> list[tuple[int, bytes]]:
-    """(size, root) of every stored checkpoint, each signature checked (by the key valid at its size)."""
+    """(size, root) of every stored checkpoint, each signature checked (by the key valid at its size);
+    the newest must be the log's head."""
+    result = _stored_checkpoints(store, log, verifiers, keys_at)
+    latest = store.latest_checkpoint(log)
+    if result and latest is not None:
+        top = open_checkpoint(latest, verifiers)
+        if top.size > result[-1][0]:  # committed after the list was read (a live store): read the rest
+            result += [row for row in _stored_checkpoints(store, log, verifiers, keys_at, after=result[-1][0])
+                       if row[0] <= top.size]
+        if (top.size, top.root) != result[-1]:
+            raise _Fail(f"the log's head (size {top.size}) is not its newest stored checkpoint "
+                        f"(size {result[-1][0]})")
+    return result
+
+
+def _stored_checkpoints(store, log: str, verifiers, keys_at=None, after: int = -1) -> list[tuple[int, bytes]]:
+    """(size, root) of the stored checkpoints larger than ``after``, each signature checked."""
     result = []
     for size, note in store.checkpoints(log):
+        if size <= after:
+            continue
         try:
             checkpoint = open_checkpoint(note, keys_at(size) if keys_at else verifiers)
         except LedgerError as exc:
@@ -90,13 +109,20 @@ def _signed_checkpoints(store, log: str, verifiers, keys_at=None) -> list[tuple[
         if checkpoint.size != size or not checkpoint.origin.endswith("/" + log):
             raise _Fail(f"checkpoint stored at size {size} says {checkpoint.origin} size {checkpoint.size}")
         result.append((size, checkpoint.root))
-    latest = store.latest_checkpoint(log)
-    if result and latest is not None:
-        top = open_checkpoint(latest, verifiers)
-        if (top.size, top.root) != result[-1]:
-            raise _Fail(f"the log's head (size {top.size}) is not its newest stored checkpoint "
-                        f"(size {result[-1][0]})")
     return result
+
+
+def _grown_past(store, log: str, verifiers, index: int) -> bool:
+    """Whether a signed head read now covers ``index``: on a live store, entries and tiles past the
+    checkpoint a verify started from are later commits (they land with their checkpoint in one
+    transaction), not insertions. Without such a head they stay an error."""
+    latest = store.latest_checkpoint(log)
+    if latest is None:
+        return False
+    try:
+        return open_checkpoint(latest, verifiers).size > index
+    except LedgerError:
+        return False
 
 
 def _trusted_checkpoint(note: str, verifiers, log: str) -> Checkpoint:
@@ -132,9 +158,10 @@ def _leaves(store, log: str, start: int = 0, end: int = 2**62) -> Iterator[tuple
 
 
 def _chunks(store, log: str, size: int, stops: list[int], start: int = 0,
-            end: int = 2**62) -> Iterator[tuple[int, list[bytes]]]:
+            end: int = 2**62, grown_past: Callable[[int], bool] | None = None) -> Iterator[tuple[int, list[bytes]]]:
     """Leaf hashes of entries start..end-1 in index order, cut at tile boundaries and at checkpoint
-    sizes; gaps raise."""
+    sizes; gaps raise. Entries past ``size`` end the walk if ``grown_past`` says a newer head covers
+    them, and raise otherwise."""
     expected = start
     chunk: list[bytes] = []
     stop_iter = iter(sorted(s for s in stops if s > start))
@@ -143,6 +170,8 @@ def _chunks(store, log: str, size: int, stops: list[int], start: int = 0,
         if index != expected:
             raise _Fail(f"entry {expected} is missing and was not pruned (the next stored entry is {index})", expected)
         if index >= size:
+            if grown_past is not None and grown_past(index):
+                break
             raise _Fail(f"entry {index} is not covered by any signed checkpoint (inserted after size {size})",
                         index)
         chunk.append(leaf)
@@ -163,8 +192,10 @@ def _chunks(store, log: str, size: int, stops: list[int], start: int = 0,
 class _Rebuild:
     """A fresh tree fed with leaf hashes in order, checked against stored tiles and signed roots."""
 
-    def __init__(self, store, log: str, size: int, want: dict[int, bytes], report: VerifyReport, progress):
+    def __init__(self, store, log: str, size: int, want: dict[int, bytes], report: VerifyReport, progress,
+                 grown_past: Callable[[int], bool] | None = None):
         self.store, self.log, self.size, self.want = store, log, size, want
+        self.grown_past = grown_past
         self.report, self.progress = report, progress
         self.tree = TreeState.empty()
         self.stored0 = store.read_tiles(log, 0)
@@ -210,16 +241,17 @@ class _Rebuild:
             raise _Fail(f"log truncated: the signed checkpoint has size {size} but only {tree.size} entries "
                         "are stored", tree.size)
         edges = [(lvl, (size // TILE ** lvl - 1) // TILE, data) for lvl, data in tree.edge_tiles().items()]
-        _check_tiles(self.store, self.log, edges, full_only=False)
+        _check_tiles(self.store, self.log, edges, full_only=False,
+                     grown=self.grown_past is not None and self.grown_past(size))
         self.report.root = tree.root() if tree.size else b""
 
 
 def _rebuild(store, log: str, size: int, want: dict[int, bytes], report: VerifyReport, progress,
-             workers: int = 1) -> None:
+             workers: int = 1, grown_past: Callable[[int], bool] | None = None) -> None:
     """Leaf hashes into a fresh tree, comparing tiles and checkpoint roots as they complete."""
-    rebuild = _Rebuild(store, log, size, want, report, progress)
+    rebuild = _Rebuild(store, log, size, want, report, progress, grown_past)
     done = _parallel_tiles(store, log, size, want, rebuild, workers)
-    for start, leaves in _chunks(store, log, size, list(want), start=done):
+    for start, leaves in _chunks(store, log, size, list(want), start=done, grown_past=grown_past):
         rebuild.leaves(start, leaves)
     rebuild.finish()
 
@@ -259,12 +291,15 @@ def _has_pruned(store, log: str) -> bool:
     return read_pruned is not None and next(iter(read_pruned(log, 0, 2**62)), None) is not None
 
 
-def _check_tiles(store, log: str, tiles, *, full_only: bool) -> None:
-    """Stored tiles must equal the recomputed ones (full level-0 tiles were checked per entry)."""
+def _check_tiles(store, log: str, tiles, *, full_only: bool, grown: bool = False) -> None:
+    """Stored tiles must equal the recomputed ones (full level-0 tiles were checked per entry). When
+    the log has ``grown`` past the verified size, a stored partial tile may be longer; its prefix must match."""
     for level, index, data in tiles:
         if full_only and (level == 0 or len(data) < TILE * HASH):
             continue
         stored = store.read_tile(log, level, index)
+        if grown and stored is not None and len(stored) > len(data):
+            stored = stored[:len(data)]
         if stored != data:
             first = (index * TILE + _first_difference(stored or b"", data)) * TILE ** level
             raise _Fail(f"tile {level}/{index} does not match the hashes of the entries below it", first)

@@ -1,6 +1,6 @@
-"""The server (issue 3): HTTP ingest in batches of 500, single-event latency at a paced 2,000 req/s,
-and the time from an ack to a signed checkpoint that includes the event. Load comes from `wrk`
-(a separate C process) on loopback; the library figure from the same run stands beside it."""
+"""The server (issue 3): HTTP ingest in batches of 500, single-event latency at an offered 2,000 req/s,
+and the time from an ack to a signed checkpoint that includes the event. Load comes from `wrk` and
+`h2load` (separate C processes) on loopback; the library figure from the same run stands beside it."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -24,14 +25,17 @@ wrk.headers["Authorization"] = "Bearer %(token)s"
 wrk.body = io.open("%(body)s", "rb"):read("*a")
 %(extra)s
 """
-PACE_LUA = "function delay() return %(ms)d end"
 
 
 def body_without_ids(count: int, path: Path) -> Path:
-    """NDJSON with no ids, so every request seals new events (the server assigns UUIDv7s)."""
+    """NDJSON with no ids, so every request seals new events (the server assigns UUIDv7s). Events are
+    stamped now, as a live producer's are: the bench data's fixed November date would make the built-in
+    clock-skew rule raise (and seal) an alert for every event, timing an alert storm, not ingest."""
     lines = []
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     for event in events(count):
         del event["id"]
+        event["time"] = now
         lines.append(json.dumps(event))
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -49,6 +53,28 @@ def wrk(url: str, script: Path, connections: int, seconds: int) -> tuple[float, 
     if errors:
         raise RuntimeError(f"wrk saw {errors.group(1)} failed requests:\n{done.stdout}")
     return rate, latency
+
+
+def paced(url: str, token: str, body: Path, rate: int, seconds: int, tmp: Path,
+          clients: int = 20) -> tuple[float, float]:
+    """Offer ``rate`` single requests/s for ``seconds`` with h2load (HTTP/1.1, ``clients`` connections,
+    each sending at rate/clients req/s, a C client like wrk): (requests/s served, p99 latency in ms),
+    the latency from h2load's per-request log. wrk's `delay()` is think time after each answer, so it
+    cannot hold a rate; h2load's --rps does."""
+    log = tmp / "h2load.log"
+    started = time.perf_counter()
+    done = subprocess.run(["h2load", "--h1", "-c", str(clients), "--rps", str(rate // clients),
+                           "-n", str(rate * seconds), "-d", str(body), "-H", f"authorization: Bearer {token}",
+                           "-H", "content-type: application/x-ndjson", "--log-file", str(log), url],
+                          capture_output=True, text=True, check=True)
+    elapsed = time.perf_counter() - started
+    rows = [line.split("\t") for line in log.read_text().splitlines() if line.strip()]
+    failed = [row for row in rows if not row[1].startswith("2")]
+    if failed or "succeeded" not in done.stdout:
+        raise RuntimeError(f"h2load saw {len(failed)} failed requests:\n{done.stdout}")
+    span = (max(int(r[0]) + int(r[2]) for r in rows) - min(int(r[0]) for r in rows)) / 1e6
+    latencies = sorted(int(row[2]) / 1000 for row in rows)
+    return len(rows) / min(span, elapsed), percentile(latencies, 99)
 
 
 def lua(path: Path, token: str, body: Path, extra: str = "") -> Path:
@@ -89,12 +115,13 @@ def main() -> None:
             rate, _ = wrk(server.url + "/v1/events", batch, 4, seconds)
             report(Result("HTTP ingest, batches of 500, 4 connections", rate * 500, library, "ev/s",
                           "library append() same run", ">=30k ev/s", rate * 500 >= 30_000))
-            connections = 8
-            single = lua(tmp / "single.lua", server.admin, body_without_ids(1, tmp / "single.ndjson"),
-                         PACE_LUA % {"ms": 1000 * connections // 2000})
-            rate, latency = wrk(server.url + "/v1/events", single, connections, seconds)
-            report(Result(f"single-event requests paced to 2,000 req/s (got {rate:,.0f})", latency["99"], None,
-                          "ms p99", goal="<=20 ms", passed=latency["99"] <= 20 and rate >= 1900))
+            single = body_without_ids(1, tmp / "single.ndjson")
+            if shutil.which("h2load"):
+                rate, p99 = paced(server.url + "/v1/events", server.admin, single, 2_000, seconds, tmp)
+                report(Result(f"single-event requests offered at 2,000 req/s (served {rate:,.0f}/s)", p99, None,
+                              "ms p99", goal="<=20 ms at 2,000 req/s", passed=p99 <= 20 and rate >= 1_900))
+            else:
+                print("h2load is not installed (apt-get install nghttp2-client); skipping the paced figure")
             waits = ack_to_checkpoint(server.url, server.admin, 100 if QUICK else 300)
             p99 = percentile(waits, 99) * 1000
             report(Result("ack -> signed checkpoint covering it, p99", p99, None, "ms", goal="<=1000 ms",

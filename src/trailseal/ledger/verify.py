@@ -241,8 +241,8 @@ class _Rebuild:
             raise _Fail(f"log truncated: the signed checkpoint has size {size} but only {tree.size} entries "
                         "are stored", tree.size)
         edges = [(lvl, (size // TILE ** lvl - 1) // TILE, data) for lvl, data in tree.edge_tiles().items()]
-        _check_tiles(self.store, self.log, edges, full_only=False,
-                     grown=self.grown_past is not None and self.grown_past(size))
+        grown = (lambda: self.grown_past(size)) if self.grown_past is not None else None
+        _check_tiles(self.store, self.log, edges, full_only=False, grown=grown)
         self.report.root = tree.root() if tree.size else b""
 
 
@@ -291,15 +291,17 @@ def _has_pruned(store, log: str) -> bool:
     return read_pruned is not None and next(iter(read_pruned(log, 0, 2**62)), None) is not None
 
 
-def _check_tiles(store, log: str, tiles, *, full_only: bool, grown: bool = False) -> None:
-    """Stored tiles must equal the recomputed ones (full level-0 tiles were checked per entry). When
-    the log has ``grown`` past the verified size, a stored partial tile may be longer; its prefix must match."""
+def _check_tiles(store, log: str, tiles, *, full_only: bool, grown: Callable[[], bool] | None = None) -> None:
+    """Stored tiles must equal the recomputed ones (full level-0 tiles were checked per entry). A stored
+    partial tile longer than the recomputed one is a later commit's when ``grown()`` (asked after the
+    read) says a signed head now covers more; its prefix must still match."""
     for level, index, data in tiles:
         if full_only and (level == 0 or len(data) < TILE * HASH):
             continue
         stored = store.read_tile(log, level, index)
-        if grown and stored is not None and len(stored) > len(data):
-            stored = stored[:len(data)]
+        if (stored is not None and len(stored) > len(data) and stored.startswith(data)
+                and grown is not None and grown()):
+            continue
         if stored != data:
             first = (index * TILE + _first_difference(stored or b"", data)) * TILE ** level
             raise _Fail(f"tile {level}/{index} does not match the hashes of the entries below it", first)

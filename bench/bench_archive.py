@@ -4,6 +4,8 @@ Ours: `Retention.apply` moves every payload past its hot period into sealed segm
 under a wrapped per-segment key, batch inclusion proof, signed checkpoint) in a directory target,
 reads each back, then drops the local payloads keeping leaf hashes; `Retention.restore` fetches,
 verifies (signature, proof, every entry re-hashed) and re-inserts them. Both rates include SQLite.
+Retention pipelines both: its background thread builds or fetches segment k+1 while the calling thread
+writes segment k's rows in SQLite, so the bench prints CPU seconds per thread beside the wall clock.
 
 Events are sealed with privacy protection off (it only slows the setup; segments carry sealed bytes
 either way). Peer: stdlib gzip at level 6 (what `tar czf` does) over the very same entry bytes, and gunzip back:
@@ -17,6 +19,8 @@ import gzip
 import hashlib
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -124,18 +128,18 @@ def run(trail, root: Path, clock: Clock) -> list[Result]:
     retention = Retention(trail.store, Policies.from_config(POLICY), archive, verifier=trail.verifier,
                           clock=clock.moment)
     now = clock.now + timedelta(days=31)
-    started = time.perf_counter()
-    applied = retention.apply(now)
-    archiving = time.perf_counter() - started
+    with cpu_split() as archive_cpu:
+        applied = retention.apply(now)
+    archiving = archive_cpu.wall
     archive_phases = dict(retention.timings)
     assert applied.count("archive") == EVENTS, applied.steps
     assert next(trail.store.read_entries("default", 0, 2**62), None) is None, "local payloads remain"
     started = time.perf_counter()
     assert verify_log_pruned(trail.store, "default", [trail.verifier()]).ok
     pruned_verify = time.perf_counter() - started
-    started = time.perf_counter()
-    restored = retention.restore("default")
-    restoring = time.perf_counter() - started
+    with cpu_split() as restore_cpu:
+        restored = retention.restore("default")
+    restoring = restore_cpu.wall
     restore_phases = dict(retention.timings)
     after, _ = digest(trail.store)
     assert restored == EVENTS and after == before, "restore is not byte-identical"
@@ -151,15 +155,24 @@ def run(trail, root: Path, clock: Clock) -> list[Result]:
           f"(gzip -6: {gz_size / 2**20:.1f} MiB); pruned-aware verify {rate(EVENTS, pruned_verify):,.0f} "
           f"events/s; peak RSS {peak_rss_mb():,.0f} MiB")
     print("archive phases (s): " + phases(archive_phases) + "; restore phases (s): " + phases(restore_phases))
+    print(f"CPU s, archive: {archive_cpu.describe()}; restore: {restore_cpu.describe()}")
     ours_in, ours_out = rate(EVENTS, archiving), rate(EVENTS, restoring)
     seg_in, seg_out = rate(EVENTS, archive_phases["segments"]), rate(EVENTS, restore_phases["verify"])
     return [
         report(Result("archive events/s, end to end (incl. SQLite moves)", ours_in, gz_in, "events/s",
                       "gzip -6 same bytes", f">= {GOAL:,}", ours_in >= GOAL)),
+        report(Result("archive events per CPU-s, end to end (both threads)", rate(EVENTS, archive_cpu.process),
+                      gz_in, "events/s", "gzip -6 same bytes", f">= {GOAL:,}", rate(EVENTS, archive_cpu.process) >= GOAL)),
+        report(Result("archive events/s, quiet 2 cores (busier thread's CPU)", rate(EVENTS, archive_cpu.busiest),
+                      gz_in, "events/s", "gzip -6 same bytes", f">= {GOAL:,}", rate(EVENTS, archive_cpu.busiest) >= GOAL)),
         report(Result("archive events/s, segments only (build+encrypt+write+read back)", seg_in, gz_in, "events/s",
                       "gzip -6 same bytes", f">= {GOAL:,}", seg_in >= GOAL)),
         report(Result("restore events/s, end to end (incl. SQLite inserts)", ours_out, gz_out, "events/s",
                       "gunzip same bytes", f">= {GOAL:,}", ours_out >= GOAL)),
+        report(Result("restore events per CPU-s, end to end (both threads)", rate(EVENTS, restore_cpu.process),
+                      gz_out, "events/s", "gunzip same bytes", f">= {GOAL:,}", rate(EVENTS, restore_cpu.process) >= GOAL)),
+        report(Result("restore events/s, quiet 2 cores (busier thread's CPU)", rate(EVENTS, restore_cpu.busiest),
+                      gz_out, "events/s", "gunzip same bytes", f">= {GOAL:,}", rate(EVENTS, restore_cpu.busiest) >= GOAL)),
         report(Result("restore events/s, segments only (fetch+decrypt+verify)", seg_out, gz_out, "events/s",
                       "gunzip same bytes", f">= {GOAL:,}", seg_out >= GOAL)),
         report(Result("archive events/s, segments only vs crypto floor", seg_in, floor_in, "events/s",
@@ -167,6 +180,37 @@ def run(trail, root: Path, clock: Clock) -> list[Result]:
         report(Result("restore events/s, segments only vs crypto floor", seg_out, floor_out, "events/s",
                       "AES-GCM + unzstd alone", f">= {GOAL:,}", seg_out >= GOAL)),
     ]
+
+
+class CpuSplit:
+    """Wall clock and CPU seconds of a block: the whole process, and the calling thread (the SQLite writer);
+    the rest is retention's background thread (segments). On a quiet machine with two cores the block
+    takes about as long as its busier thread, which is what `busiest` estimates."""
+
+    wall = process = main = 0.0
+
+    @property
+    def background(self) -> float:
+        return max(0.0, self.process - self.main)
+
+    @property
+    def busiest(self) -> float:
+        return max(self.main, self.background)
+
+    def describe(self) -> str:
+        return (f"wall {self.wall:.2f}, process {self.process:.2f} (writer thread {self.main:.2f}, "
+                f"background {self.background:.2f})")
+
+
+@contextmanager
+def cpu_split() -> Iterator[CpuSplit]:
+    """Measure a block (see CpuSplit)."""
+    split = CpuSplit()
+    wall, process, main = time.perf_counter(), time.process_time(), time.thread_time()
+    yield split
+    split.wall = time.perf_counter() - wall
+    split.process = time.process_time() - process
+    split.main = time.thread_time() - main
 
 
 def phases(timings: dict[str, float]) -> str:

@@ -14,6 +14,12 @@ The two drivers differ in what they count: in-process, a request costs ~8 µs, s
 is the middleware alone; under uvicorn a request costs ~100 µs of parsing and socket work, and the app is
 one CPU-bound process, so every µs the client's threads spend on an event (build, validate, spool,
 gzip, POST) is a µs the event loop does not get: the req/s ratio is the whole cost of auditing.
+
+With the middleware's default transport the events are built, spooled and sent by a forwarder
+subprocess; its CPU is reported on its own (it runs on another core when there is one), and the app is
+also measured with `transport="thread"` (events built on the client's threads in the app) in the same
+rounds. The spread of the baseline's requests/s over the rounds says how far the machine let the figures be
+trusted.
 """
 
 from __future__ import annotations
@@ -51,14 +57,19 @@ def plain_app() -> Starlette:
     return Starlette(routes=[Route("/items/{item_id}", item), Route("/healthz", item)])
 
 
-def audited_app() -> Starlette:
+def audited_app(transport: str = "process") -> Starlette:
     from trailseal.sdk import Client
     from trailseal.sdk.asgi import TrailsealMiddleware
 
     app = plain_app()
     client = Client(os.environ["BENCH_SINK_URL"], "bench", source="bench", spool_dir=os.environ["BENCH_SPOOL"])
-    app.add_middleware(TrailsealMiddleware, client=client)
+    app.add_middleware(TrailsealMiddleware, client=client, transport=transport)
     return app
+
+
+def thread_audited_app() -> Starlette:
+    """The middleware building events on the client's threads in the app (``transport="thread"``)."""
+    return audited_app("thread")
 
 
 async def sink_app(scope, receive, send) -> None:
@@ -119,9 +130,28 @@ def wrk(url: str, seconds: int, connections: int = 32) -> tuple[float, int]:
     return rate, int(re.search(r"(\d+) requests in", done.stdout).group(1))
 
 
-def measure(target: str, env: dict[str, str], seconds: int) -> tuple[float, float, float, int]:
-    """(requests/s, CPU µs per request of the event loop's thread, of the other threads, requests) of one
-    app under wrk."""
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def children_cpu(pid: int) -> dict[int, float]:
+    """User + system CPU time so far of each child process of ``pid`` (the forwarder)."""
+    used = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            used[int(child)] = (int(fields[11]) + int(fields[12])) / TICKS
+    return used
+
+
+def measure(target: str, env: dict[str, str], seconds: int) -> tuple[float, float, float, int, float]:
+    """(requests/s, CPU µs per request of the event loop's thread, of the other threads, requests, of the
+    app's child processes — the forwarder) of one app under wrk."""
     from tests.api.server import free_port
 
     port = free_port()
@@ -129,14 +159,16 @@ def measure(target: str, env: dict[str, str], seconds: int) -> tuple[float, floa
     try:
         url = f"http://127.0.0.1:{port}/items/42"
         _, warm_up = wrk(url, 1)
-        before = cpu_seconds(proc.pid)
+        before, children_before = cpu_seconds(proc.pid), children_cpu(proc.pid)
         rate, requests = wrk(url, seconds)
         used = {tid: cpu - before.get(tid, 0.0) for tid, cpu in cpu_seconds(proc.pid).items()}
+        children = sum(cpu - children_before.get(pid, 0.0) for pid, cpu in children_cpu(proc.pid).items())
     finally:
         proc.terminate()  # the audited app flushes at exit
         proc.wait(15)
     loop = used.pop(proc.pid)
-    return rate, loop / requests * 1e6, sum(used.values()) / requests * 1e6, warm_up + requests
+    return (rate, loop / requests * 1e6, sum(used.values()) / requests * 1e6, warm_up + requests,
+            children / requests * 1e6)
 
 
 def http_overhead(seconds: int, rounds: int) -> None:
@@ -150,16 +182,28 @@ def http_overhead(seconds: int, rounds: int) -> None:
         sink = serve("bench.bench_sdk:sink_app", sink_port, {}, factory=False)
         env = {"BENCH_SINK_URL": f"http://127.0.0.1:{sink_port}", "BENCH_SPOOL": str(Path(tmp) / "spool")}
         try:
-            plain, audited = [], []
+            plain, audited, threaded = [], [], []
             for _ in range(rounds):
                 plain.append(measure("bench.bench_sdk:plain_app", env, seconds))
                 audited.append(measure("bench.bench_sdk:audited_app", env, seconds))
+                threaded.append(measure("bench.bench_sdk:thread_audited_app", env, seconds))
+                time.sleep(1)  # the last app's forwarder finishes sending
             delivered = int(httpx.get(f"http://127.0.0.1:{sink_port}/count").text)
             spooled = Spool(env["BENCH_SPOOL"]).pending  # left on disk by the last run's exit, if any
         finally:
             sink.terminate()
             sink.wait(10)
-    served = sum(run[3] for run in audited)
+    served = sum(run[3] for run in audited + threaded)
+    baseline = [run[0] for run in plain]
+    report(Result("  baseline req/s run-to-run spread (no middleware)", (max(baseline) / min(baseline) - 1) * 100, None, "%",
+                  "", f"info ({min(baseline):,.0f}-{max(baseline):,.0f} req/s over {len(plain)} rounds)"))
+    thread_ratio = statistics.median(ours[0] / peer[0] for ours, peer in zip(threaded, plain, strict=True))
+    report(Result('  transport="thread" (events built in the app): req/s', max(threaded)[0], max(plain)[0],
+                  "req/s", "same app, no middleware", f"info (paired rounds: median {thread_ratio:.2f}x; "
+                  f"CPU/req loop {min(r[1] for r in threaded):.0f} µs + threads {min(r[2] for r in threaded):.0f} µs)"))
+    forwarder = min(run[4] for run in audited)
+    report(Result("  the forwarder subprocess's CPU per request (best round)", forwarder, None, "µs", "",
+                  "info (off the app's process: another core's work)"))
     ratio = statistics.median(ours[0] / peer[0] for ours, peer in zip(audited, plain, strict=True))
     ours_loop = min(run[1] for run in audited)
     ours_threads, peer_loop = min(run[2] for run in audited), min(run[1] for run in plain)
@@ -171,7 +215,7 @@ def http_overhead(seconds: int, rounds: int) -> None:
                   "same app, no middleware", f"info (+{cpu_overhead:.0%}: on a shared machine the steadier figure)"))
     report(Result("  of which the event loop's thread", ours_loop, peer_loop, "µs", "same app, no middleware",
                   f"info (+{ours_loop - peer_loop:.1f} µs on the request path)"))
-    report(Result("  of which the client's writer + sender threads", ours_threads, None, "µs", "", "info"))
+    report(Result("  of which the app's other threads (client, hand-over)", ours_threads, None, "µs", "", "info"))
     report(Result(f"  events delivered + still spooled, of {served:,} requests", delivered + spooled, None,
                   "events", goal="none lost (resends are deduplicated by id)", passed=delivered + spooled >= served))
 
@@ -218,6 +262,7 @@ def inprocess_overhead(count: int) -> None:
             asyncio.run(call_app(audited, 200))
             runs = [(asyncio.run(call_app(plain, count)), asyncio.run(call_app(audited, count, client.flush)))
                     for _ in range(3)]
+            forwarder = process_cpu(client.forwarder().proc.pid) / (200 + 3 * count)
             client.close(timeout=5)
     finally:
         sink.terminate()
@@ -225,8 +270,10 @@ def inprocess_overhead(count: int) -> None:
     (peer, _), (ours, ours_process) = min(run[0] for run in runs), min(run[1] for run in runs)
     report(Result("ASGI in-process: request's thread CPU/request", ours * 1e6, peer * 1e6, "µs",
                   "same app, no middleware", f"info (+{(ours - peer) * 1e6:.1f} µs)"))
-    report(Result("ASGI in-process: whole process CPU/request", ours_process * 1e6, peer * 1e6, "µs",
+    report(Result("ASGI in-process: whole app process CPU/request", ours_process * 1e6, peer * 1e6, "µs",
                   "same app, no middleware", f"info (+{(ours_process - peer) * 1e6:.1f} µs)"))
+    report(Result("  the forwarder subprocess, CPU/request (mean)", forwarder * 1e6, None, "µs", "",
+                  "info (builds, validates, spools and sends the events)"))
 
 
 def flask_app(client=None):

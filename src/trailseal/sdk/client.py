@@ -39,12 +39,14 @@ from trailseal.event import (
 )
 from trailseal.event import _check_value as check_value
 from trailseal.sdk.context import actor_dict, current, with_origin
+from trailseal.sdk.forwarder import Forwarder
 from trailseal.sdk.spool import Batch, MemorySpool, Spool
 from trailseal.sdk.transport import Reply, Transport, backoff
 
 logger = logging.getLogger("trailseal.sdk")
 EVENT_FIELDS = frozenset(f.name for f in msgspec.structs.fields(Event))
 LOG_EVERY = 10.0  # seconds between two log lines about the same kind of failure
+IDLE_POLL = 0.25  # seconds an idle writer thread sleeps between looks at its queue (log() wakes it)
 _encoder = msgspec.json.Encoder()
 _clients: weakref.WeakSet[Client] = weakref.WeakSet()
 
@@ -89,7 +91,9 @@ class Stats:
     retries: int = 0  # failed attempts (unreachable, 429, 5xx, ...), each retried
     batches: int = 0  # requests that the server answered with receipts
     recovered: int = 0  # found in the spool at start and replayed
-    pending: int = 0  # queued or spooled, not yet sealed
+    pending: int = 0  # queued or spooled, not yet sealed (in this process: not what forwarders hold)
+    forwarded: int = 0  # request records handed to the forwarder subprocess (it seals and counts them)
+    forwarder_restarts: int = 0  # forwarder subprocesses that died (each restarted, or replaced by this one)
 
 
 @dataclass
@@ -120,6 +124,14 @@ def default_spool_dir(url: str) -> Path:
     return Path(base) / hashlib.sha256(url.rstrip("/").encode()).hexdigest()[:12]
 
 
+def forwardable(arguments: dict[str, Any]) -> dict[str, Any]:
+    """A client's constructor arguments as a forwarder subprocess rebuilds the client from them."""
+    options = {k: v for k, v in arguments.items() if k not in ("self", "on_error", "actor")}
+    if isinstance(options["spool_dir"], os.PathLike):
+        options["spool_dir"] = os.fspath(options["spool_dir"])
+    return options
+
+
 def checked_source(source: dict[str, Any]) -> Source:
     """The client's ``source``, validated once (every event carries it)."""
     try:
@@ -139,6 +151,7 @@ class Client:
                  max_block: float = 0.05,
                  compress: bool = True, timeout: float = 10.0, max_backoff: float = 30.0,
                  verify: bool | str = True, on_error: Callable[[ClientError], None] | None = None):
+        self.options = forwardable(locals())
         self.url, self.token, self.verify, self.timeout = url, token, verify, timeout
         self.log_name = log
         self.source = {"component": source, "kind": source_kind, "host": socket.gethostname()}
@@ -154,6 +167,7 @@ class Client:
         self._wake_at = max(1, min(batch_size, max_queue // 2))
         self.on_error = on_error
         self._last_logged: dict[str, float] = {}
+        self._forwarder: Forwarder | None = None
         self._start()
         _clients.add(self)
         atexit.register(_close_at_exit, weakref.ref(self))
@@ -187,8 +201,19 @@ class Client:
                 self._report("send", f"spool {self.spool_dir} unusable ({exc}); keeping events in memory")
         return MemorySpool(self.spool_options["max_bytes"])
 
+    def forwarder(self) -> Forwarder:
+        """This client's forwarder subprocess (started on its first record): the middleware's default."""
+        if self._forwarder is None:
+            self._forwarder = Forwarder(self.options, self._report, self.submit, max_queue=self.max_queue)
+        return self._forwarder
+
     def flush(self, timeout: float | None = 10.0) -> bool:
         """Wait until every event logged before this call is sealed (or refused); False on timeout."""
+        if self._forwarder is not None:
+            started = time.monotonic()
+            if not self._forwarder.flush(timeout):
+                return False
+            timeout = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
         if self._closed and not self._writer.is_alive():
             return self._spool.pending == 0
         barrier = _Barrier(threading.Event())
@@ -200,7 +225,8 @@ class Client:
         """Flush for up to ``timeout`` s, then persist what is left to the spool and stop; True if all sealed."""
         if self._closed:
             return self._spool.pending == 0
-        sealed = self.flush(timeout)
+        forwarded = self._forwarder is None or self._forwarder.close(timeout)
+        sealed = self.flush(timeout) and forwarded
         self._closed = True
         self._stop.set()
         self._wake.set()
@@ -224,6 +250,8 @@ class Client:
 
     def _after_fork(self) -> None:
         """In a forked child: a fresh queue, spool slot, connection and threads (the parent keeps its own)."""
+        if self._forwarder is not None:
+            self._forwarder.after_fork()
         if not self._closed:
             self._start()
 
@@ -251,7 +279,8 @@ class Client:
             if (len(queue) >= self.max_queue or self._closed) and not self._make_room():
                 return
             queue.append(record)
-            if len(queue) >= self._wake_at:
+            count = len(queue)
+            if count == 1 or count >= self._wake_at:
                 self._wake.set()
         except Exception as exc:  # noqa: BLE001 - never into application code
             self._report("invalid", f"submit() failed: {exc!r}", counter="invalid")
@@ -265,7 +294,8 @@ class Client:
             if (len(queue) >= self.max_queue or self._closed) and not self._make_room():
                 return False
             queue.append(item)
-            if len(queue) >= self._wake_at:
+            count = len(queue)
+            if count == 1 or count >= self._wake_at:
                 self._wake.set()
             return True
         except Exception as exc:  # noqa: BLE001 - never into application code
@@ -295,14 +325,22 @@ class Client:
         queued = sum(1 for item in list(self._queue) if not isinstance(item, _Barrier))
         snapshot.logged += queued
         snapshot.pending = queued + self._spool.pending
+        if self._forwarder is not None:
+            snapshot.forwarded, snapshot.forwarder_restarts = self._forwarder.forwarded, self._forwarder.restarts
         return snapshot
 
     # -- the writer thread: queue -> validated lines -> spool --------------------------------------
     def _write_loop(self) -> None:
-        """Every ``spool_interval`` (sooner when the queue fills or on flush): write what was queued."""
+        """Woken by the first event queued, write what was queued ``spool_interval`` later (sooner when the
+        queue fills, on flush or close). An idle client's thread sleeps: in a busy app every wake-up is a
+        GIL hand-over the app's threads pay for."""
+        queue = self._queue
         while True:
-            self._wake.wait(self.spool_interval)
+            self._wake.wait(IDLE_POLL)
             self._wake.clear()
+            if queue and len(queue) < self._wake_at and type(queue[-1]) is not _Barrier and not self._stop.is_set():
+                self._wake.wait(self.spool_interval)  # let a batch gather
+                self._wake.clear()
             try:
                 self._write(self._drain())
             except Exception as exc:  # noqa: BLE001 - the thread must survive anything
@@ -556,6 +594,10 @@ class AsyncClient:
     def submit(self, record: Any) -> None:
         """Queue an event built later by ``record.to_event`` (what the middleware uses)."""
         self._client.submit(record)
+
+    def forwarder(self) -> Forwarder:
+        """The client's forwarder subprocess (what the middleware uses by default)."""
+        return self._client.forwarder()
 
     @property
     def stats(self) -> Stats:

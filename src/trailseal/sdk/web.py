@@ -1,9 +1,11 @@
 """What the ASGI and WSGI middleware share: one ``http.request`` (or ``user.login``) event per request,
 built from what the framework saw — method, path template, status, latency, client IP, actor, trace.
 
-The request's own thread only notes raw facts in an ``Exchange`` and queues it (``Client.submit``); the
-client's writer thread turns it into the event (``HttpAuditor.render``): route template, outcome, client
-IP, trace and the event itself cost the request nothing."""
+The request's own thread only notes raw facts in an ``Exchange``. By default (``transport="process"``)
+they go as one tuple to a forwarder subprocess (``trailseal.sdk.forwarder``), which renders the event
+(``HttpAuditor.render``); with ``transport="thread"`` the exchange is queued (``Client.submit``) and the
+client's writer thread in the app renders it. Either way route template, outcome, client IP, trace and
+the event itself cost the request nothing."""
 
 from __future__ import annotations
 
@@ -47,6 +49,24 @@ class Exchange(RequestContext):
 
     def to_event(self, event_id: str | None, time: str, source: Source, log: str | None) -> Event:
         """The event (the client's writer calls this with the id, time, source and ledger it assigns)."""
+        return self.auditor.render(self, event_id, time, source, log)
+
+
+class Forwarded:
+    """A request record as the forwarder (or the fallback in the app) gets it — the tuple
+    ``HttpAuditor.record`` made — ready to be rendered like an ``Exchange``."""
+
+    __slots__ = ("auditor", "ns", "elapsed", "method", "path", "template", "status", "bytes", "error",
+                 "final_actor", "origin")
+    route, prefix = None, ""
+
+    def __init__(self, auditor: HttpAuditor, record: Any):
+        (_, self.ns, self.elapsed, self.method, self.path, self.template, self.status, self.bytes, self.error,
+         self.final_actor, peer, forwarded_for, user_agent, traceparent) = record
+        self.auditor = auditor
+        self.origin = auditor.origin(peer, forwarded_for, user_agent, traceparent)
+
+    def to_event(self, event_id: str | None, time: str, source: Source, log: str | None) -> Event:
         return self.auditor.render(self, event_id, time, source, log)
 
 
@@ -158,22 +178,41 @@ class HttpAuditor:
 
     def __init__(self, client: Any, *, exclude: Iterable[str] | Callable[[str], bool] = DEFAULT_EXCLUDE,
                  auth_paths: Iterable[str] = DEFAULT_AUTH_PATHS, trusted_proxies: Iterable[str] = (),
-                 actor_resolver: Callable[[Any], Any] | None = None):
+                 actor_resolver: Callable[[Any], Any] | None = None, transport: str = "process"):
+        if transport not in ("process", "thread"):
+            raise ValueError(f"transport must be 'process' or 'thread', not {transport!r}")
         self.client = client
         self.submit = getattr(client, "submit", None) or self._log_now
+        self.forward: Callable[[tuple], None] | None = None  # see use_forwarder()
+        self.index = 0
+        self.facts: Callable[[Any], tuple] | None = None
+        self.transport = transport
         self._routes: dict[tuple[str, str | None], tuple[str, str, str, bool, Target]] = {}
         self._verdicts: dict[tuple[int, bool], tuple[str, str, str | None]] = {}
         self.exclude = exclude if callable(exclude) else self._matcher(tuple(exclude))
         self.auth_paths = tuple(p.lower() for p in auth_paths)
-        self.proxies = Networks(trusted_proxies)
+        self.trusted_proxies = tuple(trusted_proxies)
+        self.proxies = Networks(self.trusted_proxies)
         self.actor_resolver = actor_resolver
+
+    def use_forwarder(self, facts: Callable[[Any], tuple]) -> None:
+        """Send requests to the client's forwarder subprocess (when the transport is "process" and the client
+        has one); ``facts(raw)`` gives a request's (peer, X-Forwarded-For, User-Agent, traceparent)."""
+        forwarder = getattr(self.client, "forwarder", None)
+        if self.transport == "process" and forwarder is not None:
+            self.facts = facts
+            self.forwarder = target = forwarder()
+            self.index = target.register(self)
+            self.forward = target.put
 
     @staticmethod
     def _matcher(patterns: tuple[str, ...]) -> Callable[[str], bool]:
         """Exact paths, or prefixes when they end with ``*``."""
         exact = frozenset(p for p in patterns if not p.endswith("*"))
         prefixes = tuple(p[:-1] for p in patterns if p.endswith("*"))
-        return lambda path: path in exact or (bool(prefixes) and path.startswith(prefixes))
+        if not prefixes:
+            return exact.__contains__  # one C call per request
+        return lambda path: path in exact or path.startswith(prefixes)
 
     # -- on the request's thread -----------------------------------------------------------------
     def begin(self, raw: Any, reader: Callable[[Any], Origin], method: str, path: str,
@@ -204,12 +243,28 @@ class HttpAuditor:
             exchange.error = describe(exchange.error)  # keep the text: the traceback holds the request's frames
         exchange.queued = True
         try:
-            self.submit(exchange)
+            if self.forward is None or not self._forwarded(exchange):
+                self.submit(exchange)
         finally:
             try:
                 current.reset(token)
             except ValueError:  # finished in another context (a WSGI body closed elsewhere)
                 current.set(None)
+
+    def _forwarded(self, exchange: Exchange) -> bool:
+        """Hand the request to the forwarder; False if its facts would not make a record."""
+        try:
+            record = self.record(exchange)
+        except Exception:  # noqa: BLE001 - the in-process path renders it instead
+            return False
+        self.forward(record)
+        return True
+
+    def record(self, x: Exchange) -> tuple:
+        """The raw facts of a finished request as one tuple (what travels to the forwarder)."""
+        template = x.template or (route_template(x.route, x.prefix) if x.route is not None else None)
+        return (self.index, x.ns, x.elapsed, x.method, x.path, template, x.status, x.bytes, x.error,
+                x.final_actor, *self.facts(x.raw))
 
     def _log_now(self, exchange: Exchange) -> None:
         """For a client without ``submit`` (anything with ``log(**fields)``): the fields, right away."""

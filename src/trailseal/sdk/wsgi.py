@@ -19,11 +19,16 @@ from trailseal.sdk.web import Exchange, HttpAuditor
 ROUTE, ERROR = "trailseal.route", "trailseal.error"
 
 
+def environ_facts(environ: dict) -> tuple:
+    """(peer, X-Forwarded-For, User-Agent, traceparent) of a request, raw, from its WSGI environ."""
+    return (environ.get("REMOTE_ADDR"), environ.get("HTTP_X_FORWARDED_FOR"), environ.get("HTTP_USER_AGENT"),
+            environ.get("HTTP_TRACEPARENT"))
+
+
 def environ_reader(auditor: HttpAuditor):
     """A function giving a request's origin from its WSGI environ (Django's request.META is one)."""
     def origin(environ: dict) -> Origin:
-        return auditor.origin(environ.get("REMOTE_ADDR"), environ.get("HTTP_X_FORWARDED_FOR"),
-                              environ.get("HTTP_USER_AGENT"), environ.get("HTTP_TRACEPARENT"))
+        return auditor.origin(*environ_facts(environ))
     return origin
 
 
@@ -44,6 +49,7 @@ class TrailsealMiddleware:
     def __init__(self, app: Any, client: Any, **options: Any):
         self.app = app
         self.auditor = HttpAuditor(client, **options)
+        self.auditor.use_forwarder(environ_facts)
         self.origin = environ_reader(self.auditor)
         self.ask = self.resolve_early if self.auditor.actor_resolver is not None else None
 
@@ -181,6 +187,7 @@ class DjangoMiddleware:
         client = settings.TRAILSEAL_CLIENT
         self.client = import_string(client) if isinstance(client, str) else client
         self.auditor = HttpAuditor(self.client, **getattr(settings, "TRAILSEAL_MIDDLEWARE", {}))
+        self.auditor.use_forwarder(lambda request: environ_facts(request.META))
         read_environ = environ_reader(self.auditor)
         self.origin = lambda request: read_environ(request.META)
         self.ask = self.resolve_early  # bound once, not per request

@@ -81,11 +81,9 @@ events = st.fixed_dictionaries(
 
 def columnar(rows: list[tuple[int, bytes]], log: str) -> list[dict]:
     """Records built by ocsf_arrow, back as Python values, in the rows' order."""
-    groups = ocsf_arrow.by_class(ocsf_arrow.decode_page(rows), [i for i, _ in rows], ocsf_arrow.Classes())
-    records = []
-    for uid, (evs, indexes, activities) in groups.items():
-        schema = ocsf_arrow.arrow_schema(uid)
-        records += ocsf_arrow.record_batch(uid, evs, indexes, activities, log, schema).to_pylist()
+    text = b"[" + b",".join(data for _, data in rows) + b"]"
+    batches = ocsf_arrow.page_batches(text, [i for i, _ in rows], log, ocsf_arrow.Classes())
+    records = [record for batch in batches.values() for record in batch.to_pylist()]
     return sorted(records, key=lambda r: r["metadata"]["sequence"])
 
 

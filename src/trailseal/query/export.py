@@ -11,6 +11,7 @@ import csv
 import gc
 import io
 import json
+import os
 import re
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -33,6 +34,7 @@ PER_CLASS = ("ocsf", "ocsf-parquet")  # written as one file per OCSF class into 
 PAGE = 5000
 PARQUET_PAGE = 20_000  # events per page for Parquet (Arrow works best on long columns)
 PARQUET_ROWS = 20_000  # rows buffered per class before a Parquet row group is written
+PARQUET_WORKERS: int | None = None  # worker processes building OCSF Parquet pages; None: CPUs - 1 (at most 3)
 CSV_COLUMNS = (
     "log",
     "index",
@@ -326,18 +328,13 @@ class ClassFiles:
             self.touch(uid)
             self.writers[uid].write(b"".join(_encode(ocsf.compact(r)) + b"\n" for r in records))
 
-    def write_columns(self, log: str, groups: dict[int, tuple[list, list, list]]) -> None:
-        """A page's events, grouped by ``ocsf_arrow.by_class``, as Arrow batches of their class."""
-        from trailseal.query import ocsf_arrow
-
-        for uid, (events, indexes, activities) in groups.items():
-            self.counts[uid] = self.counts.get(uid, 0) + len(events)
+    def write_batches(self, batches: dict[int, Any]) -> None:
+        """A page's Arrow record batches (``ocsf_arrow.page_batches``), each to its class's file."""
+        for uid, batch in batches.items():
+            self.counts[uid] = self.counts.get(uid, 0) + batch.num_rows
             self.touch(uid)
-            schema = self.writers[uid].schema
-            self.batches.setdefault(uid, []).append(
-                ocsf_arrow.record_batch(uid, events, indexes, activities, log, schema)
-            )
-            self.pending[uid] = self.pending.get(uid, 0) + len(events)
+            self.batches.setdefault(uid, []).append(batch)
+            self.pending[uid] = self.pending.get(uid, 0) + batch.num_rows
             if self.pending[uid] >= PARQUET_ROWS:
                 self._flush(uid)
 
@@ -458,19 +455,34 @@ def _write_lines(trail, query: str, log: str | None, class_uid: int | None, file
 def _write_columns(
     trail, query: str, log: str | None, class_uid: int | None, files: ClassFiles
 ) -> Iterator[int]:
-    """OCSF Parquet: each page decoded in one call and built column by column; yields how many."""
-    from trailseal.query import ocsf_arrow
+    """OCSF Parquet: pages read (vault values joined) here, built column by column per class here or
+    in worker processes (``ocsf_workers.batches_in_order``), written here in order; yields how many."""
+    from trailseal.query import ocsf_workers
 
-    classes, vault = ocsf_arrow.Classes(), VaultValues()
-    for name, rows, conn in _matching(trail, query, log, PARQUET_PAGE):
-        with paused_gc():  # a page's dicts live briefly and hold no cycles: no collections while they do
-            events = ocsf_arrow.decode_page(rows, lambda text, conn=conn: vault.reveal_text(conn, text))
-            groups = ocsf_arrow.by_class(events, [position for position, _ in rows], classes)
-            if class_uid is not None:
-                groups = {uid: group for uid, group in groups.items() if uid == class_uid}
-            files.write_columns(name, groups)
-            del events
-        yield sum(len(group[0]) for group in groups.values())
+    vault = VaultValues()
+
+    def revealed() -> Iterator[ocsf_workers.Page]:
+        for name, rows, conn in _matching(trail, query, log, PARQUET_PAGE):
+            text = vault.reveal_text(conn, b"[" + b",".join(data for _, data in rows) + b"]")
+            yield text, [position for position, _ in rows], name
+
+    built = ocsf_workers.batches_in_order(revealed(), parquet_workers(), class_uid)
+    while True:
+        with paused_gc():  # a page's objects live briefly and hold no cycles: no collections while they do
+            batches = next(built, None)
+            if batches is None:
+                return
+            files.write_batches(batches)
+        yield sum(batch.num_rows for batch in batches.values())
+
+
+def parquet_workers() -> int:
+    """Worker processes for OCSF Parquet: PARQUET_WORKERS, else one per CPU this process may use beyond
+    its own (at most 3): this process builds pages too when no worker is free."""
+    if PARQUET_WORKERS is not None:
+        return PARQUET_WORKERS
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(cpus - 1, 3)
 
 
 @contextmanager

@@ -1,16 +1,19 @@
-"""OCSF records as Arrow columns: the same values as ``ocsf.to_ocsf``, built a class at a time.
+"""OCSF records as Arrow record batches, one per class a page holds: the rows ``ocsf.to_ocsf`` gives.
 
-For Parquet, building one nested dict per record and handing it to Arrow costs tens of µs an event.
-Here each field is one Python list (or one Arrow array shared by the fields that repeat it),
-low-cardinality mappings (class, activity, severity, status, user type) are computed once per
-distinct value, and timestamps are parsed by Arrow: about half the CPU per event (BENCHMARKS.md).
-``tests/export/test_ocsf_arrow.py`` holds the result equal to ``to_ocsf`` for any event.
+A page of sealed JSON texts is decoded in one msgspec call into typed structs (``Sealed``), split by
+class, and each field of a class's records is built as one column: attribute reads into Python lists,
+low-cardinality mappings (severity, status, user type) once per distinct value, timestamps and the
+``unmapped`` map assembled by Arrow. A page the structs cannot hold exactly (a field the schema does
+not know, a value of another type) is built record by record with ``to_ocsf`` instead, so the rows
+are the same for any input. ``tests/export/test_ocsf_arrow.py`` and
+``tests/query/test_ocsf_parquet_equivalence.py`` hold the two paths equal.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from itertools import accumulate
+from operator import attrgetter, methodcaller
 from typing import Any
 
 import msgspec
@@ -20,9 +23,88 @@ import pyarrow.compute as pc
 from trailseal.query import ocsf
 
 _json = msgspec.json.Encoder(order="sorted").encode
+_raw_items = msgspec.json.Decoder(list[msgspec.Raw]).decode
 _STRING, _INT32, _INT64 = pa.string(), pa.int32(), pa.int64()
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
 _MEMO_LIMIT = 100_000
+_LEFT_OUT = pa.array(["null", "{}", "[]"], _STRING)  # to_ocsf's unmapped drops None, {} and []
+
+
+# -- the sealed event, typed for decoding (every field optional: to_ocsf reads them with .get) -------
+class Actor(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    id: str | None = None
+    type: str | None = None
+    name: str | None = None
+    session: str | None = None
+    roles: Any = None
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+class Request(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    method: str | None = None
+    path: str | None = None
+    status: int | None = None
+    bytes: Any = None
+    trace_id: str | None = None
+    span_id: Any = None
+
+
+class Sealed(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """An event as sealed; ``source``, ``target`` and ``attributes`` stay dicts (their JSON goes in unmapped)."""
+
+    time: str | None = None
+    category: str | None = None
+    action: str | None = None
+    outcome: str | None = None
+    actor: Actor | None = None
+    source: dict | None = None
+    id: str | None = None
+    received: str | None = None
+    log: Any = None
+    reason: str | None = None
+    severity: str | None = None
+    target: dict | None = None
+    request: Request | None = None
+    attributes: dict | None = None
+    raw_hash: Any = None
+
+
+_NO_ACTOR, _NO_REQUEST = Actor(), Request()
+_decode_sealed = msgspec.json.Decoder(list[Sealed]).decode
+_decode_dicts = msgspec.json.Decoder().decode
+
+
+# -- a page ----------------------------------------------------------------------------------------
+def page_batches(
+    text: bytes, indexes: list[int], log: str, classes: Classes, only: int | None = None
+) -> dict[int, pa.RecordBatch]:
+    """class_uid -> the record batch of its events, for a page given as one JSON array text (sealed
+    entries, vault values joined) and the entries' indexes; ``only`` keeps one class."""
+    try:
+        events = _decode_sealed(text)
+    except msgspec.ValidationError:
+        return record_by_record(_decode_dicts(text), indexes, log, only)
+    batches = {}
+    for uid, (members, positions, activities) in classes.split(events, indexes).items():
+        if only is None or uid == only:
+            batches[uid] = Columns(uid, members, positions, activities, log).batch()
+    return batches
+
+
+def record_by_record(
+    events: list[dict[str, Any]], indexes: list[int], log: str, only: int | None = None
+) -> dict[int, pa.RecordBatch]:
+    """The straightforward build: one ``to_ocsf`` dict per event, converted by Arrow."""
+    records: dict[int, list[dict[str, Any]]] = {}
+    for event, position in zip(events, indexes, strict=True):
+        record = ocsf.to_ocsf(event, log, position)
+        records.setdefault(record["class_uid"], []).append(record)
+    return {
+        uid: pa.RecordBatch.from_pylist(rows, schema=arrow_schema(uid))
+        for uid, rows in records.items()
+        if only is None or uid == only
+    }
 
 
 class Classes:
@@ -31,84 +113,82 @@ class Classes:
     def __init__(self) -> None:
         self.memo: dict[tuple, tuple[int, int]] = {}
 
-    def of(self, event: dict[str, Any]) -> tuple[int, int]:
-        source, request = event.get("source") or {}, event.get("request") or {}
-        key = (event.get("category"), event.get("action", ""), source.get("kind"), request.get("method"))
-        found = self.memo.get(key)
-        if found is None:
-            if len(self.memo) > _MEMO_LIMIT:
-                self.memo.clear()
-            uid = ocsf.class_of(event)
-            found = self.memo[key] = (uid, ocsf.activity_of(uid, event))
+    def split(self, events: list[Sealed], indexes: list[int]) -> dict[int, tuple[list, list, list]]:
+        """class_uid -> (its events, their indexes, their activity ids), in the page's order."""
+        found = self.memo.get
+        keys = [
+            (e.category, e.action, (e.source or {}).get("kind"), (e.request or _NO_REQUEST).method) for e in events
+        ]
+        pairs = [found(key) or self.learn(key) for key in keys]
+        uids = {uid for uid, _ in pairs}
+        if len(uids) == 1:
+            return {uids.pop(): (events, indexes, [activity for _, activity in pairs])}
+        rows: dict[int, list[int]] = {}
+        for row, (uid, _) in enumerate(pairs):
+            group = rows.get(uid)
+            if group is None:
+                group = rows[uid] = []
+            group.append(row)
+        return {
+            uid: ([events[i] for i in chosen], [indexes[i] for i in chosen], [pairs[i][1] for i in chosen])
+            for uid, chosen in rows.items()
+        }
+
+    def learn(self, key: tuple) -> tuple[int, int]:
+        if len(self.memo) > _MEMO_LIMIT:
+            self.memo.clear()
+        category, action, kind, method = key
+        event = {"category": category, "source": {"kind": kind}, "request": {"method": method}}
+        if action is not None:
+            event["action"] = action
+        uid = ocsf.class_of(event)
+        found = self.memo[key] = (uid, ocsf.activity_of(uid, event))
         return found
 
 
-def decode_page(
-    rows: list[tuple[int, bytes]], reveal: Callable[[bytes], bytes] | None = None
-) -> list[dict[str, Any]]:
-    """The page's sealed JSON texts decoded in one call (after ``reveal`` joins vault values, if given)."""
-    text = b"[" + b",".join(data for _, data in rows) + b"]"
-    return msgspec.json.decode(reveal(text) if reveal is not None else text)
-
-
-def by_class(
-    events: list[dict[str, Any]], indexes: list[int], classes: Classes
-) -> dict[int, tuple[list[dict[str, Any]], list[int], list[int]]]:
-    """class_uid -> (its events, their indexes, their activity ids), in the page's order."""
-    groups: dict[int, tuple[list, list, list]] = {}
-    for event, position in zip(events, indexes, strict=True):
-        uid, activity = classes.of(event)
-        group = groups.get(uid)
-        if group is None:
-            group = groups[uid] = ([], [], [])
-        group[0].append(event)
-        group[1].append(position)
-        group[2].append(activity)
-    return groups
-
-
-def record_batch(
-    uid: int, events: list[dict[str, Any]], indexes: list[int], activities: list[int], log: str, schema
-) -> pa.RecordBatch:
-    """One class's events as a record batch of ``schema`` (export.arrow_schema(uid))."""
-    columns = Columns(uid, events, indexes, activities, log)
-    return pa.RecordBatch.from_arrays([columns.field(name) for name in schema.names], schema=schema)
-
-
+# -- one class's columns ---------------------------------------------------------------------------
 class Columns:
-    """The fields of one class's records, each built once, on demand."""
+    """The fields of one class's records, each built once, from the events' attributes."""
 
-    def __init__(self, uid: int, events: list[dict], indexes: list[int], activities: list[int], log: str):
+    def __init__(self, uid: int, events: list[Sealed], indexes: list[int], activities: list[int], log: str):
         self.uid, self.events, self.indexes, self.activities, self.log = uid, events, indexes, activities, log
         self.size = len(events)
-        self.actors = [e.get("actor") or {} for e in events]
-        self.sources = [e.get("source") or {} for e in events]
-        self.requests = [e.get("request") or {} for e in events]
-        self.strings: dict[str, pa.Array] = {}
-        self.extras: list[dict] | None = None
+        self.actors = [e.actor or _NO_ACTOR for e in events]
+        self.requests = [e.request or _NO_REQUEST for e in events]
+        self.sources = [e.source or {} for e in events]
+        self.targets = [e.target or {} for e in events]
+        self.attributes = [e.attributes or {} for e in events]
+        self.arrays: dict[str, pa.Array] = {}
 
-    def field(self, name: str) -> pa.Array:
-        """The column ``name`` of the class's schema."""
-        builder = getattr(self, "c_" + name, None)
-        if builder is not None:
-            return builder()
-        if self.extras is None:  # the class's own fields: small dicts, converted by Arrow
-            self.extras = [ocsf.class_fields(self.uid, e) for e in self.events]
-        kind = arrow_type(ocsf.CLASS_SHAPE[self.uid][name])
-        return pa.array([extra[name] for extra in self.extras], kind)
+    def batch(self) -> pa.RecordBatch:
+        schema = arrow_schema(self.uid)
+        return pa.RecordBatch.from_arrays([getattr(self, "c_" + name)() for name in schema.names], schema=schema)
 
-    # -- shared arrays of event values -------------------------------------------------------------
-    def value(self, name: str) -> pa.Array:
-        """A top-level string field of every event (one array, reused by every field that copies it)."""
-        if name not in self.strings:
-            self.strings[name] = pa.array([e.get(name) for e in self.events], _STRING)
-        return self.strings[name]
+    # -- shared arrays of values -------------------------------------------------------------------
+    def strings(self, where: str, name: str) -> pa.Array:
+        """A string field of every event's ``where`` ("event", "actor", "request", "source", "target"),
+        one array reused by every column that copies it."""
+        key = f"{where}.{name}"
+        if key not in self.arrays:
+            self.arrays[key] = pa.array(self.values(where, name), _STRING)
+        return self.arrays[key]
 
-    def of(self, rows: list[dict], name: str) -> list[Any]:
-        return [row.get(name) for row in rows]
+    def values(self, where: str, name: str) -> list[Any]:
+        if where in ("source", "target"):
+            return list(map(methodcaller("get", name), self.sources if where == "source" else self.targets))
+        rows = {"event": self.events, "actor": self.actors, "request": self.requests}[where]
+        return list(map(attrgetter(name), rows))
 
     def const(self, value: Any, kind) -> pa.Array:
         return pa.nulls(self.size, kind).fill_null(pa.scalar(value, kind))
+
+    def one_each(self, values: pa.Array, nulls: list[bool] | None = None) -> pa.ListArray:
+        """A list column holding one of ``values`` a row; rows where ``nulls`` is true are null and
+        have no value in ``values``."""
+        if nulls is None or not any(nulls):
+            return pa.ListArray.from_arrays(pa.array(range(self.size + 1), _INT32), values)
+        offsets = pa.array(list(accumulate((not n for n in nulls), initial=0)), _INT32)
+        return pa.ListArray.from_arrays(offsets, values, mask=pa.array(nulls, pa.bool_()))
 
     # -- the common fields -------------------------------------------------------------------------
     def c_class_uid(self):
@@ -128,144 +208,232 @@ class Columns:
 
     def c_activity_name(self):
         names = ocsf.ACTIVITY_NAMES[self.uid]
-        return pa.array([names.get(a, "Other") for a in self.activities], _STRING)
+        return mapped(self.c_activity_id(), lambda a: names.get(a, "Other"), _STRING)
 
     def c_type_uid(self):
-        return pa.array([self.uid * 100 + a for a in self.activities], _INT64)
+        return pc.add(pc.cast(self.c_activity_id(), _INT64), self.uid * 100)
 
     def c_type_name(self):
         names, prefix = ocsf.ACTIVITY_NAMES[self.uid], ocsf.CLASSES[self.uid][0]
-        return pa.array([f"{prefix}: {names.get(a, 'Other')}" for a in self.activities], _STRING)
+        return mapped(self.c_activity_id(), lambda a: f"{prefix}: {names.get(a, 'Other')}", _STRING)
 
     def c_time(self):
-        return millis(self.value("time"))
+        return millis(self.strings("event", "time"))
 
     def c_severity_id(self):
-        return mapped(self.value("severity"), lambda s: _severity(s)[0], _INT32)
+        return mapped(self.strings("event", "severity"), lambda s: _severity(s)[0], _INT32)
 
     def c_severity(self):
-        return mapped(self.value("severity"), lambda s: _severity(s)[1], _STRING)
+        return mapped(self.strings("event", "severity"), lambda s: _severity(s)[1], _STRING)
 
     def c_status_id(self):
-        return mapped(self.value("outcome"), lambda s: _status(s)[0], _INT32)
+        return mapped(self.strings("event", "outcome"), lambda s: _status(s)[0], _INT32)
 
     def c_status(self):
-        return mapped(self.value("outcome"), lambda s: _status(s)[1], _STRING)
+        return mapped(self.strings("event", "outcome"), lambda s: _status(s)[1], _STRING)
 
     def c_status_detail(self):
-        return self.value("reason")
+        return self.strings("event", "reason")
 
     def c_message(self):
-        return self.value("action")
+        return self.strings("event", "action")
 
     def c_metadata(self):
         product = ocsf.PRODUCT
-        children = {
-            "version": self.const(ocsf.OCSF_VERSION, _STRING),
-            "uid": self.value("id"),
-            "log_name": self.const(self.log, _STRING),
-            "sequence": pa.array(self.indexes, _INT64),
-            "logged_time": millis(self.value("received")),
-            "original_time": self.value("time"),
-            "event_code": self.value("action"),
-            "log_provider": pa.array(self.of(self.sources, "component"), _STRING),
-            "log_format": pa.array(self.of(self.sources, "format"), _STRING),
-            "correlation_uid": pa.array(self.of(self.requests, "trace_id"), _STRING),
-            "product": struct(
-                {key: self.const(product[key], _STRING) for key in ("name", "vendor_name", "version")}
-            ),
-        }
-        return struct(children)
-
-    def c_actor(self):
-        sessions = self.of(self.actors, "session")
         return struct(
             {
-                "user": self.user(self.actors),
-                "session": struct({"uid": pa.array(sessions, _STRING)}, [not s for s in sessions]),
-                "app_name": pa.array([s.get("component") or "unknown" for s in self.sources], _STRING),
+                "version": self.const(ocsf.OCSF_VERSION, _STRING),
+                "uid": self.strings("event", "id"),
+                "log_name": self.const(self.log, _STRING),
+                "sequence": pa.array(self.indexes, _INT64),
+                "logged_time": millis(self.strings("event", "received")),
+                "original_time": self.strings("event", "time"),
+                "event_code": self.strings("event", "action"),
+                "log_provider": self.strings("source", "component"),
+                "log_format": self.strings("source", "format"),
+                "correlation_uid": self.strings("request", "trace_id"),
+                "product": struct(
+                    {key: self.const(product[key], _STRING) for key in ("name", "vendor_name", "version")}
+                ),
             }
         )
 
-    def user(self, actors: list[dict]) -> pa.Array:
-        kinds = pa.array([a.get("type") for a in actors], _STRING)
+    def c_actor(self):
         return struct(
             {
-                "uid": pa.array(self.of(actors, "id"), _STRING),
-                "name": pa.array(self.of(actors, "name"), _STRING),
+                "user": self.actor_user(),
+                "session": self.session(),
+                "app_name": self.app_name(),
+            }
+        )
+
+    def actor_user(self) -> pa.Array:
+        """``actor.user``: null where the actor has no id."""
+        kinds = self.strings("actor", "type")
+        return struct(
+            {
+                "uid": self.strings("actor", "id"),
+                "name": self.strings("actor", "name"),
                 "type_id": mapped(kinds, lambda t: _user_type(t)[0], _INT32),
                 "type": mapped(kinds, lambda t: _user_type(t)[1], _STRING),
             },
-            [not a.get("id") for a in actors],
+            falsy(self.strings("actor", "id")),
         )
+
+    def session(self) -> pa.Array:
+        sessions = self.strings("actor", "session")
+        return struct({"uid": sessions}, falsy(sessions))
+
+    def app_name(self) -> pa.Array:
+        components = self.strings("source", "component")
+        return pc.if_else(falsy(components), pa.scalar("unknown", _STRING), components)
 
     def c_src_endpoint(self):
-        ips = [a.get("ip") or None for a in self.actors]
+        given = self.strings("actor", "ip")
+        none = falsy(given)
+        ips = pc.if_else(none, pa.scalar(None, _STRING), given)
         if self.uid in (6003, 6005):
-            return struct(
-                {"ip": pa.array(ips, _STRING), "name": pa.array([None if i else "unknown" for i in ips], _STRING)}
-            )
-        return struct(
-            {"ip": pa.array(ips, _STRING), "name": pa.nulls(self.size, _STRING)}, [i is None for i in ips]
-        )
+            names = pc.if_else(none, pa.scalar("unknown", _STRING), pa.scalar(None, _STRING))
+            return struct({"ip": ips, "name": names})
+        return struct({"ip": ips, "name": pa.nulls(self.size, _STRING)}, none)
 
     def c_dst_endpoint(self):
-        hosts, ips = self.of(self.sources, "host"), self.of(self.sources, "ip")
+        hosts, ips = self.strings("source", "host"), self.strings("source", "ip")
         return struct(
-            {
-                "hostname": pa.array(hosts, _STRING),
-                "ip": pa.array(ips, _STRING),
-                "svc_name": pa.array(self.of(self.sources, "component"), _STRING),
-            },
-            [not (h or i) for h, i in zip(hosts, ips, strict=True)],
+            {"hostname": hosts, "ip": ips, "svc_name": self.strings("source", "component")},
+            pc.and_(falsy(hosts), falsy(ips)),
         )
 
     def c_unmapped(self):
-        return unmapped(self.events, self.indexes, self.log)
+        log = None if self.log in (None, {}, []) else _json(self.log).decode()
+        return map_of_rows(
+            {
+                "trailseal.log": self.const(log, _STRING),
+                "trailseal.index": pc.cast(pa.array(self.indexes, _INT64), _STRING),
+                "category": mapped(self.strings("event", "category"), _text_or_none, _STRING),
+                "source": json_texts([e.source for e in self.events]),
+                "target": json_texts([e.target for e in self.events]),
+                "attributes": json_texts([e.attributes for e in self.events]),
+                "raw_hash": json_texts(self.values("event", "raw_hash")),
+                "actor.roles": json_texts(self.values("actor", "roles")),
+            }
+        )
 
+    # -- the class fields (ocsf.CLASS_SHAPE) -------------------------------------------------------
+    def c_user(self):
+        """``_target_user``: the target when it is a user or account with an id, else the actor, else unknown."""
+        chosen = [t.get("type") in ("user", "account") and bool(t.get("id")) for t in self.targets]
+        rows = list(zip(chosen, self.targets, self.actors, strict=True))
+        by_target, by_actor = pa.array(chosen, pa.bool_()), pa.array([bool(a.id) for a in self.actors], pa.bool_())
+        kinds = self.strings("actor", "type")
+        return struct(
+            {
+                "uid": pa.array([t["id"] if c else a.id or "unknown" for c, t, a in rows], _STRING),
+                "name": pa.array([t.get("name") if c else a.name if a.id else None for c, t, a in rows], _STRING),
+                "type_id": choose(
+                    by_target, 1, by_actor, mapped(kinds, lambda t: _user_type(t)[0], _INT32), 0, _INT32
+                ),
+                "type": choose(
+                    by_target, "User", by_actor, mapped(kinds, lambda t: _user_type(t)[1], _STRING), "Unknown", _STRING
+                ),
+            }
+        )
 
-def unmapped(events: list[dict], indexes: list[int], log: str) -> pa.Array:
-    """``unmapped`` as map<string, string>: the JSON text of every field with no OCSF home."""
-    columns = {
-        "trailseal.log": [None if log in (None, {}, []) else _json(log).decode()] * len(events),
-        "trailseal.index": [str(i) for i in indexes],
-        "category": _texts([e.get("category") for e in events]),
-        "source": _texts([e.get("source") for e in events]),
-        "target": _texts([e.get("target") for e in events]),
-        "attributes": _texts([e.get("attributes") for e in events]),
-        "raw_hash": _texts([e.get("raw_hash") for e in events]),
-        "actor.roles": _texts([(e.get("actor") or {}).get("roles") for e in events]),
-    }
-    rows = list(zip(*columns.values(), strict=True))
-    items = [text for row in rows for text in row if text is not None]
-    names = tuple(columns)
-    keys = [name for row in rows for name, text in zip(names, row) if text is not None]  # noqa: B905
-    offsets = [0, *accumulate(len(names) - row.count(None) for row in rows)]
-    return pa.MapArray.from_arrays(pa.array(offsets, _INT32), pa.array(keys, _STRING), pa.array(items, _STRING))
+    def c_session(self):
+        return self.session()
 
+    def c_http_request(self):
+        methods, paths = self.strings("request", "method"), self.strings("request", "path")
+        agents = self.strings("actor", "user_agent")
+        no_path = falsy(paths)
+        return struct(
+            {"http_method": methods, "url": struct({"path": paths}, no_path), "user_agent": agents},
+            pc.and_(pc.and_(falsy(methods), no_path), falsy(agents)),
+        )
 
-def _texts(values: list[Any]) -> list[str | None]:
-    """Sorted-key JSON text of each value; None where ``to_ocsf`` leaves the key out (None, {}, [])."""
-    memo: dict[str, str] = {}
-    out: list[str | None] = []
-    for value in values:
-        if value is None or value == {} or value == []:
-            out.append(None)
-        elif type(value) is str:
-            text = memo.get(value)
-            if text is None:
-                text = memo[value] = _json(value).decode()
-            out.append(text)
-        else:
-            out.append(_json(value).decode())
-    return out
+    def c_http_response(self):
+        statuses = pa.array(self.values("request", "status"), _INT32)
+        return struct({"code": statuses}, pc.is_null(statuses))
+
+    def c_privileges(self):
+        names = [
+            str(at.get("role") or at.get("privilege") or t.get("name") or t.get("id") or e.action)
+            for at, t, e in zip(self.attributes, self.targets, self.events, strict=True)
+        ]
+        return self.one_each(pa.array(names, _STRING))
+
+    def c_web_resources(self):
+        names = [
+            r.path or t.get("name") or t.get("id") or e.action
+            for r, t, e in zip(self.requests, self.targets, self.events, strict=True)
+        ]
+        resource = struct(
+            {"name": pa.array(names, _STRING), "uid": self.strings("target", "id"), "type": self.strings("target", "type")}
+        )
+        return self.one_each(resource)
+
+    def c_app(self):
+        return struct(
+            {"name": self.app_name(), "vendor_name": pa.nulls(self.size, _STRING), "version": pa.nulls(self.size, _STRING)}
+        )
+
+    def c_api(self):
+        components = self.strings("source", "component")
+        service = struct({"name": components}, falsy(components))
+        return struct({"operation": self.strings("event", "action"), "service": service})
+
+    def c_resources(self):
+        kept = [t for t in self.targets if t.get("id") or t.get("name")]
+        resource = struct(
+            {name: pa.array([t.get(key) for t in kept], _STRING) for name, key in _RESOURCE}
+        )
+        return self.one_each(resource, [not (t.get("id") or t.get("name")) for t in self.targets])
+
+    def c_table(self):
+        names = [t.get("name") or t.get("id") if t.get("type") == "table" else None for t in self.targets]
+        return struct({"name": pa.array(names, _STRING)}, [not n for n in names])
+
+    def c_database(self):
+        kept = [t.get("type") == "database" and bool(t.get("id") or t.get("name")) for t in self.targets]
+        relational = [(s.get("format") or "").lower() in ocsf.RELATIONAL for s in self.sources]
+        return struct(
+            {
+                "name": pa.array(
+                    [t.get("name") or t.get("id") if k else None for t, k in zip(self.targets, kept, strict=True)],
+                    _STRING,
+                ),
+                "type_id": pa.array([1 if r else 99 for r in relational], _INT32),
+                "type": pa.array(["Relational" if r else "Other" for r in relational], _STRING),
+            },
+            [not k for k in kept],
+        )
+
+    def c_finding_info(self):
+        rows = list(zip(self.attributes, self.events, strict=True))
+        return struct(
+            {
+                "uid": pa.array([str(e.id) for e in self.events], _STRING),
+                "title": pa.array([str(at.get("title") or at.get("rule_title") or e.action) for at, e in rows], _STRING),
+                "desc": self.strings("event", "reason"),
+                "types": self.one_each(
+                    pa.array([str(at.get("rule_id") or at.get("rule") or e.action) for at, e in rows], _STRING)
+                ),
+            }
+        )
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-def struct(children: dict[str, pa.Array], nulls: list[bool] | None = None) -> pa.StructArray:
+def struct(children: dict[str, pa.Array], nulls: list[bool] | pa.BooleanArray | None = None) -> pa.StructArray:
     """A struct array of the children; rows where ``nulls`` is true are null."""
-    mask = pa.array(nulls, pa.bool_()) if nulls is not None and any(nulls) else None
+    if isinstance(nulls, list):
+        nulls = pa.array(nulls, pa.bool_()) if any(nulls) else None
+    mask = nulls if nulls is not None and nulls.true_count else None
     return pa.StructArray.from_arrays(list(children.values()), names=list(children), mask=mask)
+
+
+def falsy(values: pa.Array) -> pa.BooleanArray:
+    """Where a string column's Python value is false: null or empty (never null itself)."""
+    return pc.or_kleene(pc.is_null(values), pc.equal(values, ""))
 
 
 def mapped(values: pa.Array, function: Callable[[Any], Any], kind) -> pa.Array:
@@ -276,8 +444,69 @@ def mapped(values: pa.Array, function: Callable[[Any], Any], kind) -> pa.Array:
     return table.take(encoded.indices.fill_null(len(distinct)))
 
 
+def json_texts(values: list[Any]) -> pa.StringArray:
+    """Sorted-key JSON text of each value, all encoded in one call; null where the value is None, {} or []."""
+    if values.count(None) == len(values):
+        return pa.nulls(len(values), _STRING)
+    data = _json(values)  # b"[text,text,...]": each text ends one byte before the next begins
+    lengths = pc.add(pa.array(list(map(len, _raw_items(data))), _INT32), 1)
+    starts = pa.concat_arrays([pa.array([1], _INT32), pc.cast(pc.add(pc.cumulative_sum(lengths), 1), _INT32)])
+    joined = pa.StringArray.from_buffers(len(values), starts.buffers()[1], pa.py_buffer(data))
+    texts = pc.utf8_slice_codeunits(joined, 0, -1)  # each text without the "," or "]" after it
+    return pc.if_else(pc.is_in(texts, value_set=_LEFT_OUT), pa.scalar(None, _STRING), texts)
+
+
+def map_of_rows(columns: dict[str, pa.Array]) -> pa.MapArray:
+    """map<string, string> whose row i holds (name, column[i]) for each column not null at i, in order."""
+    size = len(next(iter(columns.values())))
+    columns = {name: array for name, array in columns.items() if array.null_count < size}  # no empty columns
+    arrays = list(columns.values())
+    width = len(arrays)
+    numbers, rows = _grid(width, size)
+    items = pa.concat_arrays(arrays).take(pc.add(pc.multiply(numbers, size), rows))  # row by row
+    keys = pa.array(list(columns), _STRING).take(numbers)
+    present = items.is_valid()
+    counts = pa.array([0] * size, _INT32)
+    for array in arrays:
+        counts = pc.add(counts, pc.cast(array.is_valid(), _INT32))
+    offsets = pa.concat_arrays([pa.array([0], _INT32), pc.cast(pc.cumulative_sum(counts), _INT32)])
+    return pa.MapArray.from_arrays(offsets, keys.filter(present), items.filter(present))
+
+
+_GRIDS: dict[int, tuple[pa.Array, pa.Array]] = {}
+
+
+def _grid(width: int, size: int) -> tuple[pa.Array, pa.Array]:
+    """(0, 1, .., width-1, 0, 1, ..) and (0 width times, 1 width times, ..) for ``size`` rows: the
+    column and row of each cell of a row-major grid (slices of arrays kept for the largest size yet)."""
+    numbers, rows = _GRIDS.get(width, (pa.array([], _INT64), pa.array([], _INT64)))
+    if len(rows) < width * size:
+        capacity = max(size, 2 * len(rows) // width, 1024)
+        numbers = pa.array(list(range(width)) * capacity, _INT64)
+        rows = pa.array([row for row in range(capacity) for _ in range(width)], _INT64)
+        _GRIDS[width] = numbers, rows
+    return numbers.slice(0, width * size), rows.slice(0, width * size)
+
+
+def choose(first: pa.Array, a: Any, second: pa.Array, b: pa.Array, c: Any, kind) -> pa.Array:
+    """``a`` where ``first``, else ``b`` where ``second``, else ``c``."""
+    return pc.if_else(first, pa.scalar(a, kind), pc.if_else(second, b, pa.scalar(c, kind)))
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None else _json(value).decode()
+
+
 def millis(stamps: pa.Array) -> pa.Array:
-    """``ocsf.millis`` of every stamp: Arrow parses the sealed form; any other form goes through Python."""
+    """``ocsf.millis`` of every stamp, worked out once per distinct stamp when they repeat (``received``)."""
+    encoded = stamps.dictionary_encode()
+    if 2 * len(encoded.dictionary) < len(stamps):
+        return _millis(encoded.dictionary).take(encoded.indices)
+    return _millis(stamps)
+
+
+def _millis(stamps: pa.Array) -> pa.Array:
+    """Arrow parses the sealed form; any other form goes through Python."""
     if len(stamps) and pc.all(pc.match_substring_regex(stamps, _SEALED)).as_py() is not False:
         micros = pc.cast(pc.cast(stamps, _TIMESTAMP), _INT64)
         negative = pc.less(micros, 0)
@@ -287,6 +516,7 @@ def millis(stamps: pa.Array) -> pa.Array:
     return pa.array([ocsf.millis(s) for s in stamps.to_pylist()], _INT64)
 
 
+_RESOURCE = (("uid", "id"), ("name", "name"), ("type", "type"))
 _SEALED = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$"
 
 
@@ -302,9 +532,16 @@ def _user_type(value: str | None) -> tuple[int, str]:
     return ocsf.USER_TYPE.get(value or "user", (0, "Unknown"))
 
 
+_SCHEMAS: dict[int, pa.Schema] = {}
+
+
 def arrow_schema(class_uid: int) -> pa.Schema:
     """The pyarrow schema of a class's records (ocsf.shape)."""
-    return pa.schema([pa.field(name, arrow_type(kind)) for name, kind in ocsf.shape(class_uid).items()])
+    if class_uid not in _SCHEMAS:
+        _SCHEMAS[class_uid] = pa.schema(
+            [pa.field(name, arrow_type(kind)) for name, kind in ocsf.shape(class_uid).items()]
+        )
+    return _SCHEMAS[class_uid]
 
 
 def arrow_type(kind: Any) -> pa.DataType:

@@ -56,9 +56,14 @@ class Protection:
         return self._protected(event)
 
     def _protected(self, event: Event) -> Sealable:
-        protected = protect(event, self.policy, self.keys, self._commitments)
-        event = protected.event
-        rows, swaps = self._reuse(protected.vault_rows)
+        event, rows = protect(event, self.policy, self.keys, self._commitments)
+        if not rows:  # nothing new for the vault (most events): nothing to remember or swap
+            return Sealable(event.id, event.log, event, encode_event(event), (), True)
+        return self._with_rows(event, rows)
+
+    def _with_rows(self, event: Event, rows: list) -> Sealable:
+        """The Sealable of a protected event and its new vault rows, each value remembered as held."""
+        rows, swaps = self._reuse(rows)
         swapped = _swap_actor_fields(event, swaps) if swaps else event
         if swapped is not None:
             return Sealable(event.id, event.log, swapped, encode_event(swapped), tuple(rows), protected=True)

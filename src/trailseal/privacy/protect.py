@@ -201,6 +201,8 @@ def _generate(struct: type, prefix: str, inherited: str | None, paths: list[str]
     """Append the source of the walk function of a Struct type (and of those it holds) to out."""
     ins = msgspec.inspect
     name = f"_walk_{_type_name(struct)}"
+    if struct.__struct_config__.frozen:  # the walk sets changed fields on a copy
+        raise TypeError(f"{struct.__name__} is frozen: the generated privacy walk cannot change its copies")
     body = []
     for info in ins.type_info(struct).fields:
         path = f"{prefix}.{info.encode_name}" if prefix else info.encode_name
@@ -254,9 +256,9 @@ def _generate(struct: type, prefix: str, inherited: str | None, paths: list[str]
                 f"                new = {dropped}",
                 f"            elif {_length_check(t, 'new')}:",
                 "                raise _Unsure",
-                "            if changes is None:",
-                "                changes = {}",
-                f"            changes[{attr!r}] = new",
+                "            if changed is None:",
+                "                changed = obj.__copy__()",
+                f"            changed.{attr} = new",
             ]
         elif isinstance(t, ins.StructType) and plain:
             inner = _generate(t.cls, path, key_kind, paths, out)
@@ -266,9 +268,9 @@ def _generate(struct: type, prefix: str, inherited: str | None, paths: list[str]
                 "            raise _Unsure",
                 f"        new = {inner}(value, prepared, found)",
                 "        if new is not value:",
-                "            if changes is None:",
-                "                changes = {}",
-                f"            changes[{attr!r}] = new",
+                "            if changed is None:",
+                "                changed = obj.__copy__()",
+                f"            changed.{attr} = new",
             ]
         elif (
             isinstance(t, ins.ListType)
@@ -289,9 +291,9 @@ def _generate(struct: type, prefix: str, inherited: str | None, paths: list[str]
                 "            for item in new:",
                 f"                if type(item) is not str or {_length_check(t.item_type, 'item')}:",
                 "                    raise _Unsure",
-                "            if changes is None:",
-                "                changes = {}",
-                f"            changes[{attr!r}] = new",
+                "            if changed is None:",
+                "                changed = obj.__copy__()",
+                f"            changed.{attr} = new",
             ]
         elif (
             isinstance(t, ins.DictType)
@@ -308,9 +310,9 @@ def _generate(struct: type, prefix: str, inherited: str | None, paths: list[str]
                 "        if value:",
                 f"            new = _dict(value, {path!r}, {key_kind!r}, prepared, found, {keys})",
                 "            if new is not value:",
-                "                if changes is None:",
-                "                    changes = {}",
-                f"                changes[{attr!r}] = new",
+                "                if changed is None:",
+                "                    changed = obj.__copy__()",
+                f"                changed.{attr} = new",
             ]
         elif isinstance(t, ins.IntType) and plain and key_kind not in _SECRET:
             # a number only changes (into a string) under a secret name
@@ -323,11 +325,9 @@ def _generate(struct: type, prefix: str, inherited: str | None, paths: list[str]
         f'    """{struct.__name__}, protected (generated): obj itself if nothing changed, else a new one."""',
         "    plans = prepared.plans",
         "    clean = prepared.clean",
-        "    changes = None",
+        "    changed = None  # a shallow copy of obj, made at the first change",
         *body,
-        "    if changes is None:",
-        "        return obj",
-        "    return _replace(obj, **changes)",
+        "    return obj if changed is None else changed",
         "",
         "",
     ]
@@ -344,7 +344,6 @@ def _compile_walk() -> tuple[Any, tuple[str, ...], str]:
         **{_type_name(t): t for t in (Event, *_struct_types(Event))},
         "_Unsure": _Unsure,
         "_DROP": _DROP,
-        "_replace": msgspec.structs.replace,
         "_is_clean": _is_clean,
         "_next_salt": _salts.popleft,
         "_fresh_salt": fresh_salt,

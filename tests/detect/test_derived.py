@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from trailseal.detect.derived import (
     SKEW_SURELY_BELOW,
     clock_skew_seconds,
+    epoch_micros,
     epoch_seconds,
     parse_time,
     skew_surely_below_a_minute,
@@ -83,6 +84,15 @@ def test_sure_under_a_minute_means_the_exact_skew_is_under_a_minute(pair: tuple[
     if skew_surely_below_a_minute(event):
         assert exact is not MISSING and 0 <= exact < SKEW_SURELY_BELOW, (sent, got, exact)
     assert clock_skew_seconds(event) == exact or clock_skew_seconds(event) is exact is MISSING, (sent, got)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(stamps())
+def test_sealed_stamp_shortcut_gives_the_microseconds_datetime_gives(text: str):
+    moment = parse_time(text)
+    exact = None if moment is None else (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    assert epoch_micros(text) == exact, text
+    assert epoch_micros(text) == exact, text  # again, with its minute remembered
 
 
 def test_sure_under_a_minute_needs_the_sealed_form_and_the_same_minute():

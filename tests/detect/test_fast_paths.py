@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sigma.types import SigmaCompareExpression, SigmaNumber
@@ -183,3 +185,55 @@ def test_engine_with_skipped_skews_fires_as_the_exact_skew_says(stream: list[tup
         fires = sorted(n for n, test in expected.items() if skew is not MISSING and test(skew))
         assert sorted(a.rule_id for a in tight.process(item)) == fires, (sent, got)
         assert sorted(a.rule_id for a in wide.process(item)) == [n for n in fires if n in ("at_least_61", "over_5m")]
+
+
+# -- correlations: the written-out counting path and the shared per-event reads (issue 6) ---------
+
+observations = st.lists(  # (seconds after the previous event, key, counted value, rule)
+    st.tuples(st.integers(-20, 30), st.sampled_from("kKlm"), st.sampled_from(["/a", "/b", "/c", None]),
+              st.sampled_from(["r", "s"])),
+    max_size=60,
+)
+
+
+def _counting(kind: str, op: str, count: int, keyers: dict | None, inline: bool, max_entries: int) -> Correlator:
+    key, value = path_getter("attributes.key"), path_getter("attributes.value")
+    spec = CorrelationSpec(id=f"{kind}-{op}-{count}", type=kind, rules=["r", "s"], timespan=60, op=op, count=count,
+                           group_by={"r": [key], "s": [key]}, value={"r": value})
+    corr = Correlator(spec, lateness=30, max_entries=max_entries, keyers=keyers)
+    corr._inline = corr._inline and inline  # off: every newest event through _latest() and _holds()
+    return corr
+
+
+def _answers(matches: list) -> list:
+    return [(m.rule, m.group, m.event_indices, m.first_time, m.last_time, m.event.get("index")) for m in matches]
+
+
+@settings(max_examples=300, deadline=None)
+@given(observations, st.sampled_from(["event_count", "value_count"]), st.sampled_from(["gt", "gte"]),
+       st.integers(1, 12), st.sampled_from([3, 10_000]))
+def test_written_out_counting_path_and_shared_reads_answer_as_the_general_path(
+        stream: list, kind: str, op: str, count: int, max_entries: int):
+    shared: dict = {}
+    fast = [_counting(kind, op, count, shared, True, max_entries), _counting(kind, op, count + 1, shared, True, max_entries)]
+    plain = [_counting(kind, op, count, None, False, max_entries), _counting(kind, op, count + 1, None, False, max_entries)]
+    assert fast[0]._inline
+    seconds = list(itertools.accumulate(step for step, *_ in stream))  # mostly rising, sometimes late
+    for index, ((_, key, value, source), second) in enumerate(zip(stream, seconds, strict=True)):
+        item = ev(second, key=key, index=index)
+        if value is None:
+            del item["attributes"]["value"]
+        else:
+            item["attributes"]["value"] = value
+        for mine, theirs in zip(fast, plain, strict=True):
+            assert _answers(mine.observe(source, item)) == _answers(theirs.observe(source, item)), (index, item)
+    for mine, theirs in zip(fast, plain, strict=True):
+        assert list(mine.groups) == list(theirs.groups)
+        for key, group in mine.groups.items():
+            other = theirs.groups[key]
+            assert (group.times, group.refs, group.values, group.start, group.counts, group.muted_until) == \
+                   (other.times, other.refs, other.values, other.start, other.counts, other.muted_until)
+        assert (mine.late_events, mine.max_time) == (theirs.late_events, theirs.max_time)
+        for key, group in mine.groups.items():  # each entry's reference is its own event's
+            for moment, (_, index) in zip(group.times, group.refs, strict=True):
+                assert (BASE + seconds[index], stream[index][1].lower()) == (moment, key[0]), (index, key)

@@ -121,7 +121,6 @@ class Correlator:
         self.groups: OrderedDict[tuple, _Group] = OrderedDict()
         self.compare = OPERATORS[spec.op]
         self.closing = spec.type in ("event_count", "value_count") and spec.op not in GROWING
-        self.rule_index = {rule: i for i, rule in enumerate(spec.rules)}
         self.max_time = float("-inf")
         self.late_events = 0
         self.evicted = 0
@@ -129,9 +128,20 @@ class Correlator:
         self._next_sweep = float("-inf")
         self._counts_values = spec.type == "value_count"
         self._counts_events = spec.type == "event_count"
+        self._timespan = spec.timespan
+        self._count = spec.count
+        # counting conditions that can only grow: observe() extends and tests the newest window inline
+        self._inline = spec.type in ("event_count", "value_count") and not self.closing
         shared = {} if keyers is None else keyers
-        self._keyers = {rule: _shared_keyer(shared, spec.group_by.get(rule, ())) for rule in spec.rules}
-        self._values = {rule: _value_reader(spec.value.get(rule)) for rule in spec.rules}
+        # per referenced rule: (its group keyer, its counted-value reader or None, its position)
+        self._feeds = {
+            rule: (
+                _shared_keyer(shared, spec.group_by.get(rule, ())),
+                _shared_value_reader(shared, spec.value.get(rule)) if self._counts_values else None,
+                position,
+            )
+            for position, rule in enumerate(spec.rules)
+        }
 
     @property
     def watermark(self) -> float:
@@ -148,9 +158,10 @@ class Correlator:
         """
         if moment is None:
             moment = epoch_seconds(event.get("time"))
-        group_key = self._keyers.get(rule)
-        if moment is None or group_key is None:
+        feed = self._feeds.get(rule)
+        if moment is None or feed is None:
             return _NO_MATCHES
+        group_key, read_value, value = feed  # value: the rule's position unless a counted value
         if moment > self.max_time:
             self.max_time = moment
             self._since_sweep += 1
@@ -163,22 +174,29 @@ class Correlator:
         key = group_key(event)
         if None in key:
             return swept
-        if self._counts_values:
-            value = self._values[rule](event)
+        memo = group_key.memo  # [event, its key, its (log, index)]: the keyer just saw this event
+        ref = memo[2]
+        if ref is None:
+            ref = memo[2] = (event.get("log", "default"), event.get("index"))
+        if read_value is not None:
+            value = read_value(event)
             if value is MISSING:
                 return swept
-        else:
-            value = self.rule_index[rule]
-        group = self.groups.get(key)
+        groups = self.groups
+        group = groups.get(key)
         if group is None:
-            group = self._new_group(key)
+            group = groups[key] = _Group(self._counts_events)
+            if len(groups) > self.max_groups:
+                self._evict()
         else:
-            self.groups.move_to_end(key)
+            groups.move_to_end(key)
         times = group.times
-        if not times or moment >= times[-1]:
-            match = self._latest(key, group, moment, value, event)
+        if times and moment < times[-1]:
+            match = self._late(key, group, moment, value, event, ref)
+        elif self._inline:
+            match = self._extend_counting(key, group, moment, value, event, ref)
         else:
-            match = self._late(key, group, moment, value, event)
+            match = self._latest(key, group, moment, value, event, ref)
         if match is None:
             return swept
         if swept:
@@ -186,19 +204,43 @@ class Correlator:
             return swept
         return [match]
 
-    def _new_group(self, key: tuple) -> _Group:
-        group = self.groups[key] = _Group(self._counts_events)
-        if len(self.groups) > self.max_groups:
-            self._evict()
-        return group
+    def _extend_counting(
+        self, key: tuple, group: _Group, moment: float, value: Any, event: dict, ref: EventRef
+    ) -> Match | None:
+        """_latest() for event_count and value_count with a growing condition, written out: the
+        event is the group's newest; extend the latest window and test its count."""
+        times = group.times
+        times.append(moment)
+        group.refs.append(ref)
+        group.last_event = event
+        horizon = moment - self._timespan
+        if self._counts_events:
+            if times[group.start] < horizon:
+                group.start = bisect.bisect_left(times, horizon, group.start)
+        else:
+            group.values.append(value)
+            counts = group.counts
+            counts[value] = counts.get(value, 0) + 1
+            if times[group.start] < horizon:
+                self._slide(group)
+        if len(times) > self.max_entries:
+            self._drop_front(group, len(times) - self.max_entries)
+        if moment < group.muted_until:
+            return None
+        found = len(times) - group.start if self._counts_events else len(group.counts)
+        if self.compare(found, self._count):
+            return self._fire(key, group, group.start, len(times) - 1, event)
+        return None
 
-    def _latest(self, key: tuple, group: _Group, moment: float, value: Any, event: dict) -> Match | None:
+    def _latest(
+        self, key: tuple, group: _Group, moment: float, value: Any, event: dict, ref: EventRef
+    ) -> Match | None:
         """The event is the group's newest: extend the latest window and test it."""
         times = group.times
         times.append(moment)
-        group.refs.append((event.get("log", "default"), event.get("index")))
+        group.refs.append(ref)
         group.last_event = event
-        horizon = moment - self.spec.timespan
+        horizon = moment - self._timespan
         if self._counts_events:
             if times[group.start] < horizon:
                 group.start = bisect.bisect_left(times, horizon, group.start)
@@ -221,10 +263,11 @@ class Correlator:
             return self._fire(key, group, group.start, last, event)
         return None
 
-    def _late(self, key: tuple, group: _Group, moment: float, value: Any, event: dict) -> Match | None:
+    def _late(
+        self, key: tuple, group: _Group, moment: float, value: Any, event: dict, ref: EventRef
+    ) -> Match | None:
         """The event is older than the group's newest: insert it in time order and test the
         windows that contain it."""
-        ref = (event.get("log", "default"), event.get("index"))
         position = self._insert(group, moment, ref, value)
         if position == len(group.times) - 1:
             group.last_event = event
@@ -368,8 +411,7 @@ class Correlator:
         """Close due windows (closing conditions) and drop expired entries and groups."""
         horizon = self.watermark - self.spec.timespan
         out: list[Match] = []
-        for key in self._sweep_candidates(horizon):
-            group = self.groups[key]
+        for key, group in self._sweep_candidates(horizon):
             if self.closing:
                 out.extend(self._close_due(key, group))
             if group.times and group.times[-1] < horizon and group.closes_at is None:
@@ -378,15 +420,16 @@ class Correlator:
                 self._drop_front(group, bisect.bisect_left(group.times, horizon))
         return out
 
-    def _sweep_candidates(self, horizon: float) -> list[tuple]:
-        """Every group for closing conditions; else the stale prefix of the LRU order."""
+    def _sweep_candidates(self, horizon: float) -> list[tuple[tuple, _Group]]:
+        """(key, group) of every group for closing conditions; else of the stale prefix of the LRU order."""
         if self.closing:
-            return list(self.groups)
+            return list(self.groups.items())
         stale = []
-        for key, group in self.groups.items():
-            if not group.times or group.times[0] >= horizon:
+        for item in self.groups.items():
+            times = item[1].times
+            if not times or times[0] >= horizon:
                 break  # LRU order: the rest were touched more recently
-            stale.append(key)
+            stale.append(item)
         return stale
 
     def _close_due(self, key: tuple, group: _Group) -> list[Match]:
@@ -419,16 +462,30 @@ def _shared_keyer(cache: dict, getters: list[Accessor]) -> Callable[[dict], tupl
     return found
 
 
-def _remembering(keyer: Callable[[dict], tuple]) -> Callable[[dict], tuple]:
-    last: list = [None, None]  # event, its key (the event is not changed while it is processed)
+def _shared_value_reader(cache: dict, get: Accessor | None) -> Callable[[dict], Any]:
+    """The counted-value reader for this accessor from the cache (remembering the last event's
+    value, as keyers do): value_count correlations over the same field read it once per event."""
+    identity = ("value", get)
+    found = cache.get(identity)
+    if found is None:
+        found = cache[identity] = _remembering(_value_reader(get))
+    return found
 
-    def key_of(event: dict) -> tuple:
+
+def _remembering(keyer: Callable[[dict], Any]) -> Callable[[dict], Any]:
+    """keyer, remembering its answer for the last event in `.memo`: [event, answer, slot] (the event
+    is not changed while it is processed; the slot, reset for each new event, is the caller's)."""
+    last: list = [None, None, None]
+
+    def key_of(event: dict) -> Any:
         if last[0] is event:
             return last[1]
         key = last[1] = keyer(event)
         last[0] = event
+        last[2] = None
         return key
 
+    key_of.memo = last
     return key_of
 
 

@@ -41,9 +41,11 @@ def epoch_micros(text: object) -> int | None:
     if not isinstance(text, str):
         return None
     if len(text) == 27:
-        sealed = _sealed_stamp_micros(text)
-        if sealed is not None:
-            return sealed
+        start = _MINUTE_STARTS.get(text[:16])
+        if start is None:
+            start = _minute_start(text[:16])
+        if start is not False and _SEALED_SECONDS.match(text, 16) is not None:
+            return start + int(text[17:19]) * 1_000_000 + int(text[20:26])
     moment = parse_time(text)
     return (moment - EPOCH) // ONE_MICROSECOND if moment is not None else None
 
@@ -52,20 +54,21 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_MICROSECOND = timedelta(microseconds=1)
 
 
-def _sealed_stamp_micros(text: str) -> int | None:
-    """epoch_micros of a stamp as trailseal seals it (`YYYY-MM-DDTHH:MM:SS.ffffffZ`) without
-    building a datetime: the hour's start is remembered, the rest is integer arithmetic (None: not
-    in that form)."""
-    if text[13] != ":" or text[16] != ":" or text[19] != "." or text[26] != "Z":
-        return None
-    digits = text[14:16] + text[17:19] + text[20:26]
-    if not (digits.isascii() and digits.isdigit()):
-        return None
-    hour = _hour_start(text[:13])
-    minute, second = int(digits[0:2]), int(digits[2:4])
-    if hour is None or minute > 59 or second > 59:
-        return None
-    return (hour + minute * 60 + second) * 1_000_000 + int(digits[4:])
+def _minute_start(prefix: str) -> int | bool:
+    """Epoch microseconds at the start of a sealed stamp's minute `YYYY-MM-DDTHH:MM` (False: not a
+    real UTC minute in that form), remembered in a plain dict (the fastest cache): a sealed stamp
+    is then its minute's start plus integer seconds and microseconds, no datetime built."""
+    known = _MINUTE_STARTS.get(prefix)
+    if known is None:
+        if len(_MINUTE_STARTS) >= 4096:
+            _MINUTE_STARTS.clear()
+        hour = _hour_start(prefix[:13]) if _SEALED_MINUTE.match(prefix) is not None else None
+        known = _MINUTE_STARTS[prefix] = False if hour is None else (hour + int(prefix[14:16]) * 60) * 1_000_000
+    return known
+
+
+_MINUTE_STARTS: dict[str, int | bool] = {}
+_SEALED_MINUTE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-5][0-9]\Z")  # `YYYY-MM-DDTHH:MM`
 
 
 @lru_cache(maxsize=1024)
@@ -126,35 +129,23 @@ SKEW_SURELY_BELOW = 60.0  # what skew_surely_below_a_minute() proves: the skew i
 def skew_surely_below_a_minute(event: dict) -> bool:
     """Whether clock_skew_seconds(event) is certainly a number below 60 s, without computing it:
     both stamps are sealed (`YYYY-MM-DDTHH:MM:SS.ffffffZ`, well formed) and share the minute."""
-    sent, got = event.get("time"), event.get("received")
-    if type(sent) is not str or _SEALED_STAMP.match(sent) is None:
+    sent = event.get("time")
+    if type(sent) is not str or len(sent) != 27:
         return False
     minute = sent[:16]
-    if not (_MINUTES_SEEN.get(minute) or _is_minute(minute)):
+    start = _MINUTE_STARTS.get(minute)
+    if start is None:
+        start = _minute_start(minute)
+    if start is False or _SEALED_SECONDS.match(sent, 16) is None:
         return False
+    got = event.get("received")
     if got == sent:
         return True
     return type(got) is str and len(got) == 27 and got[:16] == minute and _SEALED_SECONDS.match(got, 16) is not None
 
 
-_SEALED_STAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-5][0-9]:[0-5][0-9]\.[0-9]{6}Z\Z")
 _SEALED_SECONDS = re.compile(r":[0-5][0-9]\.[0-9]{6}Z\Z")  # `:SS.ffffffZ`, the end of a sealed stamp
 _SEALED_MINUTES_SECONDS = re.compile(r"[0-5][0-9]:[0-5][0-9]\.[0-9]{6}Z\Z")  # `MM:SS.ffffffZ`
-_MINUTES_SEEN: dict[str, bool] = {}
-
-
-def _is_minute(prefix: str) -> bool:
-    """Whether `YYYY-MM-DDTHH:MM` is a real UTC minute (remembered: a plain dict, the fastest cache)."""
-    known = _MINUTES_SEEN.get(prefix)
-    if known is None:
-        if len(_MINUTES_SEEN) >= 4096:
-            _MINUTES_SEEN.clear()
-        known = _MINUTES_SEEN[prefix] = prefix[13:14] == ":" and prefix[14:16] in _MINUTES \
-            and _hour_start(prefix[:13]) is not None
-    return known
-
-
-_MINUTES = frozenset(f"{m:02d}" for m in range(60))
 
 
 def _same_hour_difference(sent: str, got: str) -> float | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -267,7 +268,9 @@ class Engine:
         if rule.output:
             alerts.append(_single_alert(rule, event))
         if rule.consumers:
-            moment = self._moment_of_event(event)
+            if self._moment_of is not event:  # the event's time, parsed once per event
+                self._moment_of, self._moment = event, epoch_seconds(event.get("time"))
+            moment = self._moment
             for consumer in rule.consumers:
                 for match in consumer.correlator.observe(rule.id, event, moment):
                     self._on_match(consumer, match, alerts)
@@ -421,8 +424,7 @@ def _nothing(event: dict) -> None:
     return None
 
 
-def _position(rule: _Rule) -> int:
-    return rule.position
+_position = operator.attrgetter("position")
 
 
 # -- helpers ------------------------------------------------------------------------------------

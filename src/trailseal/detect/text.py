@@ -103,7 +103,8 @@ class Subset:
         memo = index._memo
         if memo[0] is event and memo[3] is self.covered:
             return memo[1]
-        text = raw_text(event, canonical)
+        # the sealed bytes themselves when nothing in them was escaped (raw_text's common case)
+        text = canonical if canonical is not None and b"\\" not in canonical else raw_text(event, canonical)
         found = self._match(text)
         folded = [self.handles[i] for i in found] if found else _NONE
         cased = index._cased.match(text) if index._cased.patterns else _NONE

@@ -19,6 +19,10 @@ def catch_up_index(trail) -> int:
     from trailseal.cli import _progress
     from trailseal.query import index
 
+    if type(trail.store).__name__ == "PostgresStore":
+        from trailseal.query import index_pg
+
+        return index_pg.refresh(trail.store)
     if type(trail.store).__name__ != "SQLiteStore":
         return 0
     conn = index.connection(trail.store)
@@ -46,9 +50,10 @@ def index_cmd(data: Annotated[Path | None, typer.Option("--data", "-d", help="Da
 
     trail = cli.open_trail(data)
     try:
-        if type(trail.store).__name__ != "SQLiteStore":
-            cli.fail("the search indexes belong to the SQLite store; PostgreSQL indexes itself on commit")
         added = catch_up_index(trail)
+        if type(trail.store).__name__ == "PostgresStore":
+            cli.err.print(f"indexed {added:,} new entries; the search tables hold every committed entry")
+            return
         upto = index.indexed_up_to(index.connection(trail.store))
     finally:
         trail.close()

@@ -104,8 +104,14 @@ SEARCH_INDEX_BATCH = 5_000  # entries per write transaction: the sealer never wa
 
 
 def search_index_jobs(trail) -> list[Job]:
-    """Keep the SQLite search indexes (query/index.py) current every second, so the first search after
-    a start or a burst has only the last commits to index; the first run catches up a whole backlog."""
+    """Keep the search indexes (query/index.py, index_pg.py) current every second, so the first search after
+    a start or a burst has only the last commits to index; the first run catches up a whole backlog.
+    On PostgreSQL a slower job drops index rows of erased addresses and of entries retention dropped."""
+    if type(trail.store).__name__ == "PostgresStore":
+        from trailseal.query import index_pg
+
+        return [Job("search-index", 1.0, lambda: index_pg.refresh(trail.store, SEARCH_INDEX_BATCH)),
+                Job("search-tidy", 300.0, lambda: index_pg.tidy(trail.store))]
     if type(trail.store).__name__ != "SQLiteStore":
         return []
     from trailseal.query import index

@@ -232,12 +232,14 @@ class PostgresStore:
         return [r[0] for r in self._conn().execute(sql, params).fetchall()]
 
     def vault_erase(self, subject: str, log: str | None = None) -> int:
-        sql, params = "DELETE FROM vault WHERE subject = %s", [_text(subject)]
+        where, params = "subject = %s", [_text(subject)]
         if log is not None:
-            sql, params = sql + " AND log = %s", [_text(subject), log]
+            where, params = where + " AND log = %s", [_text(subject), log]
         conn = self._conn()
-        with conn.transaction():
-            return conn.execute(sql, params).rowcount
+        with conn.transaction():  # the search index forgets the subject's sealed addresses with them
+            conn.execute(f"DELETE FROM search_ips WHERE commitment IN (SELECT commitment FROM vault WHERE {where})",
+                         params)
+            return conn.execute(f"DELETE FROM vault WHERE {where}", params).rowcount
 
     def close(self) -> None:
         with self._guard:

@@ -37,6 +37,7 @@ SCHEMA = """
 CREATE VIRTUAL TABLE IF NOT EXISTS entries_fts USING fts5(text, content='', columnsize=0, tokenize='ascii');
 CREATE TABLE IF NOT EXISTS entries_ip (ip BLOB NOT NULL, seq INTEGER NOT NULL,
     PRIMARY KEY (ip, seq)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS entries_ip_by_seq ON entries_ip (seq);
 CREATE TABLE IF NOT EXISTS entries_actor (log TEXT NOT NULL, actor TEXT NOT NULL, time TEXT NOT NULL,
     seq INTEGER NOT NULL, PRIMARY KEY (log, actor, time, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS query_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);

@@ -140,12 +140,18 @@ class _Compiler:
         return self.each(term)
 
     def ip(self, term: Term, network) -> str:
+        """An address range; `actor.ip` always through the IP index, which also keys addresses the
+        payload holds only as sealed commitments (the payload's own text would never match them)."""
         low, high = index.network_range(network)
-        field_name = term.field
-        if field_name == "actor.ip" and id(term) not in self.probe and self.window is None:
-            return (f"e.seq IN (SELECT seq FROM entries_ip WHERE ip BETWEEN {self.bind(low)}"
-                    f" AND {self.bind(high)})")
-        return f"ts_ip_key(json_extract(e.data, '$.{field_name}')) BETWEEN {self.bind(low)} AND {self.bind(high)}"
+        if term.field != "actor.ip":
+            return f"ts_ip_key(json_extract(e.data, '$.{term.field}')) BETWEEN {self.bind(low)} AND {self.bind(high)}"
+        within = f"ip BETWEEN {self.bind(low)} AND {self.bind(high)}"
+        if self.window is not None:
+            first, last = self.bind(self.window[0]), self.bind(self.window[1])
+            return f"e.seq IN (SELECT seq FROM entries_ip WHERE {within} AND seq BETWEEN {first} AND {last})"
+        if id(term) in self.probe:
+            return f"EXISTS (SELECT 1 FROM entries_ip INDEXED BY entries_ip_by_seq WHERE seq = e.seq AND {within})"
+        return f"e.seq IN (SELECT seq FROM entries_ip WHERE {within})"
 
     def scalar(self, expr: str, term: Term, kind: type, not_null: bool = False) -> str:
         """A field whose schema type is known (str or int), as a plain comparison of ``expr``."""
@@ -410,6 +416,8 @@ def _driven_plan(leaf: Node, kind: str, node: Node, log: str, now: datetime, pro
 def search(store: Any, query: str | Node, log: str | None = None, limit: int = 100,
            cursor: str | None = None, *, now: datetime | None = None) -> Page:
     """One page of matching events, newest first; each event dict carries its ``log`` and ``index``."""
+    if _on_postgres(store):
+        return _postgres().search(store, query, log, limit, cursor, now=now)
     if not 1 <= limit <= MAX_LIMIT:
         raise QueryError(f"limit must be 1..{MAX_LIMIT}")
     node = _node(query)
@@ -424,6 +432,8 @@ def search(store: Any, query: str | Node, log: str | None = None, limit: int = 1
 
 def count(store: Any, query: str | Node, log: str | None = None, *, now: datetime | None = None) -> int:
     """How many events match."""
+    if _on_postgres(store):
+        return _postgres().count(store, query, log, now=now)
     node = _node(query)
     conn = _ready(store)
     total = 0
@@ -438,6 +448,8 @@ def count(store: Any, query: str | Node, log: str | None = None, *, now: datetim
 def timeline(store: Any, key: str, value: str, since: str | datetime | None = None, *,
              log: str | None = None, limit: int = 1000, now: datetime | None = None) -> list[dict[str, Any]]:
     """Events of one actor, session or trace (``request.trace_id``) in time order, oldest first."""
+    if _on_postgres(store):
+        return _postgres().timeline(store, key, value, since, log=log, limit=limit, now=now)
     if key not in TIMELINE_KEYS:
         raise QueryError(f"timeline key must be one of {', '.join(TIMELINE_KEYS)}, not {key!r}")
     items: list[Node] = [Term(TIMELINE_KEYS[key], (value,))]
@@ -451,11 +463,24 @@ def timeline(store: Any, key: str, value: str, since: str | datetime | None = No
 
 def explain(store: Any, query: str | Node, log: str = "default", *, now: datetime | None = None) -> list[str]:
     """SQLite's plan for the first page of a query on one log (one line per plan step)."""
+    if _on_postgres(store):
+        return _postgres().explain(store, query, log, now=now)
     conn = _ready(store)
     chosen = plan(conn, _node(query), log, now or datetime.now(UTC))
     window = (0, 2**62) if chosen.windowed else None
     sql, args = _page_sql(chosen, log, None, 100, True, window, None)
     return [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, args)]
+
+
+def _on_postgres(store: Any) -> bool:
+    """Whether the store is PostgreSQL, whose search lives in search_pg.py."""
+    return type(store).__name__ == "PostgresStore"
+
+
+def _postgres():
+    from trailseal.query import search_pg
+
+    return search_pg
 
 
 def _node(query: str | Node) -> Node:

@@ -1295,8 +1295,14 @@ def _has_pruned(conn) -> bool:
 
 def unindex(conn, log: str, indices: Sequence[int]) -> None:
     """Inside the transaction that drops these payloads: take them out of the SQLite search indexes too
-    (FTS words, IPs; query/index.py), so nothing of a payload that left the store stays searchable."""
-    if is_postgres(conn) or not conn.execute("SELECT 1 FROM sqlite_master WHERE name='query_state'").fetchone():
+    (FTS words, IPs; query/index.py; on PostgreSQL query/index_pg.py), so nothing of a payload that left
+    the store stays searchable."""
+    if is_postgres(conn):
+        from trailseal.query import index_pg
+
+        index_pg.forget(conn.raw, log, indices)
+        return
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name='query_state'").fetchone():
         return
     from trailseal.query import index
 

@@ -179,3 +179,29 @@ def test_the_time_travel_oracle_holds_on_postgresql(request, tmp_path, archive):
         retention = Retention(trail.store, Policies.from_config(CONFIG), archive, verifier=trail.verifier,
                               clock=clock.moment, actor_ids=trail_actor_ids(trail))
         test_time_travel.test_events_age_through_hot_archive_and_expiry_at_exact_boundaries(trail, retention, clock)
+
+
+def test_postgres_archived_payloads_leave_the_search_tables(request, tmp_path):
+    """What a payload said must not stay searchable once retention dropped it (query/index_pg.py)."""
+    from trailseal.query import index_pg
+    from trailseal.query.sealed import search_trail
+
+    url = request.getfixturevalue("pg_url")
+    directory = configured(trailseal.init(tmp_path / "data", origin="test.trailseal", store=url))
+    clock = FakeClock(T0)
+    with trailseal.open(directory, clock=clock) as trail:
+        trail.append([make_event(i, attributes={"note": f"marker{i}"}) for i in range(50)])
+        assert len(search_trail(trail, '"marker1"').events) == 1  # the first search indexes everything
+
+        def rows(indices: list[int]) -> int:
+            conn = trail.store._conn()
+            return sum(conn.execute(f"SELECT count(*) FROM {table} WHERE log = 'default' AND idx = ANY(%s)",
+                                    (indices,)).fetchone()[0] for table in index_pg.TABLES)
+
+        archived = list(DATA_ACCESS)
+        assert rows(archived) > 0
+        clock.now = T0 + timedelta(days=30)
+        assert retention_of(trail, clock).apply(clock.now).count("archive") == len(archived)
+        assert rows(archived) == 0, "archived payloads left words, addresses or keys in the search tables"
+        assert rows([0, 2, 4]) > 0, "entries still hot lost their search rows"
+        assert search_trail(trail, '"marker1"').events == [] and len(search_trail(trail, '"marker0"').events) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from contextlib import asynccontextmanager
 
@@ -50,6 +51,7 @@ def create_app(trail: Trail, *, record_reads: bool = True, detect: bool | None =
         from trailseal.receivers.service import start_receivers
 
         running = start_receivers(trail, svc.metrics) if receivers_on else None  # syslog, tails: [receivers]
+        threading.Thread(target=_warm_tiles, args=(trail,), name="trailseal-warm-tiles", daemon=True).start()
         yield
         if running is not None:
             await asyncio.to_thread(running.stop)  # seal what they read before the trail closes
@@ -69,6 +71,17 @@ def create_app(trail: Trail, *, record_reads: bool = True, detect: bool | None =
                                         Exception: on_unexpected})
     app.state.service = svc
     return app
+
+
+def _warm_tiles(trail: Trail) -> None:
+    """Proofs read one tile each: on a large log, serve them from the page cache from the start."""
+    started = time.monotonic()
+    try:
+        read = trail.warm_tiles()
+    except Exception:  # noqa: BLE001 - only a cache warm-up; the server works without it
+        log.warning("warming the tiles failed", exc_info=True)
+        return
+    log.info("read %d MiB of tiles in %.1f s", read >> 20, time.monotonic() - started)
 
 
 def start_detection(trail: Trail):

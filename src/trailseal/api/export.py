@@ -70,7 +70,7 @@ def _class_uid(request: Request, fmt: str) -> int | None:
                 f"(one of {', '.join(map(str, CLASSES))})",
             )
         return None
-    if not raw.isdigit() or int(raw) not in CLASSES:
+    if not raw.isdecimal() or int(raw) not in CLASSES:
         raise ApiError(400, f"class_uid must be one of {', '.join(map(str, CLASSES))}")
     return int(raw)
 

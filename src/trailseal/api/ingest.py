@@ -24,7 +24,7 @@ async def read_body(request: Request, limit: int, timeout: float = BODY_TIMEOUT)
     """The request body, bounded in size (413), time (408) and decompressed size (gzip bombs)."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        if not declared.isdecimal():
             raise ApiError(400, "Content-Length is not a number")
         if int(declared) > limit:
             raise ApiError(413, f"body of {declared} bytes exceeds the limit of {limit}")

@@ -46,7 +46,7 @@ def parse_filters(request: Request) -> Filters:
 
 def parse_limit(request: Request) -> int:
     raw = request.query_params.get("limit", "100")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    if not raw.isdecimal() or not 1 <= int(raw) <= MAX_LIMIT:
         raise ApiError(400, f"limit must be an integer from 1 to {MAX_LIMIT}")
     return int(raw)
 
@@ -124,7 +124,7 @@ def by_sealed_actor(svc, filters: Filters, logs: list[str] | None) -> Filters:
 
 def parse_index(request: Request) -> tuple[str, int]:
     log, raw = request.path_params["log"], request.path_params["index"]
-    if not raw.isdigit() or len(raw) > 18:
+    if not raw.isdecimal() or len(raw) > 18:
         raise ApiError(400, f"index must be a non-negative integer, not {raw[:40]!r}")
     return log, int(raw)
 

@@ -160,7 +160,7 @@ def numeric_offset(value: str) -> int | None:
     if len(value) < 3 or value[0] not in "+-":
         return None
     digits = value[1:].replace(":", "")
-    if not digits.isdigit() or len(digits) not in (2, 4):
+    if not digits.isdecimal() or len(digits) not in (2, 4):
         return None
     hours, minutes = int(digits[:2]), int(digits[2:] or 0)
     if hours > 23 or minutes > 59:
@@ -308,7 +308,7 @@ def process_attributes(program: str | None, pid: str | None) -> dict[str, Any]:
     if program:
         attributes["process.name"] = program
     if pid:
-        attributes["process.pid"] = int(pid) if pid.isdigit() and len(pid) < 16 else pid
+        attributes["process.pid"] = int(pid) if pid.isdecimal() and len(pid) < 16 else pid
     return attributes
 
 

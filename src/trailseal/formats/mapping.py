@@ -302,7 +302,7 @@ def _typed(name: str, value: Any) -> Any:
     if name == "time":
         return value
     if name in INT_FIELDS:
-        number = int(value) if isinstance(value, str) and value.isdigit() else value
+        number = int(value) if isinstance(value, str) and value.isdecimal() else value
         limit = 999 if name == "request.status" else 2**53
         if not isinstance(number, int) or isinstance(number, bool) or not 0 <= number <= limit:
             raise FormatError(f"{name} must be an integer from 0 to {limit}, got {str(value)[:32]!r}")

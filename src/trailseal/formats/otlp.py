@@ -267,7 +267,7 @@ def _int(value: Any) -> int:
         raise FormatError("expected an integer, got a boolean")
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.lstrip("-").isdigit() and len(value) <= 20:
+    if isinstance(value, str) and value.lstrip("-").isdecimal() and len(value) <= 20:
         return int(value)
     raise FormatError(f"expected an integer, got {str(value)[:32]!r}")
 

@@ -211,7 +211,7 @@ def _event(raw: bytes, row: dict[str, str], ctx: dict[str, Any]) -> dict[str, An
     if client and not is_ip(client):
         attributes["client.address"] = client
     for key, name in (("pid", "process.pid"), ("line", "db.session_line")):
-        if row.get(key, "").isdigit() and len(row[key]) < 16:
+        if row.get(key, "").isdecimal() and len(row[key]) < 16:
             attributes[name] = int(row[key])
     return bounded(
         {
@@ -245,12 +245,12 @@ def _audit(entry: str, row: dict[str, str]) -> dict[str, Any]:
         "db.statement": statement,
     }
     for name, value in (("pgaudit.statement_id", statement_id), ("pgaudit.substatement_id", substatement_id)):
-        attributes[name] = int(value) if value.isdigit() and len(value) < 16 else value
+        attributes[name] = int(value) if value.isdecimal() and len(value) < 16 else value
     if parameter not in ("<not logged>", "<none>", ""):
         attributes["db.parameters"] = parameter
     if len(values) == 10:
         attributes["pgaudit.rows"] = (
-            int(values[9]) if values[9].isdigit() and len(values[9]) < 16 else values[9]
+            int(values[9]) if values[9].isdecimal() and len(values[9]) < 16 else values[9]
         )
     if object_name:
         target = {"type": object_type.lower() or "object", "name": object_name}
@@ -344,7 +344,7 @@ def _client(remote: str) -> str | None:
     if remote.endswith(")") and "(" in remote:
         return remote[: remote.rindex("(")]
     host, sep, port = remote.rpartition(":")
-    return host if sep and port.isdigit() else remote
+    return host if sep and port.isdecimal() else remote
 
 
 def _row_time(row: dict[str, str], ctx: dict[str, Any]) -> str:

@@ -156,7 +156,7 @@ def card_ok(candidate: str) -> bool:
 
 def iban_ok(compact: str) -> bool:
     """An IBAN without spaces: registered country length and ISO 7064 mod 97-10."""
-    if IBAN_LENGTHS.get(compact[:2]) != len(compact) or not compact[2:4].isdigit():
+    if IBAN_LENGTHS.get(compact[:2]) != len(compact) or not compact[2:4].isdecimal():
         return False
     moved = compact[4:] + compact[:4]
     return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
@@ -186,7 +186,7 @@ def insee_ok(candidate: str) -> bool:
     if not (1 <= month <= 12 or 20 <= month <= 42 or 50 <= month <= 99):
         return False
     body = compact[:13].replace("2A", "19").replace("2B", "18")
-    if not body.isdigit():
+    if not body.isdecimal():
         return False
     return 97 - int(body) % 97 == int(compact[13:])
 

@@ -57,7 +57,7 @@ def parse_address(address: Address) -> tuple[str, int]:
     if isinstance(address, tuple):
         return address
     host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
+    if not host or not port.isdecimal():
         raise ValueError(f"listen address {address!r} is not host:port")
     return host.strip("[]"), int(port)
 

@@ -217,7 +217,7 @@ def _meta(trail, found: Measurements, since: str, until: str) -> None:
             found.alerts.append({"index": index, "time": entry.received or entry.time,
                                  "rule_id": entry.attributes.get("rule_id"), "title": entry.reason,
                                  "level": entry.attributes.get("level"), "in_period": since <= entry.time < until})
-        elif entry.action == ACK_ACTION and entry.target is not None and (entry.target.id or "").isdigit():
+        elif entry.action == ACK_ACTION and entry.target is not None and (entry.target.id or "").isdecimal():
             found.acks.setdefault(int(entry.target.id), entry.time)
         if not since <= entry.time < until:
             continue

@@ -94,7 +94,7 @@ class _Response:
         self.server_start, self.body, self.expected, self.logged = start_response, (), None, False
 
     def start_response(self, status: str, headers: list, exc_info: Any = None) -> Any:
-        self.exchange.status = int(status[:3]) if status[:3].isdigit() else 0
+        self.exchange.status = int(status[:3]) if status[:3].isdecimal() else 0
         self.expected = content_length(headers)
         return self.server_start(status, headers, exc_info)
 

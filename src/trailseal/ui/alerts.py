@@ -28,7 +28,7 @@ def acknowledgements(trail) -> dict[int, dict]:
     acks: dict[int, dict] = {}
     for row in trail.read_events([(log, index, data) for log, index, _, data in rows]):
         target = (row["event"].get("target") or {}).get("id", "")
-        if target.isdigit():
+        if target.isdecimal():
             acks[int(target)] = row["event"]  # newest first: the earliest acknowledgement wins
     return acks
 

@@ -92,7 +92,7 @@ async def save_search(request: Request) -> Response:
 @page("read")
 async def delete_search(request: Request) -> Response:
     raw = request.path_params["search_id"]
-    if not raw.isdigit() or not saved_searches(service(request)).delete(request.state.token.id, int(raw)):
+    if not raw.isdecimal() or not saved_searches(service(request)).delete(request.state.token.id, int(raw)):
         raise ApiError(404, "no such saved search")
     return RedirectResponse("/ui/search", 303, HEADERS)
 
@@ -107,7 +107,7 @@ def _quote(text: str) -> str:
 async def event_detail(request: Request) -> Response:
     svc = service(request)
     log, raw = request.path_params["log"], request.path_params["index"]
-    if not raw.isdigit() or len(raw) > 18:
+    if not raw.isdecimal() or len(raw) > 18:
         raise ApiError(400, f"index must be a non-negative integer, not {raw[:40]!r}")
     index = int(raw)
     check_log_scope(request.state.token, log)

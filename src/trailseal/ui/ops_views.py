@@ -59,7 +59,7 @@ async def acknowledge(request: Request) -> Response:
     """Seal `trailseal.alert.ack` for one alert (who, when, an optional note)."""
     svc = service(request)
     raw = request.path_params["index"]
-    if not raw.isdigit() or not await asyncio.to_thread(is_alert, svc.trail, int(raw)):
+    if not raw.isdecimal() or not await asyncio.to_thread(is_alert, svc.trail, int(raw)):
         raise ApiError(404, f"no alert #{raw[:20]}")
     form = await read_form(request)
     note = str(form.get("note") or "")[:500]

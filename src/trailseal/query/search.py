@@ -15,6 +15,7 @@ import base64
 import hashlib
 import heapq
 import sqlite3
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -76,45 +77,76 @@ def to_sql(node: Node, now: datetime, *, probe: frozenset[int] = frozenset(), sk
     return compiler.node(node, False), compiler.params
 
 
-class _Compiler:
-    """Negations pushed to the leaves (De Morgan), where NULL-safe NOT keeps SQL two-valued."""
+class BooleanCompiler(ABC):
+    """The query tree as one SQL boolean expression over ``entries e``, for one SQL dialect: negations
+    pushed to the leaves (De Morgan), where NULL-safe NOT keeps SQL two-valued. Subclasses say how a
+    value is bound and how a time bound, a free-text leaf and a term read."""
 
-    def __init__(self, now: datetime, probe: frozenset[int] = frozenset(), skip: Node | None = None,
-                 window: tuple[int, int] | None = None):
+    TRUE, FALSE = "1", "0"
+    skip: Node | None = None  # a leaf the driving index already guarantees
+
+    def __init__(self, now: datetime):
         self.now = now
-        self.probe = probe
-        self.skip = skip
-        self.window = window
         self.params: list[Any] = []
 
+    @abstractmethod
     def bind(self, value: Any) -> str:
-        self.params.append(value)
-        return "?"
+        """Add a parameter; its placeholder."""
+
+    @abstractmethod
+    def time_bound(self, node: TimeBound) -> str:
+        """since: / until: on the event time."""
+
+    @abstractmethod
+    def text(self, node: Text) -> str:
+        """A free-text phrase."""
+
+    @abstractmethod
+    def term(self, term: Term) -> str:
+        """field:value."""
 
     def node(self, node: Node, negated: bool) -> str:
         if node is self.skip:
-            return "1"
+            return self.TRUE
         if isinstance(node, Not):
             return self.node(node.item, not negated)
         if isinstance(node, And | Or):
             return self.group(node, negated)
         sql = self.leaf(node)
-        return f"NOT coalesce(({sql}), 0)" if negated else sql
+        return f"NOT coalesce(({sql}), {self.FALSE})" if negated else sql
 
     def group(self, node: And | Or, negated: bool) -> str:
         conjunction = isinstance(node, And) != negated
         if not node.items:
-            return "1" if conjunction else "0"
+            return self.TRUE if conjunction else self.FALSE
         parts = [self.node(item, negated) for item in node.items]
         return "(" + (" AND " if conjunction else " OR ").join(parts) + ")"
 
     def leaf(self, node: Term | Text | TimeBound) -> str:
         if isinstance(node, TimeBound):
-            op = ">=" if node.bound == "since" else "<"
-            return f"e.time {op} {self.bind(resolve_time(node.spec, self.now))}"
+            return self.time_bound(node)
         if isinstance(node, Text):
             return self.text(node)
         return self.term(node)
+
+
+class _Compiler(BooleanCompiler):
+    """SQLite: ``?`` parameters, FTS5 and the IP table of query/index.py, optional probes and windows."""
+
+    def __init__(self, now: datetime, probe: frozenset[int] = frozenset(), skip: Node | None = None,
+                 window: tuple[int, int] | None = None):
+        super().__init__(now)
+        self.probe = probe
+        self.skip = skip
+        self.window = window
+
+    def bind(self, value: Any) -> str:
+        self.params.append(value)
+        return "?"
+
+    def time_bound(self, node: TimeBound) -> str:
+        op = ">=" if node.bound == "since" else "<"
+        return f"e.time {op} {self.bind(resolve_time(node.spec, self.now))}"
 
     def text(self, node: Text) -> str:
         match = self.bind(fts_query(node))

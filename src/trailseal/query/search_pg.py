@@ -28,7 +28,6 @@ from trailseal.query.language import (
     STRING_FIELDS,
     And,
     Node,
-    Not,
     Or,
     QueryError,
     Term,
@@ -41,7 +40,7 @@ from trailseal.query.language import (
     resolve_time,
     text_tokens,
 )
-from trailseal.query.search import MAX_LIMIT, TIMELINE_KEYS, Page
+from trailseal.query.search import MAX_LIMIT, TIMELINE_KEYS, BooleanCompiler, Page
 
 TEXT_TIME = "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"  # format_time in SQL
 COLUMNS = {"id": "e.id", "log": "e.log", "category": "e.category", "action": "e.action", "outcome": "e.outcome",
@@ -63,39 +62,18 @@ def to_sql(node: Node, now: datetime) -> tuple[str, list[Any]]:
     return (f"{where} AND {driver}" if driver else where), compiler.params
 
 
-class _Compiler:
-    """Negations pushed to the leaves (De Morgan), where NULL-safe NOT keeps SQL two-valued."""
+class _Compiler(BooleanCompiler):
+    """PostgreSQL: ``%s`` parameters (with casts), the search tables of index_pg.py."""
 
-    def __init__(self, now: datetime):
-        self.now = now
-        self.params: list[Any] = []
+    TRUE, FALSE = "TRUE", "FALSE"
 
     def bind(self, value: Any, cast: str = "") -> str:
         self.params.append(value)
         return f"%s{cast}"
 
-    def node(self, node: Node, negated: bool) -> str:
-        if isinstance(node, Not):
-            return self.node(node.item, not negated)
-        if isinstance(node, And | Or):
-            return self.group(node, negated)
-        sql = self.leaf(node)
-        return f"NOT coalesce(({sql}), FALSE)" if negated else sql
-
-    def group(self, node: And | Or, negated: bool) -> str:
-        conjunction = isinstance(node, And) != negated
-        if not node.items:
-            return "TRUE" if conjunction else "FALSE"
-        parts = [self.node(item, negated) for item in node.items]
-        return "(" + (" AND " if conjunction else " OR ").join(parts) + ")"
-
-    def leaf(self, node: Term | Text | TimeBound) -> str:
-        if isinstance(node, TimeBound):
-            op = ">=" if node.bound == "since" else "<"
-            return f"e.time {op} {self.bind(resolve_time(node.spec, self.now), '::timestamptz')}"
-        if isinstance(node, Text):
-            return self.text(node)
-        return self.term(node)
+    def time_bound(self, node: TimeBound) -> str:
+        op = ">=" if node.bound == "since" else "<"
+        return f"e.time {op} {self.bind(resolve_time(node.spec, self.now), '::timestamptz')}"
 
     def text(self, node: Text) -> str:
         if not text_tokens(node.value[0]):

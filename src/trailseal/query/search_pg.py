@@ -12,7 +12,6 @@ continue from an opaque cursor.
 from __future__ import annotations
 
 import base64
-import hashlib
 import heapq
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -33,14 +32,13 @@ from trailseal.query.language import (
     Term,
     Text,
     TimeBound,
-    format,
     parse,
     parse_ip,
     parse_number,
     resolve_time,
     text_tokens,
 )
-from trailseal.query.search import MAX_LIMIT, TIMELINE_KEYS, BooleanCompiler, Page
+from trailseal.query.search import MAX_LIMIT, TIMELINE_KEYS, BooleanCompiler, Page, _fingerprint
 
 TEXT_TIME = "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"  # format_time in SQL
 COLUMNS = {"id": "e.id", "log": "e.log", "category": "e.category", "action": "e.action", "outcome": "e.outcome",
@@ -322,11 +320,6 @@ def _event(row: tuple) -> dict[str, Any]:
 
 
 # -- cursors ---------------------------------------------------------------------------------------
-def _fingerprint(node: Node, log: str | None) -> str:
-    """Ties a cursor to its query and log, so it cannot silently page through another one."""
-    return hashlib.sha256(f"{format(node)}\0{log or ''}".encode()).hexdigest()[:12]
-
-
 def encode_cursor(row: tuple, stamp: str) -> str:
     raw = msgspec.json.encode([format_time(row[0]), row[1], row[2], stamp])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")

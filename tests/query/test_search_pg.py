@@ -22,7 +22,7 @@ from tests.postgres.helpers import count_by_partition
 from tests.query.test_search import NOW, all_pages, expected, queries, random_event, without_privacy
 from trailseal.api import create_app
 from trailseal.jobs import search_index_jobs
-from trailseal.query import QueryError, count, index_pg, search, search_pg, timeline
+from trailseal.query import QueryError, count, index_pg, language, search, search_pg, timeline
 from trailseal.query.language import And, Not, Or, Term
 from trailseal.query.sealed import search_trail, timeline_trail
 
@@ -126,7 +126,7 @@ def trail_pages(trail, query: str, log: str | None, limit: int = 50) -> list[tup
 def test_with_privacy_on_postgres_pages_equal_sqlite_pages(both_protected, query, log):
     """Sealed actor ids resolve through each store's vault and sealed addresses match by their vault value."""
     lite, pg = both_protected
-    text = search_pg.format(query)
+    text = language.format(query)
     want = trail_pages(lite, text, log)
     event("no hits" if not want else "some hits")
     assert trail_pages(pg, text, log) == want, text

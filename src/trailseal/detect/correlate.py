@@ -204,11 +204,9 @@ class Correlator:
             return swept
         return [match]
 
-    def _extend_counting(
-        self, key: tuple, group: _Group, moment: float, value: Any, event: dict, ref: EventRef
-    ) -> Match | None:
-        """_latest() for event_count and value_count with a growing condition, written out: the
-        event is the group's newest; extend the latest window and test its count."""
+    def _add_newest(self, group: _Group, moment: float, value: Any, event: dict, ref: EventRef) -> list[float]:
+        """Append the group's newest event, slide the window's start past the timespan and bound the
+        group's size; the group's times."""
         times = group.times
         times.append(moment)
         group.refs.append(ref)
@@ -225,6 +223,14 @@ class Correlator:
                 self._slide(group)
         if len(times) > self.max_entries:
             self._drop_front(group, len(times) - self.max_entries)
+        return times
+
+    def _extend_counting(
+        self, key: tuple, group: _Group, moment: float, value: Any, event: dict, ref: EventRef
+    ) -> Match | None:
+        """_latest() for event_count and value_count with a growing condition, written out: the
+        event is the group's newest; extend the latest window and test its count."""
+        times = self._add_newest(group, moment, value, event, ref)
         if moment < group.muted_until:
             return None
         found = len(times) - group.start if self._counts_events else len(group.counts)
@@ -236,22 +242,7 @@ class Correlator:
         self, key: tuple, group: _Group, moment: float, value: Any, event: dict, ref: EventRef
     ) -> Match | None:
         """The event is the group's newest: extend the latest window and test it."""
-        times = group.times
-        times.append(moment)
-        group.refs.append(ref)
-        group.last_event = event
-        horizon = moment - self._timespan
-        if self._counts_events:
-            if times[group.start] < horizon:
-                group.start = bisect.bisect_left(times, horizon, group.start)
-        else:
-            group.values.append(value)
-            counts = group.counts
-            counts[value] = counts.get(value, 0) + 1
-            if times[group.start] < horizon:
-                self._slide(group)
-        if len(times) > self.max_entries:
-            self._drop_front(group, len(times) - self.max_entries)
+        times = self._add_newest(group, moment, value, event, ref)
         if self.closing:
             if group.closes_at is None:
                 group.closes_at = moment + self.spec.timespan

@@ -477,19 +477,25 @@ def count(store: Any, query: str | Node, log: str | None = None, *, now: datetim
     return total
 
 
-def timeline(store: Any, key: str, value: str, since: str | datetime | None = None, *,
-             log: str | None = None, limit: int = 1000, now: datetime | None = None) -> list[dict[str, Any]]:
-    """Events of one actor, session or trace (``request.trace_id``) in time order, oldest first."""
-    if _on_postgres(store):
-        return _postgres().timeline(store, key, value, since, log=log, limit=limit, now=now)
+def timeline_query(key: str, value: str, since: str | datetime | None = None) -> Node:
+    """The query behind a timeline: one actor, session or trace, optionally since a time."""
     if key not in TIMELINE_KEYS:
         raise QueryError(f"timeline key must be one of {', '.join(TIMELINE_KEYS)}, not {key!r}")
     items: list[Node] = [Term(TIMELINE_KEYS[key], (value,))]
     if since is not None:
         spec = format_time(since) if isinstance(since, datetime) else since
         items.append(parse(f"since:{spec}"))
+    return And(tuple(items))
+
+
+def timeline(store: Any, key: str, value: str, since: str | datetime | None = None, *,
+             log: str | None = None, limit: int = 1000, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Events of one actor, session or trace (``request.trace_id``) in time order, oldest first."""
+    if _on_postgres(store):
+        return _postgres().timeline(store, key, value, since, log=log, limit=limit, now=now)
+    node = timeline_query(key, value, since)
     conn = _ready(store)
-    rows = _merged(conn, And(tuple(items)), _logs(conn, log), now or datetime.now(UTC), None, limit, False)
+    rows = _merged(conn, node, _logs(conn, log), now or datetime.now(UTC), None, limit, False)
     return [_event(row) for row in rows]
 
 

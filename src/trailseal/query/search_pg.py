@@ -38,7 +38,7 @@ from trailseal.query.language import (
     resolve_time,
     text_tokens,
 )
-from trailseal.query.search import MAX_LIMIT, TIMELINE_KEYS, BooleanCompiler, Page, _fingerprint
+from trailseal.query.search import MAX_LIMIT, BooleanCompiler, Page, _fingerprint, timeline_query
 
 TEXT_TIME = "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"  # format_time in SQL
 COLUMNS = {"id": "e.id", "log": "e.log", "category": "e.category", "action": "e.action", "outcome": "e.outcome",
@@ -254,14 +254,9 @@ def count(store: Any, query: str | Node, log: str | None = None, *, now: datetim
 def timeline(store: Any, key: str, value: str, since: str | datetime | None = None, *,
              log: str | None = None, limit: int = 1000, now: datetime | None = None) -> list[dict[str, Any]]:
     """Events of one actor, session or trace (``request.trace_id``) in time order, oldest first."""
-    if key not in TIMELINE_KEYS:
-        raise QueryError(f"timeline key must be one of {', '.join(TIMELINE_KEYS)}, not {key!r}")
-    items: list[Node] = [Term(TIMELINE_KEYS[key], (value,))]
-    if since is not None:
-        spec = format_time(since) if isinstance(since, datetime) else since
-        items.append(parse(f"since:{spec}"))
+    node = timeline_query(key, value, since)
     _ready(store)
-    rows = _merged(store, And(tuple(items)), _logs(store, log), now or datetime.now(UTC), None, limit, False)
+    rows = _merged(store, node, _logs(store, log), now or datetime.now(UTC), None, limit, False)
     return [_event(row) for row in rows]
 
 

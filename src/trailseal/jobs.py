@@ -19,6 +19,7 @@ class Job:
     interval_seconds: float
     run: Callable[[], None]
     last_run: float | None = None
+    stop: Callable[[], None] | None = None  # called once when the scheduler stops (e.g. end a child process)
     last_error: str | None = None
     runs: int = 0
     failures: int = 0
@@ -43,6 +44,9 @@ class Scheduler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        for job in self.jobs:
+            if job.stop is not None:
+                job.stop()
 
     def run_due(self, now: float | None = None) -> list[str]:
         """Run every job whose interval has passed; the names of those run."""
@@ -105,7 +109,8 @@ SEARCH_INDEX_BATCH = 5_000  # entries per write transaction: the sealer never wa
 
 def search_index_jobs(trail) -> list[Job]:
     """Keep the search indexes (query/index.py, index_pg.py) current every second, so the first search after
-    a start or a burst has only the last commits to index; the first run catches up a whole backlog.
+    a start or a burst has only the last commits to index; the first run catches up a whole backlog. On
+    SQLite a child process does it (query/indexer.py); the job restarts it if it died.
     On PostgreSQL a slower job drops index rows of erased addresses and of entries retention dropped."""
     if type(trail.store).__name__ == "PostgresStore":
         from trailseal.query import index_pg
@@ -114,9 +119,10 @@ def search_index_jobs(trail) -> list[Job]:
                 Job("search-tidy", 300.0, lambda: index_pg.tidy(trail.store))]
     if type(trail.store).__name__ != "SQLiteStore":
         return []
-    from trailseal.query import index
+    from trailseal.query.indexer import IndexerProcess
 
-    return [Job("search-index", 1.0, lambda: index.refresh(index.connection(trail.store), SEARCH_INDEX_BATCH))]
+    indexer = IndexerProcess(trail.store.path)  # indexing runs on the other core, not under the server's GIL
+    return [Job("search-index", 1.0, indexer.ensure_running, stop=indexer.stop)]
 
 
 def start_jobs(trail) -> Scheduler:

@@ -3,7 +3,9 @@ caught up on demand by the CLI, and old data dirs (with the `entries_by_actor` i
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import time
 
 from typer.testing import CliRunner
 
@@ -64,21 +66,50 @@ def test_forget_takes_entries_out_of_the_actor_table(data_dir):
         assert conn.execute("SELECT count(*) FROM entries_actor WHERE actor='alice'").fetchone()[0] == 1
 
 
-def test_serve_job_keeps_the_index_current_in_bounded_batches(data_dir):
+def test_refresh_indexes_a_backlog_in_bounded_batches(data_dir):
     with trailseal.open(without_privacy(data_dir)) as trail:
         conn = query_index.connection(trail.store)
         query_index.refresh(conn)
         trail.append(_events(0, SEARCH_INDEX_BATCH + 7))
-        jobs = [job for job in default_jobs(trail) if job.name == "search-index"]
-        assert len(jobs) == 1 and jobs[0].interval_seconds <= 1.0
         behind = query_index.pending(conn)
         assert behind >= SEARCH_INDEX_BATCH + 7
         batches: list[int] = []
         query_index.refresh(conn, SEARCH_INDEX_BATCH, batches.append)
         assert batches == [SEARCH_INDEX_BATCH, behind - SEARCH_INDEX_BATCH]
-        trail.append(_events(SEARCH_INDEX_BATCH + 7, 3))
-        assert Scheduler(jobs).run_due(now=1e9) == ["search-index"] and jobs[0].last_error is None
         assert query_index.pending(conn) == 0
+
+
+def _wait_until(predicate, seconds: float = 30.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_serve_job_runs_a_child_indexer_that_keeps_up_restarts_and_stops(data_dir):
+    with trailseal.open(without_privacy(data_dir)) as trail:
+        conn = query_index.connection(trail.store)
+        trail.append(_events(0, 2_500))
+        jobs = [job for job in default_jobs(trail) if job.name == "search-index"]
+        assert len(jobs) == 1 and jobs[0].interval_seconds <= 1.0
+        scheduler = Scheduler(jobs)
+        assert scheduler.run_due(now=1e9) == ["search-index"] and jobs[0].last_error is None
+        child = jobs[0].run.__self__.proc
+        assert child.pid != os.getpid() and child.poll() is None
+        assert _wait_until(lambda: query_index.pending(conn) == 0)
+        indexed = conn.execute("SELECT count(*) FROM entries_actor").fetchone()[0]  # the child's work
+        assert indexed == conn.execute("SELECT count(*) FROM entries").fetchone()[0] >= 2_500
+        trail.append(_events(2_500, 40))  # later commits reach the index without a search asking
+        assert _wait_until(lambda: query_index.pending(conn) == 0)
+        child.kill()
+        child.wait()
+        scheduler.run_due(now=2e9)  # the next run finds it dead and starts another
+        again = jobs[0].run.__self__.proc
+        assert again.pid != child.pid and again.poll() is None
+        scheduler.stop()
+        assert again.poll() is not None
 
 
 def test_an_old_data_dir_is_migrated_on_open(data_dir):

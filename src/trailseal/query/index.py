@@ -147,41 +147,53 @@ def pending(conn: sqlite3.Connection) -> int:
 
 def refresh(conn: sqlite3.Connection, batch: int = BATCH, progress: Callable[[int], None] | None = None) -> int:
     """Index every entry committed since the last refresh, ``batch`` entries per write transaction (so the
-    sealer never waits long for the lock); return how many were indexed. ``progress`` gets each count."""
+    sealer never waits long for the lock); return how many were indexed. ``progress`` gets each count.
+    Each batch's words are worked out before the write lock is taken: the lock is held for the inserts only."""
     latest = conn.execute("SELECT max(seq) FROM entries").fetchone()[0] or 0
     total = 0
-    while latest > indexed_up_to(conn):
+    while (done := indexed_up_to(conn)) < latest:
+        rows = _rows_after(conn, done, batch)
+        if not rows:
+            break
+        prepared = _prepared(conn, rows)
         conn.execute("BEGIN IMMEDIATE")
         try:
-            count = index_new(conn, batch)
+            if not _unchanged(conn, done, rows):  # indexed or pruned by another connection meanwhile
+                conn.execute("ROLLBACK")
+                continue
+            _write_index(conn, done, rows[-1][0], prepared)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        total += count
-        if progress is not None and count:
-            progress(count)
-        if count == 0:
-            break
+        total += len(rows)
+        if progress is not None:
+            progress(len(rows))
     return total
 
 
 def index_new(conn: sqlite3.Connection, batch: int | None = None) -> int:
     """Inside a write transaction: index up to ``batch`` entries past the mark and move the mark."""
     done = indexed_up_to(conn)
-    sql = "SELECT seq, data FROM entries WHERE seq > ? ORDER BY seq" + (" LIMIT ?" if batch else "")
-    rows = conn.execute(sql, (done, batch) if batch else (done,)).fetchall()
+    rows = _rows_after(conn, done, batch)
     if rows:
-        index_rows(conn, rows)
-        conn.execute("INSERT OR IGNORE INTO entries_actor SELECT log, actor_id, time, seq FROM entries"
-                     " WHERE seq > ? AND seq <= ?", (done, rows[-1][0]))
-        conn.execute("INSERT INTO query_state VALUES ('indexed_seq', ?) ON CONFLICT(key) DO UPDATE"
-                     " SET value=excluded.value", (rows[-1][0],))
+        _write_index(conn, done, rows[-1][0], _prepared(conn, rows))
     return len(rows)
 
 
-def index_rows(conn: sqlite3.Connection, rows: Sequence[tuple[int, bytes]]) -> None:
-    """Add (seq, entry bytes) rows to the FTS and IP tables."""
+def _unchanged(conn: sqlite3.Connection, done: int, rows: Sequence[tuple[int, bytes]]) -> bool:
+    """Inside the write transaction: the mark and the batch's entries are as they were when read."""
+    count = conn.execute("SELECT count(*) FROM entries WHERE seq > ? AND seq <= ?", (done, rows[-1][0])).fetchone()[0]
+    return indexed_up_to(conn) == done and count == len(rows)
+
+
+def _rows_after(conn: sqlite3.Connection, done: int, batch: int | None) -> list[tuple[int, bytes]]:
+    sql = "SELECT seq, data FROM entries WHERE seq > ? ORDER BY seq" + (" LIMIT ?" if batch else "")
+    return conn.execute(sql, (done, batch) if batch else (done,)).fetchall()
+
+
+def _prepared(conn: sqlite3.Connection, rows: Sequence[tuple[int, bytes]]) -> tuple[list, list]:
+    """The FTS (seq, text) and IP (key, seq) rows of (seq, entry bytes) rows."""
     texts, ips = [], []
     events = [(seq, _decode(data)) for seq, data in rows]
     plain = sealed_ips(conn, [event for _, event in events])
@@ -190,8 +202,18 @@ def index_rows(conn: sqlite3.Connection, rows: Sequence[tuple[int, bytes]]) -> N
         key = ip_key(_actor_ip(event, plain))
         if key is not None:
             ips.append((key, seq))
+    return texts, ips
+
+
+def _write_index(conn: sqlite3.Connection, done: int, last: int, prepared: tuple[list, list]) -> None:
+    """Inside a write transaction: add prepared rows, the actor rows of seq done+1..last, and move the mark."""
+    texts, ips = prepared
     conn.executemany("INSERT INTO entries_fts (rowid, text) VALUES (?, ?)", texts)
     conn.executemany("INSERT OR IGNORE INTO entries_ip VALUES (?, ?)", ips)
+    conn.execute("INSERT OR IGNORE INTO entries_actor SELECT log, actor_id, time, seq FROM entries"
+                 " WHERE seq > ? AND seq <= ?", (done, last))
+    conn.execute("INSERT INTO query_state VALUES ('indexed_seq', ?) ON CONFLICT(key) DO UPDATE"
+                 " SET value=excluded.value", (last,))
 
 
 def forget(conn: sqlite3.Connection, rows: Iterable[tuple[int, bytes]]) -> None:

@@ -183,6 +183,17 @@ def normalize_time(value: str, field: str = "time") -> str:
 
 _id_lock = threading.Lock()
 _id_state = [0, 0]  # last millisecond, sequence within it
+_RANDOM_CHUNK = 8 * 512
+_random = [b"", 0]  # os.urandom bytes drawn ahead (one system call per 512 ids), read position
+
+
+def _random64() -> int:
+    """64 bits from the operating system's CSPRNG, drawn in chunks; call with ``_id_lock`` held."""
+    pool, at = _random
+    if at >= len(pool):
+        pool, at = os.urandom(_RANDOM_CHUNK), 0
+    _random[0], _random[1] = pool, at + 8
+    return int.from_bytes(pool[at:at + 8], "big")
 
 
 def new_id() -> str:
@@ -190,13 +201,13 @@ def new_id() -> str:
     with _id_lock:
         ms = _time.time_ns() // 1_000_000
         last, seq = _id_state
+        rand = _random64()
         if ms <= last:
             ms, seq = (last, seq + 1) if seq < 0xFFF else (last + 1, 0)
         else:
-            seq = int.from_bytes(os.urandom(2), "big") & 0x7FF
-        _id_state[:] = [ms, seq]
-    rand = int.from_bytes(os.urandom(8), "big") & (2**62 - 1)
-    value = (ms & 0xFFFFFFFFFFFF) << 80 | 0x7 << 76 | seq << 64 | 0b10 << 62 | rand
+            seq = _random64() >> 53  # a random 11-bit start leaves room to count up within the millisecond
+        _id_state[0], _id_state[1] = ms, seq
+    value = (ms & 0xFFFFFFFFFFFF) << 80 | 0x7 << 76 | seq << 64 | 0b10 << 62 | (rand & (2**62 - 1))
     h = f"{value:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 

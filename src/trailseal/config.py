@@ -54,6 +54,7 @@ class AlertsConfig(msgspec.Struct, forbid_unknown_fields=True):
     retry_backoff_seconds: float = 0.2
     stdout: bool = False
     silent_after_seconds: float = 600.0
+    max_alerts_per_rule_per_minute: int = 20  # beyond this a rule's matches are rolled up into one alert; 0 = off
     integrity_interval_seconds: float = 30.0
     integrity_full_every: int = 20  # a full re-verify every N intervals
 
@@ -198,6 +199,9 @@ rules = []
 # Failed deliveries are retried with backoff, then written to alerts.dead-letter in the data dir.
 stdout = false
 silent_after_seconds = 600
+# Storm control: a rule raises at most this many alerts a minute; its further matches in that minute
+# become one alert listing them (sealed and delivered like the others). 0 raises every match on its own.
+max_alerts_per_rule_per_minute = 20
 
 [privacy]
 # Personal data is protected before sealing (default policy). See `trailseal privacy show`.

@@ -8,11 +8,11 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import asdict
 from typing import Any
 
 import msgspec
 
+from trailseal.alerts.rollup import RollupGate
 from trailseal.detect.engine import Alert, Engine
 from trailseal.detect.watch import SilentSourceWatch
 from trailseal.event import from_dict
@@ -26,9 +26,11 @@ LEVELS = {"informational": "info", "low": "low", "medium": "medium", "high": "hi
 class DetectionService:
     """Feeds sealed events to the engine; seals and delivers the alerts."""
 
-    def __init__(self, trail, engine: Engine, sinks: list, silent_after: float = 600.0):
+    def __init__(self, trail, engine: Engine, sinks: list, silent_after: float = 600.0,
+                 per_rule_per_minute: int = 0):
         self.trail, self.engine, self.sinks = trail, engine, sinks
         self.silent = SilentSourceWatch(silent_after)
+        self.gate = RollupGate(per_rule_per_minute)  # storm control; 0 raises every alert on its own
         self._silent_lock = threading.Lock()
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = threading.Event()
@@ -49,6 +51,9 @@ class DetectionService:
         for thread in self._threads:
             if thread.is_alive():
                 thread.join(timeout)
+        held = self.gate.flush()
+        if held:
+            self._raise(held)
         deadline = time.monotonic() + timeout
         for sink in self.sinks:
             close = getattr(sink, "close", None)
@@ -86,8 +91,9 @@ class DetectionService:
             with self._silent_lock:
                 self.silent.observe(event)
             alerts.extend(self.engine.process(event, data))
-        if alerts:
-            self._raise(alerts)
+        ready = self.gate.admit(alerts)
+        if ready:
+            self._raise(ready)
 
     def _watch(self) -> None:
         """Every few seconds, ask which sources went quiet."""
@@ -95,6 +101,7 @@ class DetectionService:
             try:
                 with self._silent_lock:  # the detect thread updates the same sources
                     alerts = self.silent.check(time.time())
+                alerts = self.gate.admit(alerts)
                 if alerts:
                     self._raise(alerts)
             except Exception:  # noqa: BLE001 - the watch must keep watching; the failure is logged
@@ -115,18 +122,19 @@ class DetectionService:
 
 def finding(alert: Alert, now: str) -> dict[str, Any]:
     """An alert as a sealed `finding` event; keeps the Sigma rule's author, as its licence asks."""
-    details = asdict(alert)
+    attributes = {"rule_id": alert.rule_id, "title": alert.title, "level": alert.level, "author": alert.author,
+                  "tags": list(alert.tags), "events": [[lg, idx] for lg, idx in alert.events[:1000]],
+                  "group": {str(k): str(v) for k, v in (alert.group or {}).items()},
+                  "first_time": alert.first_time, "last_time": alert.last_time}
+    if alert.rolled_up:
+        attributes["rolled_up"] = alert.rolled_up
     return {
         "log": "trailseal", "time": now, "category": "finding", "action": ALERT_ACTION, "outcome": "success",
         "severity": LEVELS.get(alert.level, "medium"), "reason": alert.title[:1000],
         "actor": {"id": "trailseal-detect", "type": "system"},
         "source": {"component": "trailseal-detect", "kind": "trailseal", "format": "sigma"},
         "target": {"type": "rule", "id": alert.rule_id, "name": alert.title[:1000]},
-        "attributes": {"rule_id": alert.rule_id, "title": alert.title, "level": alert.level,
-                       "author": alert.author, "tags": list(alert.tags),
-                       "events": [[lg, idx] for lg, idx in details["events"]][:1000],
-                       "group": {str(k): str(v) for k, v in (alert.group or {}).items()},
-                       "first_time": alert.first_time, "last_time": alert.last_time},
+        "attributes": attributes,
     }
 
 

@@ -29,6 +29,8 @@ def check(conf: Any) -> None:
     if conf.syslog_address is not None:
         parse_address(conf.syslog_address)
     facility_code(conf.syslog_facility)
+    if conf.max_alerts_per_rule_per_minute < 0:
+        raise ValueError("alerts.max_alerts_per_rule_per_minute cannot be negative (0 turns storm control off)")
     if conf.retry_attempts < 1:
         raise ValueError("alerts.retry_attempts must be at least 1")
     if conf.retry_backoff_seconds < 0:

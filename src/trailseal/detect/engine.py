@@ -69,6 +69,7 @@ class Alert:
     group: dict[str, Any] | None = None  # correlation group-by values
     first_time: str | None = None
     last_time: str | None = None
+    rolled_up: int = 0  # alerts of this rule folded into this one by storm control (alerts/rollup.py)
 
 
 @dataclass

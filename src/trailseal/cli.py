@@ -293,6 +293,7 @@ def serve(data: DataOpt = None,
     import uvicorn
 
     from trailseal.api import create_app
+    from trailseal.runtime import tune_gc
 
     trail = open_trail(data)
     application = _serve_role(trail, role, nats, log, node) if role != "all" else None
@@ -314,6 +315,7 @@ def serve(data: DataOpt = None,
         err.print(f"admin token: [bold]{secret}[/]  (kept in {trail.directory / ADMIN_TOKEN_FILE})")
     scheme = "https" if tls_cert else "http"
     err.print(f"trailseal serving {trail.directory} on {scheme}://{host}:{port}  (docs: /openapi.json)")
+    tune_gc()
     uvicorn.run(application, host=host, port=port, log_level="warning", timeout_keep_alive=5,
                 ssl_certfile=str(tls_cert) if tls_cert else None, ssl_keyfile=str(tls_key) if tls_key else None,
                 ssl_ca_certs=str(tls_client_ca) if tls_client_ca else None,
@@ -345,6 +347,9 @@ def _serve_role(trail: Trail, role: str, nats: str | None, logs: list[str] | Non
         return create_app(trail, detect=False, scheduled=False, receivers_on=role == "ingest")
     stop = roles.stop_on_signals()
     err.print(f"trailseal {role} {node}: store {_redacted_store(trail)}, bus {trail.config.bus.url}")
+    from trailseal.runtime import tune_gc
+
+    tune_gc()
     if role == "sequencer":
         roles.run_sequencers(trail, sorted(set(logs or ["*"])), node, stop)
     else:

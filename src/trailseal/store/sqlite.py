@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -44,6 +45,7 @@ class SQLiteStore:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
+        self._checkpointer: WalCheckpointer | None = None
         conn = self._conn()
         with conn:
             conn.executescript(SCHEMA)
@@ -67,6 +69,7 @@ class SQLiteStore:
                 conn.execute("PRAGMA secure_delete=ON")  # erased vault values must not linger in free pages
                 # Checkpoint the WAL into the database every ~40 MB rather than every 4 MB: a page that many
                 # commits touch (the hot end of an index) is then written back once, not once per commit.
+                # A writer's connection leaves it to the store's checkpointer thread (see commit()).
                 conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
                 conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
             except sqlite3.DatabaseError as exc:
@@ -113,6 +116,8 @@ class SQLiteStore:
 
     def commit(self, commits: Sequence[Commit]) -> None:
         conn = self._conn()
+        if self._checkpointer is None:
+            self._start_checkpointer(conn)
         conn.execute("BEGIN IMMEDIATE")
         try:
             for c in commits:
@@ -270,12 +275,71 @@ class SQLiteStore:
             raise StoreError("erased, but old copies remain in the WAL until readers finish: run erase again")
         return count
 
+    def _start_checkpointer(self, writer: sqlite3.Connection) -> None:
+        """The writer stops checkpointing inside its commits; a background thread does it instead."""
+        with self._guard:
+            if self._checkpointer is None:
+                writer.execute("PRAGMA wal_autocheckpoint=0")
+                self._checkpointer = WalCheckpointer(self.path).start()
+
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         with self._guard:
             for conn in self._connections:
                 conn.close()
             self._connections.clear()
         self._local = threading.local()
+
+
+class WalCheckpointer:
+    """Copies the WAL back into the database off the commit path.
+
+    With SQLite's automatic checkpoint, the commit that crosses the threshold writes ~40 MB back and
+    fsyncs the database file before it returns, and every request waiting on that commit waits too.
+    Here a thread with its own connection runs PASSIVE checkpoints (which never block the writer) once
+    the WAL has grown past the same threshold; the writer rewinds the WAL after a complete one."""
+
+    def __init__(self, path: str, pages: int | None = None, interval: float = 0.2):
+        self.path, self.shm = path, path + "-shm"
+        self.pages, self.interval = pages or WAL_CHECKPOINT_PAGES, interval
+        self.runs = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="trailseal-wal-checkpoint", daemon=True)
+
+    def start(self) -> WalCheckpointer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        try:
+            while not self._stop.wait(self.interval):
+                if wal_backlog(self.shm) >= self.pages:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    self.runs += 1
+        except sqlite3.Error:  # the store is closing; its last connection checkpoints what is left
+            pass
+        finally:
+            conn.close()
+
+
+def wal_backlog(shm_path: str) -> int:
+    """Frames in the WAL not yet copied back, from the wal-index header in the -shm file
+    (https://www.sqlite.org/walformat.html: mxFrame at byte 16, nBackfill at byte 96, native order)."""
+    try:
+        with open(shm_path, "rb") as shm:
+            header = shm.read(100)
+    except FileNotFoundError:
+        return 0
+    if len(header) < 100:
+        return 0
+    return max(0, int.from_bytes(header[16:20], sys.byteorder) - int.from_bytes(header[96:100], sys.byteorder))
 
 
 def _drop_actor_index(conn: sqlite3.Connection) -> None:

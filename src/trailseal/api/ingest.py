@@ -29,22 +29,17 @@ async def read_body(request: Request, limit: int, timeout: float = BODY_TIMEOUT)
         if int(declared) > limit:
             raise ApiError(413, f"body of {declared} bytes exceeds the limit of {limit}")
     chunks, size = [], 0
-    stream = request.stream().__aiter__()
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        remaining = deadline - asyncio.get_running_loop().time()
-        try:
-            chunk = await asyncio.wait_for(stream.__anext__(), max(remaining, 0.001))
-        except StopAsyncIteration:
-            break
-        except TimeoutError:
-            raise ApiError(408, f"the body did not arrive within {timeout:.0f} s") from None
-        except ClientDisconnect:
-            raise ApiError(400, "the client disconnected before the body was complete") from None
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, f"body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):  # one deadline for the whole body (wait_for made a task per chunk)
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise ApiError(413, f"body exceeds the limit of {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ApiError(408, f"the body did not arrive within {timeout:.0f} s") from None
+    except ClientDisconnect:
+        raise ApiError(400, "the client disconnected before the body was complete") from None
     return decode_content(b"".join(chunks), request.headers.get("content-encoding", "identity"), limit)
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
-import sys
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -69,7 +69,7 @@ class SQLiteStore:
                 conn.execute("PRAGMA secure_delete=ON")  # erased vault values must not linger in free pages
                 # Checkpoint the WAL into the database every ~40 MB rather than every 4 MB: a page that many
                 # commits touch (the hot end of an index) is then written back once, not once per commit.
-                # A writer's connection leaves it to the store's checkpointer thread (see commit()).
+                # Most of that copying is done beforehand by the store's checkpointer thread (see commit()).
                 conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
                 conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
             except sqlite3.DatabaseError as exc:
@@ -117,7 +117,7 @@ class SQLiteStore:
     def commit(self, commits: Sequence[Commit]) -> None:
         conn = self._conn()
         if self._checkpointer is None:
-            self._start_checkpointer(conn)
+            self._start_checkpointer()
         conn.execute("BEGIN IMMEDIATE")
         try:
             for c in commits:
@@ -275,11 +275,10 @@ class SQLiteStore:
             raise StoreError("erased, but old copies remain in the WAL until readers finish: run erase again")
         return count
 
-    def _start_checkpointer(self, writer: sqlite3.Connection) -> None:
-        """The writer stops checkpointing inside its commits; a background thread does it instead."""
+    def _start_checkpointer(self) -> None:
+        """A background thread copies the WAL back between the writer's own checkpoints."""
         with self._guard:
             if self._checkpointer is None:
-                writer.execute("PRAGMA wal_autocheckpoint=0")
                 self._checkpointer = WalCheckpointer(self.path).start()
 
     def close(self) -> None:
@@ -296,14 +295,17 @@ class SQLiteStore:
 class WalCheckpointer:
     """Copies the WAL back into the database off the commit path.
 
-    With SQLite's automatic checkpoint, the commit that crosses the threshold writes ~40 MB back and
-    fsyncs the database file before it returns, and every request waiting on that commit waits too.
-    Here a thread with its own connection runs PASSIVE checkpoints (which never block the writer) once
-    the WAL has grown past the same threshold; the writer rewinds the WAL after a complete one."""
+    With SQLite's automatic checkpoint alone, the commit that crosses the threshold writes ~40 MB back
+    and fsyncs the database file before it returns, and every request waiting on that commit waits too.
+    Here a thread with its own connection runs a PASSIVE checkpoint (which never blocks the writer) each
+    second the WAL has changed, so when the writer's own automatic checkpoint comes due, almost every
+    frame is already copied: it only finishes the last ones, and the WAL can be rewound. (The writer
+    must keep that last step: a checkpoint racing with appends never completes, and the WAL would grow.)
+    The WAL is watched by os.stat only: opening and closing an SQLite file (say, reading the -shm
+    header) would drop this process's POSIX locks on it and let two writers corrupt the database."""
 
-    def __init__(self, path: str, pages: int | None = None, interval: float = 0.2):
-        self.path, self.shm = path, path + "-shm"
-        self.pages, self.interval = pages or WAL_CHECKPOINT_PAGES, interval
+    def __init__(self, path: str, interval: float = 1.0):
+        self.path, self.wal, self.interval = path, path + "-wal", interval
         self.runs = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="trailseal-wal-checkpoint", daemon=True)
@@ -318,10 +320,13 @@ class WalCheckpointer:
 
     def _loop(self) -> None:
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        seen = _stamp(self.wal)
         try:
             while not self._stop.wait(self.interval):
-                if wal_backlog(self.shm) >= self.pages:
+                stamp = _stamp(self.wal)
+                if stamp != seen:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    seen = _stamp(self.wal)
                     self.runs += 1
         except sqlite3.Error:  # the store is closing; its last connection checkpoints what is left
             pass
@@ -329,17 +334,13 @@ class WalCheckpointer:
             conn.close()
 
 
-def wal_backlog(shm_path: str) -> int:
-    """Frames in the WAL not yet copied back, from the wal-index header in the -shm file
-    (https://www.sqlite.org/walformat.html: mxFrame at byte 16, nBackfill at byte 96, native order)."""
+def _stamp(path: str) -> tuple[int, int] | None:
+    """(size, mtime) of a file by stat alone (never opened: see WalCheckpointer)."""
     try:
-        with open(shm_path, "rb") as shm:
-            header = shm.read(100)
+        st = os.stat(path)
     except FileNotFoundError:
-        return 0
-    if len(header) < 100:
-        return 0
-    return max(0, int.from_bytes(header[16:20], sys.byteorder) - int.from_bytes(header[96:100], sys.byteorder))
+        return None
+    return st.st_size, st.st_mtime_ns
 
 
 def _drop_actor_index(conn: sqlite3.Connection) -> None:

@@ -116,10 +116,20 @@ _ROLE_FOR = {"ingest": "role ingest or admin", "read": "role reader, auditor or 
              "audit": "role auditor or admin", "admin": "role admin"}
 
 
+def header(request: Request, name: str, default: str | None = "") -> str | None:
+    """A request header (the first if repeated), from a dict built once per request: Starlette's
+    ``request.headers.get`` scans every header on each call (~2 µs apiece on the ingest path)."""
+    headers = request.scope.get("trailseal.headers")
+    if headers is None:
+        headers = request.scope["trailseal.headers"] = dict(reversed(request.scope["headers"]))
+    value = headers.get(name.encode("latin-1"))
+    return default if value is None else value.decode("latin-1")
+
+
 def authenticate(request: Request, svc: Service) -> Token:
     """The bearer token's record; 401 when absent, malformed, unknown or revoked."""
-    header = request.headers.get("authorization", "")
-    scheme, _, secret = header.partition(" ")
+    header_value = header(request, "authorization")
+    scheme, _, secret = header_value.partition(" ")
     challenge = {"WWW-Authenticate": 'Bearer realm="trailseal"'}
     if scheme.lower() != "bearer" or not secret.strip():
         raise ApiError(401, "missing bearer token: send 'Authorization: Bearer <token>' "

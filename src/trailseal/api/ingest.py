@@ -12,7 +12,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from trailseal.api.common import ApiError, Service, json_response, requires, service
+from trailseal.api.common import ApiError, Service, header, json_response, requires, service
 from trailseal.event import EventError, Sealable, parse_event
 from trailseal.protection import seal_form_or_error
 
@@ -22,7 +22,7 @@ BODY_TIMEOUT = 30.0
 
 async def read_body(request: Request, limit: int, timeout: float = BODY_TIMEOUT) -> bytes:
     """The request body, bounded in size (413), time (408) and decompressed size (gzip bombs)."""
-    declared = request.headers.get("content-length")
+    declared = header(request, "content-length", None)
     if declared is not None:
         if not declared.isdecimal():
             raise ApiError(400, "Content-Length is not a number")
@@ -40,7 +40,7 @@ async def read_body(request: Request, limit: int, timeout: float = BODY_TIMEOUT)
         raise ApiError(408, f"the body did not arrive within {timeout:.0f} s") from None
     except ClientDisconnect:
         raise ApiError(400, "the client disconnected before the body was complete") from None
-    return decode_content(b"".join(chunks), request.headers.get("content-encoding", "identity"), limit)
+    return decode_content(b"".join(chunks), header(request, "content-encoding", "identity"), limit)
 
 
 def decode_content(body: bytes, encoding: str, limit: int) -> bytes:
@@ -102,7 +102,7 @@ async def post_events(request: Request) -> Response:
     svc = service(request)
     limits = svc.config.server
     body = await read_body(request, limits.max_body_bytes, limits.body_timeout_seconds)
-    records = split_records(body, request.headers.get("content-type", ""))
+    records = split_records(body, header(request, "content-type"))
     if len(records) > limits.max_events_per_request:
         raise ApiError(413, f"{len(records)} events in one request; the limit is {limits.max_events_per_request}")
     good, errors = validate(records, svc, request.state.token)

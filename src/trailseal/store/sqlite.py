@@ -10,7 +10,7 @@ from pathlib import Path
 
 from trailseal.store.base import Commit, Cursor, Filters, LogInfo, StoreError, rightmost_tiles
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: vault search tokens keyed by token_key (an older trailseal cannot write that vault)
 WAL_CHECKPOINT_PAGES = 10_000
 WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes the WAL file is truncated back to after a checkpoint
 
@@ -29,9 +29,8 @@ CREATE INDEX IF NOT EXISTS entries_by_action ON entries (log, action, time);
 CREATE TABLE IF NOT EXISTS tiles (log TEXT NOT NULL, level INTEGER NOT NULL, idx INTEGER NOT NULL,
     data BLOB NOT NULL, PRIMARY KEY (log, level, idx)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS vault (commitment TEXT PRIMARY KEY, subject TEXT NOT NULL, log TEXT NOT NULL,
-    salt BLOB NOT NULL, value TEXT NOT NULL, field TEXT NOT NULL, token TEXT NOT NULL);
+    salt BLOB NOT NULL, value TEXT NOT NULL, field TEXT NOT NULL, token TEXT NOT NULL, tkey INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS vault_by_subject ON vault (subject, log);
-CREATE INDEX IF NOT EXISTS vault_by_token ON vault (token);
 CREATE TABLE IF NOT EXISTS checkpoints (log TEXT NOT NULL, size INTEGER NOT NULL, note TEXT NOT NULL,
     created TEXT NOT NULL, PRIMARY KEY (log, size)) WITHOUT ROWID;
 """
@@ -47,14 +46,16 @@ class SQLiteStore:
         self._guard = threading.Lock()
         self._checkpointer: WalCheckpointer | None = None
         conn = self._conn()
+        version = _schema_version(conn)
+        if version > SCHEMA_VERSION:  # refuse before touching anything a newer trailseal laid out
+            raise StoreError(f"{self.path} has schema v{version}; this trailseal knows v{SCHEMA_VERSION}. "
+                             "Upgrade trailseal.")
         with conn:
             conn.executescript(SCHEMA)
             _drop_actor_index(conn)
-            conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
-        if int(version) > SCHEMA_VERSION:
-            raise StoreError(f"{self.path} has schema v{version}; this trailseal knows v{SCHEMA_VERSION}. "
-                             "Upgrade trailseal.")
+            _key_vault_tokens(conn)
+            conn.execute("INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE"
+                         " SET value=excluded.value", (str(SCHEMA_VERSION),))
 
     def _conn(self) -> sqlite3.Connection:
         """This thread's connection (SQLite connections must not be shared across threads)."""
@@ -137,8 +138,9 @@ class SQLiteStore:
         conn.executemany("INSERT OR REPLACE INTO tiles VALUES (?,?,?,?)",
                          [(c.log, level, index, data) for level, index, data in c.tiles])
         if c.vault:
-            conn.executemany("INSERT OR IGNORE INTO vault VALUES (?,?,?,?,?,?,?)",
-                             [(r.commitment, r.subject, r.log, r.salt, r.value, r.field, r.token) for r in c.vault])
+            conn.executemany("INSERT OR IGNORE INTO vault VALUES (?,?,?,?,?,?,?,?)",
+                             ((r.commitment, r.subject, r.log, r.salt, r.value, r.field, r.token, token_key(r.token))
+                              for r in c.vault))
         conn.execute("INSERT INTO checkpoints VALUES (?,?,?,?)", (c.log, c.size, c.checkpoint, c.created))
         conn.execute("INSERT INTO logs (name, size, checkpoint) VALUES (?,?,?) ON CONFLICT(name) DO UPDATE"
                      " SET size=excluded.size, checkpoint=excluded.checkpoint", (c.log, c.size, c.checkpoint))
@@ -249,9 +251,9 @@ class SQLiteStore:
         return found
 
     def vault_find(self, token: str, log: str | None = None) -> list[str]:
-        sql, params = "SELECT commitment FROM vault WHERE token=?", [token]
+        sql, params = "SELECT commitment FROM vault WHERE tkey=? AND token=?", [token_key(token), token]
         if log is not None:
-            sql, params = sql + " AND log=?", [token, log]
+            sql, params = sql + " AND log=?", [*params, log]
         return [r[0] for r in self._conn().execute(sql, params)]
 
     def vault_erase(self, subject: str, log: str | None = None) -> int:
@@ -343,6 +345,14 @@ def _stamp(path: str) -> tuple[int, int] | None:
     return st.st_size, st.st_mtime_ns
 
 
+def _schema_version(conn: sqlite3.Connection) -> int:
+    """The layout version a data dir was last opened with (0 for a new file)."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone():
+        return 0
+    row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
 def _drop_actor_index(conn: sqlite3.Connection) -> None:
     """Data dirs from before: `entries_by_actor (log, actor_id, time)` cost every commit half its CPU and
     bytes; actor lookups now go through the query index's `entries_actor`, filled in batches after the
@@ -351,6 +361,31 @@ def _drop_actor_index(conn: sqlite3.Connection) -> None:
     if conn.execute("SELECT 1 FROM sqlite_master WHERE type='index' AND name='entries_by_actor'").fetchone():
         conn.execute("DROP INDEX entries_by_actor")
         conn.execute("DROP TABLE IF EXISTS entries_actor")
+
+
+def token_key(token: str) -> int:
+    """The vault_by_tkey key of a search token: its first 60 bits (an integer B-tree key costs about half
+    a 64-character text key per insert; vault_find checks the whole token)."""
+    return int(token[:15], 16)
+
+
+def _key_vault_tokens(conn: sqlite3.Connection) -> None:
+    """Index search tokens by token_key. Data dirs from before keyed `vault_by_token` on the text: add and
+    fill `tkey`, then drop the old index, in one transaction (another process may be doing the same)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(vault)")}
+    if "tkey" not in columns:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if "tkey" not in {row[1] for row in conn.execute("PRAGMA table_info(vault)")}:
+                conn.execute("ALTER TABLE vault ADD COLUMN tkey INTEGER NOT NULL DEFAULT 0")
+                conn.create_function("trailseal_token_key", 1, token_key, deterministic=True)  # this connection only
+                conn.execute("UPDATE vault SET tkey = trailseal_token_key(token)")
+                conn.execute("DROP INDEX IF EXISTS vault_by_token")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    conn.execute("CREATE INDEX IF NOT EXISTS vault_by_tkey ON vault (tkey)")
 
 
 def _filter_sql(f: Filters) -> tuple[list[str], list]:

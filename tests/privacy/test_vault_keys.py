@@ -1,0 +1,105 @@
+"""The SQLite vault's search tokens are indexed by an integer prefix (tkey); lookups check the whole token,
+and data dirs made before the change are upgraded when the store opens."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from trailseal.privacy.vault import VaultRow
+from trailseal.store.base import Commit
+from trailseal.store.sqlite import SQLiteStore, token_key
+
+OLD_VAULT = """
+CREATE TABLE vault (commitment TEXT PRIMARY KEY, subject TEXT NOT NULL, log TEXT NOT NULL,
+    salt BLOB NOT NULL, value TEXT NOT NULL, field TEXT NOT NULL, token TEXT NOT NULL);
+CREATE INDEX vault_by_subject ON vault (subject, log);
+CREATE INDEX vault_by_token ON vault (token);
+"""
+
+
+def vault_row(n: int, token: str, subject: str = "alice", log: str = "default") -> VaultRow:
+    return VaultRow(subject, log, "pd:" + f"{n:x}".rjust(64, "0"), bytes([n]) * 32, f"value-{n}", "actor.id", token)
+
+
+def write(store: SQLiteStore, rows: list[VaultRow], size: int = 1) -> None:
+    store.commit([Commit("default", [], [], size, f"note {size}\n", "2026-01-01T00:00:00.000000Z", rows)])
+
+
+def indexes(path) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='vault'")}
+
+
+def test_token_key_is_the_first_60_bits():
+    assert token_key("f" * 64) == 2**60 - 1
+    assert token_key("0123456789abcde" + "f" * 49) == 0x0123456789ABCDE
+
+
+def test_find_checks_the_whole_token_not_only_its_key(tmp_path):
+    store = SQLiteStore(tmp_path / "t.db")
+    shared = "a" * 15  # same tkey, different tokens
+    write(store, [vault_row(1, shared + "1" * 49), vault_row(2, shared + "2" * 49),
+                  vault_row(3, shared + "1" * 49, log="other")])
+    assert token_key(shared + "1" * 49) == token_key(shared + "2" * 49)
+    assert sorted(store.vault_find(shared + "1" * 49)) == [vault_row(1, "").commitment, vault_row(3, "").commitment]
+    assert store.vault_find(shared + "1" * 49, "default") == [vault_row(1, "").commitment]
+    assert store.vault_find(shared + "2" * 49) == [vault_row(2, "").commitment]
+    assert store.vault_find(shared + "3" * 49) == []
+    store.close()
+
+
+def test_rows_written_twice_are_kept_once(tmp_path):
+    store = SQLiteStore(tmp_path / "t.db")
+    row = vault_row(1, "b" * 64)
+    write(store, [row, row])
+    write(store, [row], size=2)
+    assert store.vault_get([row.commitment]) == {row.commitment: row}
+    assert store.vault_find("b" * 64) == [row.commitment]
+    store.close()
+
+
+def test_an_old_data_dir_is_upgraded_on_open(tmp_path):
+    path = tmp_path / "old.db"
+    rows = [vault_row(n, f"{n:02x}" * 32, subject=f"s{n % 2}") for n in range(1, 6)]
+    with sqlite3.connect(path) as conn:
+        conn.executescript(OLD_VAULT)
+        conn.executemany("INSERT INTO vault VALUES (?,?,?,?,?,?,?)",
+                         [(r.commitment, r.subject, r.log, r.salt, r.value, r.field, r.token) for r in rows])
+    store = SQLiteStore(path)
+    assert indexes(path) >= {"vault_by_tkey", "vault_by_subject"}
+    assert "vault_by_token" not in indexes(path)
+    with sqlite3.connect(path) as conn:
+        assert dict(conn.execute("SELECT token, tkey FROM vault")) == {r.token: token_key(r.token) for r in rows}
+    for r in rows:
+        assert store.vault_find(r.token) == [r.commitment]
+    assert store.vault_get([r.commitment for r in rows]) == {r.commitment: r for r in rows}
+    write(store, [vault_row(9, "c" * 64, subject="s1")])  # the upgraded table takes new rows
+    assert store.vault_find("c" * 64) == [vault_row(9, "").commitment]
+    assert store.vault_erase("s1") == 4  # rows 1, 3, 5 and 9
+    raw = path.read_bytes() + (path.with_name(path.name + "-wal").read_bytes()
+                               if path.with_name(path.name + "-wal").exists() else b"")
+    assert b"value-2" in raw and not any(f"value-{n}".encode() in raw for n in (1, 3, 5, 9))
+    assert {r.commitment for r in store.vault_get([r.commitment for r in rows]).values()} == {
+        r.commitment for r in rows if r.subject == "s0"}
+    store.close()
+    SQLiteStore(path).close()  # a second open finds nothing left to upgrade
+    assert "vault_by_token" not in indexes(path)
+
+
+def test_a_data_dir_laid_out_by_a_newer_trailseal_is_refused_untouched(tmp_path):
+    import sqlite3
+
+    import pytest
+
+    from trailseal.store.sqlite import SCHEMA_VERSION, SQLiteStore, StoreError
+
+    path = tmp_path / "newer.db"
+    SQLiteStore(path).close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+        conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION + 1),))
+        conn.execute("DROP INDEX vault_by_subject")  # a layout change this trailseal would "repair"
+    with pytest.raises(StoreError, match=f"schema v{SCHEMA_VERSION + 1}"):
+        SQLiteStore(path)
+    with sqlite3.connect(path) as conn:
+        assert not conn.execute("SELECT 1 FROM sqlite_master WHERE name='vault_by_subject'").fetchone()

@@ -153,3 +153,48 @@ def test_vault_values_join_into_a_page_as_join_values_does(monkeypatch):
         expected = join_values(page, {c: v for c, v in known.items()})
         assert vault.reveal_text(conn, page) == expected
         assert erased in expected or erased not in page
+
+
+def test_sources_and_targets_the_typed_structs_cannot_hold_give_the_same_records():
+    plain = {
+        "time": "2026-11-01T00:00:00.000000Z",
+        "category": "data_access",
+        "outcome": "success",
+        "action": "db.query",
+        "actor": {"id": "a"},
+        "source": {"component": "pg", "kind": "database"},
+        "target": {"type": "database", "id": "shop"},
+    }
+    odd = [
+        {**plain, "target": {"type": "table", "id": None, "name": "orders"}},  # a null: kept in unmapped's JSON
+        {**plain, "source": {"component": "pg", "kind": "database", "host": None}},
+        {**plain, "source": {"component": "pg", "kind": "database", "zone": "eu"}},  # a key trailseal never seals
+        {**plain, "attributes": {"name": None}},  # a null elsewhere only
+    ]
+    for event in odd:
+        rows = [(1, msgspec.json.encode(event, order="sorted")), (2, msgspec.json.encode(plain, order="sorted"))]
+        assert columnar(rows, "default") == by_dicts(rows, "default")
+    spaced = [(1, msgspec.json.encode(odd[0], order="sorted").replace(b'"id":null', b'"id" : null'))]
+    assert columnar(spaced, "default") == by_dicts(spaced, "default")
+
+
+def test_repeated_texts_equal_json_texts():
+    sources = [ocsf_arrow.Source("web", "app"), None, ocsf_arrow.Source("web", "app"), ocsf_arrow.Source(kind="db")]
+    assert ocsf_arrow.repeated_texts(sources).to_pylist() == ocsf_arrow.json_texts(sources).to_pylist() == [
+        '{"component":"web","kind":"app"}',
+        None,
+        '{"component":"web","kind":"app"}',
+        '{"kind":"db"}',
+    ]
+
+
+def test_parquet_files_have_zstd_pages_without_dictionaries_and_integer_statistics(trail, tmp_path):
+    result = export_to(trail, "", "ocsf-parquet", tmp_path / "lake", class_uid=3002)
+    group = pq.ParquetFile(result.files[0]).metadata.row_group(0)
+    columns = {group.column(i).path_in_schema: group.column(i) for i in range(group.num_columns)}
+    assert {column.compression for column in columns.values()} == {"ZSTD"}
+    assert not [e for column in columns.values() for e in column.encodings if "DICTIONARY" in e]
+    with_statistics = {path for path, column in columns.items() if column.is_stats_set}
+    assert {"time", "type_uid", "metadata.sequence", "metadata.logged_time", "actor.user.type_id"} <= with_statistics
+    assert not with_statistics & {"metadata.uid", "message", "unmapped.key_value.value", "actor.user.uid"}
+    assert columns["time"].statistics.min <= columns["time"].statistics.max

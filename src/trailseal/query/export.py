@@ -32,7 +32,7 @@ from trailseal.query.search import plan
 FORMATS = ("jsonl", "csv", "ocsf", "ocsf-parquet", "ecs")
 PER_CLASS = ("ocsf", "ocsf-parquet")  # written as one file per OCSF class into a directory
 PAGE = 5000
-PARQUET_PAGE = 20_000  # events per page for Parquet (Arrow works best on long columns)
+PARQUET_PAGE = 10_000  # events per page for Parquet (long columns for Arrow, short turns for the workers)
 PARQUET_ROWS = 20_000  # rows buffered per class before a Parquet row group is written
 PARQUET_WORKERS: int | None = None  # worker processes building OCSF Parquet pages; None: CPUs - 1 (at most 3)
 CSV_COLUMNS = (
@@ -359,7 +359,9 @@ class ClassFiles:
             return open(self.files[uid], "wb")  # noqa: SIM115 - closed in close()
         import pyarrow.parquet as pq
 
-        return pq.ParquetWriter(self.files[uid], arrow_schema(uid), compression="zstd")
+        from trailseal.query import ocsf_arrow
+
+        return pq.ParquetWriter(self.files[uid], arrow_schema(uid), **ocsf_arrow.parquet_options(uid))
 
     def close(self) -> list[Path]:
         for uid in list(self.batches):
@@ -463,8 +465,8 @@ def _write_columns(
 
     def revealed() -> Iterator[ocsf_workers.Page]:
         for name, rows, conn in _matching(trail, query, log, PARQUET_PAGE):
-            text = vault.reveal_text(conn, b"[" + b",".join(data for _, data in rows) + b"]")
-            yield text, [position for position, _ in rows], name
+            positions, entries = zip(*rows, strict=True)
+            yield vault.reveal_text(conn, b"[%b]" % b",".join(entries)), list(positions), name
 
     built = ocsf_workers.batches_in_order(revealed(), parquet_workers(), class_uid)
     while True:

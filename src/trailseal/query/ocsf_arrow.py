@@ -1,19 +1,21 @@
 """OCSF records as Arrow record batches, one per class a page holds: the rows ``ocsf.to_ocsf`` gives.
 
-A page of sealed JSON texts is decoded in one msgspec call into typed structs (``Sealed``), split by
-class, and each field of a class's records is built as one column: attribute reads into Python lists,
-low-cardinality mappings (severity, status, user type) once per distinct value, timestamps and the
-``unmapped`` map assembled by Arrow. A page the structs cannot hold exactly (a field the schema does
-not know, a value of another type) is built record by record with ``to_ocsf`` instead, so the rows
+A page of sealed JSON texts is decoded in one msgspec call into typed structs (``Sealed``; ``source``
+and ``target`` as ``trailseal.event`` seals them: strings, no nulls), split by class, and each field of
+a class's records is built as one column: attribute reads into Python lists, low-cardinality mappings
+(severity, status, user type) once per distinct value, timestamps and the ``unmapped`` map assembled
+by Arrow. A page the structs cannot hold exactly (a field the schema does not know, a value of another
+type, a null in a source or target) is built record by record with ``to_ocsf`` instead, so the rows
 are the same for any input. ``tests/export/test_ocsf_arrow.py`` and
 ``tests/query/test_ocsf_parquet_equivalence.py`` hold the two paths equal.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from itertools import accumulate
-from operator import attrgetter, methodcaller
+from operator import attrgetter
 from typing import Any
 
 import msgspec
@@ -50,27 +52,49 @@ class Request(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     span_id: Any = None
 
 
+class Source(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, frozen=True, gc=False):
+    """``source`` as sealed (``trailseal.event.Source``); frozen: hashable, its JSON text is made once
+    per distinct source; without its None fields, its sorted JSON is the sealed dict's."""
+
+    component: str | None = None
+    kind: str | None = None
+    format: str | None = None
+    host: str | None = None
+    ip: str | None = None
+    endpoint: str | None = None
+
+
+class Target(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, gc=False):
+    """``target`` as sealed (``trailseal.event.Target``)."""
+
+    type: str | None = None
+    id: str | None = None
+    name: str | None = None
+
+
 class Sealed(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    """An event as sealed; ``source``, ``target`` and ``attributes`` stay dicts (their JSON goes in unmapped)."""
+    """An event as sealed; ``attributes`` stays a dict (its JSON goes in unmapped)."""
 
     time: str | None = None
     category: str | None = None
     action: str | None = None
     outcome: str | None = None
     actor: Actor | None = None
-    source: dict | None = None
+    source: Source | None = None
     id: str | None = None
     received: str | None = None
     log: Any = None
     reason: str | None = None
     severity: str | None = None
-    target: dict | None = None
+    target: Target | None = None
     request: Request | None = None
     attributes: dict | None = None
     raw_hash: Any = None
 
 
-_NO_ACTOR, _NO_REQUEST = Actor(), Request()
+_NO_ACTOR, _NO_REQUEST, _NO_SOURCE, _NO_TARGET = Actor(), Request(), Source(), Target()
+# a null the typed source or target would not keep (a sealed one has none; the key names may be others')
+_PART_NULL = re.compile(rb'"(?:component|kind|format|host|ip|endpoint|type|id|name)"\s*:\s*null')
 _decode_sealed = msgspec.json.Decoder(list[Sealed]).decode
 _decode_dicts = msgspec.json.Decoder().decode
 
@@ -82,6 +106,8 @@ def page_batches(
     """class_uid -> the record batch of its events, for a page given as one JSON array text (sealed
     entries, vault values joined) and the entries' indexes; ``only`` keeps one class."""
     try:
+        if b"null" in text and _PART_NULL.search(text):
+            raise msgspec.ValidationError("a null in source or target")
         events = _decode_sealed(text)
     except msgspec.ValidationError:
         return record_by_record(_decode_dicts(text), indexes, log, only)
@@ -117,7 +143,7 @@ class Classes:
         """class_uid -> (its events, their indexes, their activity ids), in the page's order."""
         found = self.memo.get
         keys = [
-            (e.category, e.action, (e.source or {}).get("kind"), (e.request or _NO_REQUEST).method) for e in events
+            (e.category, e.action, (e.source or _NO_SOURCE).kind, (e.request or _NO_REQUEST).method) for e in events
         ]
         pairs = [found(key) or self.learn(key) for key in keys]
         uids = {uid for uid, _ in pairs}
@@ -155,8 +181,8 @@ class Columns:
         self.size = len(events)
         self.actors = [e.actor or _NO_ACTOR for e in events]
         self.requests = [e.request or _NO_REQUEST for e in events]
-        self.sources = [e.source or {} for e in events]
-        self.targets = [e.target or {} for e in events]
+        self.sources = [e.source or _NO_SOURCE for e in events]
+        self.targets = [e.target or _NO_TARGET for e in events]
         self.attributes = [e.attributes or {} for e in events]
         self.arrays: dict[str, pa.Array] = {}
 
@@ -174,9 +200,13 @@ class Columns:
         return self.arrays[key]
 
     def values(self, where: str, name: str) -> list[Any]:
-        if where in ("source", "target"):
-            return list(map(methodcaller("get", name), self.sources if where == "source" else self.targets))
-        rows = {"event": self.events, "actor": self.actors, "request": self.requests}[where]
+        rows = {
+            "event": self.events,
+            "actor": self.actors,
+            "request": self.requests,
+            "source": self.sources,
+            "target": self.targets,
+        }[where]
         return list(map(attrgetter(name), rows))
 
     def const(self, value: Any, kind) -> pa.Array:
@@ -311,7 +341,7 @@ class Columns:
                 "trailseal.log": self.const(log, _STRING),
                 "trailseal.index": pc.cast(pa.array(self.indexes, _INT64), _STRING),
                 "category": mapped(self.strings("event", "category"), _text_or_none, _STRING),
-                "source": json_texts([e.source for e in self.events]),
+                "source": repeated_texts([e.source for e in self.events]),
                 "target": json_texts([e.target for e in self.events]),
                 "attributes": json_texts([e.attributes for e in self.events]),
                 "raw_hash": json_texts(self.values("event", "raw_hash")),
@@ -322,14 +352,14 @@ class Columns:
     # -- the class fields (ocsf.CLASS_SHAPE) -------------------------------------------------------
     def c_user(self):
         """``_target_user``: the target when it is a user or account with an id, else the actor, else unknown."""
-        chosen = [t.get("type") in ("user", "account") and bool(t.get("id")) for t in self.targets]
+        chosen = [t.type in ("user", "account") and bool(t.id) for t in self.targets]
         rows = list(zip(chosen, self.targets, self.actors, strict=True))
         by_target, by_actor = pa.array(chosen, pa.bool_()), pa.array([bool(a.id) for a in self.actors], pa.bool_())
         kinds = self.strings("actor", "type")
         return struct(
             {
-                "uid": pa.array([t["id"] if c else a.id or "unknown" for c, t, a in rows], _STRING),
-                "name": pa.array([t.get("name") if c else a.name if a.id else None for c, t, a in rows], _STRING),
+                "uid": pa.array([t.id if c else a.id or "unknown" for c, t, a in rows], _STRING),
+                "name": pa.array([t.name if c else a.name if a.id else None for c, t, a in rows], _STRING),
                 "type_id": choose(
                     by_target, 1, by_actor, mapped(kinds, lambda t: _user_type(t)[0], _INT32), 0, _INT32
                 ),
@@ -357,14 +387,14 @@ class Columns:
 
     def c_privileges(self):
         names = [
-            str(at.get("role") or at.get("privilege") or t.get("name") or t.get("id") or e.action)
+            str(at.get("role") or at.get("privilege") or t.name or t.id or e.action)
             for at, t, e in zip(self.attributes, self.targets, self.events, strict=True)
         ]
         return self.one_each(pa.array(names, _STRING))
 
     def c_web_resources(self):
         names = [
-            r.path or t.get("name") or t.get("id") or e.action
+            r.path or t.name or t.id or e.action
             for r, t, e in zip(self.requests, self.targets, self.events, strict=True)
         ]
         resource = struct(
@@ -383,23 +413,21 @@ class Columns:
         return struct({"operation": self.strings("event", "action"), "service": service})
 
     def c_resources(self):
-        kept = [t for t in self.targets if t.get("id") or t.get("name")]
-        resource = struct(
-            {name: pa.array([t.get(key) for t in kept], _STRING) for name, key in _RESOURCE}
-        )
-        return self.one_each(resource, [not (t.get("id") or t.get("name")) for t in self.targets])
+        kept = [t for t in self.targets if t.id or t.name]
+        resource = struct({name: pa.array(list(map(attrgetter(key), kept)), _STRING) for name, key in _RESOURCE})
+        return self.one_each(resource, [not (t.id or t.name) for t in self.targets])
 
     def c_table(self):
-        names = [t.get("name") or t.get("id") if t.get("type") == "table" else None for t in self.targets]
+        names = [t.name or t.id if t.type == "table" else None for t in self.targets]
         return struct({"name": pa.array(names, _STRING)}, [not n for n in names])
 
     def c_database(self):
-        kept = [t.get("type") == "database" and bool(t.get("id") or t.get("name")) for t in self.targets]
-        relational = [(s.get("format") or "").lower() in ocsf.RELATIONAL for s in self.sources]
+        kept = [t.type == "database" and bool(t.id or t.name) for t in self.targets]
+        relational = [(s.format or "").lower() in ocsf.RELATIONAL for s in self.sources]
         return struct(
             {
                 "name": pa.array(
-                    [t.get("name") or t.get("id") if k else None for t, k in zip(self.targets, kept, strict=True)],
+                    [t.name or t.id if k else None for t, k in zip(self.targets, kept, strict=True)],
                     _STRING,
                 ),
                 "type_id": pa.array([1 if r else 99 for r in relational], _INT32),
@@ -454,6 +482,13 @@ def json_texts(values: list[Any]) -> pa.StringArray:
     joined = pa.StringArray.from_buffers(len(values), starts.buffers()[1], pa.py_buffer(data))
     texts = pc.utf8_slice_codeunits(joined, 0, -1)  # each text without the "," or "]" after it
     return pc.if_else(pc.is_in(texts, value_set=_LEFT_OUT), pa.scalar(None, _STRING), texts)
+
+
+def repeated_texts(values: list[Any]) -> pa.StringArray:
+    """``json_texts`` of hashable values that repeat (sources): each distinct one encoded once."""
+    positions: dict[Any, int] = {}
+    indices = [positions.setdefault(value, len(positions)) for value in values]
+    return json_texts(list(positions)).take(pa.array(indices, _INT32))
 
 
 def map_of_rows(columns: dict[str, pa.Array]) -> pa.MapArray:
@@ -542,6 +577,30 @@ def arrow_schema(class_uid: int) -> pa.Schema:
             [pa.field(name, arrow_type(kind)) for name, kind in ocsf.shape(class_uid).items()]
         )
     return _SCHEMAS[class_uid]
+
+
+def parquet_options(class_uid: int) -> dict[str, Any]:
+    """How a class's file is written: zstd pages without dictionaries (the repeated strings compress
+    as well or better, and cost less to write), min/max statistics for the integer columns only (times,
+    ids, codes: what readers prune row groups by; strings' statistics cost more than they help)."""
+    return {
+        "compression": "zstd",
+        "use_dictionary": False,
+        "write_statistics": integer_columns(arrow_schema(class_uid)),
+    }
+
+
+def integer_columns(schema: pa.Schema) -> list[str]:
+    """Dotted paths of the integer leaves outside lists (``time``, ``metadata.sequence``, ...)."""
+    paths = []
+    pending = [(field.name, field.type) for field in schema]
+    while pending:
+        path, kind = pending.pop(0)
+        if pa.types.is_struct(kind):
+            pending.extend((f"{path}.{field.name}", field.type) for field in kind)
+        elif pa.types.is_integer(kind):
+            paths.append(path)
+    return paths
 
 
 def arrow_type(kind: Any) -> pa.DataType:

@@ -3,22 +3,26 @@
 Building a page's columns is pure CPU work in Python (``ocsf_arrow.page_batches``), so an export
 that reads more than one page starts worker processes (``python -m trailseal.query.ocsf_workers``,
 a fresh interpreter: nothing of the caller's process is forked or re-imported) and hands them pages
-over pipes, one page each at a time, as they become free; the reading process reads the store, joins
-vault values, writes the files, and builds a page itself when no worker is free (so nothing waits
-while the workers start). Results come back as Arrow IPC streams and are taken in the pages' order,
-so the files are the same as when every page is built here. A worker that fails gets no more pages:
-its page is built here.
+over pipes, up to two pages each at a time (one to build, one waiting, so a worker never waits for
+its next page); the reading process reads the store, joins vault values, writes the files, and builds
+a page itself when no worker can take one (so nothing waits while the workers start). A thread per
+worker writes its pages, so this process goes on reading results while a page is on its way. Frames
+carry the page's text and the batches' Arrow IPC streams as they are (beside a small msgpack header),
+so nothing large is copied twice. Results are taken in the pages' order, so the files are the same as
+when every page is built here. A worker that fails gets no more pages: its page is built here.
 """
 
 from __future__ import annotations
 
 import gc
 import os
+import queue
 import select
 import struct
 import subprocess
 import sys
-from collections import deque
+import threading
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -30,6 +34,7 @@ from trailseal.query.ocsf_arrow import Classes, page_batches
 
 Page = tuple[bytes, list[int], str]  # (JSON array text of the entries, their indexes, the log's name)
 _LENGTH = struct.Struct("<Q")
+DEPTH = 2  # pages a worker holds at most: the one it builds and the next
 
 
 def batches_in_order(pages: Iterable[Page], workers: int = 0, only: int | None = None) -> Iterator[dict]:
@@ -66,13 +71,16 @@ def _chain(first: Page, rest: Iterator[Page]) -> Iterator[Page]:
 
 
 class Workers:
-    """Worker processes, each holding at most one page (so the pipes never fill both ways at once).
-    A page goes to a worker that is up and free; when none is, this process builds it."""
+    """Worker processes, each holding at most DEPTH pages. A page goes to the least busy worker that is
+    up and can take one; when none can, this process builds it. Pages are written by a sender thread per
+    worker (so the pipes never fill both ways at once: this process reads results while a page goes)."""
 
     def __init__(self, count: int):
         package_root = str(Path(__file__).resolve().parents[2])  # where `trailseal` is imported from
         path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
         self.processes: list[subprocess.Popen] = []
+        self.outboxes: list[queue.SimpleQueue] = []  # frames for each worker's sender thread; None: the end
+        self.senders: list[threading.Thread] = []
         for _ in range(count):
             try:
                 self.processes.append(
@@ -87,13 +95,17 @@ class Workers:
                 self.close()
                 raise
         self.ready: set[int] = set()  # workers that said they are up (an empty frame once imported)
-        self.window = 2 * count + 2  # pages in flight at most
+        self.window = DEPTH * count + 2  # pages in flight at most
+        for process in self.processes:
+            self.outboxes.append(queue.SimpleQueue())
+            self.senders.append(threading.Thread(target=_send_frames, args=(process.stdin, self.outboxes[-1])))
+            self.senders[-1].start()
 
     def build(self, pages: Iterator[Page], only: int | None, here) -> Iterator[dict]:
         """Each page's batches in order; ``here(page)`` builds a page in this process."""
         pending: deque[list] = deque()  # [worker or None, page, batches or None], in the pages' order
         for page in pages:
-            worker = self.free({entry[0] for entry in pending})
+            worker = self.free(Counter(entry[0] for entry in pending if entry[0] is not None))
             if worker is not None and self.send(worker, page, only):
                 pending.append([worker, page, None])
             else:
@@ -105,10 +117,10 @@ class Workers:
         while pending:
             yield self.result(pending.popleft(), here)
 
-    def free(self, busy: set) -> int | None:
-        """A worker that is up and holds no page, if any (without waiting)."""
-        for worker in range(len(self.processes)):
-            if worker not in busy and (worker in self.ready or self.started(worker)):
+    def free(self, held: Counter) -> int | None:
+        """The worker that is up and holds the fewest pages, under DEPTH, if any (without waiting)."""
+        for worker in sorted(range(len(self.processes)), key=held.__getitem__):
+            if held[worker] < DEPTH and (worker in self.ready or self.started(worker)):
                 return worker
         return None
 
@@ -123,13 +135,11 @@ class Workers:
         return stdout is not None and bool(select.select([stdout], [], [], 0)[0])
 
     def send(self, worker: int, page: Page, only: int | None) -> bool:
-        process = self.processes[worker]
-        if process.stdin is None or process.stdin.closed or process.poll() is not None:
+        """Queue the page for the worker's sender thread (False if the worker is gone)."""
+        if worker not in self.ready or self.processes[worker].poll() is not None:
             return False
-        try:
-            _write_frame(process.stdin, msgspec.msgpack.encode([*page, only]))
-        except OSError:
-            return False
+        text, indexes, log = page
+        self.outboxes[worker].put([msgspec.msgpack.encode([indexes, log, only]), text])
         return True
 
     def result(self, entry: list, here) -> dict:
@@ -137,39 +147,72 @@ class Workers:
         worker, page, batches = entry
         if batches is not None:
             return batches
-        frame = _read_frame(self.processes[worker].stdout)
-        if frame is None:  # the worker is gone: it gets no more pages
+        stdout = self.processes[worker].stdout
+        header = _read_frame(stdout)
+        uids = msgspec.msgpack.decode(header) if header is not None else []
+        streams = [_read_frame(stdout) for _ in uids]
+        if header is None or None in streams:  # the worker is gone: it gets no more pages
             self.ready.discard(worker)
-            _close(self.processes[worker])
+            self.outboxes[worker].put(None)
             return here(page)
-        return {uid: pa.ipc.open_stream(data).read_next_batch() for uid, data in msgspec.msgpack.decode(frame)}
+        return {uid: pa.ipc.open_stream(data).read_next_batch() for uid, data in zip(uids, streams, strict=True)}
 
     def close(self) -> None:
         """Let the workers finish and exit (killed if they do not within seconds)."""
+        for outbox in self.outboxes:
+            outbox.put(None)  # the sender closes the worker's input: it exits when it reads the end
         for process in self.processes:
-            _close(process)
+            if process.stdout is not None:
+                process.stdout.close()  # no more results are read: a worker still writing one stops
+        for sender, process in zip(self.senders, self.processes, strict=False):
+            sender.join(timeout=5)
+            if sender.is_alive():  # the worker reads no more
+                process.kill()
+                sender.join()
+        for process in self.processes[len(self.senders) :]:
+            _close(process)  # started while starting the others failed: it has no sender
         for process in self.processes:
             try:
                 process.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-            if process.stdout is not None:
-                process.stdout.close()
+
+
+def _send_frames(stream: BinaryIO, frames: queue.SimpleQueue) -> None:
+    """A sender thread: write the frames queued for a worker until None comes (or the worker is gone),
+    then close the worker's input."""
+    try:
+        while (page := frames.get()) is not None:
+            _write_frames(stream, page)
+    except (OSError, ValueError):
+        pass
+    finally:
+        _close_input(stream)
 
 
 def _close(process: subprocess.Popen) -> None:
     """Close the worker's input (it exits when it reads the end)."""
-    if process.stdin is not None and not process.stdin.closed:
-        try:
-            process.stdin.close()
-        except OSError:
-            pass
+    if process.stdin is not None:
+        _close_input(process.stdin)
+
+
+def _close_input(stream: BinaryIO) -> None:
+    try:
+        stream.close()
+    except OSError:
+        pass
 
 
 def _write_frame(stream: BinaryIO, data: bytes) -> None:
-    stream.write(_LENGTH.pack(len(data)))
-    stream.write(data)
+    _write_frames(stream, [data])
+
+
+def _write_frames(stream: BinaryIO, frames: list) -> None:
+    """Length-prefixed frames (bytes or Arrow buffers), then a flush."""
+    for data in frames:
+        stream.write(_LENGTH.pack(len(data)))
+        stream.write(data)
     stream.flush()
 
 
@@ -183,26 +226,30 @@ def _read_frame(stream: BinaryIO | None) -> bytes | None:
     return data if len(data) == size else None
 
 
-def ipc_bytes(batch: pa.RecordBatch) -> bytes:
+def ipc_stream(batch: pa.RecordBatch) -> pa.Buffer:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, batch.schema) as writer:
         writer.write_batch(batch)
-    return sink.getvalue().to_pybytes()
+    return sink.getvalue()
 
 
 def serve(source: BinaryIO, sink: BinaryIO) -> None:
-    """A worker: read pages, answer each with its batches as (class_uid, Arrow IPC stream) pairs."""
+    """A worker: read pages (a header [indexes, log, only], then the text), answer each with a header
+    (the class_uids of its batches) and each batch as an Arrow IPC stream."""
     gc.disable()  # a page's objects hold no cycles
     classes = Classes()
     _write_frame(sink, b"")  # up: send pages
-    while (frame := _read_frame(source)) is not None:
-        text, indexes, log, only = msgspec.msgpack.decode(frame)
+    while (header := _read_frame(source)) is not None and (text := _read_frame(source)) is not None:
+        indexes, log, only = msgspec.msgpack.decode(header)
         batches = page_batches(text, indexes, log, classes, only)
-        _write_frame(sink, msgspec.msgpack.encode([(uid, ipc_bytes(batch)) for uid, batch in batches.items()]))
+        _write_frames(sink, [msgspec.msgpack.encode(list(batches)), *map(ipc_stream, batches.values())])
 
 
 if __name__ == "__main__":
     answers = os.fdopen(os.dup(1), "wb")  # frames only: anything else printed goes to stderr
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    serve(sys.stdin.buffer, answers)
+    try:
+        serve(sys.stdin.buffer, answers)
+    except BrokenPipeError:  # the export stopped before its end: nobody reads the answers
+        pass

@@ -1,0 +1,60 @@
+"""OCSF Parquet worker processes: a worker holds a page waiting beside the one it builds."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import msgspec
+
+from trailseal.query import ocsf_arrow, ocsf_workers
+
+
+def up(pool: ocsf_workers.Workers, worker: int) -> None:
+    """Wait for the worker's first frame (it says it is up)."""
+    assert ocsf_workers._read_frame(pool.processes[worker].stdout) == b""
+    pool.ready.add(worker)
+
+
+def test_a_worker_takes_pages_up_to_its_depth():
+    pool = ocsf_workers.Workers(1)
+    try:
+        up(pool, 0)
+        assert pool.free(Counter()) == 0
+        assert pool.free(Counter({0: ocsf_workers.DEPTH - 1})) == 0
+        assert pool.free(Counter({0: ocsf_workers.DEPTH})) is None
+    finally:
+        pool.close()
+    assert [process.returncode for process in pool.processes] == [0]
+
+
+def test_pages_queued_to_one_worker_come_back_in_order(monkeypatch):
+    event = {
+        "time": "2026-11-01T00:00:00.000000Z",
+        "category": "authentication",
+        "outcome": "success",
+        "actor": {"id": "a"},
+        "source": {"component": "web", "kind": "app"},
+    }
+    pages = [
+        (msgspec.json.encode([{**event, "action": f"user.login.{i}"}, {**event, "action": "db.query"}]), [2 * i, 2 * i + 1], "default")
+        for i in range(9)
+    ]
+    expected = [ocsf_arrow.page_batches(*page, ocsf_arrow.Classes()) for page in pages]
+    held: list[int] = []
+    real_free = ocsf_workers.Workers.free
+
+    def free(self, counts):
+        if 0 not in self.ready:
+            up(self, 0)  # every page after the first waits for the worker, however slowly it starts
+        worker = real_free(self, counts)
+        held.append(counts[0] if worker == 0 else -1)
+        return worker
+
+    monkeypatch.setattr(ocsf_workers.Workers, "free", free)
+    monkeypatch.setattr(ocsf_workers.Workers, "answered", lambda self, worker: False)  # results taken late
+    got = list(ocsf_workers.batches_in_order(pages, workers=1))
+    assert [{u: b.to_pylist() for u, b in g.items()} for g in got] == [
+        {u: b.to_pylist() for u, b in e.items()} for e in expected
+    ]
+    assert max(held) == ocsf_workers.DEPTH - 1  # a page was sent while the worker still held one
+    assert -1 in held  # and one was built here while the worker held DEPTH

@@ -197,3 +197,15 @@ def test_a_stalled_forwarder_costs_requests_their_event_never_their_time(live, l
     paths = [e["request"]["path"] for e in sealed(live, log_name, at_least=1001 - dropped, timeout=20)]
     numbers = [int(p.rsplit("/", 1)[1]) for p in paths]
     assert len(numbers) == 1001 - dropped and numbers == sorted(numbers) and numbers[0] == 0
+
+
+def test_a_record_put_after_close_is_counted_as_dropped(live, log_name, tmp_path):
+    client = Client(live.url, live.admin, log=log_name, source="tests", spool_dir=tmp_path / "spool")
+    index = TrailsealMiddleware(None, client).auditor.index
+    forwarder = client.forwarder()
+    forwarder.put(record(index, 0))
+    assert client.close(timeout=10)
+    forwarder.put(record(index, 1))
+    forwarder.put(record(index, 2))
+    assert client.stats.dropped == 2 and forwarder.buffer == []
+    assert [e["request"]["path"] for e in sealed(live, log_name, at_least=1)] == ["/stall/0"]

@@ -6,14 +6,16 @@ The path is the route template (``/users/{user_id}``) when the app's router matc
 from ``set_actor()``, the ``actor_resolver(request)`` option, or Starlette's ``request.user``.
 
 Per request the middleware only notes the status and body size as the response passes, and hands the
-request's raw facts to the client's forwarder subprocess (``transport="process"``, the default) or its
-writer thread (``transport="thread"``); client IP, trace and the event are worked out there.
+request's raw facts to the client's forwarder subprocess (``transport="process"``, the default: one flat
+tuple of values as the server gave them — header bytes, the client's (host, port) — nothing decoded or
+built on the event loop) or its writer thread (``transport="thread"``); client IP, trace and the event
+are worked out there.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable
+from time import perf_counter, time_ns
 from typing import Any
 
 from starlette.requests import Request
@@ -21,7 +23,8 @@ from starlette.requests import Request
 from trailseal.sdk.context import Origin, RequestContext, current
 from trailseal.sdk.web import Exchange, HttpAuditor, describe, route_template
 
-WANTED_HEADERS = {b"x-forwarded-for": 0, b"user-agent": 1, b"traceparent": 2}
+new_object = object.__new__
+WANTED_HEADERS = frozenset({b"x-forwarded-for", b"user-agent", b"traceparent"})
 
 
 def starlette_user(scope: dict[str, Any]) -> Any:
@@ -30,38 +33,40 @@ def starlette_user(scope: dict[str, Any]) -> Any:
     return user if getattr(user, "is_authenticated", False) else None
 
 
-def request_headers(scope: dict[str, Any]) -> list[str | None]:
-    """X-Forwarded-For, User-Agent and traceparent, in one pass over the headers."""
-    found: list[str | None] = [None, None, None]
+def raw_headers(scope: dict[str, Any]) -> tuple[bytes | None, bytes | None, bytes | None]:
+    """X-Forwarded-For, User-Agent and traceparent as the server gave them (bytes), in one pass over the
+    headers (a set test per header; the last of a repeated one wins)."""
+    forwarded_for = user_agent = traceparent = None
     for name, value in scope.get("headers", ()):
-        slot = WANTED_HEADERS.get(name)
-        if slot is not None:
-            found[slot] = value.decode("latin-1")
-    return found
+        if name in WANTED_HEADERS:
+            if name == b"user-agent":
+                user_agent = value
+            elif name == b"traceparent":
+                traceparent = value
+            else:
+                forwarded_for = value
+    return forwarded_for, user_agent, traceparent
 
 
 def scope_facts(scope: dict[str, Any]) -> tuple:
-    """(peer, X-Forwarded-For, User-Agent, traceparent) of a request, raw, from its scope."""
-    forwarded_for, user_agent, traceparent = request_headers(scope)
+    """(peer, X-Forwarded-For, User-Agent, traceparent) of a request, decoded, from its scope."""
     peer = scope.get("client")
-    return peer[0] if peer else None, forwarded_for, user_agent, traceparent
+    return (peer[0] if peer else None, *(None if v is None else v.decode("latin-1") for v in raw_headers(scope)))
 
 
 class Watch(RequestContext):
     """One request on its way through the app: its context (for ``set_actor``, ``log()``, the database
-    hooks) and the ``send`` the app answers through, noting status and size. One object per request
-    rather than closures and cells: fewer objects for the garbage collector to track."""
+    hooks), and through ``relay`` the ``send`` the app answers with, noting status and size. One object
+    per request rather than closures and cells: fewer objects for the garbage collector to track.
 
-    __slots__ = ("middleware", "send", "token", "started", "base_root", "status", "size", "done")
+    What is the same for every request of a middleware (the middleware, the context's origin reader and
+    actor lookup) lives on a subclass made per middleware (``watch_class``), so a request stores only its
+    own facts; ``TrailsealMiddleware.__call__`` fills them in (no ``__init__`` call)."""
 
-    def __init__(self, middleware: TrailsealMiddleware, scope: dict, send: Any):
-        self.actor, self.pinned, self.raw, self._origin = None, False, scope, None
-        self._reader, self._ask = middleware.reader, middleware.ask
-        self.middleware, self.send, self.started = middleware, send, time.perf_counter()
-        self.base_root, self.status, self.size, self.done = scope.get("root_path", ""), 0, 0, False
-        self.token = current.set(self)
+    __slots__ = ("send", "token", "started", "base_root", "status", "size", "done")
+    middleware: TrailsealMiddleware
 
-    def __call__(self, message: dict) -> Awaitable[None]:
+    def relay(self, message: dict) -> Awaitable[None]:
         """The app's ``send``: note the message, and give back the server's ``send`` of it to await (no
         coroutine of our own per message)."""
         kind = message["type"]
@@ -76,26 +81,47 @@ class Watch(RequestContext):
         return self.send(message)
 
     def finish(self, error: BaseException | None) -> None:
-        """Resolve the actor and hand the request's record to the forwarder; leave the request context."""
+        """Resolve the actor and hand the request's raw facts, as one flat tuple, to the forwarder (which
+        decodes, parses and renders them); leave the request context."""
         self.done = True
-        elapsed = time.perf_counter() - self.started
-        auditor, scope = self.middleware.auditor, self.raw
+        elapsed = perf_counter() - self.started
+        middleware, scope = self.middleware, self.raw
         try:
-            route = scope.get("route")
-            template = None if route is None else route_template(route, scope.get("root_path", "")[len(self.base_root):])
-            if auditor.actor_resolver is not None or "user" in scope:
-                auditor.resolve(scope, self, starlette_user)
-            peer = scope.get("client")
-            auditor.forward((auditor.index, time.time_ns(), elapsed, scope["method"], scope["path"], template,
-                             self.status, self.size, None if error is None else describe(error), self.actor,
-                             peer[0] if peer else None, *request_headers(scope)))
+            template = route = scope.get("route")
+            if route is not None:
+                template, root = getattr(route, "path_format", None), scope.get("root_path", "")
+                if root is not self.base_root or type(template) is not str:  # under a Mount, or not Starlette's
+                    template = route_template(route, root[len(self.base_root):])
+            if middleware.resolving or "user" in scope:
+                middleware.auditor.resolve(scope, self, starlette_user)
+            forwarded_for = user_agent = traceparent = None
+            wanted = WANTED_HEADERS
+            for name, value in scope.get("headers", ()):  # raw_headers(), inline: one pass, a set test each
+                if name in wanted:
+                    if name == b"user-agent":
+                        user_agent = value
+                    elif name == b"traceparent":
+                        traceparent = value
+                    else:
+                        forwarded_for = value
+            middleware.forward((middleware.index, time_ns(), elapsed, scope["method"], scope["path"], template,
+                                self.status, self.size, None if error is None else describe(error), self.actor,
+                                scope.get("client"), forwarded_for, user_agent, traceparent))
         except Exception as exc:  # noqa: BLE001 - never into application code
-            auditor.forwarder.report("invalid", f"request event not recorded: {exc!r}", counter="invalid")
+            middleware.auditor.forwarder.report("invalid", f"request event not recorded: {exc!r}",
+                                                counter="invalid")
         finally:
             try:
                 current.reset(self.token)
             except ValueError:  # finished in another context (a response sent from another task)
                 current.set(None)
+
+
+def watch_class(middleware: TrailsealMiddleware) -> type[Watch]:
+    """A ``Watch`` subclass whose requests belong to ``middleware``."""
+    return type("Watch", (Watch,), {"__slots__": (), "middleware": middleware,
+                                    "_reader": staticmethod(middleware.origin),
+                                    "_ask": staticmethod(middleware.resolve_early)})
 
 
 class TrailsealMiddleware:
@@ -109,26 +135,30 @@ class TrailsealMiddleware:
         self.auditor.actor_resolver = (lambda scope: resolver(Request(scope))) if resolver else None
         self.exclude = self.auditor.exclude
         self.auditor.use_forwarder(scope_facts)
+        self.forward, self.index = self.auditor.forward, self.auditor.index
+        self.resolving = resolver is not None
         self.reader, self.ask = self.origin, self.resolve_early  # bound once, not per request
+        self.watch = watch_class(self)
 
     def origin(self, scope: dict[str, Any]) -> Origin:
         """The request's client IP, user agent and trace, from its scope (asked for after the request)."""
         return self.auditor.origin(*scope_facts(scope))
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        """With a forwarder (the default): one ``Watch`` (the request context, and the ``send`` the app
+        gets) notes the raw facts; one tuple is handed over at the end."""
         if scope["type"] != "http" or self.exclude(scope["path"]):
             await self.app(scope, receive, send)
-        elif self.auditor.forward is not None:
-            await self.forwarding(scope, receive, send)
-        else:
+            return
+        if self.forward is None:
             await self.queueing(scope, receive, send)
-
-    async def forwarding(self, scope: dict, receive: Any, send: Any) -> None:
-        """The request path with a forwarder (the default): one ``Watch`` (the request context, and the
-        ``send`` the app gets) notes the raw facts; one tuple is handed over at the end."""
-        watch = Watch(self, scope, send)
+            return
+        watch = new_object(self.watch)  # its fields, set here: no __init__ call per request
+        watch.actor, watch._origin, watch.pinned, watch.done, watch.status, watch.size = None, None, False, False, 0, 0
+        watch.raw, watch.send, watch.base_root, watch.started = scope, send, scope.get("root_path", ""), perf_counter()
+        watch.token = current.set(watch)
         try:
-            await self.app(scope, receive, watch)
+            await self.app(scope, receive, watch.relay)
         except Exception as exc:
             if not watch.done:
                 watch.finish(exc)

@@ -105,6 +105,7 @@ class Forwarder:
                  poll: float = 0.5):
         self.options, self.report, self.fallback = options, report, fallback
         self.interval, self.batch, self.max_queue, self.max_restarts = interval, batch, max_queue, max_restarts
+        self.fill = min(batch, max_queue) - 1  # records a batch holds before its last (put's fast path)
         self.poll = poll  # the hand-over thread's look at the buffer when nothing woke it
         self.auditors: list[Any] = []
         self.encoder = msgspec.msgpack.Encoder(enc_hook=str)  # an odd actor value travels as its text
@@ -127,13 +128,11 @@ class Forwarder:
 
     # -- the request's thread ----------------------------------------------------------------------
     def put(self, record: tuple) -> None:
-        """Queue one record (the hot path: an append; one timer per batch)."""
+        """Queue one record. The hot path is an append to a batch under way; a batch's first and last
+        records (and any past it: a stalled forwarder) take ``_put_slowly``."""
         buffer = self.buffer
-        if len(buffer) < self.max_queue and self.thread is not None:
+        if 0 < len(buffer) < self.fill:
             buffer.append(record)
-            count = len(buffer)
-            if count == 1 or count == self.batch:
-                self._arm(count)
         else:
             self._put_slowly(record)
 
@@ -152,13 +151,17 @@ class Forwarder:
             self.report("send", f"request events wait for the hand-over thread: {exc!r}")
 
     def _put_slowly(self, record: tuple) -> None:
-        """The first record of the process (start the hand-over thread), or one that does not fit."""
+        """A batch's first record (starting the hand-over thread on the first of the process) or last, or
+        one that does not fit."""
         try:
             if self.thread is None:
                 self._start_thread()
-            if len(self.buffer) < self.max_queue and not self.closed:
-                self.buffer.append(record)
-                self._arm(len(self.buffer))
+            buffer = self.buffer
+            if len(buffer) < self.max_queue and not self.closed:
+                buffer.append(record)
+                count = len(buffer)
+                if count == 1 or count == self.batch:  # start the batch's timer, or hand a full one over
+                    self._arm(count)
                 return
             reason = "the client is closed" if self.closed else f"{self.max_queue} requests wait for the forwarder"
             self.report("dropped", f"request event dropped: {reason}", counter="dropped")

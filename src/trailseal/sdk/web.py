@@ -52,9 +52,22 @@ class Exchange(RequestContext):
         return self.auditor.render(self, event_id, time, source, log)
 
 
+def text(value: str | bytes | None) -> str | None:
+    """A header value as a record carries it (the ASGI middleware ships the server's bytes) as text."""
+    return value.decode("latin-1") if type(value) is bytes else value
+
+
+def host(peer: str | list | tuple | None) -> str | None:
+    """The client's address as a record carries it: a WSGI ``REMOTE_ADDR``, or an ASGI ``client``
+    (host, port) pair as the middleware shipped it."""
+    if isinstance(peer, (list, tuple)):
+        return peer[0] if peer else None
+    return peer
+
+
 class Forwarded:
     """A request record as the forwarder (or the fallback in the app) gets it — the tuple
-    ``HttpAuditor.record`` made — ready to be rendered like an ``Exchange``."""
+    ``HttpAuditor.record`` (or the ASGI middleware) made — ready to be rendered like an ``Exchange``."""
 
     __slots__ = ("auditor", "ns", "elapsed", "method", "path", "template", "status", "bytes", "error",
                  "final_actor", "origin")
@@ -64,7 +77,7 @@ class Forwarded:
         (_, self.ns, self.elapsed, self.method, self.path, self.template, self.status, self.bytes, self.error,
          self.final_actor, peer, forwarded_for, user_agent, traceparent) = record
         self.auditor = auditor
-        self.origin = auditor.origin(peer, forwarded_for, user_agent, traceparent)
+        self.origin = auditor.origin(host(peer), text(forwarded_for), text(user_agent), text(traceparent))
 
     def to_event(self, event_id: str | None, time: str, source: Source, log: str | None) -> Event:
         return self.auditor.render(self, event_id, time, source, log)

@@ -94,16 +94,7 @@ class Watch(RequestContext):
                     template = route_template(route, root[len(self.base_root):])
             if middleware.resolving or "user" in scope:
                 middleware.auditor.resolve(scope, self, starlette_user)
-            forwarded_for = user_agent = traceparent = None
-            wanted = WANTED_HEADERS
-            for name, value in scope.get("headers", ()):  # raw_headers(), inline: one pass, a set test each
-                if name in wanted:
-                    if name == b"user-agent":
-                        user_agent = value
-                    elif name == b"traceparent":
-                        traceparent = value
-                    else:
-                        forwarded_for = value
+            forwarded_for, user_agent, traceparent = raw_headers(scope)
             middleware.forward((middleware.index, time_ns(), elapsed, scope["method"], scope["path"], template,
                                 self.status, self.size, None if error is None else describe(error), self.actor,
                                 scope.get("client"), forwarded_for, user_agent, traceparent))

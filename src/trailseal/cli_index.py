@@ -34,13 +34,29 @@ def catch_up_index(trail) -> int:
         return index.refresh(conn, progress=lambda count: progress.advance(task, count))
 
 
+def reset_index(trail) -> None:
+    """Empty a data dir's search indexes (the next catch-up rebuilds them from the sealed entries)."""
+    from trailseal.query import index
+
+    if type(trail.store).__name__ == "PostgresStore":
+        from trailseal.query import index_pg
+
+        index_pg.reset(trail.store)
+    elif type(trail.store).__name__ == "SQLiteStore":
+        index.reset(index.connection(trail.store))
+
+
 def register(app: typer.Typer) -> None:
     """Add the `index` command."""
     app.command("index")(index_cmd)
 
 
 def index_cmd(data: Annotated[Path | None, typer.Option("--data", "-d", help="Data dir (default $TRAILSEAL_DATA"
-                                                         " or ./trailseal-data).")] = None) -> None:
+                                                         " or ./trailseal-data).")] = None,
+              rebuild: Annotated[bool, typer.Option(
+                  help="Empty the search indexes and index every entry again (e.g. entries indexed by a build "
+                       "that did not key sealed addresses). Searches find less until it is done.")] = False,
+              ) -> None:
     """Bring the search indexes up to date (full text, IP ranges, actors) and say how far they reach.
 
     `serve` does this in the background every second; run it after a bulk `ingest` on a data dir no
@@ -50,6 +66,8 @@ def index_cmd(data: Annotated[Path | None, typer.Option("--data", "-d", help="Da
 
     trail = cli.open_trail(data)
     try:
+        if rebuild:
+            reset_index(trail)
         added = catch_up_index(trail)
         if type(trail.store).__name__ == "PostgresStore":
             cli.err.print(f"indexed {added:,} new entries; the search tables hold every committed entry")

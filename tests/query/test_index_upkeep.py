@@ -142,3 +142,28 @@ def test_cli_index_and_query_catch_up_on_a_data_dir_without_server(data_dir):
     assert "indexed 5 new entries" in result.output
     helped = CliRunner().invoke(cli, ["index", "--help"])
     assert helped.exit_code == 0 and "search indexes" in helped.output
+
+
+def test_index_rebuild_derives_every_row_again(data_dir):
+    with trailseal.open(without_privacy(data_dir)) as trail:
+        events = _events(0, 40)
+        for i, event in enumerate(events):
+            event["actor"]["ip"] = f"10.0.{i % 3}.{i}"
+        trail.append(events)
+        found = count(trail.store, "actor:alice")
+        conn = query_index.connection(trail.store)
+        tables = ("entries_ip", "entries_actor")
+        full = [conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables]
+        assert min(full) >= 40
+        conn.execute("DELETE FROM entries_actor WHERE seq % 2 = 0")  # as a build with a gap would leave it
+        conn.execute("DELETE FROM entries_ip")
+        assert count(trail.store, "actor:alice") < found
+    result = CliRunner().invoke(cli, ["index", "--rebuild", "--data", str(data_dir)])
+    assert result.exit_code == 0, result.output
+    assert "indexed 41 new entries" in result.output  # the 40 and the privacy-policy record
+    with trailseal.open(data_dir) as trail:
+        conn = query_index.connection(trail.store)
+        assert [conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables] == full
+        assert count(trail.store, "actor:alice") == found
+        assert count(trail.store, "alice") >= found  # the full-text table was refilled, not doubled
+        conn.execute("INSERT INTO entries_fts (entries_fts) VALUES ('integrity-check')")

@@ -403,3 +403,21 @@ def test_cli_index_query_and_timeline_on_postgres(protected):
     assert [json.loads(line)["index"] for line in found.stdout.splitlines()] == [2]
     trace = CliRunner().invoke(cli, ["timeline", f"trace:{2:032x}", "--data", data])
     assert trace.exit_code == 0 and len(trace.stdout.splitlines()) == 1, trace.output
+
+
+def test_reset_then_refresh_rebuilds_every_search_table(protected):
+    from trailseal.cli_index import catch_up_index, reset_index
+
+    protected.append([make_event(i, attributes={"note": "wombat"}) for i in range(6)])
+    index_pg.refresh(protected.store)
+    conn = protected.store._conn()
+    tables = ("search_text", "search_ips", "search_keys", "search_state")
+    full = [conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables]
+    conn.execute("DELETE FROM search_text WHERE idx % 2 = 0")
+    conn.commit()
+    assert count(protected.store, "wombat") < 6
+    reset_index(protected)
+    assert [conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables] == [0, 0, 0, 0]
+    assert catch_up_index(protected) == sum(protected.store.tree_size(log.name) for log in protected.store.logs())
+    assert [conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables] == full
+    assert count(protected.store, "wombat") == 6

@@ -145,6 +145,21 @@ def pending(conn: sqlite3.Connection) -> int:
     return max(0, latest - indexed_up_to(conn))
 
 
+def reset(conn: sqlite3.Connection) -> None:
+    """Empty the search indexes and move the mark back to the start, in one transaction; the next
+    ``refresh`` rebuilds them from the sealed entries and the vault as they are now."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("INSERT INTO entries_fts (entries_fts) VALUES ('delete-all')")
+        conn.execute("DELETE FROM entries_ip")
+        conn.execute("DELETE FROM entries_actor")
+        conn.execute("DELETE FROM query_state WHERE key = 'indexed_seq'")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
 def refresh(conn: sqlite3.Connection, batch: int = BATCH, progress: Callable[[int], None] | None = None) -> int:
     """Index every entry committed since the last refresh, ``batch`` entries per write transaction (so the
     sealer never waits long for the lock); return how many were indexed. ``progress`` gets each count.

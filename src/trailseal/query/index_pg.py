@@ -65,6 +65,17 @@ def pending(store) -> int:
     return sum(size - mark for _, size, mark in store._conn().execute(BEHIND).fetchall())
 
 
+def reset(store) -> None:
+    """Empty the search tables and every log's mark, in one transaction holding each log's indexing lock
+    (so no refresh interleaves); the next ``refresh`` rebuilds them."""
+    conn = store._conn()
+    with conn.transaction():
+        for (log,) in conn.execute("SELECT name FROM logs ORDER BY name").fetchall():
+            conn.execute(LOCK, (log,))
+        for table in (*COPIES, "search_state"):
+            conn.execute(f"DELETE FROM {table}")
+
+
 def refresh(store, batch: int = BATCH) -> int:
     """Index every entry committed since the last refresh; return how many were indexed."""
     total = 0

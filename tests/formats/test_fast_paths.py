@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trailseal.formats import FormatError, access_log, syslog
+from tests.formats.cases import LOGS
+from trailseal.formats import FormatError, access_log, otlp, syslog
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SD_PIECES = st.sampled_from(["[", "]", " ", "=", '"', "\\", "a", "id@1", "x", "\n", "-", ' a="', '"]', '\\"'])
@@ -15,6 +17,7 @@ REQUESTS = st.sampled_from(
     ["GET / HTTP/1.1", "POST /a?b=1", "GET /a b c", "-", "", 'GET /\\"x HTTP/1.0', "get /"]
 )
 CLIENTS = st.sampled_from(["10.0.0.1", "::1", "a, b", "vhost 10.0.0.2", '"1.1.1.1, 2.2.2.2" 3.3.3.3', "host"])
+CLIENT_PIECES = st.sampled_from(["10.0.0.1", "a", ",", " ", '"', "[", "]", "-", " - ", "x]", "[1"])
 
 
 def scanned(line: str) -> Any:
@@ -41,14 +44,15 @@ def test_structured_data_regex_takes_the_common_shape():
 
 
 def general_access_log(raw: bytes) -> Any:
-    """access_log.parse with its fast regex disabled."""
-    fast, access_log._FAST = access_log._FAST, access_log.re.compile(r"(?!)")
+    """access_log.parse with its fast regexes disabled."""
+    fast, prefixed = access_log._FAST, access_log._FAST_PREFIXED
+    access_log._FAST = access_log._FAST_PREFIXED = access_log.re.compile(r"(?!)")
     try:
         return access_log.parse(raw)
     except FormatError as exc:
         return exc.reason
     finally:
-        access_log._FAST = fast
+        access_log._FAST, access_log._FAST_PREFIXED = fast, prefixed
 
 
 @FUZZ
@@ -62,6 +66,28 @@ def test_access_log_fast_path_agrees_with_the_general_one(client: str, request: 
     assert fast == general_access_log(raw)
 
 
+@FUZZ
+@given(st.lists(CLIENT_PIECES, min_size=1, max_size=8).map("".join), REQUESTS)
+def test_access_log_prefixed_fast_path_agrees_with_the_general_one(prefix: str, request: str):
+    raw = f'{prefix} - - [10/Oct/2000:13:55:36 -0700] "{request}" 200 5 "-" "ua"'.encode()
+    try:
+        fast: Any = access_log.parse(raw)
+    except FormatError as exc:
+        fast = exc.reason
+    assert fast == general_access_log(raw)
+
+
+def test_access_log_prefixed_fast_path_takes_a_vhost_and_a_proxy_chain():
+    vhost = 'vhost.example 192.0.2.1 - - [10/Oct/2000:13:55:36 -0700] "GET /a HTTP/1.1" 200 5'
+    chain = '"10.0.0.2, 10.0.0.1" 192.0.2.9 - - [10/Oct/2000:13:55:36 -0700] "GET /a HTTP/1.1" 200 5'
+    assert access_log._FAST_PREFIXED.match(vhost) and access_log._FAST_PREFIXED.match(chain)
+    (event,) = access_log.parse(vhost.encode())
+    assert event["attributes"]["server.address"] == "vhost.example"
+    assert event["actor"]["ip"] == "192.0.2.1"
+    (event,) = access_log.parse(chain.encode())
+    assert event["attributes"]["client.address_chain"] == ["10.0.0.2", "10.0.0.1", "192.0.2.9"]
+
+
 def test_access_log_fast_path_takes_the_common_shape():
     line = '192.0.2.1 - - [10/Oct/2000:13:55:36 -0700] "GET /a HTTP/1.1" 200 5 "-" "curl/8"'
     assert access_log._FAST.match(line)
@@ -71,3 +97,128 @@ def test_access_log_fast_path_takes_the_common_shape():
         "status": 200,
         "bytes": 5,
     }
+
+
+# --- OTLP/JSON: the typed decoding agrees with the generic one on well- and ill-formed requests ----
+
+JUNK = st.sampled_from([None, 0, -1, 2**64, "x", "", True, [], {}, {"a": None}])
+
+
+def mostly(good: Any) -> Any:
+    """The good strategy, and now and then a value of the wrong type."""
+    wrong = st.sampled_from([False] * 6 + [True] + [False] * 6)  # True, the junk, sits mid-list
+    return st.builds(lambda value, junk, use_junk: junk if use_junk else value, good, JUNK, wrong)
+
+
+SCALARS = st.one_of(
+    st.builds(lambda v: {"stringValue": v}, mostly(st.text(max_size=4))),
+    st.builds(lambda v: {"boolValue": v}, mostly(st.booleans())),
+    st.builds(
+        lambda v: {"intValue": v},
+        mostly(st.integers(-(2**70), 2**70) | st.sampled_from(["12", "-3", "x", "", "9" * 25, "1.5"])),
+    ),
+    st.builds(
+        lambda v: {"doubleValue": v},
+        mostly(st.floats(allow_nan=False, allow_infinity=False) | st.just(10**400)),
+    ),
+    st.builds(lambda v: {"bytesValue": v}, mostly(st.text(max_size=4))),
+    st.builds(lambda a, b: {**a, **b}, st.just({"stringValue": "s"}), st.just({"intValue": "x"})),
+    JUNK,
+)
+KEYS = mostly(st.sampled_from(["a", "user.id", "http.request.method", "trailseal.action", "event.name"]))
+
+
+def key_values(values: Any) -> Any:
+    pair = st.fixed_dictionaries({"key": KEYS}, optional={"value": values})
+    return mostly(st.lists(pair, max_size=3))
+
+
+ANY_VALUES = st.recursive(
+    SCALARS,
+    lambda inner: (
+        st.builds(lambda v: {"arrayValue": {"values": v}}, mostly(st.lists(inner, max_size=3)))
+        | st.builds(lambda v: {"kvlistValue": {"values": v}}, key_values(inner))
+        | st.builds(lambda v: {"arrayValue": v}, JUNK)
+    ),
+    max_leaves=6,
+)
+NANOS = mostly(st.sampled_from(["1700000000123456789", 1700000000123456789, "x", "-5", 0]))
+HEX = mostly(st.sampled_from(["5B8EFFF798038103D269B633813FC60C", "EEE19B7EC3C1B174", "", "zz"]))
+RECORDS = mostly(
+    st.fixed_dictionaries(
+        {"timeUnixNano": NANOS},
+        optional={
+            "observed_time_unix_nano": NANOS,
+            "severityNumber": mostly(st.integers(-2, 30)),
+            "severityText": mostly(st.text(max_size=3)),
+            "body": ANY_VALUES,
+            "attributes": key_values(ANY_VALUES),
+            "traceId": HEX,
+            "span_id": HEX,
+            "eventName": mostly(st.sampled_from(["user.login", "Bad Name!", ""])),
+        },
+    )
+)
+SCOPES = st.fixed_dictionaries(
+    {}, optional={"name": mostly(st.text(max_size=3)), "attributes": key_values(ANY_VALUES)}
+)
+SCOPE_LOGS = mostly(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "scope": mostly(SCOPES),
+            "logRecords": mostly(st.lists(RECORDS, min_size=1, max_size=3)),
+            "log_records": st.lists(RECORDS, max_size=2),
+        },
+    )
+)
+RESOURCE_LOGS = mostly(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "resource": mostly(st.fixed_dictionaries({}, optional={"attributes": key_values(ANY_VALUES)})),
+            "scopeLogs": mostly(st.lists(SCOPE_LOGS, min_size=1, max_size=2)),
+            "scope_logs": st.lists(SCOPE_LOGS, max_size=1),
+        },
+    )
+)
+REQUESTS_OTLP = mostly(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "resourceLogs": mostly(st.lists(RESOURCE_LOGS, min_size=1, max_size=2)),
+            "resource_logs": st.lists(RESOURCE_LOGS, max_size=1),
+        },
+    )
+)
+
+
+def otlp_outcome(raw: bytes) -> Any:
+    try:
+        return otlp.parse_batch(raw)
+    except FormatError as exc:
+        return exc.reason
+
+
+def general_otlp(raw: bytes) -> Any:
+    """otlp.parse_batch with its typed decoding disabled."""
+    typed, otlp._typed_records = otlp._typed_records, lambda body: None
+    try:
+        return otlp_outcome(raw)
+    finally:
+        otlp._typed_records = typed
+
+
+@FUZZ
+@given(REQUESTS_OTLP)
+def test_otlp_typed_decoding_agrees_with_the_generic_one(request: Any):
+    raw = json.dumps(request).encode()
+    assert otlp_outcome(raw) == general_otlp(raw)
+
+
+def test_otlp_typed_decoding_takes_the_common_shape():
+    raw = (LOGS / "otlp_logs_request_example.json").read_bytes()
+    records = otlp._typed_records(raw)
+    assert records is not None and len(records) == 1
+    assert records[0][2]["attributes"]["map.attribute"] == {"some.map.key": "some value"}
+    assert otlp._typed_records(b'{"resourceLogs": [{"resource": {"attributes": [{"key": 1}]}}]}') is None

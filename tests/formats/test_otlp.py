@@ -143,6 +143,13 @@ def test_bad_records_are_rejected_by_index_for_partial_success():
         otlp.parse(body)
 
 
+def test_an_integer_too_large_for_a_double_rejects_its_record():
+    huge = {"key": "x", "value": {"doubleValue": 10**400}}
+    body = request(record(huge), record(kv("user.id", "a")))
+    events, rejected = otlp.parse_request(body, "application/json")
+    assert len(events) == 1 and rejected == [(0, "doubleValue is out of range for a double")]
+
+
 def test_protobuf_and_json_give_the_same_events():
     doc = json.loads((LOGS / "otlp_logs_request_example.json").read_bytes())
     rec = doc["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]

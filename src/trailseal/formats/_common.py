@@ -227,7 +227,13 @@ def segment(name: str) -> str:
 
 
 def is_ip(value: str) -> bool:
-    """True if the text looks like an IPv4 or IPv6 address (cheap check, no DNS)."""
+    """True if the text looks like an IPv4 or IPv6 address (cheap check, no DNS; short texts cached:
+    addresses repeat, and a hostile long text must not sit in the cache)."""
+    return _looks_like_ip(value) if len(value) <= 64 else _looks_like_ip.__wrapped__(value)
+
+
+@lru_cache(maxsize=4096)
+def _looks_like_ip(value: str) -> bool:
     return bool(_IPV4_RE.match(value) or (":" in value and _IPV6_RE.match(value)))
 
 

@@ -41,12 +41,14 @@ _TAIL = (
 )
 _SIMPLE = re.compile(r"(?P<prefix>[^ \"]+) (?P<ident>\S+) (?P<user>\S+)" + _TAIL, re.S)
 _LINE = re.compile(r"(?P<prefix>.+?) (?P<ident>\S+) (?P<user>\S+)" + _TAIL, re.S)
-_FAST = re.compile(  # the common shape: one client, a plain "METHOD PATH [PROTOCOL]" (or "-") request
-    r"(?P<client>[^ \",]+) (?P<ident>\S+) (?P<user>\S+) \[(?P<time>[^\]]{26})\] "
+_FAST_TAIL = (  # a plain "METHOD PATH [PROTOCOL]" (or "-") request and the fields after it
+    r" (?P<ident>\S+) (?P<user>\S+) \[(?P<time>[^\]]{26})\] "
     r'"(?:(?P<method>[A-Z][A-Z0-9_-]{0,31}) (?P<path>[^ "\\]+)(?: (?P<protocol>[^ "\\]+))?|-?)"'
-    r" (?P<status>\d{3}) (?P<bytes>\d+|-)(?: " + _QUOTED + " " + _QUOTED + r")?(?P<rest>.*)\Z",
-    re.S,
+    r" (?P<status>\d{3}) (?P<bytes>\d+|-)(?: " + _QUOTED + " " + _QUOTED + r")?(?P<rest>.*)\Z"
 )
+_FAST = re.compile(r"(?P<client>[^ \",]+)" + _FAST_TAIL, re.S)  # the common shape: one client
+# a vhost or a proxy chain before ident (what _LINE's shortest prefix is, when it has no brackets)
+_FAST_PREFIXED = re.compile(r'(?P<client>[^"\[\]]+?|"[^"\[\]]*"[^"\[\]]*?)' + _FAST_TAIL, re.S)
 _EXTRA = re.compile(r"\s*(?:" + _QUOTED + r"|(\S+))")
 _METHOD = re.compile(r"[A-Z][A-Z0-9_-]{0,31}\Z")
 _TIME = re.compile(r"(\d{2})/([A-Z][a-z]{2})/(\d{4}):(\d{2}:\d{2}:\d{2}) ([+-]\d{4})\Z")
@@ -62,11 +64,12 @@ def parse(raw: bytes, **ctx: Any) -> list[dict[str, Any]]:
     line = text(raw).rstrip("\r\n")
     attributes: dict[str, Any] = {}
     fast = _FAST.match(line)
-    if fast:
+    prefixed = None if fast else _FAST_PREFIXED.match(line)
+    if fast or prefixed:
         client, _ident, user, stamp, method, path, protocol, status, size, referer, agent, rest = (
-            fast.groups()
-        )
-        vhost, addresses = None, [client]
+            fast or prefixed
+        ).groups()
+        vhost, addresses = _client_part(client) if prefixed else (None, [client])
         http: dict[str, Any] = {"method": method, "path": path} if method else {}
         if protocol:
             attributes["network.protocol"] = protocol
@@ -89,7 +92,7 @@ def parse(raw: bytes, **ctx: Any) -> list[dict[str, Any]]:
         attributes["server.address"] = vhost
     if referer and referer != "-":
         attributes["http.request.header.referer"] = referer
-    extra = _extra_fields(rest) if rest else None
+    extra = _extra_fields(rest) if rest and rest != ' "-"' else None  # nginx's usual empty forwarded-for
     if extra:
         attributes["access_log.extra"] = extra
     event = {

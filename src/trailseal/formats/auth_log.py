@@ -117,7 +117,7 @@ def _user(name: str | None, ip: str | None = None) -> dict[str, Any]:
 
 
 def _port(match: re.Match[str], attributes: Fields) -> Fields:
-    port = match.groupdict().get("port")
+    port = match["port"] if "port" in match.re.groupindex else None
     if port:
         attributes["client.port"] = int(port)
     return attributes

@@ -119,8 +119,10 @@ def audit_event(item: Any, digest: str, ctx: dict[str, Any]) -> dict[str, Any]:
         "raw_hash": digest,
         "attributes": _attributes(item, ref, verb, stage),
     }
-    request = {"path": item.get("requestURI"), "status": code}
-    request = {k: v for k, v in request.items() if isinstance(v, str | int) and v != ""}
+    path = item.get("requestURI")
+    request = {"path": path} if isinstance(path, str | int) and path != "" else {}
+    if code is not None:
+        request["status"] = code
     if request:
         event["request"] = request
     target = _target(ref)
@@ -215,10 +217,18 @@ def _actor(user: dict[str, Any], item: dict[str, Any], ctx: dict[str, Any]) -> d
 
 def _target(ref: dict[str, Any]) -> dict[str, str] | None:
     """objectRef as target: type = resource, name = namespace/name (or name), id = uid."""
-    resource, name, namespace, uid = (ref.get(k) for k in ("resource", "name", "namespace", "uid"))
-    qualified = namespace and name and resource != "namespaces"
-    target = {"type": resource, "name": f"{namespace}/{name}" if qualified else name, "id": uid}
-    target = {k: v for k, v in target.items() if isinstance(v, str) and v}
+    resource, name, namespace, uid = (
+        ref.get("resource"),
+        ref.get("name"),
+        ref.get("namespace"),
+        ref.get("uid"),
+    )
+    if namespace and name and resource != "namespaces":
+        name = f"{namespace}/{name}"
+    target = {}
+    for key, value in (("type", resource), ("name", name), ("id", uid)):
+        if isinstance(value, str) and value:
+            target[key] = value
     return target or None
 
 

@@ -28,7 +28,9 @@ from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
+import msgspec
 from google.protobuf.message import DecodeError
+from msgspec import UNSET, UnsetType
 
 from trailseal.event import ACTION_PATTERN, CATEGORIES, ID_PATTERN, LOG_PATTERN, OUTCOMES, SEVERITIES
 from trailseal.formats import FormatError
@@ -92,7 +94,9 @@ def parse_request(
     if media in ("application/x-protobuf", "application/protobuf"):
         records = list(_protobuf_records(body))
     elif media == "application/json":
-        records = list(_json_records(load_json(body)))
+        records = _typed_records(body)
+        if records is None:
+            records = list(_json_records(load_json(body)))
     else:
         raise FormatError(
             f"unsupported content type {content_type!r}; expected application/json or application/x-protobuf"
@@ -155,7 +159,9 @@ def _json_any(value: Any) -> Any:
     if "doubleValue" in value:
         number = value["doubleValue"]
         return (
-            float(number) if isinstance(number, int | float) and not isinstance(number, bool) else str(number)
+            _double(number)
+            if isinstance(number, int | float) and not isinstance(number, bool)
+            else str(number)
         )
     if "arrayValue" in value:
         return [_json_any(v) for v in _list(_typed(value["arrayValue"], dict), "values")]
@@ -177,6 +183,158 @@ def _json_kvlist(items: Any) -> dict[str, Any]:
             raise FormatError("attribute must be an object with a string key")
         result[item["key"]] = _json_any(item["value"]) if item.get("value") is not None else None
     return result
+
+
+# Typed decoding: the common, well-formed request decoded straight into Structs. Anything the
+# generic path would treat specially (a wrong type, a null where a value belongs, a bad integer)
+# fails here, and the request is read again by the generic path, which says what is wrong.
+
+
+class _AnyValue(msgspec.Struct):
+    stringValue: str | UnsetType = UNSET
+    boolValue: bool | UnsetType = UNSET
+    intValue: int | str | UnsetType = UNSET
+    doubleValue: int | float | UnsetType = UNSET
+    arrayValue: _ArrayValue | UnsetType = UNSET
+    kvlistValue: _KvList | UnsetType = UNSET
+    bytesValue: str | UnsetType = UNSET
+
+
+class _KeyValue(msgspec.Struct):
+    key: str
+    value: _AnyValue | None = None
+
+
+class _ArrayValue(msgspec.Struct):
+    values: list[_AnyValue] | None = None
+
+
+class _KvList(msgspec.Struct):
+    values: list[_KeyValue] | None = None
+
+
+class _LogRecord(msgspec.Struct):
+    timeUnixNano: int | str | None = None
+    time_unix_nano: int | str | None = None
+    observedTimeUnixNano: int | str | None = None
+    observed_time_unix_nano: int | str | None = None
+    severityNumber: int | str | None = None
+    severity_number: int | str | None = None
+    severityText: str | None = None
+    severity_text: str | None = None
+    body: _AnyValue | None = None
+    attributes: list[_KeyValue] | None = None
+    traceId: str | None = None
+    trace_id: str | None = None
+    spanId: str | None = None
+    span_id: str | None = None
+    eventName: str | None = None
+    event_name: str | None = None
+
+
+class _Scope(msgspec.Struct):
+    name: str | None = None
+    version: str | None = None
+    attributes: list[_KeyValue] | None = None
+
+
+class _ScopeLogs(msgspec.Struct):
+    scope: _Scope | None = None
+    logRecords: list[_LogRecord] | None = None
+    log_records: list[_LogRecord] | None = None
+
+
+class _Resource(msgspec.Struct):
+    attributes: list[_KeyValue] | None = None
+
+
+class _ResourceLogs(msgspec.Struct):
+    resource: _Resource | None = None
+    scopeLogs: list[_ScopeLogs] | None = None
+    scope_logs: list[_ScopeLogs] | None = None
+
+
+class _Request(msgspec.Struct):
+    resourceLogs: list[_ResourceLogs] | None = None
+    resource_logs: list[_ResourceLogs] | None = None
+
+
+_request_decoder = msgspec.json.Decoder(_Request)
+
+
+def _typed_records(body: bytes) -> list[Record] | None:
+    """The records of a well-formed OTLP/JSON request, or None to leave it to the generic path."""
+    try:
+        request = _request_decoder.decode(body)
+        records = []
+        for resource_logs in _either(request.resourceLogs, request.resource_logs):
+            resource = resource_logs.resource
+            resource_attributes = _typed_kvlist(resource.attributes if resource else None)
+            for scope_logs in _either(resource_logs.scopeLogs, resource_logs.scope_logs):
+                scope_doc = scope_logs.scope
+                scope = (
+                    {
+                        "name": scope_doc.name,
+                        "version": scope_doc.version,
+                        "attributes": _typed_kvlist(scope_doc.attributes),
+                    }
+                    if scope_doc
+                    else {"name": None, "version": None, "attributes": {}}
+                )
+                for record in _either(scope_logs.logRecords, scope_logs.log_records):
+                    records.append((resource_attributes, scope, _typed_record(record)))
+        return records
+    except (msgspec.DecodeError, FormatError, RecursionError, UnicodeDecodeError):
+        return None
+
+
+def _either(camel: Any, snake: Any) -> Any:
+    value = snake if camel is None else camel
+    return () if value is None else value
+
+
+def _typed_record(record: _LogRecord) -> dict[str, Any]:
+    body = record.body
+    return {
+        "time_ns": _int(_either_value(record.timeUnixNano, record.time_unix_nano)),
+        "observed_ns": _int(_either_value(record.observedTimeUnixNano, record.observed_time_unix_nano)),
+        "severity_number": _int(_either_value(record.severityNumber, record.severity_number)),
+        "severity_text": _either_value(record.severityText, record.severity_text),
+        "body": None if body is None else _typed_any(body),
+        "attributes": _typed_kvlist(record.attributes),
+        "trace_id": _either_value(record.traceId, record.trace_id) or "",
+        "span_id": _either_value(record.spanId, record.span_id) or "",
+        "event_name": _either_value(record.eventName, record.event_name),
+    }
+
+
+def _either_value(camel: Any, snake: Any) -> Any:
+    return snake if camel is None else camel
+
+
+def _typed_any(value: _AnyValue) -> Any:
+    """A decoded AnyValue as a plain value (the same precedence as _json_any)."""
+    if value.stringValue is not UNSET:
+        return value.stringValue
+    if value.boolValue is not UNSET:
+        return value.boolValue
+    if value.intValue is not UNSET:
+        return _int(value.intValue)
+    if value.doubleValue is not UNSET:
+        return _double(value.doubleValue)
+    if value.arrayValue is not UNSET:
+        return [_typed_any(v) for v in value.arrayValue.values or ()]
+    if value.kvlistValue is not UNSET:
+        return _typed_kvlist(value.kvlistValue.values)
+    if value.bytesValue is not UNSET:
+        return value.bytesValue
+    return None
+
+
+def _typed_kvlist(items: list[_KeyValue] | None) -> dict[str, Any]:
+    if not items:
+        return {}
+    return {item.key: None if item.value is None else _typed_any(item.value) for item in items}
 
 
 def _protobuf_records(body: bytes) -> Iterator[Record]:
@@ -257,6 +415,14 @@ def _typed(value: Any, kind: type) -> Any:
     if not isinstance(value, kind):
         raise FormatError(f"expected {kind.__name__}, got {type(value).__name__}")
     return value
+
+
+def _double(number: int | float) -> float:
+    """An OTLP/JSON double; FormatError for an integer too large to be one."""
+    try:
+        return float(number)
+    except OverflowError:
+        raise FormatError("doubleValue is out of range for a double") from None
 
 
 def _int(value: Any) -> int:

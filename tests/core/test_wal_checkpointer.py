@@ -14,6 +14,8 @@ def test_a_background_thread_copies_committed_frames_into_the_database_file(data
     with trailseal.open(data_dir) as trail:
         trail.append([make_event(0)])
         store = trail.store
+        assert store._checkpointer is None  # a library writer has none unless asked (serve asks)
+        store.start_checkpointer()
         database = store.path
         checkpointer = store._checkpointer
         size_before = os.path.getsize(database)
@@ -35,6 +37,7 @@ def test_writer_checkpointer_child_indexer_and_searches_together_leave_an_intact
 
     with trailseal.open(data_dir) as trail:
         trail.append([make_event(0)])
+        trail.store.start_checkpointer()
         indexer = IndexerProcess(trail.store.path, interval=0.02, batch=100)
         indexer.ensure_running()
         try:
@@ -50,3 +53,14 @@ def test_writer_checkpointer_child_indexer_and_searches_together_leave_an_intact
         indexed = conn.execute("SELECT count(*) FROM entries_actor").fetchone()[0]
         assert indexed == conn.execute("SELECT count(*) FROM entries").fetchone()[0]
         assert all(r.ok for r in trail.verify())
+
+
+def test_the_server_app_starts_the_checkpointer(data_dir):
+    from trailseal.api import create_app
+
+    trail = trailseal.open(data_dir)
+    try:
+        create_app(trail, detect=False, scheduled=False, receivers_on=False)
+        assert trail.store._checkpointer is not None and trail.store._checkpointer._thread.is_alive()
+    finally:
+        trail.close()

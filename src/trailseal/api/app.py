@@ -37,6 +37,8 @@ def create_app(trail: Trail, *, record_reads: bool = True, detect: bool | None =
     trail.sealer.stats.observers.append(svc.metrics.observe_commit)
     trail.sealer.on_commit.append(lambda sealed: svc.extras.__setitem__("last_commit_time", time.time()))
 
+    if hasattr(trail.store, "start_checkpointer"):
+        trail.store.start_checkpointer()  # no request waits for a 40 MB WAL write-back (store/sqlite.py)
     detection = start_detection(trail) if (trail.config.alerts.enabled if detect is None else detect) else None
     svc.extras["detection"] = detection
     alerts_conf = trail.config.alerts

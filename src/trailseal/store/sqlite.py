@@ -70,7 +70,7 @@ class SQLiteStore:
                 conn.execute("PRAGMA secure_delete=ON")  # erased vault values must not linger in free pages
                 # Checkpoint the WAL into the database every ~40 MB rather than every 4 MB: a page that many
                 # commits touch (the hot end of an index) is then written back once, not once per commit.
-                # Most of that copying is done beforehand by the store's checkpointer thread (see commit()).
+                # In `serve`, most of that copying is done beforehand by a checkpointer thread (start_checkpointer).
                 conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
                 conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
             except sqlite3.DatabaseError as exc:
@@ -117,8 +117,6 @@ class SQLiteStore:
 
     def commit(self, commits: Sequence[Commit]) -> None:
         conn = self._conn()
-        if self._checkpointer is None:
-            self._start_checkpointer()
         conn.execute("BEGIN IMMEDIATE")
         try:
             for c in commits:
@@ -277,8 +275,9 @@ class SQLiteStore:
             raise StoreError("erased, but old copies remain in the WAL until readers finish: run erase again")
         return count
 
-    def _start_checkpointer(self) -> None:
-        """A background thread copies the WAL back between the writer's own checkpoints."""
+    def start_checkpointer(self) -> None:
+        """Copy the WAL back in a background thread between the writer's own checkpoints: `serve` asks for it
+        (tail latency); a library writer does not (it costs bulk appends a few per cent of throughput)."""
         with self._guard:
             if self._checkpointer is None:
                 self._checkpointer = WalCheckpointer(self.path).start()

@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 
 from trailseal.alerts.rollup import RollupGate
+from trailseal.alerts.worker import DetectorProcess
 from trailseal.detect.engine import Alert, Engine
 from trailseal.detect.watch import SilentSourceWatch
 from trailseal.event import from_dict
@@ -27,8 +28,12 @@ class DetectionService:
     """Feeds sealed events to the engine; seals and delivers the alerts."""
 
     def __init__(self, trail, engine: Engine, sinks: list, silent_after: float = 600.0,
-                 per_rule_per_minute: int = 0):
+                 per_rule_per_minute: int = 0, child: str | None = None):
+        """``child``: a data dir whose config a detector child process loads (alerts/worker.py); the engine
+        and the silent-source watch then run there, and ``engine`` here only if the child is gone."""
         self.trail, self.engine, self.sinks = trail, engine, sinks
+        self.child_dir = child
+        self.child: DetectorProcess | None = None
         self.silent = SilentSourceWatch(silent_after)
         self.gate = RollupGate(per_rule_per_minute)  # storm control; 0 raises every alert on its own
         self._silent_lock = threading.Lock()
@@ -39,6 +44,11 @@ class DetectionService:
                          threading.Thread(target=self._watch, name="trailseal-silent", daemon=True)]
 
     def start(self) -> DetectionService:
+        if self.child_dir is not None:
+            try:
+                self.child = DetectorProcess(self.child_dir, self._admit)
+            except OSError:
+                log.exception("cannot start the detector process; detecting in this process")
         self.trail.sealer.on_commit.append(self._queue.put)
         for thread in self._threads:
             thread.start()
@@ -51,6 +61,8 @@ class DetectionService:
         for thread in self._threads:
             if thread.is_alive():
                 thread.join(timeout)
+        if self.child is not None:
+            self.child.stop(timeout)  # it answers for what it holds before it exits
         held = self.gate.flush()
         if held:
             self._raise(held)
@@ -76,21 +88,18 @@ class DetectionService:
             if sealed is None:
                 return
             try:
-                self._detect(sealed)
+                if self.child is None or not self.child.send(sealed):
+                    self._detect(sealed)
             except Exception:  # noqa: BLE001 - detection must never stop; the failure is logged
                 log.exception("detection failed on a batch")
 
     def _detect(self, sealed: list[tuple[str, int, bytes, tuple]]) -> None:
-        alerts: list[Alert] = []
-        for event_log, index, data, vault in sealed:
-            event = _decode(data)
-            if event.get("action") == ALERT_ACTION:
-                continue
-            event = reveal_in_memory(event, vault)
-            event["log"], event["index"] = event_log, index
-            with self._silent_lock:
-                self.silent.observe(event)
-            alerts.extend(self.engine.process(event, data))
+        with self._silent_lock:
+            alerts = detect_batch(self.engine, self.silent, sealed)
+        self._admit(alerts)
+
+    def _admit(self, alerts: list[Alert]) -> None:
+        """Raise what storm control lets through now (and rollups whose minute ended)."""
         ready = self.gate.admit(alerts)
         if ready:
             self._raise(ready)
@@ -118,6 +127,21 @@ class DetectionService:
                 except Exception:  # noqa: BLE001 - one broken sink must not starve the others
                     log.exception("alert sink %r failed", sink)
             self.delivered += 1
+
+
+def detect_batch(engine: Engine, silent: SilentSourceWatch, sealed) -> list[Alert]:
+    """The alerts a commit's sealed (log, index, bytes, vault rows) raise; each source noted alive.
+    Alerts are not run through the rules again (an alert about alerts would feed itself)."""
+    alerts: list[Alert] = []
+    for event_log, index, data, vault in sealed:
+        event = _decode(data)
+        if event.get("action") == ALERT_ACTION:
+            continue
+        event = reveal_in_memory(event, vault)
+        event["log"], event["index"] = event_log, index
+        silent.observe(event)
+        alerts.extend(engine.process(event, data))
+    return alerts
 
 
 def finding(alert: Alert, now: str) -> dict[str, Any]:

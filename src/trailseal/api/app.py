@@ -95,8 +95,8 @@ def start_detection(trail: Trail):
     conf = trail.config.alerts
     engine = Engine.from_paths([BUILTIN_DIR, *conf.rules]) if conf.rules else Engine.builtin()
     sinks = build_sinks(conf, trail.directory)  # webhook, Slack, SMTP, syslog, stdout; each in its own thread
-    return DetectionService(trail, engine, sinks, conf.silent_after_seconds,
-                            conf.max_alerts_per_rule_per_minute).start()
+    return DetectionService(trail, engine, sinks, conf.silent_after_seconds, conf.max_alerts_per_rule_per_minute,
+                            child=str(trail.directory)).start()  # the engine runs in a child process
 
 
 @requires("public")

@@ -1,0 +1,156 @@
+"""Detection in a child process of `serve`: the Sigma engine and the silent-source watch run there, on the
+other core, instead of under the server's GIL beside ingest.
+
+The parent hands each commit's sealed entries (log, index, canonical bytes, the entries' vault rows) to
+the child over its stdin; the child answers with the alerts they raise (and silent-source alerts when a
+source goes quiet) over its stdout. The parent seals and delivers the alerts as before
+(alerts/service.py); the child never touches the store. Frames are msgpack, length-prefixed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import astuple
+from pathlib import Path
+from typing import BinaryIO
+
+import msgspec
+
+from trailseal.detect.engine import Alert
+from trailseal.privacy.vault import VaultRow
+
+log = logging.getLogger("trailseal.alerts")
+_LENGTH = struct.Struct("<I")
+_Entry = tuple[str, int, bytes, list[VaultRow]]
+_entries = msgspec.msgpack.Decoder(list[tuple[str, int, bytes, list[VaultRow]]])
+_encode = msgspec.msgpack.Encoder().encode
+
+
+def write_frame(stream: BinaryIO, payload: bytes) -> None:
+    stream.write(_LENGTH.pack(len(payload)) + payload)
+    stream.flush()
+
+
+def read_frame(stream: BinaryIO) -> bytes | None:
+    """One frame, or None at the end of the stream."""
+    head = stream.read(_LENGTH.size)
+    if len(head) < _LENGTH.size:
+        return None
+    (size,) = _LENGTH.unpack(head)
+    body = stream.read(size)
+    return body if len(body) == size else None
+
+
+def _alert_rows(alerts: list[Alert]) -> bytes:
+    return _encode([list(astuple(alert)) for alert in alerts])
+
+
+def _alerts(frame: bytes) -> list[Alert]:
+    alerts = []
+    for row in msgspec.msgpack.decode(frame):
+        alert = Alert(*row)
+        alerts.append(Alert(alert.rule_id, alert.title, alert.level, alert.author, list(alert.tags),
+                            [tuple(pair) for pair in alert.events], alert.group, alert.first_time,
+                            alert.last_time, alert.rolled_up))
+    return alerts
+
+
+class DetectorProcess:
+    """The parent's side: start the child, send it sealed entries, hand its alerts to ``on_alerts``."""
+
+    def __init__(self, directory: str, on_alerts: Callable[[list[Alert]], None]):
+        self.on_alerts = on_alerts
+        self.proc = subprocess.Popen([sys.executable, "-m", "trailseal.alerts.worker", directory,
+                                      "--parent", str(os.getpid())],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self._reader = threading.Thread(target=self._read, name="trailseal-detect-alerts", daemon=True)
+        self._reader.start()
+
+    def send(self, sealed: list[tuple[str, int, bytes, tuple]]) -> bool:
+        """Queue a commit's entries for detection; False if the child is gone (the caller detects here)."""
+        try:
+            write_frame(self.proc.stdin, _encode([(log, index, data, list(vault)) for log, index, data, vault in sealed]))
+            return True
+        except (OSError, ValueError):
+            return False
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Close the child's input: it finishes what it holds, answers, and exits; then the reader ends."""
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._reader.join(timeout)
+
+    def _read(self) -> None:
+        while (frame := read_frame(self.proc.stdout)) is not None:
+            alerts = _alerts(frame)
+            if alerts:
+                self.on_alerts(alerts)
+        if self.proc.wait() not in (0, -15):  # from here on the parent detects (send() answers False)
+            log.error("the detector process exited with %s; detecting in the server process",
+                      self.proc.returncode)
+
+
+def run(directory: str, parent: int, stdin: BinaryIO, stdout: BinaryIO) -> None:
+    """The child: detect on every frame of sealed entries until stdin ends or the parent is gone."""
+    from trailseal import config as cfg
+    from trailseal.alerts.service import detect_batch
+    from trailseal.detect.engine import BUILTIN_DIR, Engine
+    from trailseal.detect.watch import SilentSourceWatch
+
+    conf = cfg.load(Path(directory)).alerts
+    engine = Engine.from_paths([BUILTIN_DIR, *conf.rules]) if conf.rules else Engine.builtin()
+    silent = SilentSourceWatch(conf.silent_after_seconds)
+    lock, done = threading.Lock(), threading.Event()
+
+    def answer(alerts: list[Alert]) -> None:
+        with lock:
+            write_frame(stdout, _alert_rows(alerts))
+
+    def watch() -> None:
+        while not done.wait(min(5.0, max(0.2, silent.threshold / 4))):
+            if os.getppid() != parent:
+                os._exit(0)  # the server died without closing our input
+            with lock:
+                alerts = silent.check(time.time())
+            if alerts:
+                answer(alerts)
+
+    threading.Thread(target=watch, name="trailseal-silent", daemon=True).start()
+    while (frame := read_frame(stdin)) is not None:
+        entries = _entries.decode(frame)
+        with lock:
+            alerts = detect_batch(engine, silent, entries)
+        if alerts:
+            answer(alerts)
+    done.set()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m trailseal.alerts.worker",
+                                     description="Sigma detection for `trailseal serve` (started by it).")
+    parser.add_argument("directory")
+    parser.add_argument("--parent", type=int, default=os.getppid())
+    args = parser.parse_args(argv)
+    run(args.directory, args.parent, sys.stdin.buffer, sys.stdout.buffer)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""Detection in a child process: sealed entries go over a pipe, alerts come back; if the child dies,
+the server process detects again (nothing sealed goes unexamined after that)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import trailseal
+from tests.conftest import make_event
+from trailseal.alerts.service import DetectionService
+from trailseal.alerts.worker import DetectorProcess
+from trailseal.detect.engine import Engine
+
+PRIVILEGE_GRANT = "0183c1cc-c4c2-4e44-9e33-954aca7eea93"
+
+
+def grant(i: int) -> dict:
+    event = make_event(i, action="user.role.grant", category="admin", outcome="success")
+    event["target"] = {"type": "user", "id": f"user-{i}"}
+    return event
+
+
+def wait_for(predicate, seconds: float = 30.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_the_child_sees_revealed_values_and_answers_with_alerts(data_dir):
+    captured = []
+    with trailseal.open(data_dir) as trail:
+        trail.sealer.on_commit.append(captured.extend)
+        trail.append([grant(1), make_event(2, action="user.login", category="authentication")])
+    sealed = [entry for entry in captured if entry[0] == "default"]
+    assert any(entry[3] for entry in sealed)  # the default policy sealed the actor: vault rows travel along
+    got = []
+    child = DetectorProcess(str(data_dir), got.extend)
+    try:
+        assert child.send(sealed)
+        assert wait_for(lambda: got)
+    finally:
+        child.stop()
+    (alert,) = [a for a in got if a.rule_id == PRIVILEGE_GRANT]
+    assert alert.events == [("default", sealed[0][1])]
+    assert not child.alive()
+
+
+def findings(trail) -> list[dict]:
+    entries = [json.loads(data) for _, data in trail.store.read_entries("trailseal", 0, 10_000)]
+    return [e for e in entries if e["action"] == "detect.alert" and e["attributes"]["rule_id"] == PRIVILEGE_GRANT]
+
+
+def test_when_the_child_dies_the_server_process_detects(data_dir):
+    with trailseal.open(data_dir) as trail:
+        service = DetectionService(trail, Engine.builtin(), [], child=str(data_dir)).start()
+        try:
+            assert service.child is not None and service.child.alive()
+            trail.append([grant(1)])
+            assert wait_for(lambda: len(findings(trail)) == 1)
+            service.child.proc.kill()
+            service.child.proc.wait()
+            trail.append([grant(2)])
+            assert wait_for(lambda: len(findings(trail)) == 2)
+        finally:
+            service.stop()
+        sealed = {index for f in findings(trail) for _, index in f["attributes"]["events"]}
+        assert len(sealed) == 2

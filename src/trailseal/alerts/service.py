@@ -14,7 +14,7 @@ import msgspec
 
 from trailseal.alerts.rollup import RollupGate
 from trailseal.alerts.worker import DetectorProcess
-from trailseal.detect.engine import Alert, Engine
+from trailseal.detect.engine import BUILTIN_DIR, Alert, Engine
 from trailseal.detect.watch import SilentSourceWatch
 from trailseal.event import from_dict
 
@@ -127,6 +127,11 @@ class DetectionService:
                 except Exception:  # noqa: BLE001 - one broken sink must not starve the others
                     log.exception("alert sink %r failed", sink)
             self.delivered += 1
+
+
+def engine_for(conf) -> Engine:
+    """The Sigma engine an `[alerts]` config asks for: the built-in pack plus its rule files and dirs."""
+    return Engine.from_paths([BUILTIN_DIR, *conf.rules]) if conf.rules else Engine.builtin()
 
 
 def detect_batch(engine: Engine, silent: SilentSourceWatch, sealed) -> list[Alert]:

@@ -111,12 +111,11 @@ class DetectorProcess:
 def run(directory: str, parent: int, stdin: BinaryIO, stdout: BinaryIO) -> None:
     """The child: detect on every frame of sealed entries until stdin ends or the parent is gone."""
     from trailseal import config as cfg
-    from trailseal.alerts.service import detect_batch
-    from trailseal.detect.engine import BUILTIN_DIR, Engine
+    from trailseal.alerts.service import detect_batch, engine_for
     from trailseal.detect.watch import SilentSourceWatch
 
     conf = cfg.load(Path(directory)).alerts
-    engine = Engine.from_paths([BUILTIN_DIR, *conf.rules]) if conf.rules else Engine.builtin()
+    engine = engine_for(conf)
     silent = SilentSourceWatch(conf.silent_after_seconds)
     lock, done = threading.Lock(), threading.Event()
 

@@ -88,12 +88,11 @@ def _warm_tiles(trail: Trail) -> None:
 
 def start_detection(trail: Trail):
     """The Sigma engine on the sealed stream, with the configured sinks."""
-    from trailseal.alerts.service import DetectionService
+    from trailseal.alerts.service import DetectionService, engine_for
     from trailseal.alerts.sinks import build_sinks
-    from trailseal.detect.engine import BUILTIN_DIR, Engine
 
     conf = trail.config.alerts
-    engine = Engine.from_paths([BUILTIN_DIR, *conf.rules]) if conf.rules else Engine.builtin()
+    engine = engine_for(conf)  # loaded here too: a broken rule file stops serve at start, not in the child
     sinks = build_sinks(conf, trail.directory)  # webhook, Slack, SMTP, syslog, stdout; each in its own thread
     return DetectionService(trail, engine, sinks, conf.silent_after_seconds, conf.max_alerts_per_rule_per_minute,
                             child=str(trail.directory)).start()  # the engine runs in a child process

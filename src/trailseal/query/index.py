@@ -32,6 +32,7 @@ from typing import Any
 import msgspec
 
 from trailseal.query.language import QueryError, ip_of, text_tokens, text_values
+from trailseal.store.sqlite import write_transaction
 
 SCHEMA = """
 CREATE VIRTUAL TABLE IF NOT EXISTS entries_fts USING fts5(text, content='', columnsize=0, tokenize='ascii');
@@ -108,18 +109,13 @@ def _open(path: str) -> sqlite3.Connection:
 
 def ensure(conn: sqlite3.Connection) -> None:
     """Create the index tables and indexes if missing (the first time on a big store takes a while)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with write_transaction(conn):
         had_actor_table = _has_table(conn, "entries_actor")
         for statement in SCHEMA.split(";\n"):
             if statement.strip():
                 conn.execute(statement)
         if not had_actor_table:
             _backfill_actors(conn)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 def _has_table(conn: sqlite3.Connection, name: str) -> bool:
@@ -148,16 +144,11 @@ def pending(conn: sqlite3.Connection) -> int:
 def reset(conn: sqlite3.Connection) -> None:
     """Empty the search indexes and move the mark back to the start, in one transaction; the next
     ``refresh`` rebuilds them from the sealed entries and the vault as they are now."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with write_transaction(conn):
         conn.execute("INSERT INTO entries_fts (entries_fts) VALUES ('delete-all')")
         conn.execute("DELETE FROM entries_ip")
         conn.execute("DELETE FROM entries_actor")
         conn.execute("DELETE FROM query_state WHERE key = 'indexed_seq'")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 def refresh(conn: sqlite3.Connection, batch: int = BATCH, progress: Callable[[int], None] | None = None) -> int:

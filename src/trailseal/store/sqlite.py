@@ -6,6 +6,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from trailseal.store.base import Commit, Cursor, Filters, LogInfo, StoreError, rightmost_tiles
@@ -34,6 +35,18 @@ CREATE INDEX IF NOT EXISTS vault_by_subject ON vault (subject, log);
 CREATE TABLE IF NOT EXISTS checkpoints (log TEXT NOT NULL, size INTEGER NOT NULL, note TEXT NOT NULL,
     created TEXT NOT NULL, PRIMARY KEY (log, size)) WITHOUT ROWID;
 """
+
+
+@contextmanager
+def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE (the write lock now) ... COMMIT, rolled back on any error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 class SQLiteStore:
@@ -116,15 +129,9 @@ class SQLiteStore:
         return found
 
     def commit(self, commits: Sequence[Commit]) -> None:
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(self._conn()) as conn:
             for c in commits:
                 self._write(conn, c)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     def _write(self, conn: sqlite3.Connection, c: Commit) -> None:
         """One log's share of a group commit."""
@@ -259,17 +266,12 @@ class SQLiteStore:
         sql, params = "DELETE FROM vault WHERE subject=?", [subject]
         if log is not None:
             sql, params = sql + " AND log=?", [subject, log]
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(conn):
             from trailseal.query.index import forget_erased_ips
 
             erased_ips = sql.replace("DELETE FROM vault", "SELECT commitment, value FROM vault") + " AND field = ?"
             forget_erased_ips(conn, conn.execute(erased_ips, [*params, "actor.ip"]).fetchall())
             count = conn.execute(sql, params).rowcount
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         if busy:
             raise StoreError("erased, but old copies remain in the WAL until readers finish: run erase again")
@@ -373,17 +375,12 @@ def _key_vault_tokens(conn: sqlite3.Connection) -> None:
     fill `tkey`, then drop the old index, in one transaction (another process may be doing the same)."""
     columns = {row[1] for row in conn.execute("PRAGMA table_info(vault)")}
     if "tkey" not in columns:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(conn):
             if "tkey" not in {row[1] for row in conn.execute("PRAGMA table_info(vault)")}:
                 conn.execute("ALTER TABLE vault ADD COLUMN tkey INTEGER NOT NULL DEFAULT 0")
                 conn.create_function("trailseal_token_key", 1, token_key, deterministic=True)  # this connection only
                 conn.execute("UPDATE vault SET tkey = trailseal_token_key(token)")
                 conn.execute("DROP INDEX IF EXISTS vault_by_token")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
     conn.execute("CREATE INDEX IF NOT EXISTS vault_by_tkey ON vault (tkey)")
 
 

@@ -14,7 +14,7 @@ import json
 import os
 import re
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -112,6 +112,9 @@ def _matching(
     logs = [log] if log else sorted(info.name for info in trail.logs())
     if trail.protection.enabled:
         node = resolve_actors(node, trail, logs)
+    if type(trail.store).__name__ == "PostgresStore":
+        yield from _matching_pg(trail.store, node, logs, page)
+        return
     index.refresh(index.connection(trail.store))
     conn = _reader(trail.store.path)
     try:
@@ -127,6 +130,33 @@ def _matching(
                 yield name, rows, conn
     finally:
         conn.close()
+
+
+def _matching_pg(store, node, logs: list[str], page: int | None):
+    """The same on PostgreSQL: the search tables brought up to date, then one server-side cursor per log
+    over the query compiled as search_pg compiles it (so an export holds no more than a page)."""
+    from trailseal.query import index_pg, search_pg
+
+    index_pg.refresh(store)
+    where, params = search_pg.to_sql(node, datetime.now(UTC))
+    conn = store._conn()
+    reader = _PgReader(conn)
+    for name in logs:
+        with conn.transaction(), conn.cursor(name="trailseal_export") as cursor:
+            cursor.execute(f"SELECT e.idx, e.data FROM entries e WHERE e.log = %s AND {where} ORDER BY e.idx",
+                           [name, *params])
+            while rows := cursor.fetchmany(page or PAGE):
+                yield name, [(idx, bytes(data)) for idx, data in rows], reader
+
+
+class _PgReader:
+    """What an export reads beside the entries (vault values), on PostgreSQL, with SQLite's ``?`` marks."""
+
+    def __init__(self, conn) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        return self.conn.execute(sql.replace("?", "%s"), list(params)).fetchall()
 
 
 def _reader(path: str) -> sqlite3.Connection:

@@ -1329,6 +1329,7 @@ def unindex(conn, log: str, indices: Sequence[int], words: Sequence[str] | None 
     from trailseal.query import index
 
     upto = index.indexed_up_to(conn)
+    keys = conn.execute("SELECT 1 FROM sqlite_master WHERE name='entries_keys'").fetchone() is not None
     known = dict(zip(indices, words, strict=True)) if words is not None else None
     for i in range(0, len(indices), 500):
         chunk = list(indices[i:i + 500])
@@ -1341,3 +1342,5 @@ def unindex(conn, log: str, indices: Sequence[int], words: Sequence[str] | None 
         conn.executemany("INSERT INTO entries_fts (entries_fts, rowid, text) VALUES ('delete', ?, ?)",
                          [(row[0], text) for row, text in zip(rows, texts, strict=True)])
         conn.executemany("DELETE FROM entries_ip WHERE seq = ?", [(row[0],) for row in rows])
+        if keys:
+            conn.executemany("DELETE FROM entries_keys WHERE seq = ?", [(row[0],) for row in rows])

@@ -167,3 +167,30 @@ def test_index_rebuild_derives_every_row_again(data_dir):
         assert count(trail.store, "actor:alice") == found
         assert count(trail.store, "alice") >= found  # the full-text table was refilled, not doubled
         conn.execute("INSERT INTO entries_fts (entries_fts) VALUES ('integrity-check')")
+
+
+def test_session_and_trace_move_from_expression_indexes_to_entries_keys(data_dir):
+    """Commits keep no JSON expression index; a data dir that had them gets `entries_keys` filled instead."""
+    def with_keys(start: int, n: int) -> list[dict]:
+        events = _events(start, n)
+        for i, event in enumerate(events, start):
+            event["actor"]["session"] = f"s-{i % 4}"
+            event["request"] = {"trace_id": f"{i % 3:032x}"}
+        return events
+
+    with trailseal.open(without_privacy(data_dir)) as trail:
+        trail.append(with_keys(0, 40))
+        assert count(trail.store, "session:s-1") == 10 and count(trail.store, "trace:" + f"{2:032x}") == 13
+        path = trail.store.path
+        assert not {"entries_by_session", "entries_by_trace"} & _index_names(path)
+    with sqlite3.connect(path) as conn:  # as a build from before left it
+        conn.execute("DROP TABLE entries_keys")
+        conn.execute("CREATE INDEX entries_by_session ON entries (log, json_extract(data, '$.actor.session'), time)")
+        conn.execute("CREATE INDEX entries_by_trace ON entries (log, json_extract(data, '$.request.trace_id'), time)")
+    query_index._ready.discard(path)  # a new process  # noqa: SLF001
+    with trailseal.open(data_dir) as trail:
+        assert count(trail.store, "session:s-1") == 10  # the moved rows of what was indexed before
+        assert not {"entries_by_session", "entries_by_trace"} & _index_names(path)
+        trail.append(with_keys(40, 4))
+        assert count(trail.store, "session:s-1") == 11
+        assert [e["index"] for e in timeline(trail.store, "trace", f"{1:032x}")] == list(range(1, 44, 3))

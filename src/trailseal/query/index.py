@@ -12,12 +12,14 @@ What is indexed, all derived from the sealed bytes (so nothing erased from the v
 - ``entries_actor``: ``(log, actor_id, time, seq)``, the stored actor id (a commitment when privacy
   seals it) in time order, so an actor's events are one range scan newest first. It replaces an
   index on ``entries`` that SQLite kept on every insert and that cost ingest half its CPU and bytes.
-- Indexes on ``entries``: by outcome, and by the expressions ``actor.session`` and
-  ``request.trace_id`` (for timelines). SQLite keeps these itself on every insert.
+- ``entries_keys``: ``(log, field, value, time, seq)`` for ``actor.session`` and ``request.trace_id``
+  (``session:``, ``trace:``, timelines). They were JSON expression indexes on ``entries``, which every
+  commit paid for (two JSON parses and two random-key B-tree inserts per entry).
+- One index on ``entries``: by outcome (SQLite keeps it on every insert).
 
-The FTS, IP and actor tables are filled by ``refresh``, which indexes every entry committed since the
-last call, a bounded batch per transaction. ``serve`` runs it in the background every second (jobs.py),
-so a search only has the last few commits to index; without a server, search calls it first.
+The FTS, IP, actor and key tables are filled by ``refresh``, which indexes every entry committed since
+the last call, a bounded batch per transaction. ``serve`` runs it every second in a child process
+(indexer.py), so a search only has the last few commits to index; without a server, search calls it first.
 """
 
 from __future__ import annotations
@@ -43,9 +45,14 @@ CREATE TABLE IF NOT EXISTS entries_actor (log TEXT NOT NULL, actor TEXT NOT NULL
     seq INTEGER NOT NULL, PRIMARY KEY (log, actor, time, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS query_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS entries_by_outcome ON entries (log, outcome, time);
-CREATE INDEX IF NOT EXISTS entries_by_session ON entries (log, json_extract(data, '$.actor.session'), time);
-CREATE INDEX IF NOT EXISTS entries_by_trace ON entries (log, json_extract(data, '$.request.trace_id'), time);
+CREATE TABLE IF NOT EXISTS entries_keys (log TEXT NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL,
+    time TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (log, field, value, time, seq)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS entries_keys_by_seq ON entries_keys (seq);
 """
+KEY_FIELDS = ("actor.session", "request.trace_id")  # in entries_keys: timelines and session:/trace: searches
+_KEY_ROWS = " UNION ALL ".join(
+    f"SELECT log, '{name}', json_extract(data, '$.{name}'), time, seq FROM entries"
+    f" WHERE seq > ? AND seq <= ? AND json_type(data, '$.{name}') = 'text'" for name in KEY_FIELDS)
 BOUNDARY = "\ue000"  # a private-use character: never a query token, always an FTS5 ascii token
 BATCH = 20_000
 _SEPARATOR = "\x1f"  # joins values for the all-ASCII fast path (checked absent from them)
@@ -111,11 +118,14 @@ def ensure(conn: sqlite3.Connection) -> None:
     """Create the index tables and indexes if missing (the first time on a big store takes a while)."""
     with write_transaction(conn):
         had_actor_table = _has_table(conn, "entries_actor")
+        had_keys_table = _has_table(conn, "entries_keys")
         for statement in SCHEMA.split(";\n"):
             if statement.strip():
                 conn.execute(statement)
         if not had_actor_table:
             _backfill_actors(conn)
+        if not had_keys_table:
+            _move_key_indexes(conn)
 
 
 def _has_table(conn: sqlite3.Connection, name: str) -> bool:
@@ -126,6 +136,15 @@ def _backfill_actors(conn: sqlite3.Connection) -> None:
     """A data dir indexed before ``entries_actor`` existed: add the entries the mark already covers."""
     conn.execute("INSERT OR IGNORE INTO entries_actor SELECT log, actor_id, time, seq FROM entries"
                  " WHERE seq <= ?", (indexed_up_to(conn),))
+
+
+def _move_key_indexes(conn: sqlite3.Connection) -> None:
+    """A data dir from before `entries_keys`: session and trace were expression indexes on `entries`, kept
+    by every commit (two JSON parses per insert). Drop them and fill the table for the entries indexed."""
+    conn.execute("DROP INDEX IF EXISTS entries_by_session")
+    conn.execute("DROP INDEX IF EXISTS entries_by_trace")
+    upto = indexed_up_to(conn)
+    conn.execute(f"INSERT OR IGNORE INTO entries_keys {_KEY_ROWS}", [0, upto] * len(KEY_FIELDS))
 
 
 # -- keeping up with the store ---------------------------------------------------------------------
@@ -148,6 +167,7 @@ def reset(conn: sqlite3.Connection) -> None:
         conn.execute("INSERT INTO entries_fts (entries_fts) VALUES ('delete-all')")
         conn.execute("DELETE FROM entries_ip")
         conn.execute("DELETE FROM entries_actor")
+        conn.execute("DELETE FROM entries_keys")
         conn.execute("DELETE FROM query_state WHERE key = 'indexed_seq'")
 
 
@@ -218,6 +238,7 @@ def _write_index(conn: sqlite3.Connection, done: int, last: int, prepared: tuple
     conn.executemany("INSERT OR IGNORE INTO entries_ip VALUES (?, ?)", ips)
     conn.execute("INSERT OR IGNORE INTO entries_actor SELECT log, actor_id, time, seq FROM entries"
                  " WHERE seq > ? AND seq <= ?", (done, last))
+    conn.execute(f"INSERT OR IGNORE INTO entries_keys {_KEY_ROWS}", [done, last] * len(KEY_FIELDS))
     conn.execute("INSERT INTO query_state VALUES ('indexed_seq', ?) ON CONFLICT(key) DO UPDATE"
                  " SET value=excluded.value", (last,))
 
@@ -232,6 +253,7 @@ def forget(conn: sqlite3.Connection, rows: Iterable[tuple[int, bytes]]) -> None:
                      (seq, document_text(event)))
         conn.execute("DELETE FROM entries_ip WHERE seq = ? AND ip = ?",
                      (seq, ip_key(_actor_ip(event, sealed_ips(conn, [event])))))
+        conn.execute("DELETE FROM entries_keys WHERE seq = ?", (seq,))
 
 
 def _actor_ip(event: dict, plain: dict[str, str]) -> Any:

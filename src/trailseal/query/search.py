@@ -303,8 +303,9 @@ class _Plan:
 CAP = 20_000  # a driver matching fewer rows than this is read whole and sorted
 WINDOW = 16_384  # rows of the time index in a windowed plan's first window (it doubles after)
 ACTORS = "entries_actor"  # a table of the query index, not an index of entries (see index.py)
+KEYS = "entries_keys"  # session and trace ids with time and seq: a table of the query index too
 ORDERED = {"actor.id": ACTORS, "action": "entries_by_action", "outcome": "entries_by_outcome",
-           "actor.session": "entries_by_session", "request.trace_id": "entries_by_trace", "id": "entries_by_id"}
+           "actor.session": KEYS, "request.trace_id": KEYS, "id": "entries_by_id"}
 
 
 def plan(conn: sqlite3.Connection, node: Node, log: str, now: datetime, ordered: bool = True) -> _Plan:
@@ -415,6 +416,9 @@ def _seqs(leaf: Node, kind: str, node: Node, log: str, now: datetime) -> tuple[s
     if kind.endswith(ACTORS):
         where, params = _actor_where(leaf, node, now)
         return f"SELECT a.seq FROM {ACTORS} a WHERE a.log = ? AND {where}", [log, *params]
+    if kind.endswith(KEYS):
+        where, params = _key_where(leaf, node, now)
+        return f"SELECT k.seq FROM {KEYS} k WHERE k.log = ? AND k.field = ? AND {where}", [log, leaf.field, *params]
     where, params = to_sql(And((leaf, *_time_bounds(node))), now)
     return f"SELECT e.seq FROM entries e INDEXED BY {kind.split(':')[1]} WHERE e.log = ? AND {where}", [log, *params]
 
@@ -423,6 +427,12 @@ def _actor_where(leaf: Node, node: Node, now: datetime) -> tuple[str, list[Any]]
     """An actor leaf and the query's time bounds, on the columns of ``entries_actor a``."""
     where, params = to_sql(And((leaf, *_time_bounds(node))), now)
     return where.replace("e.actor_id", "a.actor").replace("e.time", "a.time"), params
+
+
+def _key_where(leaf: Term, node: Node, now: datetime) -> tuple[str, list[Any]]:
+    """A session or trace leaf and the query's time bounds, on the columns of ``entries_keys k``."""
+    where, params = to_sql(And((leaf, *_time_bounds(node))), now)
+    return where.replace(INDEXED_EXPRESSIONS[leaf.field], "k.value").replace("e.time", "k.time"), params
 
 
 def _ip_range(leaf: Term) -> tuple[bytes, bytes]:
@@ -438,6 +448,10 @@ def _driven_plan(leaf: Node, kind: str, node: Node, log: str, now: datetime, pro
         where, params = _actor_where(leaf, node, now)
         source = f"{ACTORS} a CROSS JOIN entries e ON e.seq = a.seq AND a.log = ? AND {where}"
         return _Plan(source, [log, *params], node, now, probe, leaf, order=("a.time", "a.seq"))
+    if kind.endswith(KEYS):
+        where, params = _key_where(leaf, node, now)
+        source = f"{KEYS} k CROSS JOIN entries e ON e.seq = k.seq AND k.log = ? AND k.field = ? AND {where}"
+        return _Plan(source, [log, leaf.field, *params], node, now, probe, leaf, order=("k.time", "k.seq"))
     if kind.startswith(("eq:", "range:")):
         return _Plan(f"entries e INDEXED BY {kind.split(':')[1]}", [], node, now, probe)
     driver, args = _seqs(leaf, kind, node, log, now)

@@ -213,32 +213,40 @@ def _unchanged(conn: sqlite3.Connection, done: int, rows: Sequence[tuple[int, by
     return indexed_up_to(conn) == done and count == len(rows)
 
 
-def _rows_after(conn: sqlite3.Connection, done: int, batch: int | None) -> list[tuple[int, bytes]]:
-    sql = "SELECT seq, data FROM entries WHERE seq > ? ORDER BY seq" + (" LIMIT ?" if batch else "")
+def _rows_after(conn: sqlite3.Connection, done: int, batch: int | None) -> list[tuple[int, bytes, str, str]]:
+    sql = ("SELECT seq, data, log, time FROM entries WHERE seq > ? ORDER BY seq" + (" LIMIT ?" if batch else ""))
     return conn.execute(sql, (done, batch) if batch else (done,)).fetchall()
 
 
-def _prepared(conn: sqlite3.Connection, rows: Sequence[tuple[int, bytes]]) -> tuple[list, list]:
-    """The FTS (seq, text) and IP (key, seq) rows of (seq, entry bytes) rows."""
-    texts, ips = [], []
-    events = [(seq, _decode(data)) for seq, data in rows]
-    plain = sealed_ips(conn, [event for _, event in events])
-    for seq, event in events:
+def _prepared(conn: sqlite3.Connection, rows: Sequence[tuple[int, bytes, str, str]]) -> tuple[list, list, list]:
+    """The FTS (seq, text), IP (key, seq) and key (log, field, value, time, seq) rows of entries
+    (seq, bytes, log, time): worked out before the write lock is taken."""
+    texts, ips, keys = [], [], []
+    events = [(seq, _decode(data), log, time) for seq, data, log, time in rows]
+    plain = sealed_ips(conn, [event for _, event, _, _ in events])
+    for seq, event, log, time in events:
         texts.append((seq, document_text(event)))
         key = ip_key(_actor_ip(event, plain))
         if key is not None:
             ips.append((key, seq))
-    return texts, ips
+        for name, (parent, child) in _KEY_PATHS:
+            value = (event.get(parent) or {}).get(child)
+            if type(value) is str:
+                keys.append((log, name, value, time, seq))
+    return texts, ips, keys
 
 
-def _write_index(conn: sqlite3.Connection, done: int, last: int, prepared: tuple[list, list]) -> None:
+_KEY_PATHS = [(name, tuple(name.split("."))) for name in KEY_FIELDS]
+
+
+def _write_index(conn: sqlite3.Connection, done: int, last: int, prepared: tuple[list, list, list]) -> None:
     """Inside a write transaction: add prepared rows, the actor rows of seq done+1..last, and move the mark."""
-    texts, ips = prepared
+    texts, ips, keys = prepared
     conn.executemany("INSERT INTO entries_fts (rowid, text) VALUES (?, ?)", texts)
     conn.executemany("INSERT OR IGNORE INTO entries_ip VALUES (?, ?)", ips)
+    conn.executemany("INSERT OR IGNORE INTO entries_keys VALUES (?, ?, ?, ?, ?)", keys)
     conn.execute("INSERT OR IGNORE INTO entries_actor SELECT log, actor_id, time, seq FROM entries"
                  " WHERE seq > ? AND seq <= ?", (done, last))
-    conn.execute(f"INSERT OR IGNORE INTO entries_keys {_KEY_ROWS}", [done, last] * len(KEY_FIELDS))
     conn.execute("INSERT INTO query_state VALUES ('indexed_seq', ?) ON CONFLICT(key) DO UPDATE"
                  " SET value=excluded.value", (last,))
 

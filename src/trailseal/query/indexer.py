@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-CHILD_BATCH = 1_000  # entries per write transaction: the sealer waits at most one small batch's inserts
+CHILD_BATCH = 250  # entries per write transaction: the sealer waits at most one small batch's inserts
 
 
 class IndexerProcess:

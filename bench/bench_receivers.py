@@ -13,8 +13,10 @@ other load on the shared machine stays out) and the sealer alone (pre-validated 
 
 from __future__ import annotations
 
+import atexit
 import json
 import multiprocessing
+import shutil
 import socket
 import subprocess
 import sys
@@ -54,11 +56,12 @@ def _send(address: tuple[str, int], data: bytes) -> None:
 
 
 def new_trail():
+    """A fresh data dir, removed when the bench exits."""
     import trailseal
 
-    directory = trailseal.init(
-        Path(tempfile.mkdtemp(prefix="bench-receivers-")) / "data", origin="bench.trailseal"
-    )
+    root = Path(tempfile.mkdtemp(prefix="bench-receivers-"))
+    atexit.register(shutil.rmtree, root, True)
+    directory = trailseal.init(root / "data", origin="bench.trailseal")
     return directory, trailseal.open(directory)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,6 +32,16 @@ BASE_TIME = datetime(2026, 11, 1, tzinfo=UTC)
 def _time_of(i: int) -> str:
     """Event i happens 10 ms after event i-1, like a busy real stream."""
     return (BASE_TIME + timedelta(milliseconds=10 * i)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.02) -> bool:
+    """Poll until predicate() is truthy (True) or ``timeout`` seconds pass (then its last answer, as a bool)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
 
 
 def make_event(i: int, rng: random.Random | None = None, **over) -> dict:

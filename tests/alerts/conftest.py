@@ -8,7 +8,6 @@ import socket
 import socketserver
 import ssl
 import threading
-import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -16,6 +15,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from tests.api.server import free_port
+from tests.conftest import wait_for  # noqa: F401 - the alert tests import it from here
 
 
 def sample_alert(title: str = "Brute force from one IP", level: str = "high") -> dict:
@@ -33,15 +33,6 @@ def sample_alert(title: str = "Brute force from one IP", level: str = "high") ->
                        "first_time": "2026-11-27T10:00:00.000000Z", "last_time": "2026-11-27T10:00:04.000000Z"},
         "sealed": {"log": "trailseal", "index": 7, "leaf_hash": "ab" * 32},
     }
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 class HttpReceiver:

@@ -4,10 +4,9 @@ the server process detects again (nothing sealed goes unexamined after that)."""
 from __future__ import annotations
 
 import json
-import time
 
 import trailseal
-from tests.conftest import make_event
+from tests.conftest import make_event, wait_for
 from trailseal.alerts.service import DetectionService
 from trailseal.alerts.worker import DetectorProcess
 from trailseal.detect.engine import Engine
@@ -21,15 +20,6 @@ def grant(i: int) -> dict:
     return event
 
 
-def wait_for(predicate, seconds: float = 30.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def test_the_child_sees_revealed_values_and_answers_with_alerts(data_dir):
     captured = []
     with trailseal.open(data_dir) as trail:
@@ -41,7 +31,7 @@ def test_the_child_sees_revealed_values_and_answers_with_alerts(data_dir):
     child = DetectorProcess(str(data_dir), got.extend)
     try:
         assert child.send(sealed)
-        assert wait_for(lambda: got)
+        assert wait_for(lambda: got, 30)
     finally:
         child.stop()
     (alert,) = [a for a in got if a.rule_id == PRIVILEGE_GRANT]
@@ -60,11 +50,11 @@ def test_when_the_child_dies_the_server_process_detects(data_dir):
         try:
             assert service.child is not None and service.child.alive()
             trail.append([grant(1)])
-            assert wait_for(lambda: len(findings(trail)) == 1)
+            assert wait_for(lambda: len(findings(trail)) == 1, 30)
             service.child.proc.kill()
             service.child.proc.wait()
             trail.append([grant(2)])
-            assert wait_for(lambda: len(findings(trail)) == 2)
+            assert wait_for(lambda: len(findings(trail)) == 2, 30)
         finally:
             service.stop()
         sealed = {index for f in findings(trail) for _, index in f["attributes"]["events"]}

@@ -24,7 +24,7 @@ import pytest
 
 import trailseal
 from tests.api.server import Server, free_port
-from tests.conftest import make_event
+from tests.conftest import make_event, wait_for
 
 SECRET = "webhook-secret"
 BRUTE_FORCE_IP = "f1a43fa4-751a-42bd-bb54-4bb6879ea7b4"
@@ -59,15 +59,6 @@ def alerting_server(data_dir, webhook: str, silent_after: str = "600") -> Server
     env = {"TRAILSEAL_ALERTS__WEBHOOK_URL": webhook, "TRAILSEAL_ALERTS__WEBHOOK_SECRET": SECRET,
            "TRAILSEAL_ALERTS__SILENT_AFTER_SECONDS": silent_after}
     return Server(data_dir, env=env).start()
-
-
-def wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def delivered(rule_id: str) -> list[tuple[float, dict, bytes]]:

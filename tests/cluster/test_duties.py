@@ -13,6 +13,7 @@ import trailseal
 from tests.api.server import Server, free_port
 from tests.cluster.checks import log_size
 from tests.cluster.nodes import Sequencer, wait_for_leader
+from tests.conftest import wait_for
 from trailseal import config
 from trailseal.cluster.duties import ClusterJobs, jobs_lock_name
 from trailseal.jobs import Job
@@ -22,29 +23,20 @@ def recording_jobs(ran: list[str], node: str):
     return lambda: [Job("probe", 0.1, lambda: ran.append(node))]
 
 
-def wait_until(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
-
 def test_one_node_runs_the_jobs_and_another_takes_over(cluster_dir):
     ran: list[str] = []
     trails = [trailseal.open(cluster_dir), trailseal.open(cluster_dir)]
     first = ClusterJobs(trails[0], "node-a", recording_jobs(ran, "a"), poll_seconds=0.2, tick_seconds=0.05).start()
     second = None
     try:
-        assert wait_until(lambda: first.leading and "a" in ran, 10), "the only node never ran the jobs"
+        assert wait_for(lambda: first.leading and "a" in ran, 10), "the only node never ran the jobs"
         second = ClusterJobs(trails[1], "node-b", recording_jobs(ran, "b"), poll_seconds=0.2,
                              tick_seconds=0.05).start()
         time.sleep(1.5)
         assert "b" not in ran and not second.leading, "two nodes ran the cluster's jobs at once"
         first.stop()
         runs_of_a = ran.count("a")
-        assert wait_until(lambda: "b" in ran, 10), "the standby never took the jobs over"
+        assert wait_for(lambda: "b" in ran, 10), "the standby never took the jobs over"
         assert ran.count("a") == runs_of_a, "the stopped node kept running jobs"
         assert second.terms == 1
     finally:
@@ -60,12 +52,12 @@ def test_a_node_whose_lock_session_dies_stops_its_jobs(cluster_dir):
     with trailseal.open(cluster_dir) as trail:
         jobs = ClusterJobs(trail, "node-c", recording_jobs(ran, "c"), poll_seconds=0.2, tick_seconds=0.05).start()
         try:
-            assert wait_until(lambda: jobs.leading, 10)
+            assert wait_for(lambda: jobs.leading, 10)
             with psycopg.connect(config.load(cluster_dir).store, autocommit=True) as conn:
                 killed = conn.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
                                       " WHERE application_name = %s", (jobs_lock_name("node-c"),)).fetchone()[0]
             assert killed == 1
-            assert wait_until(lambda: jobs.terms == 2, 10), "the node did not notice the lost lock and bid again"
+            assert wait_for(lambda: jobs.terms == 2, 10), "the node did not notice the lost lock and bid again"
         finally:
             jobs.stop()
     assert not jobs.leading
@@ -84,7 +76,7 @@ def test_a_sequencer_node_runs_the_scheduled_validation_and_seals_it_through_the
     node = Sequencer(cluster_dir, "seq-jobs").start()
     try:
         wait_for_leader(cluster_dir, 20)
-        assert wait_until(lambda: log_size(cluster_dir, "trailseal") > 0 and validations(cluster_dir) >= 2, 60), \
+        assert wait_for(lambda: log_size(cluster_dir, "trailseal") > 0 and validations(cluster_dir) >= 2, 60), \
             node.output()[-2000:]
     finally:
         node.stop()
@@ -109,6 +101,6 @@ def test_syslog_listeners_start_on_ingest_nodes_not_on_api_nodes(cluster_dir):
         api.stop()
     ingest = Server(cluster_dir, "--role", "ingest").start()
     try:
-        assert wait_until(lambda: listening(port), 10), "the ingest node did not open the syslog listener"
+        assert wait_for(lambda: listening(port), 10), "the ingest node did not open the syslog listener"
     finally:
         ingest.stop()

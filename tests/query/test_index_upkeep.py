@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import time
 
 from typer.testing import CliRunner
 
 import trailseal
-from tests.conftest import make_event
+from tests.conftest import make_event, wait_for
 from tests.query.test_search import without_privacy
 from trailseal.cli import app as cli
 from trailseal.jobs import SEARCH_INDEX_BATCH, Scheduler, default_jobs
@@ -79,15 +78,6 @@ def test_refresh_indexes_a_backlog_in_bounded_batches(data_dir):
         assert query_index.pending(conn) == 0
 
 
-def _wait_until(predicate, seconds: float = 30.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_serve_job_runs_a_child_indexer_that_keeps_up_restarts_and_stops(data_dir):
     with trailseal.open(without_privacy(data_dir)) as trail:
         conn = query_index.connection(trail.store)
@@ -98,11 +88,11 @@ def test_serve_job_runs_a_child_indexer_that_keeps_up_restarts_and_stops(data_di
         assert scheduler.run_due(now=1e9) == ["search-index"] and jobs[0].last_error is None
         child = jobs[0].run.__self__.proc
         assert child.pid != os.getpid() and child.poll() is None
-        assert _wait_until(lambda: query_index.pending(conn) == 0)
+        assert wait_for(lambda: query_index.pending(conn) == 0, 30)
         indexed = conn.execute("SELECT count(*) FROM entries_actor").fetchone()[0]  # the child's work
         assert indexed == conn.execute("SELECT count(*) FROM entries").fetchone()[0] >= 2_500
         trail.append(_events(2_500, 40))  # later commits reach the index without a search asking
-        assert _wait_until(lambda: query_index.pending(conn) == 0)
+        assert wait_for(lambda: query_index.pending(conn) == 0, 30)
         child.kill()
         child.wait()
         scheduler.run_due(now=2e9)  # the next run finds it dead and starts another

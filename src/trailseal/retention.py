@@ -38,6 +38,7 @@ from trailseal.archive import segment as seg
 from trailseal.event import CATEGORIES
 from trailseal.ledger import Verifier, leaf_hash, parse_checkpoint
 from trailseal.ledger import verify as lv
+from trailseal.query import index
 from trailseal.retention_db import (
     SQLITE_SCHEMA,
     Transaction,
@@ -870,7 +871,7 @@ class Retention:
         stamp = rfc3339(now)
         pruned = [(log, r.idx, r.id, leaf, r.category, r.received, r.time, r.action, r.outcome, r.actor_id,
                    policy.name, written.key, stamp) for r, leaf in zip(rows, written.leaves, strict=True)]
-        words = indexed_words([r.data for r in rows]) if _has_search_index(self.conn) else None
+        words = index.indexed_words([r.data for r in rows]) if _has_search_index(self.conn) else None
         return _Written(written, retain, pruned, words)
 
     def _record_segment(self, log: str, policy: Policy, rows: list[_Row], done: _Written, now: datetime) -> Step:
@@ -1303,44 +1304,13 @@ def _has_search_index(conn) -> bool:
     return conn.execute("SELECT 1 FROM sqlite_master WHERE name='query_state'").fetchone() is not None
 
 
-_decode_event = msgspec.json.Decoder().decode
-
-
-def indexed_words(entries: Sequence[bytes]) -> list[str]:
-    """The FTS text query/index.py indexed for each entry (what its 'delete' command must be given).
-    A pure function of the sealed bytes: the background thread works it out ahead of the writer."""
-    from trailseal.query.index import document_text
-
-    return [document_text(_decode_event(data)) for data in entries]
-
-
 def unindex(conn, log: str, indices: Sequence[int], words: Sequence[str] | None = None) -> None:
-    """Inside the transaction that drops these payloads: take them out of the SQLite search indexes too
-    (FTS words, IPs, actors; query/index.py; on PostgreSQL query/index_pg.py), so nothing of a payload
-    that left the store stays searchable. words: indexed_words of these entries, if already worked out.
-    Every IP row of an entry's seq is that entry's, so they go by seq (no vault lookup for sealed IPs)."""
+    """Inside the transaction that drops these payloads: take them out of the search indexes too
+    (query/index.py on SQLite, query/index_pg.py on PostgreSQL), so nothing of a payload that left the
+    store stays searchable. words: the entries' index.indexed_words, if already worked out."""
     if is_postgres(conn):
         from trailseal.query import index_pg
 
         index_pg.forget(conn.raw, log, indices)
-        return
-    if not _has_search_index(conn):
-        return
-    from trailseal.query import index
-
-    upto = index.indexed_up_to(conn)
-    keys = conn.execute("SELECT 1 FROM sqlite_master WHERE name='entries_keys'").fetchone() is not None
-    known = dict(zip(indices, words, strict=True)) if words is not None else None
-    for i in range(0, len(indices), 500):
-        chunk = list(indices[i:i + 500])
-        rows = conn.execute(f"SELECT seq, idx, actor_id, time, data FROM entries WHERE log=? AND seq <= ? AND idx "
-                            f"IN ({','.join('?' * len(chunk))})", (log, upto, *chunk)).fetchall()
-        texts = ([known[row[1]] for row in rows] if known is not None
-                 else indexed_words([row[4] for row in rows]))
-        conn.executemany("DELETE FROM entries_actor WHERE log=? AND actor=? AND time=? AND seq=?",
-                         [(log, actor, time_, seq) for seq, _, actor, time_, _ in rows])
-        conn.executemany("INSERT INTO entries_fts (entries_fts, rowid, text) VALUES ('delete', ?, ?)",
-                         [(row[0], text) for row, text in zip(rows, texts, strict=True)])
-        conn.executemany("DELETE FROM entries_ip WHERE seq = ?", [(row[0],) for row in rows])
-        if keys:
-            conn.executemany("DELETE FROM entries_keys WHERE seq = ?", [(row[0],) for row in rows])
+    elif _has_search_index(conn):
+        index.forget(conn, log, indices, words)

@@ -58,9 +58,8 @@ def test_forget_takes_entries_out_of_the_actor_table(data_dir):
         trail.append(_events(0, 4))
         assert count(trail.store, "actor:alice") == 2
         conn = query_index.connection(trail.store)
-        rows = conn.execute("SELECT seq, data FROM entries WHERE idx = 1").fetchall()
         conn.execute("BEGIN IMMEDIATE")
-        query_index.forget(conn, rows)
+        query_index.forget(conn, "default", [1])
         conn.execute("COMMIT")
         assert conn.execute("SELECT count(*) FROM entries_actor WHERE actor='alice'").fetchone()[0] == 1
 

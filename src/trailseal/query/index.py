@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS entries_keys (log TEXT NOT NULL, field TEXT NOT NULL,
 CREATE INDEX IF NOT EXISTS entries_keys_by_seq ON entries_keys (seq);
 """
 KEY_FIELDS = ("actor.session", "request.trace_id")  # in entries_keys: timelines and session:/trace: searches
+_KEY_PATHS = [(name, tuple(name.split("."))) for name in KEY_FIELDS]
 _KEY_ROWS = " UNION ALL ".join(
     f"SELECT log, '{name}', json_extract(data, '$.{name}'), time, seq FROM entries"
     f" WHERE seq > ? AND seq <= ? AND json_type(data, '$.{name}') = 'text'" for name in KEY_FIELDS)
@@ -198,16 +199,7 @@ def refresh(conn: sqlite3.Connection, batch: int = BATCH, progress: Callable[[in
     return total
 
 
-def index_new(conn: sqlite3.Connection, batch: int | None = None) -> int:
-    """Inside a write transaction: index up to ``batch`` entries past the mark and move the mark."""
-    done = indexed_up_to(conn)
-    rows = _rows_after(conn, done, batch)
-    if rows:
-        _write_index(conn, done, rows[-1][0], _prepared(conn, rows))
-    return len(rows)
-
-
-def _unchanged(conn: sqlite3.Connection, done: int, rows: Sequence[tuple[int, bytes]]) -> bool:
+def _unchanged(conn: sqlite3.Connection, done: int, rows: Sequence[tuple]) -> bool:
     """Inside the write transaction: the mark and the batch's entries are as they were when read."""
     count = conn.execute("SELECT count(*) FROM entries WHERE seq > ? AND seq <= ?", (done, rows[-1][0])).fetchone()[0]
     return indexed_up_to(conn) == done and count == len(rows)
@@ -236,9 +228,6 @@ def _prepared(conn: sqlite3.Connection, rows: Sequence[tuple[int, bytes, str, st
     return texts, ips, keys
 
 
-_KEY_PATHS = [(name, tuple(name.split("."))) for name in KEY_FIELDS]
-
-
 def _write_index(conn: sqlite3.Connection, done: int, last: int, prepared: tuple[list, list, list]) -> None:
     """Inside a write transaction: add prepared rows, the actor rows of seq done+1..last, and move the mark."""
     texts, ips, keys = prepared
@@ -251,17 +240,32 @@ def _write_index(conn: sqlite3.Connection, done: int, last: int, prepared: tuple
                  " SET value=excluded.value", (last,))
 
 
-def forget(conn: sqlite3.Connection, rows: Iterable[tuple[int, bytes]]) -> None:
-    """Remove (seq, entry bytes) rows from the indexes, e.g. before retention deletes their payloads."""
-    for seq, data in rows:
-        conn.execute("DELETE FROM entries_actor WHERE (log, actor, time, seq) IN"
-                     " (SELECT log, actor_id, time, seq FROM entries WHERE seq = ?)", (seq,))
-        event = _decode(data)
-        conn.execute("INSERT INTO entries_fts (entries_fts, rowid, text) VALUES ('delete', ?, ?)",
-                     (seq, document_text(event)))
-        conn.execute("DELETE FROM entries_ip WHERE seq = ? AND ip = ?",
-                     (seq, ip_key(_actor_ip(event, sealed_ips(conn, [event])))))
-        conn.execute("DELETE FROM entries_keys WHERE seq = ?", (seq,))
+def indexed_words(entries: Sequence[bytes]) -> list[str]:
+    """The FTS text ``refresh`` indexed for each entry (what its 'delete' command must be given): a pure
+    function of the sealed bytes, so a caller may work it out ahead of the write transaction."""
+    return [document_text(_decode(data)) for data in entries]
+
+
+def forget(conn, log: str, indices: Sequence[int], words: Sequence[str] | None = None) -> None:
+    """Inside a write transaction (e.g. the one retention drops these payloads in): take the entries out of
+    every search index. ``words``: their ``indexed_words``, if already worked out. Every IP and key row of
+    an entry's seq is that entry's, so they go by seq (no vault lookup for sealed addresses)."""
+    upto = indexed_up_to(conn)
+    keys = _has_table(conn, "entries_keys")  # a data dir no search connection has opened since it came
+    known = dict(zip(indices, words, strict=True)) if words is not None else None
+    for i in range(0, len(indices), 500):
+        chunk = list(indices[i:i + 500])
+        rows = conn.execute(f"SELECT seq, idx, actor_id, time, data FROM entries WHERE log=? AND seq <= ? AND idx "
+                            f"IN ({','.join('?' * len(chunk))})", (log, upto, *chunk)).fetchall()
+        texts = [known[row[1]] for row in rows] if known is not None else indexed_words([row[4] for row in rows])
+        seqs = [(row[0],) for row in rows]
+        conn.executemany("DELETE FROM entries_actor WHERE log=? AND actor=? AND time=? AND seq=?",
+                         [(log, actor, time_, seq) for seq, _, actor, time_, _ in rows])
+        conn.executemany("INSERT INTO entries_fts (entries_fts, rowid, text) VALUES ('delete', ?, ?)",
+                         [(row[0], text) for row, text in zip(rows, texts, strict=True)])
+        conn.executemany("DELETE FROM entries_ip WHERE seq = ?", seqs)
+        if keys:
+            conn.executemany("DELETE FROM entries_keys WHERE seq = ?", seqs)
 
 
 def _actor_ip(event: dict, plain: dict[str, str]) -> Any:

@@ -11,7 +11,7 @@ from trailseal.query import ocsf_arrow, ocsf_workers
 
 def up(pool: ocsf_workers.Workers, worker: int) -> None:
     """Wait for the worker's first frame (it says it is up)."""
-    assert ocsf_workers._read_frame(pool.processes[worker].stdout) == b""
+    assert ocsf_workers.read_frame(pool.processes[worker].stdout) == b""
     pool.ready.add(worker)
 
 

@@ -223,7 +223,7 @@ def wait_for_workers(monkeypatch) -> list[int]:
     built: list[int] = []
 
     def started(self, worker):
-        if worker not in self.ready and ocsf_workers._read_frame(self.processes[worker].stdout) == b"":
+        if worker not in self.ready and ocsf_workers.read_frame(self.processes[worker].stdout) == b"":
             self.ready.add(worker)
         return worker in self.ready
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import struct
 import subprocess
 import sys
 import threading
@@ -25,28 +24,12 @@ from typing import BinaryIO
 import msgspec
 
 from trailseal.detect.engine import Alert
+from trailseal.frames import read_frame, write_frame
 from trailseal.privacy.vault import VaultRow
 
 log = logging.getLogger("trailseal.alerts")
-_LENGTH = struct.Struct("<I")
-_Entry = tuple[str, int, bytes, list[VaultRow]]
 _entries = msgspec.msgpack.Decoder(list[tuple[str, int, bytes, list[VaultRow]]])
 _encode = msgspec.msgpack.Encoder().encode
-
-
-def write_frame(stream: BinaryIO, payload: bytes) -> None:
-    stream.write(_LENGTH.pack(len(payload)) + payload)
-    stream.flush()
-
-
-def read_frame(stream: BinaryIO) -> bytes | None:
-    """One frame, or None at the end of the stream."""
-    head = stream.read(_LENGTH.size)
-    if len(head) < _LENGTH.size:
-        return None
-    (size,) = _LENGTH.unpack(head)
-    body = stream.read(size)
-    return body if len(body) == size else None
 
 
 def _alert_rows(alerts: list[Alert]) -> bytes:
@@ -54,13 +37,8 @@ def _alert_rows(alerts: list[Alert]) -> bytes:
 
 
 def _alerts(frame: bytes) -> list[Alert]:
-    alerts = []
-    for row in msgspec.msgpack.decode(frame):
-        alert = Alert(*row)
-        alerts.append(Alert(alert.rule_id, alert.title, alert.level, alert.author, list(alert.tags),
-                            [tuple(pair) for pair in alert.events], alert.group, alert.first_time,
-                            alert.last_time, alert.rolled_up))
-    return alerts
+    """Alerts as the child sent them (msgpack turned their (log, index) tuples into lists)."""
+    return [Alert(*row[:5], [tuple(pair) for pair in row[5]], *row[6:]) for row in msgspec.msgpack.decode(frame)]
 
 
 class DetectorProcess:

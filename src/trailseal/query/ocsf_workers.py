@@ -18,7 +18,6 @@ import gc
 import os
 import queue
 import select
-import struct
 import subprocess
 import sys
 import threading
@@ -30,10 +29,10 @@ from typing import BinaryIO
 import msgspec
 import pyarrow as pa
 
+from trailseal.frames import read_frame, write_frame, write_frames
 from trailseal.query.ocsf_arrow import Classes, page_batches
 
 Page = tuple[bytes, list[int], str]  # (JSON array text of the entries, their indexes, the log's name)
-_LENGTH = struct.Struct("<Q")
 DEPTH = 2  # pages a worker holds at most: the one it builds and the next
 
 
@@ -125,7 +124,7 @@ class Workers:
         return None
 
     def started(self, worker: int) -> bool:
-        if self.answered(worker) and _read_frame(self.processes[worker].stdout) == b"":
+        if self.answered(worker) and read_frame(self.processes[worker].stdout) == b"":
             self.ready.add(worker)
         return worker in self.ready
 
@@ -148,9 +147,9 @@ class Workers:
         if batches is not None:
             return batches
         stdout = self.processes[worker].stdout
-        header = _read_frame(stdout)
+        header = read_frame(stdout)
         uids = msgspec.msgpack.decode(header) if header is not None else []
-        streams = [_read_frame(stdout) for _ in uids]
+        streams = [read_frame(stdout) for _ in uids]
         if header is None or None in streams:  # the worker is gone: it gets no more pages
             self.ready.discard(worker)
             self.outboxes[worker].put(None)
@@ -184,7 +183,7 @@ def _send_frames(stream: BinaryIO, frames: queue.SimpleQueue) -> None:
     then close the worker's input."""
     try:
         while (page := frames.get()) is not None:
-            _write_frames(stream, page)
+            write_frames(stream, page)
     except (OSError, ValueError):
         pass
     finally:
@@ -204,28 +203,6 @@ def _close_input(stream: BinaryIO) -> None:
         pass
 
 
-def _write_frame(stream: BinaryIO, data: bytes) -> None:
-    _write_frames(stream, [data])
-
-
-def _write_frames(stream: BinaryIO, frames: list) -> None:
-    """Length-prefixed frames (bytes or Arrow buffers), then a flush."""
-    for data in frames:
-        stream.write(_LENGTH.pack(len(data)))
-        stream.write(data)
-    stream.flush()
-
-
-def _read_frame(stream: BinaryIO | None) -> bytes | None:
-    """One length-prefixed frame, or None at the end of the stream (or a cut-short frame)."""
-    head = stream.read(_LENGTH.size) if stream is not None else b""
-    if len(head) < _LENGTH.size:
-        return None
-    (size,) = _LENGTH.unpack(head)
-    data = stream.read(size)
-    return data if len(data) == size else None
-
-
 def ipc_stream(batch: pa.RecordBatch) -> pa.Buffer:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, batch.schema) as writer:
@@ -238,11 +215,11 @@ def serve(source: BinaryIO, sink: BinaryIO) -> None:
     (the class_uids of its batches) and each batch as an Arrow IPC stream."""
     gc.disable()  # a page's objects hold no cycles
     classes = Classes()
-    _write_frame(sink, b"")  # up: send pages
-    while (header := _read_frame(source)) is not None and (text := _read_frame(source)) is not None:
+    write_frame(sink, b"")  # up: send pages
+    while (header := read_frame(source)) is not None and (text := read_frame(source)) is not None:
         indexes, log, only = msgspec.msgpack.decode(header)
         batches = page_batches(text, indexes, log, classes, only)
-        _write_frames(sink, [msgspec.msgpack.encode(list(batches)), *map(ipc_stream, batches.values())])
+        write_frames(sink, [msgspec.msgpack.encode(list(batches)), *map(ipc_stream, batches.values())])
 
 
 if __name__ == "__main__":

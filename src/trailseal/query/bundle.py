@@ -35,8 +35,7 @@ import msgspec
 
 from trailseal.ledger.proof import format_proof
 from trailseal.privacy.protect import commitments_in, reveal
-from trailseal.query import index as query_index
-from trailseal.query.export import ExportError, export_event, matching_rows
+from trailseal.query.export import ExportError, export_event, matching_rows, store_reader
 
 FORMAT = "trailseal-evidence-bundle/1"
 MAX_EVENTS = 1_000_000
@@ -103,14 +102,11 @@ def matching(trail, query: str, log: str | None) -> dict[str, list[int]]:
 
 def commit_sizes(trail, log: str, indices: list[int]) -> list[int]:
     """For each index (ascending), the size of the checkpoint signed at the commit that sealed it."""
-    on_postgres = type(trail.store).__name__ == "PostgresStore"
-    conn = trail.store._conn() if on_postgres else query_index.connection(trail.store)
-    sql = "SELECT min(size) FROM checkpoints WHERE log=? AND size>?"
-    sql = sql.replace("?", "%s") if on_postgres else sql
+    conn = store_reader(trail.store)
     sizes, current = [], -1
     for position in indices:
         if position >= current:
-            row = conn.execute(sql, (log, position)).fetchone()
+            row = conn.execute("SELECT min(size) FROM checkpoints WHERE log=? AND size>?", (log, position)).fetchone()
             if row[0] is None:
                 raise ExportError(f"log {log!r} has no signed checkpoint covering entry {position}")
             current = row[0]

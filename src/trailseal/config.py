@@ -102,6 +102,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     store: str = "sqlite:trailseal.db"
     key_file: str = KEY_FILE
     max_commit_events: int = 20_000
+    prepare_workers: int = -1  # processes that validate and protect big appends; -1: one per core (2+ cores)
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     alerts: AlertsConfig = msgspec.field(default_factory=AlertsConfig)
     privacy: dict[str, Any] = {}
@@ -172,6 +173,10 @@ key_file = "{KEY_FILE}"
 
 # Most events sealed in one group commit (one transaction, one signed checkpoint).
 max_commit_events = 20000
+
+# Processes that validate and protect the events of big library appends (128+ events) beside the
+# writer; -1: one per core when there are two or more, 0: all in the appending process.
+prepare_workers = -1
 
 [server]
 host = "127.0.0.1"

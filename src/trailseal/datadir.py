@@ -16,7 +16,8 @@ from trailseal.keys import log_verifier
 from trailseal.ledger import Signer, Verifier, generate, merkle, tile_read_hashes
 from trailseal.ledger.proof import format_proof
 from trailseal.ledger.verify import VerifyReport, as_bytes, verify_log
-from trailseal.pipeline import Sealer
+from trailseal.pipeline import Overloaded, Sealer
+from trailseal.prepare_pool import PreparePool, default_workers
 from trailseal.protection import Protection, protect_or_error, seal_form_or_error
 from trailseal.store.base import Receipt, Store, StoreError
 
@@ -112,6 +113,8 @@ class Trail:
             self.protection = Protection.load(self.directory, self.config.privacy)
         except ValueError as exc:
             raise cfg.ConfigError(str(exc)) from None
+        workers = self.config.prepare_workers
+        self.pool = PreparePool(self.directory, self.protection, default_workers() if workers < 0 else workers)
 
     # -- writing ---------------------------------------------------------------------------------
     @property
@@ -136,8 +139,13 @@ class Trail:
                         max_queue_events=max_queue_events or self.config.server.max_queue_events)
         sealer.protect = lambda item: protect_or_error(self.protection, item)
         sealer.announce = self._policy_records
-        sealer.on_failure.append(self.protection.forget_all)
+        sealer.on_failure.append(self.forget_vault_cache)
         return sealer
+
+    def forget_vault_cache(self) -> None:
+        """Vault rows remembered as written may not be (a failed commit, a refused batch): forget them all."""
+        self.protection.forget_all()
+        self.pool.forget_all()
 
     def use_sealer(self, sealer) -> None:
         """Put another writer behind `sealer` (scale-out roles: the NATS bus, or a leader's Sealer)."""
@@ -164,10 +172,23 @@ class Trail:
         self._lock_fd = fd
 
     def prepare(self, events: Iterable[dict[str, Any] | Event | Sealable]) -> list[Sealable]:
-        """Validate and normalize events; the first invalid one raises EventError naming its position."""
-        prepared = []
+        """Validate, normalize and protect events (big batches in the prepare workers); the first invalid
+        one raises EventError naming its position, and nothing of the batch is sealed."""
+        items = events if isinstance(events, list) else list(events)
         received = self.clock()  # one arrival time per batch
-        for position, item in enumerate(events):
+        if not any(isinstance(item, Sealable) for item in items):
+            prepared = self.pool.try_prepare(items, received)
+            if prepared is not None:
+                return prepared
+        try:
+            return self._prepare_here(items, received)
+        except EventError:
+            self.forget_vault_cache()  # the batch's earlier events will not be sealed: nor their vault rows
+            raise
+
+    def _prepare_here(self, items: list, received: str) -> list[Sealable]:
+        prepared = []
+        for position, item in enumerate(items):
             if isinstance(item, Sealable):
                 prepared.append(item)
                 continue
@@ -179,7 +200,12 @@ class Trail:
 
     def append(self, events: Iterable[dict[str, Any] | Event | Sealable]) -> list[Receipt]:
         """Seal events durably; returns one receipt per event (re-sent ids get their original one)."""
-        return self.sealer.seal(self.prepare(events))
+        prepared = self.prepare(events)
+        try:
+            return self.sealer.seal(prepared)
+        except Overloaded:
+            self.forget_vault_cache()
+            raise
 
     # -- reading ---------------------------------------------------------------------------------
     def verifier(self, log: str = "default") -> Verifier:
@@ -272,6 +298,7 @@ class Trail:
     def erase(self, subject: str, log: str | None = None, *, by: str = "cli") -> int:
         """GDPR Art. 17: delete a subject's vault rows; seal the erasure (naming only its HMAC)."""
         self.protection.forget(subject, log)
+        self.pool.forget(subject, log)
         count = self.store.vault_erase(subject, log)
         scope = log or "default"
         event = {
@@ -293,6 +320,7 @@ class Trail:
                                                                                               strict=True)]
 
     def close(self) -> None:
+        self.pool.close()
         if self._sealer is not None:
             self._sealer.stop()
             self._sealer = None

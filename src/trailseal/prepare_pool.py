@@ -1,0 +1,323 @@
+"""Validation and privacy protection of big appends in worker processes, beside the writer.
+
+`Trail.append()` validates, protects and encodes every event (``prepare``) before the writer seals it;
+that is most of an event's CPU, all of it under the caller's GIL, and with privacy on the larger half.
+With ``prepare_workers`` set (by default one per core when there are two or more), a batch of at least
+``MIN_POOL_BATCH`` events is split between worker processes (``python -m trailseal.prepare_pool DIR``, a
+fresh interpreter that loads the data dir's privacy policy and key itself) and only the sealing stays in
+this process. Each worker answers with the sealed bytes, the columns the writer indexes and the vault
+rows of its share; the results are put back in the batch's order, so what is sealed is what an
+in-process prepare would have sealed.
+
+The privacy stage remembers which values the vault already holds (``Protection``'s cache, one per
+worker here): every event of one subject goes to the same worker, so a value still gets one vault row.
+Whatever may have left a worker's memory out of step with the vault (a batch refused for one bad event,
+a failed commit, an erasure) makes every worker forget, as the in-process cache does. A worker that
+fails, or a policy the workers do not see as this process does, turns the pool off: prepare then runs
+in this process, as it always could.
+"""
+
+from __future__ import annotations
+
+import logging
+import marshal
+import os
+import pickle
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from msgspec.structs import astuple
+
+from trailseal.event import EventError, Sealable
+from trailseal.frames import read_frame, write_frame
+from trailseal.privacy.vault import VaultRow
+
+log = logging.getLogger("trailseal.prepare")
+MIN_POOL_BATCH = 128  # smaller appends are prepared in the caller's process (a round trip costs more)
+
+
+class Actor(msgspec.Struct):
+    id: str | None
+
+
+class Columns(msgspec.Struct):
+    """The fields of a prepared event the writer indexes (what the writer reads of ``Sealable.event``)."""
+
+    time: str
+    received: str
+    category: str
+    action: str
+    outcome: str
+    actor: Actor
+
+
+class Ready(msgspec.Struct, array_like=True):
+    """What a worker says once started: the policy and key it protects with, to be compared."""
+
+    fingerprint: str
+    enabled: bool
+    key_probe: str
+
+
+# Frames: a request is b"M" + marshal (exact for Python's built-in types, and the fastest to write) or,
+# when an event holds anything else (a datetime, an enum), b"P" + pickle; an answer is marshal of
+# ([(position, id, log, sealed bytes, time, received, category, action, outcome, actor id, vault rows)],
+#   refusal), a refusal being (position, reason, field), the text of an unexpected failure, or None.
+_ready = msgspec.msgpack.Decoder(Ready)
+_encode = msgspec.msgpack.Encoder().encode
+
+
+def request_frame(message: tuple) -> bytes:
+    try:
+        return b"M" + marshal.dumps(message)
+    except ValueError:
+        return b"P" + pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+
+
+def read_request(frame: bytes) -> tuple:
+    body = memoryview(frame)[1:]
+    return marshal.loads(body) if frame[:1] == b"M" else pickle.loads(body)  # noqa: S301 - the parent's own pipe
+
+
+def default_workers() -> int:
+    """One worker per core when there are two or more; none on one core (it would only add IPC)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores if cores >= 2 else 0
+
+
+def describe(protection: Any) -> Ready:
+    """The policy and key a Protection applies, as a worker reports its own."""
+    return Ready(protection.policy.fingerprint(), protection.enabled, protection.subject_token("probe", "probe"))
+
+
+def route(item: Any, workers: int) -> int:
+    """The worker for one event: by its subject (actor id), so each subject's values meet one vault cache."""
+    actor = item.get("actor") if type(item) is dict else getattr(item, "actor", None)
+    subject = actor.get("id") if type(actor) is dict else getattr(actor, "id", None)
+    return hash(subject) % workers if type(subject) is str else 0
+
+
+class PreparePool:
+    """The caller's side: workers started on first use, one batch at a time (a caller that finds the
+    pool busy prepares in its own process instead)."""
+
+    def __init__(self, directory: Path, protection: Any, workers: int):
+        self.directory, self.protection, self.size = directory, protection, workers
+        self._procs: list[subprocess.Popen] = []
+        self._lock = threading.Lock()
+        self._state = "idle" if workers > 0 else "off"  # idle -> starting -> ready | off
+
+    @property
+    def ready(self) -> bool:
+        return self._state == "ready"
+
+    @property
+    def pids(self) -> list[int]:
+        """The workers' process ids (for CPU accounting)."""
+        return [proc.pid for proc in self._procs]
+
+    def try_prepare(self, items: Sequence[Any], received: str) -> list[Sealable] | None:
+        """The Sealables of items (dicts or Events, in order), or None when the pool cannot take them now
+        (off, starting, busy, or too few): the caller prepares them itself. Raises EventError for the
+        first event refused, with its position, as the in-process prepare does."""
+        if len(items) < MIN_POOL_BATCH or self._state != "ready":
+            if self._state == "idle" and len(items) >= MIN_POOL_BATCH:
+                self._start()
+            return None
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            return self._prepare(items, received)
+        finally:
+            self._lock.release()
+
+    def _prepare(self, items: Sequence[Any], received: str) -> list[Sealable] | None:
+        shares: list[tuple[list[int], list[Any]]] = [([], []) for _ in self._procs]
+        for position, item in enumerate(items):
+            positions, chosen = shares[route(item, len(self._procs))]
+            positions.append(position)
+            chosen.append(item)
+        try:
+            requests = [request_frame(("prepare", received, positions, chosen)) for positions, chosen in shares]
+        except (pickle.PicklingError, TypeError, AttributeError):
+            return None  # something only this process can hold (a lambda, an open file): prepare here
+        answers = self._exchange(requests)
+        if answers is None:
+            return None
+        return self._assemble(answers, len(items))
+
+    def _exchange(self, requests: list[bytes]) -> list[tuple] | None:
+        """Send each worker its share, then read every answer; None (and the pool off) if one fails."""
+        try:
+            for proc, request in zip(self._procs, requests, strict=True):
+                write_frame(proc.stdin, request)  # every worker gets a share, if only an empty one
+            answers = []
+            for proc in self._procs:
+                frame = read_frame(proc.stdout)
+                if frame is None:
+                    raise OSError(f"prepare worker {proc.pid} exited with {proc.poll()}")
+                answers.append(marshal.loads(frame))
+            return answers
+        except (OSError, ValueError, EOFError, TypeError) as exc:
+            log.warning("prepare workers stopped (%s); preparing in this process from now on", exc)
+            self._shut("off")
+            return None
+
+    def _assemble(self, answers: list[tuple], count: int) -> list[Sealable] | None:
+        """The Sealables in the batch's order; the first refusal (lowest position) raises. None if a worker
+        failed on something unexpected: prepared here, the caller sees the failure itself."""
+        refused = [refusal for _, refusal in answers if refusal is not None]
+        if refused:
+            self._tell(("forget_all",))  # the other events' vault rows will not be written: forget their values
+            if any(type(refusal) is str for refusal in refused):
+                return None
+            position, reason, field = min(refused)
+            raise EventError(reason, f"[{position}]" + (f".{field}" if field else ""))
+        out: list[Sealable | None] = [None] * count
+        for prepared, _ in answers:
+            for position, id_, log_name, data, time_, received, category, action, outcome, actor, vault in prepared:
+                columns = Columns(time_, received, category, action, outcome, Actor(actor))
+                out[position] = Sealable(id_, log_name, columns, data,
+                                         tuple(VaultRow(*row) for row in vault) if vault else (), True)
+        return out  # type: ignore[return-value]
+
+    def forget(self, subject: str, log_name: str | None) -> None:
+        """After an erasure: every worker forgets the subject's values (before its next batch)."""
+        with self._lock:
+            self._tell(("forget", subject, log_name))
+
+    def forget_all(self) -> None:
+        """After a failed commit or a refused batch: every worker forgets every value it remembered."""
+        with self._lock:
+            self._tell(("forget_all",))
+
+    def _tell(self, message: tuple) -> None:
+        """A message every worker reads before its next request (the caller holds the lock)."""
+        try:
+            for proc in self._procs:
+                write_frame(proc.stdin, request_frame(message))
+        except (OSError, ValueError):
+            self._shut("off")
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self, timeout: float = 30.0) -> bool:
+        """Start the workers now rather than on the first big batch, and wait until they can take one
+        (a long-running appender's warm-up); False if the pool is off or not ready in time."""
+        with self._lock:
+            if self._state == "idle":
+                self._start()
+        deadline = time.monotonic() + timeout
+        while self._state == "starting" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.ready
+
+    def _start(self) -> None:
+        """Start the workers; a thread waits for each to say which policy it applies."""
+        self._state = "starting"
+        package_root = str(Path(__file__).resolve().parents[1])  # where `trailseal` is importable from
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+        try:
+            self._procs = [subprocess.Popen([sys.executable, "-m", "trailseal.prepare_pool", str(self.directory)],
+                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+                           for _ in range(self.size)]
+        except OSError as exc:
+            log.warning("cannot start prepare workers (%s); preparing in this process", exc)
+            self._shut("off")
+            return
+        threading.Thread(target=self._await_ready, name="trailseal-prepare-start", daemon=True).start()
+
+    def _await_ready(self) -> None:
+        expected = describe(self.protection)
+        for proc in self._procs:
+            frame = read_frame(proc.stdout)
+            try:
+                seen = _ready.decode(frame) if frame is not None else None
+            except msgspec.DecodeError:
+                seen = None
+            if seen != expected:
+                log.warning("prepare worker %s %s; preparing in this process", proc.pid,
+                            "did not start" if seen is None else "sees another privacy policy or key")
+                with self._lock:
+                    self._shut("off")
+                return
+        with self._lock:
+            if self._state == "starting":
+                self._state = "ready"
+
+    def close(self) -> None:
+        with self._lock:
+            self._shut("off")
+
+    def _shut(self, state: str) -> None:
+        """Stop every worker (their input closed: each exits when it has read it all)."""
+        self._state = state
+        procs, self._procs = self._procs, []
+        for proc in procs:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+        for proc in procs:
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+
+
+# -- the worker ------------------------------------------------------------------------------------
+def prepare_share(protection: Any, received: str, positions: list[int], items: list[Any]) -> tuple[list, Any]:
+    """Validate, normalize, protect and encode one share of a batch, stopping at the first refusal."""
+    from trailseal.event import normalize, to_event
+    from trailseal.protection import seal_form_or_error
+
+    prepared = []
+    for position, item in zip(positions, items, strict=True):
+        try:
+            sealable = seal_form_or_error(protection, normalize(to_event(item), received))
+        except EventError as exc:
+            return prepared, (position, exc.reason, exc.field)
+        e = sealable.event
+        prepared.append((position, sealable.id, sealable.log, sealable.canonical, e.time, e.received, e.category,
+                         e.action, e.outcome, e.actor.id, tuple(astuple(row) for row in sealable.vault)))
+    return prepared, None
+
+
+def serve_requests(directory: Path, stdin, stdout) -> None:
+    """The worker: report the policy in force, then answer each request until the input ends."""
+    from trailseal import config as cfg
+    from trailseal.protection import Protection
+    from trailseal.runtime import tune_gc
+
+    protection = Protection.load(directory, cfg.load(directory).privacy)
+    tune_gc()
+    write_frame(stdout, _encode(describe(protection)))
+    while (frame := read_frame(stdin)) is not None:
+        request = read_request(frame)
+        if request[0] == "prepare":
+            try:
+                answer = prepare_share(protection, *request[1:])
+            except Exception as exc:  # noqa: BLE001 - the parent prepares the batch itself and sees it
+                answer = [], f"{type(exc).__name__}: {exc}"
+            write_frame(stdout, marshal.dumps(answer))
+        elif request[0] == "forget":
+            protection.forget(*request[1:])
+        elif request[0] == "forget_all":
+            protection.forget_all()
+
+
+def main() -> None:
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m trailseal.prepare_pool DATA_DIR  (started by trailseal itself)")
+    serve_requests(Path(sys.argv[1]), sys.stdin.buffer, sys.stdout.buffer)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""Big appends prepared in worker processes seal what an in-process prepare seals, in order; refusals,
+erasures and failed workers leave nothing half-remembered (every value sealed still reads back)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+
+import pytest
+
+import trailseal
+from tests.conftest import make_event, wait_for
+from trailseal.event import EventError
+from trailseal.prepare_pool import MIN_POOL_BATCH
+
+N = 2 * MIN_POOL_BATCH
+
+
+def configure(data_dir, workers: int, privacy: bool = True) -> None:
+    config = data_dir / "trailseal.toml"
+    text = re.sub(r"prepare_workers = -?\d+", f"prepare_workers = {workers}", config.read_text())
+    if not privacy:
+        text = re.sub(r"(\[privacy\][^\[]*?)enabled = true", r"\1enabled = false", text)
+    config.write_text(text)
+
+
+def started(log) -> None:
+    """Start the workers and wait for them (the first big batch would otherwise be prepared here)."""
+    assert log.pool.start(timeout=30), "the prepare workers did not start"
+
+
+def revealed(log, count: int, start: int = 0) -> list[dict]:
+    rows = [("default", i, log.entry(i)) for i in range(start, start + count)]
+    return [r["event"] for r in log.read_events(rows)]
+
+
+@pytest.mark.parametrize("privacy", [False, True])
+def test_pool_seals_the_batch_in_order_as_sent(tmp_path, privacy):
+    pooled_dir, local_dir = (trailseal.init(tmp_path / name, origin="test.trailseal") for name in ("pool", "local"))
+    configure(pooled_dir, 2, privacy)
+    configure(local_dir, 0, privacy)
+    key = os.urandom(32).hex() + "\n"  # the same privacy key: the same pseudonyms
+    for directory in (pooled_dir, local_dir):
+        (directory / "privacy.key").write_text(key)
+    events = [make_event(i) for i in range(N)]
+    clock = lambda: "2026-11-28T00:00:00.000000Z"  # noqa: E731 - the same arrival time on both sides
+    with trailseal.open(pooled_dir, clock=clock) as pooled, trailseal.open(local_dir, clock=clock) as local:
+        started(pooled)
+        ours = pooled.append(events)
+        theirs = local.append(events)
+        assert [r.id for r in ours] == [e["id"] for e in events]
+        assert [r.index for r in ours] == [r.index for r in theirs]
+        a, b = revealed(pooled, N), revealed(local, N)
+        assert a == b, "the pool sealed other events than an in-process prepare"
+        if not privacy:  # nothing random in the sealed bytes: byte for byte the same
+            assert [pooled.entry(r.index) for r in ours] == [local.entry(r.index) for r in theirs]
+        else:
+            assert all(e["actor"]["id"].startswith("pd:") for e in map(json.loads, map(pooled.entry, range(N))))
+        assert all(r.ok for r in pooled.verify())
+
+
+def test_events_marshal_cannot_carry_go_by_pickle(data_dir):
+    """Event objects (not plain dicts) reach the workers too, and seal as their dicts would."""
+    from trailseal.event import to_event
+
+    configure(data_dir, 2)
+    events = [make_event(i) for i in range(N)]
+    with trailseal.open(data_dir) as log:
+        started(log)
+        receipts = log.append([to_event(e) for e in events])
+        assert log.pool.ready, "the pool fell back instead of pickling"
+        shown = revealed(log, N, receipts[0].index)
+        assert [(e["id"], e["actor"]["id"], e["attributes"]) for e in shown] == \
+            [(e["id"], e["actor"]["id"], e["attributes"]) for e in events]
+
+
+def test_request_frames_are_exact_for_builtins_and_pickle_the_rest():
+    from datetime import UTC, datetime
+
+    from trailseal.prepare_pool import read_request, request_frame
+
+    plain = ("prepare", "t", [0], [{"a": (1, 2), "b": [True, None, 1.5], "c": {"x"}}])
+    assert request_frame(plain)[:1] == b"M" and read_request(request_frame(plain)) == plain
+    odd = ("prepare", "t", [0], [{"time": datetime(2026, 11, 28, tzinfo=UTC)}])
+    assert request_frame(odd)[:1] == b"P" and read_request(request_frame(odd)) == odd
+
+
+def test_one_vault_row_per_subject_value_across_workers(data_dir):
+    configure(data_dir, 2)
+    events = [make_event(i, actor={"id": f"vip{i % 7}", "type": "user", "ip": "10.1.2.3"}) for i in range(N)]
+    with trailseal.open(data_dir) as log:
+        started(log)
+        log.append(events)
+        rows = log.store._conn().execute(
+            "SELECT subject, value, count(*) FROM vault WHERE subject LIKE 'vip_' AND field='actor.ip'"
+            " GROUP BY subject, value").fetchall()
+        assert sorted(r[0] for r in rows) == [f"vip{i}" for i in range(7)]
+        assert all(count == 1 for _, _, count in rows), rows
+
+
+def test_refused_event_names_its_position_and_nothing_is_sealed(data_dir):
+    configure(data_dir, 2)
+    with trailseal.open(data_dir) as log:
+        started(log)
+        size = log.store.tree_size("default")
+        events = [make_event(i, actor={"id": f"fresh{i}", "type": "user"}) for i in range(N)]
+        events[N - 3]["outcome"] = "maybe"
+        with pytest.raises(EventError) as refused:
+            log.append(events)
+        assert str(refused.value).startswith(f"[{N - 3}].outcome")
+        assert log.store.tree_size("default") == size
+        events[N - 3]["outcome"] = "success"
+        receipts = log.append(events)  # the same actors again: their values must get vault rows now
+        shown = revealed(log, N, receipts[0].index)
+        assert [e["actor"]["id"] for e in shown] == [f"fresh{i}" for i in range(N)]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_refused_batch_does_not_leave_unwritten_vault_rows_remembered(data_dir, workers):
+    """Values of a refused batch's valid events never reached the vault: the next batch must write them."""
+    configure(data_dir, workers)
+    with trailseal.open(data_dir) as log:
+        if workers:
+            started(log)
+        count = N if workers else 2
+        good = [make_event(i, actor={"id": f"new{i}", "type": "user", "ip": "198.51.100.9"}) for i in range(count)]
+        with pytest.raises(EventError):
+            log.append([*good, make_event(count, outcome="maybe")])
+        receipts = log.append(good)
+        shown = revealed(log, count, receipts[0].index)
+        assert [(e["actor"]["id"], e["actor"]["ip"]) for e in shown] == [(f"new{i}", "198.51.100.9")
+                                                                          for i in range(count)]
+
+
+def test_erasure_reaches_the_workers(data_dir):
+    configure(data_dir, 2)
+    subject = {"id": "jane", "type": "user", "ip": "203.0.113.5"}
+    with trailseal.open(data_dir) as log:
+        started(log)
+        first = log.append([make_event(i, actor=subject) for i in range(N)])
+        assert log.erase("jane") >= 2
+        again = log.append([make_event(N + i, actor=subject) for i in range(N)])
+        old, new = revealed(log, 1, first[0].index)[0], revealed(log, 1, again[0].index)[0]
+        assert old["actor"]["id"].startswith("pd:"), "an erased value must stay erased"
+        assert new["actor"] == {**new["actor"], "id": "jane", "ip": "203.0.113.5"}, \
+            "a worker reused a commitment whose vault row was erased"
+
+
+def test_a_dead_worker_turns_the_pool_off_and_loses_nothing(data_dir):
+    configure(data_dir, 2)
+    with trailseal.open(data_dir) as log:
+        started(log)
+        victim = log.pool._procs[0]
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.wait()
+        events = [make_event(i) for i in range(N)]
+        receipts = log.append(events)
+        assert not log.pool.ready
+        assert [r.id for r in receipts] == [e["id"] for e in events]
+        assert [e["id"] for e in revealed(log, N, receipts[0].index)] == [e["id"] for e in events]
+
+
+def test_the_first_big_batch_starts_the_workers(data_dir):
+    configure(data_dir, 2)
+    with trailseal.open(data_dir) as log:
+        log.append([make_event(i) for i in range(MIN_POOL_BATCH - 1)])
+        assert log.pool._state == "idle", "a small append must not start processes"
+        log.append([make_event(MIN_POOL_BATCH + i) for i in range(MIN_POOL_BATCH)])  # prepared here meanwhile
+        assert wait_for(lambda: log.pool.ready, timeout=30)
+        assert len(log.pool._procs) == 2
+
+
+def test_no_workers_when_configured_off(data_dir):
+    configure(data_dir, 0)
+    with trailseal.open(data_dir) as log:
+        assert not log.pool.start(timeout=1)
+        log.append([make_event(i) for i in range(N)])
+        assert log.pool._procs == []
+
+
+def test_an_unexpected_failure_in_a_worker_is_answered_and_keeps_the_pool(data_dir):
+    """A worker that fails on a request (here: one it cannot read as a share) says so and lives on; the
+    batch is then prepared in the caller's process, where the caller sees the failure itself."""
+    from trailseal.prepare_pool import request_frame
+
+    configure(data_dir, 2)
+    with trailseal.open(data_dir) as log:
+        started(log)
+        broken = request_frame(("prepare", "2026-11-28T00:00:00.000000Z", [0, 1], [make_event(0)]))
+        empty = request_frame(("prepare", "2026-11-28T00:00:00.000000Z", [], []))
+        answers = log.pool._exchange([broken, empty])
+        assert answers is not None and "ValueError" in answers[0][1]
+        assert log.pool._assemble(answers, 2) is None
+        assert log.pool.ready
+        assert len(log.append([make_event(N + i) for i in range(N)])) == N
+
+
+def test_workers_that_see_another_policy_are_not_used(data_dir):
+    configure(data_dir, 2)
+    with trailseal.open(data_dir) as log:
+        config = data_dir / "trailseal.toml"  # changed on disk after this process loaded it
+        config.write_text(re.sub(r"(\[privacy\][^\[]*?)enabled = true", r"\1enabled = false", config.read_text()))
+        log.append([make_event(i) for i in range(MIN_POOL_BATCH)])
+        assert wait_for(lambda: log.pool._state == "off", timeout=30)
+        receipts = log.append([make_event(MIN_POOL_BATCH + i) for i in range(N)])
+        sealed = json.loads(log.entry(receipts[0].index))
+        assert sealed["actor"]["id"].startswith("pd:"), "prepared under the policy this process loaded"

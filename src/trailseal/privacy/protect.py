@@ -114,7 +114,7 @@ class _Unsure(Exception):
 class _Prepared:
     """What the fast walk needs for one (log, component) scope and one set of keys; read-only."""
 
-    __slots__ = ("plans", "attributes", "plan", "scan", "clean", "names", "inner_copy", "outer_copy")
+    __slots__ = ("plans", "attributes", "plan", "scan", "clean", "names", "inner_copy", "outer_copy", "pseudonyms")
 
     def __init__(self, scope: Scope, scanner: Scanner, keys: Keys, log: str):
         self.plans: tuple[Plan, ...] = tuple(scope.plan(path) for path in _PATHS)  # aligned with _PATHS
@@ -125,6 +125,7 @@ class _Prepared:
         self.names = scanner.clean_names  # attribute names found clean -> _child_key_kind(name)
         inner, outer = keys.mac(log).pads()  # HMAC-SHA256 states after the padded log key
         self.inner_copy, self.outer_copy = inner.copy, outer.copy
+        self.pseudonyms: dict[str, str] = {}  # value -> its pseudonym, remembered (a session id recurs)
 
 
 def _prepared(policy: Policy, keys: Keys, log: str, component: str) -> _Prepared:
@@ -144,6 +145,7 @@ _new_tuple = tuple.__new__
 # Strings the scanner found nothing in (Scanner.clean), so the next event's `node-1` or `latency_ms`
 # costs a set lookup. Only strings sealed as they are go in (never one masked for its field's name).
 CLEAN_MAX_ENTRIES = 32_768
+PSEUDONYMS_MAX_ENTRIES = 32_768  # pseudonyms remembered per (log, component) scope and key
 CLEAN_MAX_CHARS = 256
 
 
@@ -243,12 +245,8 @@ def _generate(struct: type, prefix: str, inherited: str | None, paths: list[str]
                 "            outer = prepared.outer_copy()",
                 "            outer.update(inner.digest())",
                 f"            found.append((new, salt, value, {path!r}, outer.hexdigest()))",
-                "        elif whole == 'pseudonymize':  # _pseudonym(), inlined",
-                "            inner = prepared.inner_copy()",
-                "            inner.update(value.encode('utf-8', 'surrogatepass'))",
-                "            outer = prepared.outer_copy()",
-                "            outer.update(inner.digest())",
-                f"            new = {PSEUDONYM_PREFIX!r} + outer.hexdigest()[:{PSEUDONYM_HEX}]",
+                "        elif whole == 'pseudonymize':",
+                "            new = prepared.pseudonyms.get(value) or _pseudonym(value, prepared)",
                 "        else:",
                 f"            new = _string(value, {path!r}, plan, {key_kind!r}, prepared, found)",
                 "        if new is not value:",
@@ -349,6 +347,7 @@ def _compile_walk() -> tuple[Any, tuple[str, ...], str]:
         "_fresh_salt": fresh_salt,
         "_sha256": hashlib.sha256,
         "_string": _string,
+        "_pseudonym": _pseudonym,
         "_list": _list,
         "_all_clean": _all_clean,
         "_dict": _dict,
@@ -555,12 +554,19 @@ def _sealed(action: str, kind: str | None, value: str, path: str, prepared: _Pre
 
 
 def _pseudonym(value: str, prepared: _Prepared) -> str:
-    """`ps:` + 128 bits of HMAC-SHA256 under the log's key (tokens.pseudonym, with the key prepared)."""
+    """`ps:` + 128 bits of HMAC-SHA256 under the log's key (tokens.pseudonym, with the key prepared),
+    remembered for short values (a session or user id recurs in event after event)."""
     inner = prepared.inner_copy()
     inner.update(value.encode("utf-8", "surrogatepass"))
     outer = prepared.outer_copy()
     outer.update(inner.digest())
-    return PSEUDONYM_PREFIX + outer.hexdigest()[:PSEUDONYM_HEX]
+    pseudonym = PSEUDONYM_PREFIX + outer.hexdigest()[:PSEUDONYM_HEX]
+    if len(value) <= CLEAN_MAX_CHARS:
+        remembered = prepared.pseudonyms
+        if len(remembered) >= PSEUDONYMS_MAX_ENTRIES:
+            remembered.clear()
+        remembered[value] = pseudonym
+    return pseudonym
 
 
 def _erasable(value: str, path: str, prepared: _Prepared, found: list) -> str:

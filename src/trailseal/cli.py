@@ -37,6 +37,7 @@ LogOpt = Annotated[str, typer.Option("--log", "-l", help="Which log (ledger).")]
 
 BATCH = 1000
 IN_FLIGHT = 8
+POOL_FILE_BYTES = 1 << 20  # `ingest` of a file this big starts the prepare workers before its first batch
 
 
 def fail(message: str) -> None:
@@ -96,30 +97,25 @@ def ingest(file: Annotated[str, typer.Argument(help="NDJSON file of events, or -
     trail = open_trail(data)
     stream = sys.stdin.buffer if file == "-" else _open_input(file)
     total = None if file == "-" else Path(file).stat().st_size
+    if total is not None and total >= POOL_FILE_BYTES:
+        trail.pool.start()  # ~0.5 s, then the workers prepare while this process seals
     sealed = rejected = duplicates = 0
     pending: list[Future] = []
-    batch = []
+    lines, numbers = [], []
     try:
         with _progress(total) as progress:
             task = progress.add_task("sealing", total=total)
-            received = trail.clock()
             for number, line in enumerate(_lines(stream, progress, task), 1):
-                if not line.strip():
-                    continue
-                if not batch:
-                    received = trail.clock()  # one arrival time per batch
-                try:
-                    batch.append(seal_form_or_error(trail.protection, parse_event(line.rstrip(b"\r\n"), received)))
-                except EventError as exc:
-                    rejected += 1
-                    err.print(f"line {number}: {exc}", markup=False)
-                if len(batch) >= BATCH:
-                    pending.append(_submit(trail, batch))
-                    batch = []
+                if line.strip():
+                    lines.append(line.rstrip(b"\r\n"))
+                    numbers.append(number)
+                if len(lines) >= BATCH:
+                    rejected += _seal_lines(trail, lines, numbers, pending)
+                    lines, numbers = [], []
                 while len(pending) > IN_FLIGHT:
                     sealed, duplicates = _collect(pending.pop(0), sealed, duplicates)
-            if batch:
-                pending.append(_submit(trail, batch))
+            if lines:
+                rejected += _seal_lines(trail, lines, numbers, pending)
             for future in pending:
                 sealed, duplicates = _collect(future, sealed, duplicates)
     except (DataDirError, StoreError, LedgerError) as exc:
@@ -128,6 +124,28 @@ def ingest(file: Annotated[str, typer.Argument(help="NDJSON file of events, or -
         trail.close()
     out.print(f"sealed {sealed} events ({duplicates} already sealed), rejected {rejected}")
     raise typer.Exit(1 if rejected else 0)
+
+
+def _seal_lines(trail: Trail, lines: list[bytes], numbers: list[int], pending: list[Future]) -> int:
+    """Prepare a batch of JSON lines (in the prepare workers when they can take it), report each line
+    refused by its number, submit the rest; returns how many were refused."""
+    received = trail.clock()  # one arrival time per batch
+    pooled = trail.pool.try_prepare_lines(lines, received)
+    if pooled is not None:
+        batch, refused = pooled
+        refused = [(numbers[position], reason) for position, reason in refused]
+    else:
+        batch, refused = [], []
+        for number, line in zip(numbers, lines, strict=True):
+            try:
+                batch.append(seal_form_or_error(trail.protection, parse_event(line, received)))
+            except EventError as exc:
+                refused.append((number, str(exc)))
+    for number, reason in refused:
+        err.print(f"line {number}: {reason}", markup=False)
+    if batch:
+        pending.append(_submit(trail, batch))
+    return len(refused)
 
 
 def _open_input(file: str) -> BinaryIO:

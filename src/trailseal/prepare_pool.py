@@ -1,4 +1,5 @@
-"""Validation and privacy protection of big appends in worker processes, beside the writer.
+"""Validation and privacy protection of big appends (and `trailseal ingest`) in worker processes,
+beside the writer.
 
 `Trail.append()` validates, protects and encodes every event (``prepare``) before the writer seals it;
 that is most of an event's CPU, all of it under the caller's GIL, and with privacy on the larger half.
@@ -27,7 +28,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +70,8 @@ class Ready(msgspec.Struct, array_like=True):
 # Frames: a request is b"M" + marshal (exact for Python's built-in types, and the fastest to write) or,
 # when an event holds anything else (a datetime, an enum), b"P" + pickle; an answer is marshal of
 # ([(position, id, log, sealed bytes, time, received, category, action, outcome, actor id, vault rows)],
-#   refusal), a refusal being (position, reason, field), the text of an unexpected failure, or None.
+#   refusal), a refusal being (position, reason, field), the text of an unexpected failure, or None; for
+# JSON lines ("lines", `trailseal ingest`), a list of (position, reason) for every line refused.
 _ready = msgspec.msgpack.Decoder(Ready)
 _encode = msgspec.msgpack.Encoder().encode
 
@@ -96,11 +99,32 @@ def describe(protection: Any) -> Ready:
     return Ready(protection.policy.fingerprint(), protection.enabled, protection.subject_token("probe", "probe"))
 
 
-def route(item: Any, workers: int) -> int:
-    """The worker for one event: by its subject (actor id), so each subject's values meet one vault cache."""
+def subject_of(item: Any) -> Any:
+    """An event's subject (actor id), which picks its worker: each subject's values meet one vault cache."""
     actor = item.get("actor") if type(item) is dict else getattr(item, "actor", None)
-    subject = actor.get("id") if type(actor) is dict else getattr(actor, "id", None)
-    return hash(subject) % workers if type(subject) is str else 0
+    return actor.get("id") if type(actor) is dict else getattr(actor, "id", None)
+
+
+class _Subject(msgspec.Struct):
+    actor: dict[str, Any] = {}
+
+
+_subject_of_line = msgspec.json.Decoder(_Subject).decode
+
+
+def line_subject(line: bytes) -> Any:
+    """The subject of a JSON line, read without decoding the rest (None if it is not there or not JSON)."""
+    try:
+        return _subject_of_line(line).actor.get("id")
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
+def sealable(row: tuple) -> Sealable:
+    """The Sealable of a worker's answer row (see the frame layout above)."""
+    _, id_, log_name, data, time_, received, category, action, outcome, actor, vault = row
+    return Sealable(id_, log_name, Columns(time_, received, category, action, outcome, Actor(actor)), data,
+                    tuple(VaultRow(*fields) for fields in vault) if vault else (), True)
 
 
 class PreparePool:
@@ -137,20 +161,47 @@ class PreparePool:
         finally:
             self._lock.release()
 
-    def _prepare(self, items: Sequence[Any], received: str) -> list[Sealable] | None:
-        shares: list[tuple[list[int], list[Any]]] = [([], []) for _ in self._procs]
-        for position, item in enumerate(items):
-            positions, chosen = shares[route(item, len(self._procs))]
-            positions.append(position)
-            chosen.append(item)
+    def try_prepare_lines(self, lines: Sequence[bytes], received: str
+                          ) -> tuple[list[Sealable], list[tuple[int, str]]] | None:
+        """The Sealables of JSON lines (each one event), in order, and for each line refused its position
+        and the reason (the others are still prepared); None when the pool cannot take them now."""
+        if len(lines) < MIN_POOL_BATCH or self._state != "ready":
+            if self._state == "idle" and len(lines) >= MIN_POOL_BATCH:
+                self._start()
+            return None
+        if not self._lock.acquire(blocking=False):
+            return None
         try:
-            requests = [request_frame(("prepare", received, positions, chosen)) for positions, chosen in shares]
+            answers = self._exchange([request_frame(("lines", received, *share))
+                                      for share in self._shares(lines, line_subject)])
+        finally:
+            self._lock.release()
+        if answers is None or any(type(refused) is str for _, refused in answers):
+            return None  # prepared here: the caller sees an unexpected failure itself
+        refused = sorted(r for _, refusals in answers for r in refusals)
+        prepared = sorted((row for rows, _ in answers for row in rows), key=itemgetter(0))
+        return [sealable(row) for row in prepared], refused
+
+    def _prepare(self, items: Sequence[Any], received: str) -> list[Sealable] | None:
+        try:
+            requests = [request_frame(("prepare", received, *share)) for share in self._shares(items, subject_of)]
         except (pickle.PicklingError, TypeError, AttributeError):
             return None  # something only this process can hold (a lambda, an open file): prepare here
         answers = self._exchange(requests)
         if answers is None:
             return None
         return self._assemble(answers, len(items))
+
+    def _shares(self, items: Sequence[Any], subject: Callable[[Any], Any]) -> list[tuple[list[int], list[Any]]]:
+        """(positions, items) per worker, every subject's items to one worker."""
+        shares: list[tuple[list[int], list[Any]]] = [([], []) for _ in self._procs]
+        workers = len(self._procs)
+        for position, item in enumerate(items):
+            key = subject(item)
+            positions, chosen = shares[hash(key) % workers if type(key) is str else 0]
+            positions.append(position)
+            chosen.append(item)
+        return shares
 
     def _exchange(self, requests: list[bytes]) -> list[tuple] | None:
         """Send each worker its share, then read every answer; None (and the pool off) if one fails."""
@@ -181,10 +232,8 @@ class PreparePool:
             raise EventError(reason, f"[{position}]" + (f".{field}" if field else ""))
         out: list[Sealable | None] = [None] * count
         for prepared, _ in answers:
-            for position, id_, log_name, data, time_, received, category, action, outcome, actor, vault in prepared:
-                columns = Columns(time_, received, category, action, outcome, Actor(actor))
-                out[position] = Sealable(id_, log_name, columns, data,
-                                         tuple(VaultRow(*row) for row in vault) if vault else (), True)
+            for row in prepared:
+                out[row[0]] = sealable(row)
         return out  # type: ignore[return-value]
 
     def forget(self, subject: str, log_name: str | None) -> None:
@@ -281,13 +330,31 @@ def prepare_share(protection: Any, received: str, positions: list[int], items: l
     prepared = []
     for position, item in zip(positions, items, strict=True):
         try:
-            sealable = seal_form_or_error(protection, normalize(to_event(item), received))
+            prepared.append(answer_row(position, seal_form_or_error(protection, normalize(to_event(item), received))))
         except EventError as exc:
             return prepared, (position, exc.reason, exc.field)
-        e = sealable.event
-        prepared.append((position, sealable.id, sealable.log, sealable.canonical, e.time, e.received, e.category,
-                         e.action, e.outcome, e.actor.id, tuple(astuple(row) for row in sealable.vault)))
     return prepared, None
+
+
+def prepare_lines(protection: Any, received: str, positions: list[int], lines: list[bytes]) -> tuple[list, list]:
+    """Parse, validate, protect and encode one share of JSON lines; each line refused is reported, and
+    the others are still prepared."""
+    from trailseal.event import parse_event
+    from trailseal.protection import seal_form_or_error
+
+    prepared, refused = [], []
+    for position, line in zip(positions, lines, strict=True):
+        try:
+            prepared.append(answer_row(position, seal_form_or_error(protection, parse_event(line, received))))
+        except EventError as exc:
+            refused.append((position, str(exc)))
+    return prepared, refused
+
+
+def answer_row(position: int, sealable: Sealable) -> tuple:
+    e = sealable.event
+    return (position, sealable.id, sealable.log, sealable.canonical, e.time, e.received, e.category, e.action,
+            e.outcome, e.actor.id, tuple(astuple(row) for row in sealable.vault))
 
 
 def serve_requests(directory: Path, stdin, stdout) -> None:
@@ -301,9 +368,10 @@ def serve_requests(directory: Path, stdin, stdout) -> None:
     write_frame(stdout, _encode(describe(protection)))
     while (frame := read_frame(stdin)) is not None:
         request = read_request(frame)
-        if request[0] == "prepare":
+        if request[0] in ("prepare", "lines"):
+            work = prepare_share if request[0] == "prepare" else prepare_lines
             try:
-                answer = prepare_share(protection, *request[1:])
+                answer = work(protection, *request[1:])
             except Exception as exc:  # noqa: BLE001 - the parent prepares the batch itself and sees it
                 answer = [], f"{type(exc).__name__}: {exc}"
             write_frame(stdout, marshal.dumps(answer))

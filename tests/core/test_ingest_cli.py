@@ -90,3 +90,25 @@ def test_random_lines_give_errors_not_tracebacks(data_dir, tmp_path, lines):
     assert result.exit_code in (0, 1), result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     assert "Traceback" not in result.output
+
+
+def test_big_files_go_through_the_prepare_workers_with_the_same_answers(data_dir, tmp_path):
+    """2,500 lines (bad ones among them) in batches the prepare workers take: each bad line is reported
+    by its number, every good one sealed once, in file order, and the log verifies."""
+    import re
+
+    config = data_dir / "trailseal.toml"
+    config.write_text(re.sub(r"prepare_workers = -?\d+", "prepare_workers = 2", config.read_text()))
+    bad = {7: b"{not json", 1500: json.dumps(make_event(1500, outcome="maybe")).encode(), 2401: b"\xff\xfe"}
+    events = [make_event(i) for i in range(2500)]
+    payload = b"".join((bad.get(i + 1) or json.dumps(e).encode()) + b"\n" for i, e in enumerate(events))
+    assert len(payload) >= (1 << 20), "big enough for ingest to start its prepare workers first"
+    result = ingest(data_dir, payload, tmp_path)
+    assert result.exit_code == 1
+    reported = [int(m.group(1)) for m in re.finditer(r"^line (\d+): ", result.stderr, re.M)]
+    assert reported == sorted(bad)
+    assert "sealed 2497 events" in result.stdout
+    with trailseal.open(data_dir) as log:
+        sealed = [json.loads(data)["id"] for _, data in log.store.read_entries("default", 0, 3000)]
+        assert sealed == [e["id"] for i, e in enumerate(events) if i + 1 not in bad]
+        assert all(r.ok for r in log.verify())

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import trailseal
-from bench.common import QUICK, Result, percentile, report
+from bench.common import QUICK, Result, cli_ingest, percentile, report
 from bench.events import events
 from trailseal.store.tile_hashing import default_workers
 
@@ -70,10 +70,16 @@ def bench_ingest(count: int) -> None:
         peer = logging_peer(batch, Path(tmp))
         ours = ingest_ours(batch, Path(tmp) / "seq", 1)
         piped = ingest_ours(batch, Path(tmp) / "piped", 4)
+        command = cli_ingest(batch, Path(tmp) / "cli")
+        command_alone = cli_ingest(batch, Path(tmp) / "cli-alone",
+                                   lambda text: text.replace("prepare_workers = -1", "prepare_workers = 0"))
     report(Result(f"library ingest, {count:,} events, append()", ours, peer, "ev/s", "stdlib logging JSON",
                   ">=1.0x", ours >= peer))
     report(Result(f"library ingest, {count:,} events, 4 batches in flight", piped, peer, "ev/s",
                   "stdlib logging JSON", ">=1.0x", piped >= peer))
+    report(Result(f"trailseal ingest FILE, {count:,} NDJSON lines", command, peer, "ev/s", "stdlib logging JSON",
+                  ">=1.0x", command >= peer))
+    report(Result("  the same without prepare workers (prepare_workers = 0)", command_alone, None, "ev/s"))
 
 
 def run(module: str, *args: str) -> list[str]:

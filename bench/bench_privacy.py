@@ -24,7 +24,7 @@ from pathlib import Path
 import msgspec
 
 import trailseal
-from bench.common import QUICK, Result, cpu_seconds, report
+from bench.common import QUICK, Result, cli_ingest, cpu_seconds, report
 from bench.events import events as realistic_events
 from trailseal.event import Event, encode_event, from_dict
 from trailseal.privacy import DEFAULT_POLICY, Keys, protect
@@ -165,6 +165,11 @@ def protect_realistic_per_second(count: int, min_seconds: float) -> float:
     return passes * len(batch) / (time.perf_counter() - start)
 
 
+def privacy_off(config: str) -> str:
+    """trailseal.toml with the [privacy] table turned off."""
+    return re.sub(r"(\[privacy\][^\[]*?)enabled = true", r"\1enabled = false", config)
+
+
 def ingest_per_second(batch: list[dict], directory: Path, privacy: bool) -> tuple[float, float, bool]:
     """trailseal.open(dir).append() in batches of 1000 with [privacy] on or off: events per second of
     wall clock, CPU microseconds per event (this process: caller and writer thread, and its prepare
@@ -173,8 +178,7 @@ def ingest_per_second(batch: list[dict], directory: Path, privacy: bool) -> tupl
     trailseal.init(directory, origin="bench.trailseal")
     if not privacy:
         config = directory / "trailseal.toml"
-        text = config.read_text()
-        config.write_text(re.sub(r"(\[privacy\][^\[]*?)enabled = true", r"\1enabled = false", text))
+        config.write_text(privacy_off(config.read_text()))
     with trailseal.open(directory) as log:
         wired = bool(getattr(getattr(log, "protection", None), "enabled", False))
         assert wired <= privacy, "the [privacy] table did not turn protection off"
@@ -204,6 +208,8 @@ def bench_ingest(count: int) -> list[Result]:
     with tempfile.TemporaryDirectory() as tmp:
         off, off_cpu, _ = ingest_per_second(batch, Path(tmp) / "off", False)
         on, on_cpu, wired = ingest_per_second(batch, Path(tmp) / "on", True)
+        command_off = cli_ingest(batch, Path(tmp) / "cli-off", privacy_off)
+        command_on = cli_ingest(batch, Path(tmp) / "cli-on")
     label = f"ingest {count:,} events, privacy on vs off"
     if not wired:  # approximate: ingest without privacy, plus protect() + encode_event() per event
         added = protect_and_encode_seconds(batch)
@@ -212,6 +218,8 @@ def bench_ingest(count: int) -> list[Result]:
         label += " (est.)"
     return [
         report(Result(label, on, off, "ev/s", "privacy off", ">= 0.7x", on >= 0.7 * off)),
+        report(Result(f"trailseal ingest FILE, {count:,} NDJSON lines, privacy on vs off", command_on, command_off,
+                      "ev/s", "privacy off", ">= 0.7x", command_on >= 0.7 * command_off)),
         report(Result(f"{label}, CPU per event", on_cpu, off_cpu, "us", "privacy off",
                       "<= 1.43x (0.7x rate)", on_cpu <= off_cpu / 0.7)),
     ]

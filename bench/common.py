@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import resource
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 QUICK = os.environ.get("TRAILSEAL_BENCH_QUICK") == "1"
 
@@ -60,6 +64,23 @@ def cpu_seconds(pids: list[int] | None = None) -> float:
             fields = stat.read().rsplit(")", 1)[1].split()
         total += (int(fields[11]) + int(fields[12])) / ticks
     return total
+
+
+def cli_ingest(batch: list[dict], directory: Path, edit_config: Callable[[str], str] | None = None) -> float:
+    """`trailseal ingest FILE` of batch as NDJSON into a new data dir (its trailseal.toml passed through
+    edit_config), the command's start-up included: events per second."""
+    import trailseal
+
+    source = directory.parent / f"{directory.name}.ndjson"
+    source.write_text("".join(json.dumps(event) + "\n" for event in batch))
+    trailseal.init(directory, origin="bench.trailseal")
+    if edit_config is not None:
+        config = directory / "trailseal.toml"
+        config.write_text(edit_config(config.read_text()))
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "trailseal", "ingest", "--data", str(directory), str(source)],
+                   check=True, capture_output=True)
+    return len(batch) / (time.perf_counter() - started)
 
 
 def percentile(samples: list[float], pct: float) -> float:

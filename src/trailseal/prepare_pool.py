@@ -44,7 +44,7 @@ log = logging.getLogger("trailseal.prepare")
 MIN_POOL_BATCH = 128  # smaller appends are prepared in the caller's process (a round trip costs more)
 
 
-class Actor(msgspec.Struct):
+class ActorId(msgspec.Struct):
     id: str | None
 
 
@@ -56,7 +56,7 @@ class Columns(msgspec.Struct):
     category: str
     action: str
     outcome: str
-    actor: Actor
+    actor: ActorId
 
 
 class Ready(msgspec.Struct, array_like=True):
@@ -116,14 +116,14 @@ def line_subject(line: bytes) -> Any:
     """The subject of a JSON line, read without decoding the rest (None if it is not there or not JSON)."""
     try:
         return _subject_of_line(line).actor.get("id")
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         return None
 
 
 def sealable(row: tuple) -> Sealable:
     """The Sealable of a worker's answer row (see the frame layout above)."""
     _, id_, log_name, data, time_, received, category, action, outcome, actor, vault = row
-    return Sealable(id_, log_name, Columns(time_, received, category, action, outcome, Actor(actor)), data,
+    return Sealable(id_, log_name, Columns(time_, received, category, action, outcome, ActorId(actor)), data,
                     tuple(VaultRow(*fields) for fields in vault) if vault else (), True)
 
 

@@ -17,7 +17,7 @@ from trailseal.ledger import Signer, Verifier, generate, merkle, tile_read_hashe
 from trailseal.ledger.proof import format_proof
 from trailseal.ledger.verify import VerifyReport, as_bytes, verify_log
 from trailseal.pipeline import Overloaded, Sealer
-from trailseal.prepare_pool import PreparePool, default_workers
+from trailseal.prepare_pool import PoolFailure, PreparePool, default_workers
 from trailseal.protection import Protection, protect_or_error, seal_form_or_error
 from trailseal.store.base import Receipt, Store, StoreError
 
@@ -199,13 +199,34 @@ class Trail:
         return prepared
 
     def append(self, events: Iterable[dict[str, Any] | Event | Sealable]) -> list[Receipt]:
-        """Seal events durably; returns one receipt per event (re-sent ids get their original one)."""
-        prepared = self.prepare(events)
+        """Seal events durably; returns one receipt per event (re-sent ids get their original one).
+        A big batch is prepared by the prepare workers part by part while the writer stores the parts
+        before (one transaction: a refused event still leaves nothing of the batch sealed)."""
+        items = events if isinstance(events, list) else list(events)
+        streamed = self._append_streamed(items)
+        if streamed is not None:
+            return streamed
+        prepared = self.prepare(items)
         try:
             return self.sealer.seal(prepared)
         except Overloaded:
             self.forget_vault_cache()
             raise
+
+    def _append_streamed(self, items: list) -> list[Receipt] | None:
+        """append() through the prepare workers part by part, or None if they cannot take the batch (then
+        nothing was sealed)."""
+        sealer = self.sealer
+        if not (hasattr(sealer, "seal_parts") and hasattr(self.store, "commit_parts")) or \
+                any(isinstance(item, Sealable) for item in items):
+            return None
+        parts = self.pool.try_stream(items, self.clock())
+        if parts is None:
+            return None
+        try:
+            return sealer.seal_parts(parts, len(items))
+        except PoolFailure:
+            return None  # a worker failed, or another batch had them: rolled back, prepared in-process
 
     # -- reading ---------------------------------------------------------------------------------
     def verifier(self, log: str = "default") -> Verifier:

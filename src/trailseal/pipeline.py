@@ -12,7 +12,7 @@ import hashlib
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -30,6 +30,8 @@ class Overloaded(RuntimeError):
 class _Request:
     items: Sequence[Sealable]
     future: Future = field(default_factory=Future)
+    parts: Iterator[Sequence[Sealable]] | None = None  # a batch that arrives in parts (seal_parts)
+    count: int = 0  # events counted against max_queue_events
 
 
 @dataclass
@@ -109,19 +111,38 @@ class Sealer:
         """Submit and wait for the durable receipts."""
         return self.submit(items).result(timeout)
 
+    def seal_parts(self, parts: Iterator[Sequence[Sealable]], count: int) -> list[Receipt]:
+        """Seal one batch of ``count`` protected events that arrives in parts, in order, as one commit: the
+        writer stores each part while the next is still being prepared (the prepare workers), and commits
+        after the last. If ``parts`` raises, nothing of the batch is sealed and the exception is re-raised
+        here. The writer thread iterates ``parts``; it takes no other batch meanwhile."""
+        request = _Request([], parts=parts, count=count)
+        with self._queued_lock:
+            if self._queued + count > self.max_queue_events:
+                raise Overloaded(f"{self._queued} events are waiting to be sealed")
+            self._queued += count
+        self.start()
+        self._queue.put(request)
+        return request.future.result()
+
     # -- the writer thread -----------------------------------------------------------------------
     def _run(self) -> None:
+        held: _Request | None = None  # a batch in parts, taken from the queue while draining: next
         while True:
-            first = self._queue.get()
+            first, held = (held, None) if held is not None else (self._queue.get(), None)
             if first is None:
                 return
-            batch, stop = self._drain(first)
+            if first.parts is not None:
+                self._process([first])
+                continue
+            batch, stop, held = self._drain(first)
             self._process(batch)
             if stop:
                 return
 
-    def _drain(self, first: _Request) -> tuple[list[_Request], bool]:
-        """Everything waiting now, up to max_commit_events, joins this commit."""
+    def _drain(self, first: _Request) -> tuple[list[_Request], bool, _Request | None]:
+        """Everything waiting now, up to max_commit_events, joins this commit (a batch in parts commits
+        on its own: it is handed back, to be next)."""
         batch, count = [first], len(first.items)
         while count < self.max_commit_events:
             try:
@@ -129,16 +150,24 @@ class Sealer:
             except queue.Empty:
                 break
             if nxt is None:
-                return batch, True
+                return batch, True, None
+            if nxt.parts is not None:
+                return batch, False, nxt
             batch.append(nxt)
             count += len(nxt.items)
-        return batch, False
+        return batch, False, None
 
     def _process(self, batch: list[_Request]) -> None:
         started = time.perf_counter()
+        parts = batch[0].parts
         try:
-            receipts, sealed = self._commit([r.items for r in batch])
+            if parts is not None:
+                receipts, sealed = self._commit_parts(parts)
+            else:
+                receipts, sealed = self._commit([r.items for r in batch])
         except BaseException as exc:  # noqa: BLE001 - every waiter must hear about the failure
+            if parts is not None and hasattr(parts, "close"):
+                parts.close()  # a producer still holding resources (the prepare workers) lets go first
             self._trees.clear()
             for forget in self.on_failure:
                 forget()
@@ -147,11 +176,11 @@ class Sealer:
             receipts, sealed = None, []
         finally:
             with self._queued_lock:
-                self._queued -= sum(len(r.items) for r in batch)
+                self._queued -= sum(r.count or len(r.items) for r in batch)
         if receipts is None:
             return
         elapsed = time.perf_counter() - started
-        self._record(sum(len(r.items) for r in batch), elapsed)
+        self._record(sum(len(r) for r in receipts), elapsed)
         for request, result in zip(batch, receipts, strict=True):
             request.future.set_result(result)
         for observer in self.on_commit:
@@ -190,8 +219,54 @@ class Sealer:
         self._announced |= first_seen
         return receipts[:count], sealed
 
+    def _commit_parts(self, parts: Iterator[Sequence[Sealable]]):
+        """Seal a batch that arrives in parts, in one transaction: each part's entries and vault rows are
+        written as it comes; tiles, checkpoints (and a first-seen log's policy record) after the last."""
+        receipts: list[Receipt] = []
+        sealed: list[tuple[str, int, bytes, tuple]] = []
+        touched: dict[str, None] = {}  # logs written to, in order
+        closing: list[Commit] = []
+        created = self.clock()
+
+        def entries_of(items: Sequence[Sealable], part: list) -> list[Commit]:
+            by_log: dict[str, list] = {}
+            for i, item in enumerate(items):
+                by_log.setdefault(item.log, []).append((0, i, item))
+            written = []
+            for log, entries in by_log.items():
+                rows, vault, fresh = self._seal_entries(log, entries, [part])
+                sealed.extend(fresh)
+                if rows:
+                    touched[log] = None
+                    written.append(Commit(log, rows, [], 0, "", created, vault))
+            return written
+
+        def commits() -> Iterator[list[Commit]]:
+            for items in parts:
+                part: list = [None] * len(items)
+                yield entries_of(items, part)
+                receipts.extend(part)
+            if self.announce is not None:
+                records = [r for log in sorted(set(touched) - self._announced) for r in self.announce(log)]
+                yield entries_of(records, [None] * len(records))
+            closing.extend(self._close_log(log, [], [], created) for log in touched)
+            yield closing
+
+        self.store.commit_parts(commits())
+        self.heads.update((c.log, c.checkpoint) for c in closing)
+        self._announced |= set(touched)
+        return [receipts], sealed
+
     def _seal_log(self, log: str, entries, receipts, created: str) -> tuple[Commit | None, list]:
         """Assign indices to one log's new entries; duplicates get their original receipts."""
+        rows, vault, fresh = self._seal_entries(log, entries, receipts)
+        if not rows:
+            return None, fresh
+        return self._close_log(log, rows, vault, created), fresh
+
+    def _seal_entries(self, log: str, entries, receipts) -> tuple[list[EntryRow], list, list]:
+        """Index one log's new entries and add their leaves to its tree (rows, vault rows, sealed entries);
+        each (request, position, item) gets its receipt in ``receipts``, a duplicate its original one."""
         tree = self._tree(log)
         known = self.store.find_ids(log, list({item.id for _, _, item in entries}))
         seen: dict[str, Receipt] = {
@@ -212,12 +287,16 @@ class Sealer:
                 vault.extend(item.vault)
                 fresh.append((log, index, item.canonical, item.vault))
             receipts[r][i] = receipt
-        if not rows:
-            return None, fresh
-        tree.append(leaves)
+        if leaves:
+            tree.append(leaves)
+        return rows, vault, fresh
+
+    def _close_log(self, log: str, rows: list[EntryRow], vault: list, created: str) -> Commit:
+        """The log's commit: its rows, the tiles they changed, and a checkpoint signed over its new size."""
+        tree = self._tree(log)
         checkpoint = Checkpoint(log_origin(self.signer.name, log), tree.size, tree.root())
         note = sign(checkpoint.body(), [self._signer(log)])
-        return Commit(log, rows, tree.take_dirty_tiles(), tree.size, note, created, vault), fresh
+        return Commit(log, rows, tree.take_dirty_tiles(), tree.size, note, created, vault)
 
     def _leaf_of(self, log: str, index: int, data: bytes | None) -> bytes:
         """An already sealed entry's leaf hash: from its bytes, or from its tile if retention pruned them."""

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,11 @@ from trailseal.privacy.vault import VaultRow
 
 log = logging.getLogger("trailseal.prepare")
 MIN_POOL_BATCH = 128  # smaller appends are prepared in the caller's process (a round trip costs more)
+STREAM_PART = 250  # events per part of a streamed append: the writer stores one while the next is prepared
+
+
+class PoolFailure(RuntimeError):
+    """A worker failed during a streamed append: nothing was sealed; prepare the batch in-process."""
 
 
 class ActorId(msgspec.Struct):
@@ -182,6 +187,80 @@ class PreparePool:
         prepared = sorted((row for rows, _ in answers for row in rows), key=itemgetter(0))
         return [sealable(row) for row in prepared], refused
 
+    def try_stream(self, items: Sequence[Any], received: str) -> Iterator[list[Sealable]] | None:
+        """The Sealables of items in parts of ``STREAM_PART`` events, in order, each as soon as the workers
+        have it (they go on with the next meanwhile), for ``Sealer.seal_parts``; None when the pool cannot
+        take the batch now. Iterating raises EventError at the part holding the first event refused, and
+        PoolFailure if a worker fails (prepare the batch in-process then)."""
+        if len(items) < MIN_POOL_BATCH or self._state != "ready":
+            if self._state == "idle" and len(items) >= MIN_POOL_BATCH:
+                self._start()
+            return None
+        try:
+            requests = [[request_frame(("prepare", received, *share))
+                         for share in self._shares(items[start:start + STREAM_PART], subject_of, start)]
+                        for start in range(0, len(items), STREAM_PART)]
+        except (pickle.PicklingError, TypeError, AttributeError):
+            return None
+        return self._parts(requests)
+
+    def _parts(self, requests: list[list[bytes]]) -> Iterator[list[Sealable]]:
+        """Feed every request (a thread writes them, so a worker never waits on this process to read),
+        and yield each part as its answers arrive; whatever happens, read every answer before returning.
+        The pool is taken when iteration starts (PoolFailure if another batch has it, or it stopped)."""
+        if not self._lock.acquire(blocking=False):
+            raise PoolFailure("the prepare workers are busy with another batch")
+        if self._state != "ready" or len(requests[0]) != len(self._procs):
+            self._lock.release()
+            raise PoolFailure("the prepare workers stopped")
+        procs, feeding = self._procs, threading.Thread(target=self._feed, args=(requests,), daemon=True)
+        feeding.start()
+        read = 0
+        try:
+            for _ in requests:
+                answers = [self._answer(proc) for proc in procs]
+                read += 1
+                yield self._part(answers)
+        finally:
+            for _ in requests[read:]:
+                for proc in procs:
+                    if self._state != "off":
+                        try:
+                            self._answer(proc)
+                        except PoolFailure:
+                            pass
+            feeding.join()
+            self._lock.release()
+
+    def _feed(self, requests: list[list[bytes]]) -> None:
+        try:
+            for part in requests:
+                for proc, request in zip(self._procs, part, strict=True):
+                    write_frame(proc.stdin, request)
+        except (OSError, ValueError):
+            pass  # the reader hears of it (the worker's answer never comes)
+
+    def _answer(self, proc: subprocess.Popen) -> tuple:
+        frame = read_frame(proc.stdout)
+        try:
+            if frame is None:
+                raise OSError(f"prepare worker {proc.pid} exited with {proc.poll()}")
+            return marshal.loads(frame)
+        except (OSError, ValueError, EOFError, TypeError) as exc:
+            log.warning("prepare workers stopped (%s); preparing in this process from now on", exc)
+            self._shut("off")
+            raise PoolFailure(str(exc)) from None
+
+    def _part(self, answers: list[tuple]) -> list[Sealable]:
+        """One part's Sealables in order (positions are the batch's); a refusal raises EventError."""
+        refused = [refusal for _, refusal in answers if refusal is not None]
+        if any(type(refusal) is str for refusal in refused):
+            raise PoolFailure(next(r for r in refused if type(r) is str))
+        if refused:
+            position, reason, field = min(refused)
+            raise EventError(reason, f"[{position}]" + (f".{field}" if field else ""))
+        return [sealable(row) for row in sorted((row for rows, _ in answers for row in rows), key=itemgetter(0))]
+
     def _prepare(self, items: Sequence[Any], received: str) -> list[Sealable] | None:
         try:
             requests = [request_frame(("prepare", received, *share)) for share in self._shares(items, subject_of)]
@@ -192,11 +271,12 @@ class PreparePool:
             return None
         return self._assemble(answers, len(items))
 
-    def _shares(self, items: Sequence[Any], subject: Callable[[Any], Any]) -> list[tuple[list[int], list[Any]]]:
-        """(positions, items) per worker, every subject's items to one worker."""
+    def _shares(self, items: Sequence[Any], subject: Callable[[Any], Any], first: int = 0
+                ) -> list[tuple[list[int], list[Any]]]:
+        """(positions, items) per worker, every subject's items to one worker; positions from ``first``."""
         shares: list[tuple[list[int], list[Any]]] = [([], []) for _ in self._procs]
         workers = len(self._procs)
-        for position, item in enumerate(items):
+        for position, item in enumerate(items, first):
             key = subject(item)
             positions, chosen = shares[hash(key) % workers if type(key) is str else 0]
             positions.append(position)

@@ -207,3 +207,65 @@ def test_workers_that_see_another_policy_are_not_used(data_dir):
         receipts = log.append([make_event(MIN_POOL_BATCH + i) for i in range(N)])
         sealed = json.loads(log.entry(receipts[0].index))
         assert sealed["actor"]["id"].startswith("pd:"), "prepared under the policy this process loaded"
+
+
+def test_a_streamed_batch_seals_duplicates_once_and_every_log_checkpointed(data_dir):
+    """Parts of one append share one transaction: an id repeated three parts later gets the first one's
+    receipt, and each log of the batch gets its checkpoint."""
+    configure(data_dir, 2)
+    events = [make_event(i, log="default" if i % 3 else "audit") for i in range(3 * 250)]
+    events[700] = dict(events[5])  # the same id (and log) again, in another part
+    with trailseal.open(data_dir) as log:
+        started(log)
+        receipts = log.append(events)
+        assert receipts[700] == receipts[5]
+        assert len({(r.log, r.index) for r in receipts}) == len(events) - 1
+        sizes = {info.name: info.size for info in log.store.logs()}
+        assert sizes["default"] == sum(1 for e in events if e.get("log") == "default") - 1 + 0
+        assert sizes["audit"] == sum(1 for e in events if e.get("log") == "audit")
+        assert all(r.ok for r in log.verify())
+
+
+def test_a_store_failure_mid_stream_rolls_back_and_the_pool_goes_on(data_dir, monkeypatch):
+    configure(data_dir, 2)
+    with trailseal.open(data_dir) as log:
+        started(log)
+        size = log.store.tree_size("default")
+        store_type = type(log.store)
+        original, calls = store_type._write, []
+
+        def failing(self, conn, commit):
+            calls.append(commit.log)
+            if len(calls) == 2:
+                raise OSError("disk full")
+            return original(self, conn, commit)
+
+        monkeypatch.setattr(store_type, "_write", failing)
+        with pytest.raises(OSError, match="disk full"):
+            log.append([make_event(i) for i in range(3 * 250)])
+        monkeypatch.setattr(store_type, "_write", original)
+        assert log.store.tree_size("default") == size
+        assert log.pool.ready
+        receipts = log.append([make_event(1000 + i) for i in range(N)])
+        assert receipts[0].index == size and all(r.ok for r in log.verify())
+
+
+def test_concurrent_appends_share_the_pool_or_prepare_themselves(data_dir):
+    import threading
+
+    configure(data_dir, 2)
+    with trailseal.open(data_dir) as log:
+        started(log)
+        results: dict[int, list] = {}
+
+        def append(k: int) -> None:
+            results[k] = log.append([make_event(k * 10_000 + i) for i in range(N)])
+
+        threads = [threading.Thread(target=append, args=(k,)) for k in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        indexes = sorted(r.index for receipts in results.values() for r in receipts)
+        assert indexes == list(range(4 * N))
+        assert all(r.ok for r in log.verify())

@@ -6,7 +6,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -130,9 +130,15 @@ class SQLiteStore:
         return found
 
     def commit(self, commits: Sequence[Commit]) -> None:
+        self.commit_parts([commits])
+
+    def commit_parts(self, parts: Iterable[Sequence[Commit]]) -> None:
+        """One transaction over commits that arrive in parts (Sealer.seal_parts): a part may hold only
+        entries and vault rows (checkpoint ""), its tiles and checkpoint coming in a later part."""
         with write_transaction(self._conn()) as conn:
-            for c in commits:
-                self._write(conn, c)
+            for commits in parts:
+                for c in commits:
+                    self._write(conn, c)
 
     def _write(self, conn: sqlite3.Connection, c: Commit) -> None:
         """One log's share of a group commit."""
@@ -147,6 +153,8 @@ class SQLiteStore:
             conn.executemany("INSERT OR IGNORE INTO vault VALUES (?,?,?,?,?,?,?,?)",
                              ((r.commitment, r.subject, r.log, r.salt, r.value, r.field, r.token, token_key(r.token))
                               for r in c.vault))
+        if not c.checkpoint:
+            return
         conn.execute("INSERT INTO checkpoints VALUES (?,?,?,?)", (c.log, c.size, c.checkpoint, c.created))
         conn.execute("INSERT INTO logs (name, size, checkpoint) VALUES (?,?,?) ON CONFLICT(name) DO UPDATE"
                      " SET size=excluded.size, checkpoint=excluded.checkpoint", (c.log, c.size, c.checkpoint))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -198,3 +199,16 @@ def test_parquet_files_have_zstd_pages_without_dictionaries_and_integer_statisti
     assert {"time", "type_uid", "metadata.sequence", "metadata.logged_time", "actor.user.type_id"} <= with_statistics
     assert not with_statistics & {"metadata.uid", "message", "unmapped.key_value.value", "actor.user.uid"}
     assert columns["time"].statistics.min <= columns["time"].statistics.max
+
+
+def test_field_values_read_one_field_of_each_row():
+    actors = [ocsf_arrow.Actor(id="a", ip="10.0.0.1"), ocsf_arrow.Actor(), ocsf_arrow.Actor(id="b")]
+    assert ocsf_arrow.field_values(actors, "id") == ["a", None, "b"]
+    assert ocsf_arrow.field_values(actors, "ip") == ["10.0.0.1", None, None]
+    assert ocsf_arrow.field_values([], "id") == []
+
+
+def test_field_values_take_field_names_only():
+    for name in ("id; import os", "a.b", "", "x)"):
+        with pytest.raises(ValueError):
+            ocsf_arrow.field_values([ocsf_arrow.Actor()], name)

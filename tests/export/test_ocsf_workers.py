@@ -58,3 +58,20 @@ def test_pages_queued_to_one_worker_come_back_in_order(monkeypatch):
     ]
     assert max(held) == ocsf_workers.DEPTH - 1  # a page was sent while the worker still held one
     assert -1 in held  # and one was built here while the worker held DEPTH
+
+
+def test_a_worker_builds_and_sends_pages_without_numpy():
+    """The worker program blocks NumPy: pyarrow, the page build and the Arrow IPC answer need none of it."""
+    import subprocess
+    import sys
+
+    program = ocsf_workers.WITHOUT_NUMPY + (
+        "; from trailseal.query import ocsf_arrow, ocsf_workers;"
+        " text = b'[{\"category\": \"authentication\", \"action\": \"user.login\", \"time\": \"2026-11-01T00:00:00.000000Z\"}]';"
+        " batches = ocsf_arrow.page_batches(text, [7], 'default', ocsf_arrow.Classes());"
+        " [ocsf_workers.ipc_stream(b) for b in batches.values()];"
+        " print(sorted(batches), 'numpy' in sys.modules and sys.modules['numpy'] is not None)"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[3002]", "False"]

@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from itertools import accumulate
-from operator import attrgetter
 from typing import Any
 
 import msgspec
@@ -93,6 +92,7 @@ class Sealed(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 
 
 _NO_ACTOR, _NO_REQUEST, _NO_SOURCE, _NO_TARGET = Actor(), Request(), Source(), Target()
+_NO_ATTRIBUTES: dict = {}  # shared by the events without attributes: only read
 # a null the typed source or target would not keep (a sealed one has none; the key names may be others')
 _PART_NULL = re.compile(rb'"(?:component|kind|format|host|ip|endpoint|type|id|name)"\s*:\s*null')
 _decode_sealed = msgspec.json.Decoder(list[Sealed]).decode
@@ -183,7 +183,7 @@ class Columns:
         self.requests = [e.request or _NO_REQUEST for e in events]
         self.sources = [e.source or _NO_SOURCE for e in events]
         self.targets = [e.target or _NO_TARGET for e in events]
-        self.attributes = [e.attributes or {} for e in events]
+        self.attributes = [e.attributes or _NO_ATTRIBUTES for e in events]
         self.arrays: dict[str, pa.Array] = {}
 
     def batch(self) -> pa.RecordBatch:
@@ -207,7 +207,7 @@ class Columns:
             "source": self.sources,
             "target": self.targets,
         }[where]
-        return list(map(attrgetter(name), rows))
+        return field_values(rows, name)
 
     def const(self, value: Any, kind) -> pa.Array:
         return pa.nulls(self.size, kind).fill_null(pa.scalar(value, kind))
@@ -234,7 +234,15 @@ class Columns:
         return self.const(ocsf.CLASSES[self.uid][2], _STRING)
 
     def c_activity_id(self):
-        return pa.array(self.activities, _INT32)
+        if "activity_id" not in self.arrays:
+            self.arrays["activity_id"] = pa.array(self.activities, _INT32)
+        return self.arrays["activity_id"]
+
+    def sequences(self) -> pa.Array:
+        """The entries' indexes (``metadata.sequence``, and ``trailseal.index`` in unmapped)."""
+        if "sequence" not in self.arrays:
+            self.arrays["sequence"] = pa.array(self.indexes, _INT64)
+        return self.arrays["sequence"]
 
     def c_activity_name(self):
         names = ocsf.ACTIVITY_NAMES[self.uid]
@@ -275,7 +283,7 @@ class Columns:
                 "version": self.const(ocsf.OCSF_VERSION, _STRING),
                 "uid": self.strings("event", "id"),
                 "log_name": self.const(self.log, _STRING),
-                "sequence": pa.array(self.indexes, _INT64),
+                "sequence": self.sequences(),
                 "logged_time": millis(self.strings("event", "received")),
                 "original_time": self.strings("event", "time"),
                 "event_code": self.strings("event", "action"),
@@ -339,7 +347,7 @@ class Columns:
         return map_of_rows(
             {
                 "trailseal.log": self.const(log, _STRING),
-                "trailseal.index": pc.cast(pa.array(self.indexes, _INT64), _STRING),
+                "trailseal.index": pc.cast(self.sequences(), _STRING),
                 "category": mapped(self.strings("event", "category"), _text_or_none, _STRING),
                 "source": repeated_texts([e.source for e in self.events]),
                 "target": json_texts([e.target for e in self.events]),
@@ -414,7 +422,7 @@ class Columns:
 
     def c_resources(self):
         kept = [t for t in self.targets if t.id or t.name]
-        resource = struct({name: pa.array(list(map(attrgetter(key), kept)), _STRING) for name, key in _RESOURCE})
+        resource = struct({name: pa.array(field_values(kept, key), _STRING) for name, key in _RESOURCE})
         return self.one_each(resource, [not (t.id or t.name) for t in self.targets])
 
     def c_table(self):
@@ -451,6 +459,20 @@ class Columns:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+_FIELD_VALUES: dict[str, Callable[[list], list]] = {}
+
+
+def field_values(rows: list[Any], name: str) -> list[Any]:
+    """``[row.<name> for row in rows]``, compiled once per name: the interpreter's specialized
+    attribute reads cost about half the instructions of ``map(attrgetter(name), rows)``."""
+    values = _FIELD_VALUES.get(name)
+    if values is None:
+        if not name.isidentifier():
+            raise ValueError(f"not a field name: {name!r}")
+        values = _FIELD_VALUES[name] = eval(f"lambda rows: [row.{name} for row in rows]")  # a field name only
+    return values(rows)
+
+
 def struct(children: dict[str, pa.Array], nulls: list[bool] | pa.BooleanArray | None = None) -> pa.StructArray:
     """A struct array of the children; rows where ``nulls`` is true are null."""
     if isinstance(nulls, list):

@@ -1,10 +1,10 @@
 """OCSF Parquet pages built in worker processes, in order: ``batches_in_order``.
 
 Building a page's columns is pure CPU work in Python (``ocsf_arrow.page_batches``), so an export
-that reads more than one page starts worker processes (``python -m trailseal.query.ocsf_workers``,
-a fresh interpreter: nothing of the caller's process is forked or re-imported) and hands them pages
-over pipes, up to two pages each at a time (one to build, one waiting, so a worker never waits for
-its next page); the reading process reads the store, joins vault values, writes the files, and builds
+that reads more than one page starts worker processes (``WORKER``: this module run as ``python -m``
+runs it, without NumPy; a fresh interpreter: nothing of the caller's process is forked or
+re-imported) and hands them pages over pipes, up to two pages each at a time (one to build, one
+waiting, so a worker never waits for its next page); the reading process reads the store, joins vault values, writes the files, and builds
 a page itself when no worker can take one (so nothing waits while the workers start). A thread per
 worker writes its pages, so this process goes on reading results while a page is on its way. Frames
 carry the page's text and the batches' Arrow IPC streams as they are (beside a small msgpack header),
@@ -34,6 +34,13 @@ from trailseal.query.ocsf_arrow import Classes, page_batches
 
 Page = tuple[bytes, list[int], str]  # (JSON array text of the entries, their indexes, the log's name)
 DEPTH = 2  # pages a worker holds at most: the one it builds and the next
+# pyarrow then loads without NumPy: a worker uses none of it, and importing it is half of a worker's start
+WITHOUT_NUMPY = "import sys; sys.modules['numpy'] = None"
+# a worker's program: this module run as `python -m` runs it, without NumPy
+WORKER = (
+    f"{WITHOUT_NUMPY}; import runpy;"
+    " runpy.run_module('trailseal.query.ocsf_workers', run_name='__main__', alter_sys=True)"
+)
 
 
 def batches_in_order(pages: Iterable[Page], workers: int = 0, only: int | None = None) -> Iterator[dict]:
@@ -84,7 +91,7 @@ class Workers:
             try:
                 self.processes.append(
                     subprocess.Popen(
-                        [sys.executable, "-m", "trailseal.query.ocsf_workers"],
+                        [sys.executable, "-c", WORKER],
                         stdin=subprocess.PIPE,
                         stdout=subprocess.PIPE,
                         env={**os.environ, "PYTHONPATH": path},

@@ -205,40 +205,38 @@ class VaultValues:
     CAPACITY = 200_000
 
     def __init__(self) -> None:
-        self.values: dict[bytes, bytes | None] = {}  # the 64 hex digits after `pd:` -> escaped value
+        self.values: dict[bytes, bytes] = {}  # the 64 hex digits after `pd:` -> what replaces `pd:<digits>`
 
     def reveal(self, conn: sqlite3.Connection, rows: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
         """Each row's text with the values joined."""
         return [(position, self.reveal_text(conn, data)) for position, data in rows]
 
     def reveal_text(self, conn: sqlite3.Connection, text: bytes) -> bytes:
-        """A whole page of JSON text with the values joined: one split at every ``pd:``, one lookup each."""
-        parts = text.split(b"pd:")
+        """A whole page of JSON text with the values joined: one split around every commitment (the
+        texts between them, and the digits of each), one lookup each."""
+        parts = _COMMITMENT_DIGITS.split(text)  # [text, digits, text, digits, ..., text]
         if len(parts) == 1:
             return text
-        digits = {part[:64] for part in parts[1:]}
-        if len(self.values) + len(digits) > self.CAPACITY:
+        digits = parts[1::2]
+        wanted = set(digits)
+        if len(self.values) + len(wanted) > self.CAPACITY:
             self.values.clear()  # before the page's lookups, so every value it needs gets loaded
-        missing = digits.difference(self.values)
+        missing = wanted.difference(self.values)
         if missing:
-            self._load(conn, {digits for digits in missing if _HEX64.fullmatch(digits)})
-        value = self.values.get
-        out = [parts[0]]
-        for part in parts[1:]:
-            found = value(part[:64])
-            out.append(b"pd:" + part if found is None else found + part[64:])
-        return b"".join(out)
+            self._load(conn, missing)
+        parts[1::2] = map(self.values.__getitem__, digits)
+        return b"".join(parts)
 
     def _load(self, conn: sqlite3.Connection, missing: set[bytes]) -> None:
         wanted = sorted("pd:" + digits.decode() for digits in missing)
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
-            self.values.update((c[3:].encode(), None) for c in chunk)  # erased: stays pd:
+            self.values.update((c[3:].encode(), c.encode()) for c in chunk)  # erased: stays pd:<digits>
             sql = f"SELECT commitment, value FROM vault WHERE commitment IN ({','.join('?' * len(chunk))})"
             self.values.update((c[3:].encode(), _encode(v)[1:-1]) for c, v in conn.execute(sql, chunk))
 
 
-_HEX64 = re.compile(rb"[0-9a-f]{64}")
+_COMMITMENT_DIGITS = re.compile(rb"pd:([0-9a-f]{64})")
 
 
 def join_values(data: bytes, values: dict[bytes, str]) -> bytes:

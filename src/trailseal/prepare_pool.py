@@ -36,6 +36,7 @@ from typing import Any
 import msgspec
 from msgspec.structs import astuple
 
+from trailseal.bus.message import ActorId, SealedColumns
 from trailseal.event import EventError, Sealable
 from trailseal.frames import read_frame, write_frame
 from trailseal.privacy.vault import VaultRow
@@ -47,21 +48,6 @@ STREAM_PART = 250  # events per part of a streamed append: the writer stores one
 
 class PoolFailure(RuntimeError):
     """A worker failed during a streamed append: nothing was sealed; prepare the batch in-process."""
-
-
-class ActorId(msgspec.Struct):
-    id: str | None
-
-
-class Columns(msgspec.Struct):
-    """The fields of a prepared event the writer indexes (what the writer reads of ``Sealable.event``)."""
-
-    time: str
-    received: str
-    category: str
-    action: str
-    outcome: str
-    actor: ActorId
 
 
 class Ready(msgspec.Struct, array_like=True):
@@ -128,7 +114,8 @@ def line_subject(line: bytes) -> Any:
 def sealable(row: tuple) -> Sealable:
     """The Sealable of a worker's answer row (see the frame layout above)."""
     _, id_, log_name, data, time_, received, category, action, outcome, actor, vault = row
-    return Sealable(id_, log_name, Columns(time_, received, category, action, outcome, ActorId(actor)), data,
+    return Sealable(id_, log_name, SealedColumns(id_, log_name, time_, received, category, action, outcome,
+                                                  ActorId(actor)), data,
                     tuple(VaultRow(*fields) for fields in vault) if vault else (), True)
 
 
@@ -151,15 +138,20 @@ class PreparePool:
         """The workers' process ids (for CPU accounting)."""
         return [proc.pid for proc in self._procs]
 
+    def _takes(self, batch: Sequence[Any]) -> bool:
+        """True if the workers are up and the batch is big enough for them (the first such batch starts
+        them, and is prepared by its caller meanwhile)."""
+        if len(batch) < MIN_POOL_BATCH:
+            return False
+        if self._state == "idle":
+            self._start()
+        return self._state == "ready"
+
     def try_prepare(self, items: Sequence[Any], received: str) -> list[Sealable] | None:
         """The Sealables of items (dicts or Events, in order), or None when the pool cannot take them now
         (off, starting, busy, or too few): the caller prepares them itself. Raises EventError for the
         first event refused, with its position, as the in-process prepare does."""
-        if len(items) < MIN_POOL_BATCH or self._state != "ready":
-            if self._state == "idle" and len(items) >= MIN_POOL_BATCH:
-                self._start()
-            return None
-        if not self._lock.acquire(blocking=False):
+        if not self._takes(items) or not self._lock.acquire(blocking=False):
             return None
         try:
             return self._prepare(items, received)
@@ -170,11 +162,7 @@ class PreparePool:
                           ) -> tuple[list[Sealable], list[tuple[int, str]]] | None:
         """The Sealables of JSON lines (each one event), in order, and for each line refused its position
         and the reason (the others are still prepared); None when the pool cannot take them now."""
-        if len(lines) < MIN_POOL_BATCH or self._state != "ready":
-            if self._state == "idle" and len(lines) >= MIN_POOL_BATCH:
-                self._start()
-            return None
-        if not self._lock.acquire(blocking=False):
+        if not self._takes(lines) or not self._lock.acquire(blocking=False):
             return None
         try:
             answers = self._exchange([request_frame(("lines", received, *share))
@@ -192,9 +180,7 @@ class PreparePool:
         have it (they go on with the next meanwhile), for ``Sealer.seal_parts``; None when the pool cannot
         take the batch now. Iterating raises EventError at the part holding the first event refused, and
         PoolFailure if a worker fails (prepare the batch in-process then)."""
-        if len(items) < MIN_POOL_BATCH or self._state != "ready":
-            if self._state == "idle" and len(items) >= MIN_POOL_BATCH:
-                self._start()
+        if not self._takes(items):
             return None
         try:
             requests = [[request_frame(("prepare", received, *share))

@@ -19,11 +19,11 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from trailseal import config as cfg
 from trailseal.datadir import DataDirError, Trail
 from trailseal.datadir import init as init_data_dir
-from trailseal.event import EventError, json_schema, parse_event
+from trailseal.event import json_schema
 from trailseal.ledger import LedgerError, Verifier
 from trailseal.ledger.proof import verify_proof
 from trailseal.pipeline import Overloaded
-from trailseal.protection import seal_form_or_error
+from trailseal.prepare_pool import seal_lines
 from trailseal.store.base import StoreError
 
 app = typer.Typer(help="trailseal: audit-ready access logs, sealed in a verifiable Merkle log.",
@@ -135,12 +135,8 @@ def _seal_lines(trail: Trail, lines: list[bytes], numbers: list[int], pending: l
         batch, refused = pooled
         refused = [(numbers[position], reason) for position, reason in refused]
     else:
-        batch, refused = [], []
-        for number, line in zip(numbers, lines, strict=True):
-            try:
-                batch.append(seal_form_or_error(trail.protection, parse_event(line, received)))
-            except EventError as exc:
-                refused.append((number, str(exc)))
+        prepared, refused = seal_lines(trail.protection, received, numbers, lines)
+        batch = [item for _, item in prepared]
     for number, reason in refused:
         err.print(f"line {number}: {reason}", markup=False)
     if batch:

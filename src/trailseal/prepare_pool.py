@@ -37,9 +37,10 @@ import msgspec
 from msgspec.structs import astuple
 
 from trailseal.bus.message import ActorId, SealedColumns
-from trailseal.event import EventError, Sealable
+from trailseal.event import EventError, Sealable, normalize, parse_event, to_event
 from trailseal.frames import read_frame, write_frame
 from trailseal.privacy.vault import VaultRow
+from trailseal.protection import seal_form_or_error
 
 log = logging.getLogger("trailseal.prepare")
 MIN_POOL_BATCH = 128  # smaller appends are prepared in the caller's process (a round trip costs more)
@@ -255,7 +256,7 @@ class PreparePool:
         answers = self._exchange(requests)
         if answers is None:
             return None
-        return self._assemble(answers, len(items))
+        return self._assemble(answers)
 
     def _shares(self, items: Sequence[Any], subject: Callable[[Any], Any], first: int = 0
                 ) -> list[tuple[list[int], list[Any]]]:
@@ -286,21 +287,18 @@ class PreparePool:
             self._shut("off")
             return None
 
-    def _assemble(self, answers: list[tuple], count: int) -> list[Sealable] | None:
+    def _assemble(self, answers: list[tuple]) -> list[Sealable] | None:
         """The Sealables in the batch's order; the first refusal (lowest position) raises. None if a worker
-        failed on something unexpected: prepared here, the caller sees the failure itself."""
-        refused = [refusal for _, refusal in answers if refusal is not None]
-        if refused:
-            self._tell(("forget_all",))  # the other events' vault rows will not be written: forget their values
-            if any(type(refusal) is str for refusal in refused):
-                return None
-            position, reason, field = min(refused)
-            raise EventError(reason, f"[{position}]" + (f".{field}" if field else ""))
-        out: list[Sealable | None] = [None] * count
-        for prepared, _ in answers:
-            for row in prepared:
-                out[row[0]] = sealable(row)
-        return out  # type: ignore[return-value]
+        failed on something unexpected: prepared here, the caller sees the failure itself. Either way the
+        other events' vault rows will not be written: every worker forgets their values."""
+        try:
+            return self._part(answers)
+        except EventError:
+            self._tell(("forget_all",))
+            raise
+        except PoolFailure:
+            self._tell(("forget_all",))
+            return None
 
     def forget(self, subject: str, log_name: str | None) -> None:
         """After an erasure: every worker forgets the subject's values (before its next batch)."""
@@ -390,9 +388,6 @@ class PreparePool:
 # -- the worker ------------------------------------------------------------------------------------
 def prepare_share(protection: Any, received: str, positions: list[int], items: list[Any]) -> tuple[list, Any]:
     """Validate, normalize, protect and encode one share of a batch, stopping at the first refusal."""
-    from trailseal.event import normalize, to_event
-    from trailseal.protection import seal_form_or_error
-
     prepared = []
     for position, item in zip(positions, items, strict=True):
         try:
@@ -403,15 +398,19 @@ def prepare_share(protection: Any, received: str, positions: list[int], items: l
 
 
 def prepare_lines(protection: Any, received: str, positions: list[int], lines: list[bytes]) -> tuple[list, list]:
-    """Parse, validate, protect and encode one share of JSON lines; each line refused is reported, and
-    the others are still prepared."""
-    from trailseal.event import parse_event
-    from trailseal.protection import seal_form_or_error
+    """A worker's share of JSON lines: ``seal_lines`` with the answer rows the parent reads."""
+    prepared, refused = seal_lines(protection, received, positions, lines)
+    return [answer_row(position, item) for position, item in prepared], refused
 
+
+def seal_lines(protection: Any, received: str, positions: Sequence[int], lines: Sequence[bytes]
+               ) -> tuple[list[tuple[int, Sealable]], list[tuple[int, str]]]:
+    """Parse, validate, protect and encode JSON lines, each with its position: (position, Sealable) for
+    each line prepared, and (position, reason) for each refused (the others are still prepared)."""
     prepared, refused = [], []
     for position, line in zip(positions, lines, strict=True):
         try:
-            prepared.append(answer_row(position, seal_form_or_error(protection, parse_event(line, received))))
+            prepared.append((position, seal_form_or_error(protection, parse_event(line, received))))
         except EventError as exc:
             refused.append((position, str(exc)))
     return prepared, refused

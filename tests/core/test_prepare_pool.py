@@ -192,7 +192,7 @@ def test_an_unexpected_failure_in_a_worker_is_answered_and_keeps_the_pool(data_d
         empty = request_frame(("prepare", "2026-11-28T00:00:00.000000Z", [], []))
         answers = log.pool._exchange([broken, empty])
         assert answers is not None and "ValueError" in answers[0][1]
-        assert log.pool._assemble(answers, 2) is None
+        assert log.pool._assemble(answers) is None
         assert log.pool.ready
         assert len(log.append([make_event(N + i) for i in range(N)])) == N
 

@@ -361,7 +361,22 @@ class PreparePool:
                 return
         with self._lock:
             if self._state == "starting":
+                self._hand_over_held()
+            if self._state == "starting":
                 self._state = "ready"
+
+    def _hand_over_held(self) -> None:
+        """Tell each worker the values this process's cache holds for its subjects (batches prepared here
+        while the workers started), so those values keep their one vault row (the caller holds the lock)."""
+        shares: list[list[tuple]] = [[] for _ in self._procs]
+        for held in self.protection.held():
+            shares[hash(held[1]) % len(self._procs)].append(held)
+        try:
+            for proc, share in zip(self._procs, shares, strict=True):
+                if share:
+                    write_frame(proc.stdin, request_frame(("hold", share)))
+        except (OSError, ValueError):
+            self._shut("off")
 
     def close(self) -> None:
         with self._lock:
@@ -444,6 +459,8 @@ def serve_requests(directory: Path, stdin, stdout) -> None:
             protection.forget(*request[1:])
         elif request[0] == "forget_all":
             protection.forget_all()
+        elif request[0] == "hold":
+            protection.hold(request[1])
 
 
 def main() -> None:

@@ -92,6 +92,19 @@ class Protection:
                     swaps[row.commitment] = (known, row.field)
         return keep, swaps
 
+    def held(self) -> list[tuple[str, str, str, str]]:
+        """Every value remembered as in the vault, as (log, subject, value, commitment)."""
+        with self._lock:
+            return [(*key, commitment) for key, commitment in self._commitments.items()]
+
+    def hold(self, values: Sequence[Sequence[str]]) -> None:
+        """Remember (log, subject, value, commitment) values as in the vault (another process's cache)."""
+        with self._lock:
+            for log, subject, value, commitment in values:
+                self._commitments[(log, subject, value)] = commitment
+            while len(self._commitments) > self.cache_size:
+                self._commitments.popitem(last=False)
+
     def forget_all(self) -> None:
         """After a failed commit: vault rows of values remembered here may never have been written."""
         with self._lock:

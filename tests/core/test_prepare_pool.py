@@ -172,6 +172,19 @@ def test_the_first_big_batch_starts_the_workers(data_dir):
         assert len(log.pool._procs) == 2
 
 
+def test_values_held_before_the_workers_started_keep_their_one_vault_row(data_dir):
+    configure(data_dir, 2)
+    events = [make_event(i, actor={"id": f"vip{i % 7}", "type": "user", "ip": "10.1.2.3"}) for i in range(2 * N)]
+    with trailseal.open(data_dir) as log:
+        log.append(events[:N])  # starts the workers, and is prepared here meanwhile
+        assert wait_for(lambda: log.pool.ready, timeout=30)
+        log.append(events[N:])  # prepared by the workers, which must know what this process sealed
+        rows = log.store._conn().execute(
+            "SELECT subject, field, count(*) FROM vault WHERE subject LIKE 'vip_' GROUP BY subject, field").fetchall()
+        assert len(rows) == 14 and all(count == 1 for *_, count in rows), rows
+        assert revealed(log, 2 * N)[-1]["actor"]["ip"] == "10.1.2.3"
+
+
 def test_no_workers_when_configured_off(data_dir):
     configure(data_dir, 0)
     with trailseal.open(data_dir) as log:

@@ -4,13 +4,15 @@ Builds N events (default 200,000; `python -m bench.bench_export N`) in a data di
 bench/out/export-<N>/ (reused), then measures in one run: our JSONL and OCSF Parquet exports of every
 event (events/s, through the query engine, streaming), DuckDB's COPY of a Parquet file of the same
 events to JSON and to Parquet; writing and verifying an evidence bundle of 10,000 events, beside
-DuckDB hashing the same 10,000 entries (SHA-256) from the Parquet file.
+DuckDB hashing the same 10,000 entries (SHA-256) from the Parquet file; the verification's CPU
+seconds, and what `trailseal verify` takes as a command, are printed beside it.
 """
 
 from __future__ import annotations
 
 import resource
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -65,6 +67,14 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def command(bundle: Path) -> None:
+    """Print what `trailseal verify BUNDLE` takes as a command (interpreter start, imports, CLI, verify)."""
+    started, cpu = time.perf_counter(), cpu_seconds()
+    done = subprocess.run([sys.executable, "-m", "trailseal", "verify", str(bundle)], capture_output=True, check=False)
+    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+    print(f"  `trailseal verify` as a command: {seconds:.2f} s wall, {cpu:.2f} s CPU (exit code {done.returncode})")
+
+
 def duckdb_copy(parquet: Path, target: Path, options: str) -> tuple[int, float]:
     import duckdb
 
@@ -113,10 +123,12 @@ def main(total: int | None = None) -> list[Result]:
         made = write_bundle(trail, BUNDLE_QUERY, bundle, by="bench")
         writing = time.perf_counter() - started
     print(f"  bundle of {made.events:,} events written in {writing:.2f} s ({bundle.stat().st_size / 1e6:.1f} MB)")
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     checked = verify_bundle(bundle)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     assert checked.ok and checked.events == BUNDLE_EVENTS, checked.problems[:3]
+    print(f"  verify in this process: {seconds:.2f} s wall, {cpu:.2f} s CPU")
+    command(bundle)
     results.append(report(Result(f"verify a bundle of {checked.events:,} events", seconds, duckdb_hash(parquet), "s",
                                  "DuckDB sha256 of the same entries", "<= 2 s", seconds <= 2.0)))
     print(f"  peak RSS {peak_rss_mb():,.0f} MiB")

@@ -82,9 +82,9 @@ def trail(sealed):
         yield opened
 
 
-def rewrite(source: Path, target: Path, change) -> None:
+def rewrite(source: Path, target: Path, change, compression: int = zipfile.ZIP_DEFLATED) -> None:
     """Copy a zip, passing each (name, bytes) through change(name, data) -> bytes | None (None drops it)."""
-    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as new:
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w", compression) as new:
         for info in old.infolist():
             data = change(info.filename, old.read(info))
             if data is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import struct
 import zipfile
 from pathlib import Path
 
@@ -104,6 +105,42 @@ def test_editing_one_event_is_caught_and_named(bundle, tmp_path):
     )
     assert any(victim in p and f"default:{index}" in p and "proven" in p for p in problems), problems
     assert any(p.startswith(victim) and "SHA-256" in p for p in problems)
+
+
+def test_editing_one_stored_event_is_caught_and_named(bundle, tmp_path):
+    """Stored (uncompressed) members, as the bundle writer makes them, are read straight from the file."""
+    victim = first(bundle, "events/default/")
+    index = victim.split("/")[-1].split(".")[0]
+    target = tmp_path / "stored.zip"
+    rewrite(
+        bundle,
+        target,
+        lambda n, d: d.replace(b'"outcome":"failure"', b'"outcome":"success"') if n == victim else d,
+        zipfile.ZIP_STORED,
+    )
+    problems = verify_bundle(target).problems
+    assert any(victim in p and f"default:{index}" in p and "proven" in p for p in problems), problems
+    assert any(p.startswith(victim) and "SHA-256" in p for p in problems)
+
+
+def stored_member(path: Path, prefix: str) -> tuple[zipfile.ZipInfo, int]:
+    """A stored member and the offset of its data in the file."""
+    with zipfile.ZipFile(path) as z:
+        info = next(i for i in z.infolist() if i.filename.startswith(prefix))
+    assert info.compress_type == zipfile.ZIP_STORED
+    name_size, extra_size = struct.unpack_from("<2H", path.read_bytes(), info.header_offset + 26)
+    return info, info.header_offset + 30 + name_size + extra_size
+
+
+@pytest.mark.parametrize(("where", "needle"), [("data", "CRC"), ("name", "differ"), ("signature", "header")])
+def test_a_stored_member_damaged_in_place_is_refused(bundle, tmp_path, where, needle):
+    info, start = stored_member(bundle, "proofs/default/")
+    data = bytearray(bundle.read_bytes())
+    position = {"data": start + 3, "name": info.header_offset + 30 + 8, "signature": info.header_offset + 1}[where]
+    data[position] ^= 0x20
+    (tmp_path / "damaged.zip").write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=f"cannot be read.*{needle}"):
+        verify_bundle(tmp_path / "damaged.zip")
 
 
 def test_editing_an_event_and_its_manifest_line_is_still_caught(bundle, tmp_path):

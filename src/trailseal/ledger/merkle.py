@@ -23,6 +23,7 @@ ReadHashes = Callable[[int, int, int], list[bytes]]
 _sha256 = hashlib.sha256
 _join = b"".join
 _NODE = b"\x01"
+_IS_HASH_SIZE = HASH_SIZE.__eq__
 
 
 def leaf_hash(entry: bytes) -> bytes:
@@ -137,6 +138,8 @@ def consistency_proof(old: int, new: int, read_hashes: ReadHashes) -> list[bytes
 
 def _check_proof_hashes(proof: Sequence[bytes]) -> None:
     """Raise ProofError unless every proof hash is 32 bytes."""
+    if all(map(_IS_HASH_SIZE, map(len, proof))):
+        return
     for i, h in enumerate(proof):
         if len(h) != HASH_SIZE:
             raise ProofError(f"proof hash {i} has {len(h)} bytes, want {HASH_SIZE}")
@@ -154,8 +157,8 @@ def _inclusion_proof_size(index: int, size: int) -> int:
     return inner + (index >> inner).bit_count()
 
 
-def verify_inclusion(leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes) -> None:
-    """Check an inclusion proof as RFC 9162 section 2.1.3.2; raise ProofError if it fails."""
+def _check_inclusion_proof(leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes) -> None:
+    """Raise ProofError unless index is in the tree and the hashes and the proof's length are right."""
     if not 0 <= index < size:
         raise ProofError(f"leaf index {index} is not in a tree of size {size}")
     _check_hash(leaf_hash, "leaf hash")
@@ -166,6 +169,11 @@ def verify_inclusion(leaf_hash: bytes, index: int, size: int, proof: Sequence[by
         raise ProofError(
             f"inclusion proof has {len(proof)} hashes, want {want} for index {index} in size {size}"
         )
+
+
+def verify_inclusion(leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes) -> None:
+    """Check an inclusion proof as RFC 9162 section 2.1.3.2; raise ProofError if it fails."""
+    _check_inclusion_proof(leaf_hash, index, size, proof, root)
     fn, sn, r = index, size - 1, leaf_hash
     for p in proof:
         if sn == 0:
@@ -179,6 +187,48 @@ def verify_inclusion(leaf_hash: bytes, index: int, size: int, proof: Sequence[by
         fn, sn = fn >> 1, sn >> 1
     if sn != 0 or r != root:
         raise ProofError(f"inclusion proof for index {index} does not lead to the root of size {size}")
+
+
+class InclusionChecker:
+    """verify_inclusion for many proofs against one tree head, sharing the work of the paths it verified.
+
+    The fold's state after a step (node position and hash) and the proof hashes still to come decide
+    how it ends; a proof that reaches a state a verified proof went through, with the same hashes to
+    come, ends as that one did, so it passes there. A proof passes exactly when verify_inclusion passes
+    it, with the same errors. At most ``limit`` states are remembered (about 200 bytes each).
+    """
+
+    def __init__(self, size: int, root: bytes, limit: int = 1 << 20):
+        self.size, self.root, self.limit = size, root, limit
+        self._verified: dict[bytes, tuple[int, int, tuple[bytes, ...], int]] = {}  # node hash -> its state
+
+    def verify(self, leaf_hash: bytes, index: int, proof: Sequence[bytes]) -> None:
+        """Check an inclusion proof of leaf index against this tree head; raise ProofError if it fails."""
+        size, proof = self.size, tuple(proof)
+        _check_inclusion_proof(leaf_hash, index, size, proof, self.root)
+        verified, passed = self._verified, []
+        fn, sn, r = index, size - 1, leaf_hash
+        for step, p in enumerate(proof, 1):
+            if sn == 0:
+                raise ProofError(f"inclusion proof is longer than the path of index {index} in size {size}")
+            if fn & 1 or fn == sn:
+                r = _sha256(_join((_NODE, p, r))).digest()
+                while not fn & 1 and fn:
+                    fn, sn = fn >> 1, sn >> 1
+            else:
+                r = _sha256(_join((_NODE, r, p))).digest()
+            fn, sn = fn >> 1, sn >> 1
+            known = verified.get(r)
+            if known is not None and known[0] == fn and known[1] == sn and known[2][known[3] :] == proof[step:]:
+                break
+            passed.append((r, (fn, sn, proof, step)))
+        else:
+            if sn != 0 or r != self.root:
+                raise ProofError(f"inclusion proof for index {index} does not lead to the root of size {size}")
+        if len(verified) + len(passed) > self.limit:
+            verified.clear()
+        for node, state in passed:
+            verified.setdefault(node, state)
 
 
 def verify_consistency(

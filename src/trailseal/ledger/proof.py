@@ -51,8 +51,9 @@ def _decode(text: str, what: str) -> bytes:
         raise ProofError(f"malformed {what} {text[:20]!r}") from e
 
 
-def parse_proof(text: str) -> TlogProof:
-    """Parse the text of a tlog-proof strictly; the checkpoint is not opened here."""
+def parse_proof(text: str, decoded: dict[str, bytes] | None = None) -> TlogProof:
+    """Parse the text of a tlog-proof strictly; the checkpoint is not opened here. ``decoded`` (line ->
+    hash), when given, keeps the proof-hash lines decoded so far, for parsing many proofs of one tree."""
     head, sep, checkpoint_note = text.partition("\n\n")
     lines = head.split("\n")
     if not sep or not checkpoint_note or lines[0] != HEADER:
@@ -64,10 +65,27 @@ def parse_proof(text: str) -> TlogProof:
     match = _INDEX.fullmatch(lines.pop(0)) if lines else None
     if not match:
         raise ProofError("tlog-proof needs an 'index N' line")
-    hashes = tuple(_decode(line, "proof hash") for line in lines)
+    return TlogProof(int(match[1]), _hashes(lines, decoded), checkpoint_note, extra)
+
+
+def _hashes(lines: list[str], decoded: dict[str, bytes] | None) -> tuple[bytes, ...]:
+    """The proof hashes the lines hold; ``decoded`` (lines already checked -> their hashes) is used and
+    kept up to date when given."""
+    if decoded is None:
+        return _checked(tuple(_decode(line, "proof hash") for line in lines))
+    found = tuple(map(decoded.get, lines))
+    if None not in found:
+        return found
+    for line, known in zip(lines, found, strict=True):
+        if known is None:
+            decoded[line] = _checked((_decode(line, "proof hash"),))[0]
+    return tuple(map(decoded.__getitem__, lines))
+
+
+def _checked(hashes: tuple[bytes, ...]) -> tuple[bytes, ...]:
     if any(len(h) != HASH_SIZE for h in hashes):
         raise ProofError(f"every proof hash must be {HASH_SIZE} bytes")
-    return TlogProof(int(match[1]), hashes, checkpoint_note, extra)
+    return hashes
 
 
 def verify_proof(

@@ -7,6 +7,7 @@ in full. Hostile zips (not a zip, path traversal, zip bombs, huge members) are r
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import re
 import struct
@@ -14,12 +15,13 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import msgspec
 
 from trailseal.keys import log_origin
 from trailseal.ledger import (
+    InclusionChecker,
     LedgerError,
     Verifier,
     key_id,
@@ -41,6 +43,7 @@ from trailseal.query.export import join_values
 MAX_MEMBERS = 4_000_000
 MAX_MEMBER_BYTES = 64 << 20
 MAX_TOTAL_BYTES = 8 << 30
+DECODED_LINES = 1 << 20  # proof-hash lines kept decoded (about 200 bytes each)
 MAX_RATIO = 200  # uncompressed/compressed beyond this (for members over 1 MiB) is a zip bomb
 _NAME = re.compile(
     r"(README\.md|manifest\.json|privacy-policy\.txt|seal/export\.(json|tlog-proof)"
@@ -61,6 +64,7 @@ _ZIP_ERRORS = (
     zlib.error,
     struct.error,
 )
+_LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # a zip member's local file header (APPNOTE 4.3.7)
 _ENTRY = re.compile(r"events/([^/]+)/(\d+)\.json")
 _OLD = re.compile(r"old (0|[1-9][0-9]{0,18})")
 
@@ -142,12 +146,49 @@ def read_member(bundle: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
     return data
 
 
+def read_stored(source: BinaryIO, info: zipfile.ZipInfo) -> bytes:
+    """A stored (uncompressed) member's bytes, read with zipfile's checks: the local header's signature
+    and name, the declared size and the CRC-32."""
+    source.seek(info.header_offset)
+    head = source.read(_LOCAL_HEADER.size)
+    if len(head) != _LOCAL_HEADER.size:
+        raise zipfile.BadZipFile(f"truncated local file header for {info.orig_filename!r}")
+    (signature, _, _, flags, _, _, _, _, _, _, name_size, extra_size) = _LOCAL_HEADER.unpack(head)
+    if signature != b"PK\x03\x04":
+        raise zipfile.BadZipFile(f"bad local file header for {info.orig_filename!r}")
+    raw_name = source.read(name_size)
+    name = raw_name.decode("ascii" if raw_name.isascii() else "utf-8" if flags & 0x800 else "cp437")
+    if name != info.orig_filename:
+        raise zipfile.BadZipFile(f"file name in directory {info.orig_filename!r} and header {name!r} differ")
+    source.seek(extra_size, 1)
+    data = source.read(info.file_size)
+    if len(data) != info.file_size:
+        raise BundleError(f"member {info.filename!r} does not hold the size its header declares")
+    if zlib.crc32(data) != info.CRC:
+        raise zipfile.BadZipFile(f"bad CRC-32 for member {info.filename!r}")
+    return data
+
+
+def read_members(path: Path, bundle: zipfile.ZipFile) -> dict[str, bytes]:
+    """name -> bytes of every member; stored ones (entries, proofs: most of a bundle) read here, in file
+    order through one buffer (zipfile's per-member reader costs more than the member), the others by zipfile."""
+    with open(path, "rb", buffering=1 << 20) as source:
+        return {
+            info.filename: read_stored(source, info)
+            if info.compress_type == zipfile.ZIP_STORED
+            and info.compress_size == info.file_size
+            and not info.flag_bits & 0x61  # encrypted, patched, strongly encrypted: zipfile says why
+            else read_member(bundle, info)
+            for info in bundle.infolist()
+        }
+
+
 def verify_bundle(path: Path, trusted: list[Verifier] | None = None) -> BundleReport:
     """Check a bundle end to end; ``trusted`` keys, when given, must be the ones that signed it."""
     report = BundleReport(str(path))
     with open_bundle(path) as bundle:
         try:
-            files = {info.filename: read_member(bundle, info) for info in bundle.infolist()}
+            files = read_members(path, bundle)
         except _ZIP_ERRORS as exc:  # CRC errors, truncated data, unsupported compression
             raise BundleError(f"{path}: a member cannot be read ({exc})") from None
     manifest = _manifest(files)
@@ -387,7 +428,7 @@ def _check_consistency(
 def _check_events(
     files: dict[str, bytes], roots: dict[tuple[str, int], tuple[str, bytes]], report: BundleReport
 ) -> None:
-    by_note = {note: (log, size, root) for (log, size), (note, root) in roots.items()}
+    proofs = _Proofs({note: (log, InclusionChecker(size, root)) for (log, size), (note, root) in roots.items()})
     readable = _readable_lines(files, report)
     for name in sorted(files):
         match = _ENTRY.fullmatch(name)
@@ -396,7 +437,7 @@ def _check_events(
         log, position = match[1], int(match[2])
         report.events += 1
         where = f"{name} (entry {log}:{position})"
-        _check_inclusion(files, log, position, by_note, where, report)
+        _check_inclusion(files, log, position, proofs, where, report)
         _check_readable(files[name], readable.pop((log, position), None), where, report)
     for name in files:
         if name.startswith("proofs/"):
@@ -410,9 +451,30 @@ def _check_events(
         )
 
 
+@dataclass
+class _Proofs:
+    """The verified checkpoints (note -> log and an inclusion checker for its tree head), and the proof
+    hash lines decoded so far: the proofs of one tree share most of their hashes."""
+
+    by_note: dict[str, tuple[str, InclusionChecker]]
+    decoded: dict[str, bytes] = field(default_factory=dict)
+
+
+class _Line(msgspec.Struct):
+    """A readable line; the event is kept as its JSON text, to compare with the joined sealed entry."""
+
+    log: Any = None
+    index: Any = None
+    event: msgspec.Raw = msgspec.Raw(b"")
+    disclosures: Any = None
+
+
+_decode_line = msgspec.json.Decoder(_Line).decode
+
+
 def _readable_lines(
     files: dict[str, bytes], report: BundleReport
-) -> dict[tuple[str, int], tuple[str, int, Any]]:
+) -> dict[tuple[str, int], tuple[str, int, _Line]]:
     """(log, index) -> (file, line number, decoded line) of every readable line."""
     found = {}
     for name, data in files.items():
@@ -421,11 +483,11 @@ def _readable_lines(
         log = name[len("readable/") : -len(".jsonl")]
         for number, line in enumerate(data.splitlines(), 1):
             try:
-                shown = msgspec.json.decode(line)
-                key = (shown["log"], shown["index"])
+                shown = _decode_line(line)
+                key = (shown.log, shown.index)
                 if key[0] != log or not isinstance(key[1], int) or key in found:
                     raise ValueError("wrong or repeated log/index")
-            except (msgspec.DecodeError, KeyError, TypeError, ValueError) as exc:
+            except (msgspec.DecodeError, TypeError, ValueError) as exc:
                 report.fail(f"{name} line {number}", f"not a readable event line ({exc})")
                 continue
             found[key] = (name, number, shown)
@@ -433,49 +495,55 @@ def _readable_lines(
 
 
 def _check_inclusion(
-    files: dict[str, bytes], log: str, position: int, by_note: dict, where: str, report: BundleReport
+    files: dict[str, bytes], log: str, position: int, proofs: _Proofs, where: str, report: BundleReport
 ) -> None:
     name = proof_name(log, position)
     if name not in files:
         report.fail(where, f"its proof {name} is missing")
         return
+    if len(proofs.decoded) > DECODED_LINES:
+        proofs.decoded.clear()
     try:
-        proof = parse_proof(files[name].decode())
+        proof = parse_proof(files[name].decode(), proofs.decoded)
         if proof.index != position:
             raise LedgerError(f"the proof is for index {proof.index}")
-        found = by_note.get(proof.checkpoint_note)
+        found = proofs.by_note.get(proof.checkpoint_note)
         if found is None or found[0] != log:
             raise LedgerError("its checkpoint is not one of this log's verified checkpoints in the bundle")
-        verify_inclusion(
-            leaf_hash(files[f"events/{log}/{position}.json"]), position, found[1], proof.hashes, found[2]
-        )
+        found[1].verify(leaf_hash(files[f"events/{log}/{position}.json"]), position, proof.hashes)
     except (LedgerError, UnicodeDecodeError) as exc:
         report.fail(where, f"not proven by {name}: the entry or its proof was changed ({exc})")
 
 
 def _check_readable(
-    sealed: bytes, readable: tuple[str, int, Any] | None, where: str, report: BundleReport
+    sealed: bytes, readable: tuple[str, int, _Line] | None, where: str, report: BundleReport
 ) -> None:
-    """The readable line must be the sealed event with only disclosed (salt-checked) values joined."""
+    """The readable line must be the sealed event with only disclosed (salt-checked) values joined: the
+    same JSON text, or (written another way) the same JSON value."""
     if readable is None:
         report.fail(where, "its readable line in readable/ is missing")
         return
     name, number, shown = readable
     try:
-        disclosed = shown.get("disclosures") or {}
+        disclosed = shown.disclosures or {}
         if disclosed:
             sealed = join_values(sealed, _disclosures(disclosed, sealed))
-        if msgspec.json.decode(sealed) != shown.get("event"):
+        if sealed != bytes(shown.event) and msgspec.json.decode(sealed) != _event(shown):
             raise ValueError("it differs from the sealed entry")
     except (msgspec.DecodeError, ValueError, AttributeError, TypeError, KeyError) as exc:
         report.fail(f"{name} line {number}", f"does not match {where} ({exc})")
+
+
+def _event(shown: _Line) -> Any:
+    """The readable line's event as a JSON value (None when the line has none)."""
+    return msgspec.json.decode(shown.event) if shown.event else None
 
 
 def _disclosures(disclosed: dict, sealed: bytes) -> dict[bytes, str]:
     """commitment -> value, each disclosure checked: SHA-256(salt || value) is a commitment of the entry."""
     values = {}
     for commitment, opened in disclosed.items():
-        salt = base64.b64decode(opened["salt"], validate=True)
+        salt = binascii.a2b_base64(opened["salt"], strict_mode=True)
         value = opened["value"]
         digest = "pd:" + hashlib.sha256(salt + value.encode("utf-8", "surrogatepass")).hexdigest()
         if digest != commitment or commitment.encode() not in sealed:

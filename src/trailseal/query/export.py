@@ -11,6 +11,7 @@ import csv
 import gc
 import io
 import json
+import operator
 import os
 import re
 import sqlite3
@@ -104,10 +105,11 @@ def matching_rows(
 
 
 def _matching(
-    trail, query: str, log: str | None, page: int | None
-) -> Iterator[tuple[str, list[tuple[int, bytes]], sqlite3.Connection]]:
+    trail, query: str, log: str | None, page: int | None, columns: str = "e.idx, e.data"
+) -> Iterator[tuple[str, list[tuple[Any, ...]], sqlite3.Connection]]:
     """One statement per log, planned like ``search.count`` (the cheapest index, no ordering by time),
-    on a read-only connection of its own (yielded too), so the export holds no page in memory."""
+    on a read-only connection of its own (yielded too), so the export holds no page in memory. Rows
+    are (index, sealed bytes), or on SQLite the ``columns`` asked for."""
     node = parse(query)
     logs = [log] if log else sorted(info.name for info in trail.logs())
     if trail.protection.enabled:
@@ -123,7 +125,7 @@ def _matching(
             chosen = plan(conn, node, name, now, ordered=False)
             where, params = chosen.where()
             cursor = conn.execute(
-                f"SELECT e.idx, e.data FROM {chosen.source} WHERE e.log = ? AND {where} ORDER BY e.idx",
+                f"SELECT {columns} FROM {chosen.source} WHERE e.log = ? AND {where} ORDER BY e.idx",
                 [*chosen.params, name, *params],
             )
             while rows := cursor.fetchmany(page or PAGE):
@@ -218,14 +220,21 @@ class VaultValues:
         if len(parts) == 1:
             return text
         digits = parts[1::2]
+        try:
+            parts[1::2] = map(self.values.__getitem__, digits)  # most pages: every value already cached
+        except KeyError:
+            self._load_page(conn, digits)
+            parts[1::2] = map(self.values.__getitem__, digits)
+        return b"".join(parts)
+
+    def _load_page(self, conn: sqlite3.Connection, digits: list[bytes]) -> None:
+        """Cache the values of a page's commitments (the cache emptied first if they would overflow it)."""
         wanted = set(digits)
         if len(self.values) + len(wanted) > self.CAPACITY:
             self.values.clear()  # before the page's lookups, so every value it needs gets loaded
         missing = wanted.difference(self.values)
         if missing:
             self._load(conn, missing)
-        parts[1::2] = map(self.values.__getitem__, digits)
-        return b"".join(parts)
 
     def _load(self, conn: sqlite3.Connection, missing: set[bytes]) -> None:
         wanted = sorted("pd:" + digits.decode() for digits in missing)
@@ -329,12 +338,24 @@ def stream(
 
 
 def _jsonl_stream(trail, query: str, log: str | None, counter: ExportResult) -> Iterator[bytes]:
-    """JSONL straight from the sealed JSON text: ``index`` goes in first, vault values are joined into
-    the page's text, nothing is decoded or re-encoded."""
+    """JSONL straight from the sealed JSON text: ``index`` goes in first (SQLite writes each line),
+    vault values are joined into the page's text, nothing is decoded or re-encoded."""
     vault = VaultValues()
-    for _, rows, conn in _matching(trail, query, log, None):
+    sqlite = type(trail.store).__name__ != "PostgresStore"
+    for _, rows, conn in _matching(trail, query, log, None, _JSONL_LINE if sqlite else "e.idx, e.data"):
         counter.rows += len(rows)
-        yield vault.reveal_text(conn, b"".join(b'{"index":%d,%s\n' % (position, data[1:]) for position, data in rows))
+        text = b"".join(map(_first, rows)) if sqlite else b"".join(map(jsonl_line, rows))
+        yield vault.reveal_text(conn, text)
+
+
+def jsonl_line(row: tuple[int, bytes]) -> bytes:
+    """A sealed entry's JSON text with ``index`` put in first, as a line (what _JSONL_LINE makes in SQL)."""
+    return b'{"index":%d,%b\n' % (row[0], row[1][1:])
+
+
+# The same line from SQLite: a BLOB joined with `||` is taken as text, byte for byte, and cast back.
+_JSONL_LINE = "CAST('{\"index\":' || e.idx || ',' || substr(e.data, 2) || char(10) AS BLOB)"
+_first = operator.itemgetter(0)
 
 
 # -- one file per OCSF class -----------------------------------------------------------------------

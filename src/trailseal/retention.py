@@ -19,6 +19,7 @@ connection; docs/retention.md lists the Store-protocol methods they could become
 from __future__ import annotations
 
 import bisect
+import json
 import queue
 import re
 import threading
@@ -29,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import accumulate
 from typing import Any, NamedTuple
 
 import msgspec
@@ -50,6 +52,7 @@ from trailseal.retention_db import (
 from trailseal.store.base import StoreError
 
 SEGMENT_ENTRIES = 65_536
+BULK_CACHE_KIB_PER_ENTRY = 4  # SQLite page cache per segment entry while segments move (a segment's dirty pages)
 FOREVER_LOCK_YEARS = 100
 _PAGE = 8192
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -484,7 +487,7 @@ def _utc_now() -> datetime:
 
 
 # -- retention -----------------------------------------------------------------------------------
-_HOT_COLUMNS = "e.idx, e.id, {time}, {received}, e.category, e.action, e.outcome, e.actor_id, e.data"
+_HOT_COLUMNS = "e.idx, e.id, {time}, {received}, e.category, e.action, e.outcome, e.actor_id, e.data, NULL"
 
 
 class _Row(NamedTuple):
@@ -502,13 +505,28 @@ class _Row(NamedTuple):
     state: str | None  # 'restored' when the archive already holds it
 
 
+class _Restoring(NamedTuple):
+    """A verified segment's entries to put back: their indices (increasing) and their bytes; for SQLite also
+    packed as _insert_restored passes them (worked out in the background thread)."""
+
+    indices: list[int]
+    entries: list[bytes]
+    packed: tuple[bytes, bytes, str] | None = None
+
+
+def _packed(batch: _Restoring) -> _Restoring:
+    """batch with its SQLite parameters: the entries as one blob, the offset where each starts (and where
+    the last ends) as 20-digit decimals, so SQL can cut the i-th out, and the indices as a JSON array."""
+    offsets = b"".join(b"%020d" % offset for offset in accumulate(map(len, batch.entries), initial=0))
+    return batch._replace(packed=(b"".join(batch.entries), offsets, json.dumps(batch.indices)))
+
+
 class _Written(NamedTuple):
-    """A segment written and read back, its lock end, the `pruned` rows that record its entries, and the
-    entries' search-index words (None without a SQLite search index; see unindex)."""
+    """A segment written and read back, its lock end, and the entries' search-index words (None without a
+    SQLite search index; see unindex)."""
 
     written: Written
     retain: datetime
-    pruned: list[tuple]
     words: list[str] | None
 
 
@@ -646,9 +664,9 @@ class Retention:
         while True:
             rows = self.conn.execute(sql, (log, last, *categories, bound, *held_params)).fetchall()
             states = self._pruned_states(log, rows[0][0], rows[-1][0]) if rows else {}
-            for row in rows:
-                if period.due(row[3], now, sure):
-                    yield _Row(*row, states.get(row[0]))
+            for row in map(_Row._make, rows):  # state NULL until looked up: most pages have no pruned rows
+                if row.received <= sure or period.due(row.received, now, sure):
+                    yield row._replace(state=states[row.idx]) if row.idx in states else row
             if len(rows) < _PAGE:
                 return
             last = rows[-1][0]
@@ -792,7 +810,7 @@ class Retention:
         segment k and drops its payloads (SQLite has one writer). Segment k+1 is only built once k was
         written, so a failed write never has a later segment written behind it."""
         steps: list[Step] = []
-        with self._background_checkpoints() as checkpoint, \
+        with self._bulk_writes() as checkpoint, \
                 closing(_ahead(self._worker(), self._written_segments(log, policy, categories, now), checkpoint)) as written:
             for rows, done in written:
                 if done is None:
@@ -839,18 +857,24 @@ class Retention:
             conn.executemany("UPDATE pruned SET state='archived' WHERE log=? AND idx=?", [(log, idx) for idx in indices])
 
     @contextmanager
-    def _background_checkpoints(self) -> Iterator[Callable[[], object]]:
-        """SQLite: while segments move, this thread's commits stop copying the WAL into the database (a
-        third of their cost); the background thread does it between segments, alongside them."""
+    def _bulk_writes(self) -> Iterator[Callable[[], object]]:
+        """SQLite, while segments move: this thread's commits stop copying the WAL into the database (a third
+        of their cost); the background thread does it between segments, alongside them (call what this
+        yields). And this connection's page cache holds a whole segment's changes, so a transaction does
+        not spill pages into the WAL before its commit writes them again (both restored afterwards)."""
         conn = self.conn
         if is_postgres(conn):
             yield lambda: None
             return
         (pages,) = conn.execute("PRAGMA wal_autocheckpoint").fetchone()
+        (cache,) = conn.execute("PRAGMA cache_size").fetchone()
         conn.execute("PRAGMA wal_autocheckpoint=0")
+        if cache < 0:  # KiB (the store sets it so); a positive value counts pages and is left alone
+            conn.execute(f"PRAGMA cache_size={min(int(cache), -BULK_CACHE_KIB_PER_ENTRY * self.segment_entries)}")
         try:
             yield lambda: self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         finally:
+            conn.execute(f"PRAGMA cache_size={int(cache)}")
             conn.execute(f"PRAGMA wal_autocheckpoint={int(pages)}")
 
     def _worker(self) -> ThreadPoolExecutor:
@@ -868,11 +892,8 @@ class Retention:
             written = self.archive.write(log, policy.name, [(r.idx, r.data) for r in rows], checkpoint=note,
                                          size=size, read_tile=tile_reader(self.store, log), retain_until=retain,
                                          created=now)
-        stamp = rfc3339(now)
-        pruned = [(log, r.idx, r.id, leaf, r.category, r.received, r.time, r.action, r.outcome, r.actor_id,
-                   policy.name, written.key, stamp) for r, leaf in zip(rows, written.leaves, strict=True)]
         words = index.indexed_words([r.data for r in rows]) if _has_search_index(self.conn) else None
-        return _Written(written, retain, pruned, words)
+        return _Written(written, retain, words)
 
     def _record_segment(self, log: str, policy: Policy, rows: list[_Row], done: _Written, now: datetime) -> Step:
         """A segment that read back intact: record it and drop its payloads locally."""
@@ -895,9 +916,7 @@ class Retention:
                          "retain_until, created) VALUES (?,?,?,?,?,?,?,?,?)",
                          (key, log, policy.name, first, last + 1, len(rows), done.written.manifest.size,
                           rfc3339(done.retain), rfc3339(now)))
-            conn.executemany(
-                "INSERT INTO pruned (log, idx, id, leaf_hash, category, received, time, action, outcome, actor_id,"
-                " state, policy, segment, archived_at) VALUES (?,?,?,?,?,?,?,?,?,?,'archived',?,?,?)", done.pruned)
+            _insert_archived(conn, log, rows, done.written, policy.name, rfc3339(now))
             unindex(conn, log, [r.idx for r in rows], done.words)
             if last - first + 1 == len(rows):  # a run without gaps: the range holds these rows and no others
                 conn.execute("DELETE FROM entries WHERE log=? AND idx BETWEEN ? AND ?", (log, first, last))
@@ -1030,10 +1049,10 @@ class Retention:
         end = 2**62 if end is None else end
         self.timings = Timings()
         restored = 0
-        with self._background_checkpoints() as checkpoint, \
+        with self._bulk_writes() as checkpoint, \
                 closing(_ahead(self._worker(), self._restorable_rows(log, start, end), checkpoint)) as segments:
-            for key, lo, hi, rows in segments:
-                count = self._store_restored(log, key, lo, hi, rows)
+            for key, lo, hi, batch in segments:
+                count = self._store_restored(log, key, lo, hi, batch)
                 restored += count
                 if on_segment is not None:
                     on_segment(key, count)
@@ -1041,8 +1060,8 @@ class Retention:
             self._emit("retention.restore", {"count": restored, "from": start, "to": end if end < 2**62 else None}, log)
         return restored
 
-    def _restorable_rows(self, log: str, start: int, end: int) -> Iterator[tuple[str, int, int, list[tuple]]]:
-        """(key, start, end, entries rows to put back) per live segment overlapping [start, end), verified;
+    def _restorable_rows(self, log: str, start: int, end: int) -> Iterator[tuple[str, int, int, _Restoring]]:
+        """(key, start, end, entries to put back) per live segment overlapping [start, end), verified;
         run in the background thread, a segment ahead of the one the store inserts."""
         for key, lo, hi in self.restorable(log, start, end):
             lo, hi = max(start, lo), min(end, hi)
@@ -1084,36 +1103,34 @@ class Retention:
         """Restore one segment's archived entries in [start, end) (and in only, if given) after verifying it."""
         return self._store_restored(log, key, start, end, self._restore_rows(log, key, start, end, only), only)
 
-    def _restore_rows(self, log: str, key: str, start: int, end: int, only: set[int] | None = None) -> list[tuple]:
-        """The entries rows that put a segment's archived entries in [start, end) (and in only) back; the
-        segment verified first, and each entry must match its recorded leaf hash. [] if none is archived."""
-        rows = self.conn.execute("SELECT idx, id, time, received, category, action, outcome, actor_id, leaf_hash "
-                                 "FROM pruned WHERE log=? AND idx>=? AND idx<? AND segment=? AND state='archived'",
-                                 (log, start, end, key)).fetchall()
-        rows = [r for r in rows if only is None or r[0] in only]
-        if not rows:
-            return []
-        payload = self._verified_entries(log, key)
-        return [(*r[:8], _restored(payload, r[0], r[8]), log) for r in rows]
+    def _restore_rows(self, log: str, key: str, start: int, end: int, only: set[int] | None = None) -> _Restoring:
+        """A segment's archived entries in [start, end) (and in only) to put back; the segment verified first,
+        and each entry must match its recorded leaf hash. Empty if none is archived."""
+        recorded = self.conn.execute("SELECT idx, leaf_hash FROM pruned WHERE log=? AND idx>=? AND idx<? AND "
+                                     "segment=? AND state='archived' ORDER BY idx", (log, start, end, key)).fetchall()
+        recorded = [r for r in recorded if only is None or r[0] in only]
+        if not recorded:
+            return _Restoring([], [])
+        batch = _matching(recorded, *self._verified_entries(log, key))
+        return batch if is_postgres(self.conn) else _packed(batch)
 
-    def _store_restored(self, log: str, key: str, start: int, end: int, rows: list[tuple],
+    def _store_restored(self, log: str, key: str, start: int, end: int, batch: _Restoring,
                         only: set[int] | None = None) -> int:
-        """Insert restored rows (from _restore_rows) and mark them restored, in one transaction."""
-        if not rows:
+        """Insert restored entries (from _restore_rows) and mark them restored, in one transaction."""
+        if not batch.indices:
             return 0
         with self.timings.phase("store"), _Tx(self.conn) as conn:
-            conn.executemany("INSERT INTO entries (idx, id, time, received, category, action, outcome, actor_id,"
-                             " data, log) VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+            _insert_restored(conn, log, batch)
             if only is None:
                 conn.execute("UPDATE pruned SET state='restored' WHERE log=? AND idx>=? AND idx<? AND segment=? "
                              "AND state='archived'", (log, start, end, key))
             else:
                 conn.executemany("UPDATE pruned SET state='restored' WHERE log=? AND idx=? AND state='archived'",
-                                 [(log, r[0]) for r in rows])
-        return len(rows)
+                                 [(log, idx) for idx in batch.indices])
+        return len(batch.indices)
 
-    def _verified_entries(self, log: str, key: str) -> dict[int, tuple[bytes, bytes]]:
-        """{index: (entry, leaf hash)} of a segment that verified on its own."""
+    def _verified_entries(self, log: str, key: str) -> tuple[list[int], list[bytes], list[bytes]]:
+        """(indices, entries, leaf hashes) of a segment that verified on its own."""
         if self.archive is None or self.verifier is None:
             raise RetentionError("restoring needs an archive and the log's verifier")
         with self.timings.phase("verify"):
@@ -1122,7 +1139,7 @@ class Retention:
                 leaves = seg.check_segment(opened, self._verifiers(log), seg.SegmentReport(opened.manifest))
             except seg.SegmentError as exc:
                 raise RetentionError(f"segment {key} does not verify: {exc}") from None
-            return dict(zip(opened.body.indices, zip(opened.body.entries, leaves, strict=True), strict=True))
+            return opened.body.indices, opened.body.entries, leaves
 
     # -- verifying -------------------------------------------------------------------------------
     def verify(self, log: str, verifiers: Sequence[Verifier] | None = None, *, trusted: str | None = None,
@@ -1149,11 +1166,50 @@ class Retention:
         return None
 
 
+_ARCHIVED_SQLITE = (
+    "INSERT INTO pruned (log, idx, id, leaf_hash, category, received, time, action, outcome, actor_id, state, policy, "
+    "segment, archived_at) SELECT e.log, e.idx, e.id, substr(?, j.key * 32 + 1, 32), e.category, e.received, e.time, "
+    "e.action, e.outcome, e.actor_id, 'archived', ?, ?, ? FROM json_each(?) AS j CROSS JOIN entries AS e "
+    "ON e.log = ? AND e.idx = j.value")
+
+
+def _insert_archived(conn, log: str, rows: list[_Row], written: Written, policy: str, stamp: str) -> None:
+    """Record rows, just written to a segment, in `pruned` as archived, with the leaf hashes the segment
+    checked against the tiles.
+
+    SQLite: one INSERT ... SELECT that takes the columns from the `entries` rows (the indices as a JSON array,
+    the leaves as one blob), not a statement per row; every row must still be there (the transaction rolls
+    back otherwise)."""
+    if is_postgres(conn):
+        conn.executemany(
+            "INSERT INTO pruned (log, idx, id, leaf_hash, category, received, time, action, outcome, actor_id,"
+            " state, policy, segment, archived_at) VALUES (?,?,?,?,?,?,?,?,?,?,'archived',?,?,?)",
+            [(log, r.idx, r.id, leaf, r.category, r.received, r.time, r.action, r.outcome, r.actor_id, policy,
+              written.key, stamp) for r, leaf in zip(rows, written.leaves, strict=True)])
+        return
+    count = conn.execute(_ARCHIVED_SQLITE, (b"".join(written.leaves), policy, written.key, stamp,
+                                            json.dumps([r.idx for r in rows]), log)).rowcount
+    if count != len(rows):
+        raise RetentionError(f"segment {written.key}: {len(rows) - count} of its entries left the store while "
+                             "it was written; nothing was recorded (run apply again)")
+
+
 def _step(log: str, policy: Policy, action: str, indices: Sequence[int]) -> Step:
     """A step over sorted indices."""
     if not indices:
         return Step(log, policy.name, action, 0)
     return Step(log, policy.name, action, len(indices), indices[0], indices[-1])
+
+
+def _matching(recorded: list[tuple[int, bytes]], indices: list[int], entries: list[bytes],
+              leaves: list[bytes]) -> _Restoring:
+    """The segment's entries at the recorded (index, leaf hash) rows (sorted), each of which must be in the
+    segment with that leaf hash; one comparison when they are the whole segment."""
+    if len(recorded) == len(indices) and [r[0] for r in recorded] == indices \
+            and b"".join(r[1] for r in recorded) == b"".join(leaves):
+        return _Restoring(indices, entries)
+    payload = dict(zip(indices, zip(entries, leaves, strict=True), strict=True))
+    return _Restoring([idx for idx, _ in recorded], [_restored(payload, idx, leaf) for idx, leaf in recorded])
 
 
 def _restored(payload: dict[int, tuple[bytes, bytes]], idx: int, leaf: bytes) -> bytes:
@@ -1162,6 +1218,32 @@ def _restored(payload: dict[int, tuple[bytes, bytes]], idx: int, leaf: bytes) ->
     if hashed != leaf:
         raise RetentionError(f"the archive's entry {idx} is missing or does not match its leaf hash")
     return data
+
+
+_RESTORED_SQLITE = (
+    "INSERT INTO entries (idx, id, time, received, category, action, outcome, actor_id, data, log) "
+    "SELECT p.idx, p.id, p.time, p.received, p.category, p.action, p.outcome, p.actor_id, "
+    "substr(?1, s.start + 1, s.stop - s.start), p.log FROM (SELECT j.value AS idx, "
+    "CAST(substr(?2, j.key * 20 + 1, 20) AS INTEGER) AS start, CAST(substr(?2, j.key * 20 + 21, 20) AS INTEGER) AS stop "
+    "FROM json_each(?3) AS j) AS s CROSS JOIN pruned AS p ON p.log = ?4 AND p.idx = s.idx AND p.state = 'archived'")
+_RESTORED_POSTGRES = (
+    "INSERT INTO entries (idx, id, time, received, category, action, outcome, actor_id, data, log) "
+    "SELECT p.idx, p.id, p.time::timestamptz, p.received::timestamptz, p.category, p.action, p.outcome, p.actor_id, "
+    "u.data, p.log FROM unnest(?::bigint[], ?::bytea[]) AS u(idx, data) JOIN pruned p ON p.log = ? AND p.idx = u.idx "
+    "AND p.state = 'archived' ORDER BY p.idx")
+
+
+def _insert_restored(conn, log: str, batch: _Restoring) -> None:
+    """Put archived entries back in `entries`, their other columns from their `pruned` rows, in one statement.
+
+    SQLite gets them packed (see _packed). Every entry must still be archived."""
+    if is_postgres(conn):
+        count = conn.execute(_RESTORED_POSTGRES, (batch.indices, batch.entries, log)).rowcount
+    else:
+        count = conn.execute(_RESTORED_SQLITE, (*(batch.packed or _packed(batch).packed), log)).rowcount
+    if count != len(batch.indices):
+        raise RetentionError(f"{len(batch.indices) - count} of the entries to restore are no longer archived; "
+                             "nothing was restored (run restore again)")
 
 
 def _merge(hot: Iterable[tuple[int, bytes]], pruned: list[tuple]) -> Iterator[tuple[int, bytes | tuple]]:

@@ -4,6 +4,8 @@ second run finishes the job with every entry byte-identical."""
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from datetime import datetime, timedelta
 
 import pytest
@@ -105,3 +107,54 @@ def test_rearchiving_restored_entries_drops_them_again_in_one_go(trail, tmp_path
     assert {ours.status("default", i) for i in range(EVENTS)} == {"archived"}
     assert dict(ours.read_entries("default", 0, EVENTS)) == original
     assert all(leaf_hash(original[i]) == leaf for i, leaf in trail.store.read_pruned("default", 0, EVENTS))
+
+
+class MeddlingTarget(DirTarget):
+    """A directory target that runs meddle(key) once, on its first get: another process changing the store
+    while a segment is in flight."""
+
+    def __init__(self, root, meddle):
+        super().__init__(root)
+        self.meddle = meddle
+
+    def get(self, key: str) -> bytes:
+        meddle, self.meddle = self.meddle, None
+        if meddle is not None:
+            meddle(key)
+        return super().get(key)
+
+
+def other_process(trail, sql: str) -> None:
+    """Run one statement on a connection of its own, as another process would."""
+    with closing(sqlite3.connect(trail.store.path, isolation_level=None)) as conn:
+        conn.execute(sql)
+
+
+def test_an_entry_that_leaves_the_store_while_its_segment_is_written_records_nothing_of_it(trail, tmp_path, keys):
+    original = entries(trail.store)
+    target = MeddlingTarget(tmp_path / "archive", lambda key: other_process(trail, "DELETE FROM entries WHERE idx=5"))
+    with pytest.raises(RetentionError, match="1 of its entries left the store"):
+        retention(trail, target, keys).apply(T0 + timedelta(days=1))
+    assert recorded(trail) == []
+    assert trail.store._conn().execute("SELECT count(*) FROM pruned").fetchone()[0] == 0
+    assert entries(trail.store) == {i: data for i, data in original.items() if i != 5}
+
+
+def test_an_entry_no_longer_archived_when_its_segment_comes_back_restores_nothing_of_it(trail, tmp_path, keys):
+    ours = retention(trail, FlakyTarget(tmp_path / "archive"), keys)
+    ours.apply(T0 + timedelta(days=1))
+    ours.archive = Archive(MeddlingTarget(tmp_path / "archive", lambda key: other_process(
+        trail, "UPDATE pruned SET state='expired' WHERE idx=5")), keys)
+    with pytest.raises(RetentionError, match="1 of the entries to restore are no longer archived"):
+        ours.restore("default")
+    assert entries(trail.store) == {}
+    assert ours.status("default", 6) == "archived" and ours.status("default", 5) == "expired"
+
+
+def test_the_bulk_settings_of_the_connection_are_put_back(trail, tmp_path, keys):
+    conn = trail.store._conn()
+    before = [conn.execute(f"PRAGMA {name}").fetchone()[0] for name in ("cache_size", "wal_autocheckpoint")]
+    ours = retention(trail, FlakyTarget(tmp_path / "archive"), keys)
+    ours.apply(T0 + timedelta(days=1))
+    ours.restore("default")
+    assert [conn.execute(f"PRAGMA {name}").fetchone()[0] for name in ("cache_size", "wal_autocheckpoint")] == before

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import threading
@@ -9,10 +10,13 @@ import time
 from pathlib import Path
 
 import httpx
+import nats
 import psycopg
 
 import trailseal
+from tests.cluster.nodes import child_env
 from trailseal import config
+from trailseal.cluster.sequencer import consumer_name
 from trailseal.ledger import open_checkpoint, verify_consistency
 
 
@@ -35,9 +39,31 @@ def wait_sealed(data_dir: Path, count: int, timeout: float, log: str = "default"
     return size
 
 
+def wait_drained(data_dir: Path, timeout: float, shard: str = "*") -> None:
+    """Wait until the shard's sequencer consumer has every stream message delivered and acked: from then
+    on nothing more can be sealed, so a log size read now is final (no sleep needed to catch double seals)."""
+    bus = config.load(data_dir).bus
+
+    async def pending() -> tuple[int, int]:
+        nc = await nats.connect(bus.url, connect_timeout=2, max_reconnect_attempts=0)
+        try:
+            info = await nc.jetstream().consumer_info(bus.stream, consumer_name(shard))
+            return info.num_pending, info.num_ack_pending
+        except nats.js.errors.NotFoundError:
+            return -1, -1  # between two terms: the new leader recreates it
+        finally:
+            await nc.close()
+
+    deadline = time.monotonic() + timeout
+    while (left := asyncio.run(pending())) != (0, 0):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the stream was not drained within {timeout} s: (pending, unacked) = {left}")
+        time.sleep(0.1)
+
+
 def verify_cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "trailseal.cli", "verify", "--data", str(data_dir), *args],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, env=child_env())
 
 
 class CheckpointSampler:
@@ -58,15 +84,20 @@ class CheckpointSampler:
         self._thread.join()
 
     def _loop(self) -> None:
+        """One client for the whole run: each new client with CA verification costs ~50 ms CPU."""
         turn = 0
-        while not self._stop.wait(self.interval):
-            turn += 1
-            try:
-                answer = httpx.get(self.urls[turn % len(self.urls)] + "/tlog/default/checkpoint", timeout=2)
-            except httpx.HTTPError:
-                continue
-            if answer.status_code == 200 and (not self.notes or answer.text != self.notes[-1]):
-                self.notes.append(answer.text)
+        with httpx.Client(timeout=2, verify=False) as http:  # plain http on loopback
+            while not self._stop.wait(self.interval):
+                turn += 1
+                try:
+                    answer = http.get(self.urls[turn % len(self.urls)] + "/tlog/default/checkpoint")
+                except httpx.HTTPError:
+                    continue
+                self._keep(answer)
+
+    def _keep(self, answer: httpx.Response) -> None:
+        if answer.status_code == 200 and (not self.notes or answer.text != self.notes[-1]):
+            self.notes.append(answer.text)
 
 
 def check_consistent(data_dir: Path, notes: list[str]) -> int:

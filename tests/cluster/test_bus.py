@@ -11,7 +11,7 @@ import pytest
 from starlette.testclient import TestClient
 
 import trailseal
-from tests.cluster.checks import log_size, sealed_ids, wait_sealed
+from tests.cluster.checks import log_size, sealed_ids, wait_drained, wait_sealed
 from tests.cluster.conftest import cluster_data_dir
 from tests.cluster.natsd import free_port
 from tests.conftest import make_event
@@ -83,7 +83,7 @@ def test_sequencer_answers_sealed_ids_from_the_store(cluster_dir):
     with running_sequencer(cluster_dir), ingest_trail(cluster_dir) as trail:
         trail.sealer.seal(trail.prepare([make_event(i) for i in range(100)]))
         assert wait_sealed(cluster_dir, 100, 30) == 100
-        time.sleep(0.5)
+        wait_drained(cluster_dir, 30)  # every message sealed and acked: a double seal would show now
     assert log_size(cluster_dir) == 100, "an id was sealed twice"
     assert sorted(sealed_ids(cluster_dir)) == sorted(f"evt-{i:08d}" for i in range(100))
     with trailseal.open(cluster_dir) as reader:

@@ -94,16 +94,20 @@ def test_the_forwarder_renders_what_the_app_would_have(client, events):
         with pytest.raises(RuntimeError):
             web.get("/boom")
         web.post("/login", json={"user": "mallory"})
+        web.get("/items/8", headers={"traceparent": TRACE, "user-agent": 'odd "agent" \\ {x}',
+                                     "x-forwarded-for": "203.0.113.9, 10.0.0.7"})  # no actor: by shape
 
     for transport in ("thread", "process"):
         with TestClient(app(client, transport), client=("10.0.0.5", 4711)) as web:
             requests(web)
             assert client.flush(10)
-    got = [comparable(e) for e in events(10)]
-    assert got[:5] == got[5:]
+    got = [comparable(e) for e in events(12)]
+    assert got[:6] == got[6:]
     assert got[0]["actor"]["ip"] == "203.0.113.9" and got[0]["request"]["trace_id"] == TRACE[3:35]
-    assert [e["outcome"] for e in got[:5]] == ["success", "failure", "failure", "error", "failure"]
+    assert [e["outcome"] for e in got[:6]] == ["success", "failure", "failure", "error", "failure", "success"]
     assert got[4]["action"] == "user.login" and got[4]["actor"]["id"] == "mallory"
+    assert got[5]["actor"] == {"id": "anonymous", "type": "anonymous", "ip": "203.0.113.9",
+                               "user_agent": 'odd "agent" \\ {x}'}
 
 
 def test_a_killed_forwarder_is_restarted_and_later_requests_arrive(client, events):

@@ -61,22 +61,60 @@ class Ids:
         self.lock = threading.Lock()
         self.last_ms, self.seq = 0, 0
         self.base, self.counter = int.from_bytes(os.urandom(8), "big"), 0
+        self.prefix_ms, self.prefix = -1, ""
+
+    def _advance(self, count: int) -> tuple[str, int, int]:
+        """(the millisecond's text, seq, counter) of the next id, with ``count`` counter values reserved
+        (the caller holds the lock)."""
+        ms = time.time_ns() // 1_000_000
+        if ms <= self.last_ms:
+            ms, self.seq = (self.last_ms, self.seq + 1) if self.seq < 0xFFF else (self.last_ms + 1, 0)
+        else:
+            self.seq = (self.base >> (ms & 31)) & 0x7FF
+        self.last_ms, self.counter = ms, self.counter + count
+        if ms != self.prefix_ms:  # "tttttttt-tttt-7"
+            text = f"{ms & 0xFFFFFFFFFFFF:012x}"
+            self.prefix_ms, self.prefix = ms, f"{text[:8]}-{text[8:]}-7"
+        return self.prefix, self.seq, self.counter
+
+    def _random(self, counter: int) -> int:
+        return (self.base + counter * 0x9E3779B97F4A7C15) & (2**62 - 1)
 
     def __call__(self) -> str:
         with self.lock:
-            ms = time.time_ns() // 1_000_000
-            if ms <= self.last_ms:
-                ms, self.seq = (self.last_ms, self.seq + 1) if self.seq < 0xFFF else (self.last_ms + 1, 0)
-            else:
-                self.seq = (self.base >> (ms & 31)) & 0x7FF
-            self.last_ms, self.counter = ms, self.counter + 1
-            value = ((ms & 0xFFFFFFFFFFFF) << 80 | 0x7 << 76 | self.seq << 64 | 0b10 << 62
-                     | (self.base + self.counter * 0x9E3779B97F4A7C15) & (2**62 - 1))
-        h = f"{value:032x}"
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+            prefix, seq, counter = self._advance(1)
+        rest = (seq << 64 | 0b10 << 62 | self._random(counter)).to_bytes(10).hex()
+        return f"{prefix}{rest[1:4]}-{rest[4:8]}-{rest[8:]}"
+
+    def many(self, count: int) -> list[str]:
+        """``count`` ids in a row, cheaper than one call each: they share the millisecond and sequence, and
+        their random parts count up from a random start (RFC 9562 §6.2, method 2)."""
+        with self.lock:
+            prefix, seq, counter = self._advance(count)
+        start = self._random(counter)
+        low = start & 0xFFFFFFFFFFFF
+        if low + count > 0xFFFFFFFFFFFF:  # the count would carry into the next group: one by one
+            return [self() for _ in range(count)]
+        head = f"{prefix}{seq:03x}-{0x8000 | start >> 48:04x}-"
+        return [f"{head}{value:012x}" for value in range(low, low + count)]
 
 
 new_id = Ids()
+
+
+class Clock:
+    """Nanosecond timestamps as RFC 3339 UTC with microseconds (the second's text remembered). One per
+    thread that uses it."""
+
+    def __init__(self) -> None:
+        self.second, self.prefix = -1, ""
+
+    def __call__(self, ns: int) -> str:
+        second, rest = divmod(ns, 1_000_000_000)
+        if second != self.second:
+            self.prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self.second = second
+        return f"{self.prefix}.{rest // 1000:06d}Z"
 
 
 @dataclass
@@ -182,7 +220,7 @@ class Client:
         self._counts = Stats()
         self._counts_lock = threading.Lock()
         self._closed = False
-        self._second, self._prefix = -1, ""
+        self._clock = Clock()  # the writer thread's
         self._retry_after: float | None = None
         self._spool = self._open_spool()
         self._counts.recovered = self._spool.recovered
@@ -370,6 +408,29 @@ class Client:
                 lines.append(line)
         self._append(lines)
 
+    def spool_records(self, records: list, rendered: list[bytes | None], fallback: Callable[[Any], Any]) -> None:
+        """Spool request records on the caller's thread, in order: ``rendered`` holds their lines, None for
+        the ones ``fallback(record)`` (a ``submit``-style record) must build. For a caller that has nothing
+        else to do meanwhile (the forwarder's loop): no queue, no thread hand-over. Not to be mixed with
+        ``log()``/``submit()`` calls of other threads (their order would not be kept)."""
+        lines: list[bytes] = []
+        for record, line in zip(records, rendered, strict=True):
+            if line is None:
+                line = self._encode_record(record, fallback)
+            if line is not None:
+                lines.append(line)
+        self._append(lines)
+
+    def _encode_record(self, record: Any, fallback: Callable[[Any], Any]) -> bytes | None:
+        """A record's line by the full path; None (counted, reported) if it makes no event."""
+        try:
+            item = fallback(record)
+        except Exception as exc:  # noqa: BLE001 - a malformed record must not stop the others
+            self._count(logged=1)
+            self._report("invalid", f"request record is invalid: {exc!r}", counter="invalid")
+            return None
+        return self._encode(item)
+
     def _append(self, lines: list[bytes]) -> None:
         """Spool validated lines (counting what did not fit) and tell the sender when it has something to
         do: start lingering over a first event, or send a full batch (waking it for less costs the
@@ -456,13 +517,6 @@ class Client:
         if isinstance(given, str):
             return normalize_time(given)
         raise EventError(f"time must be a datetime or an RFC 3339 string, not {type(given).__name__}", "time")
-
-    def _clock(self, ns: int) -> str:
-        """The moment log() was called, as RFC 3339 UTC with microseconds."""
-        second, rest = divmod(ns, 1_000_000_000)
-        if second != self._second:
-            self._second, self._prefix = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self._prefix}.{rest // 1000:06d}Z"
 
     # -- the sender thread: spool -> server ------------------------------------------------------
     def _send_loop(self) -> None:

@@ -67,21 +67,29 @@ def write_all(fd: int, data: bytes, deadline: float | None = None) -> bool:
 
 
 class FrameReader:
-    """Length-prefixed frames from an fd, with a deadline (None: wait for ever)."""
+    """Length-prefixed frames from an fd, with a deadline (None: wait for ever). Frames are decoded in
+    place from what was read (a read position, not a buffer shifted per frame)."""
 
     def __init__(self, fd: int):
-        self.fd, self.data = fd, bytearray()
+        self.fd, self.data, self.at = fd, b"", 0
         self.decoder = msgspec.msgpack.Decoder()
+
+    def buffered(self) -> Any:
+        """The next message if it has been read in full already, else None (never reads)."""
+        data, at = self.data, self.at
+        if len(data) - at >= 4:
+            end = at + 4 + HEADER.unpack_from(data, at)[0]
+            if len(data) >= end:
+                self.at = end
+                return self.decoder.decode(memoryview(data)[at + 4:end])
+        return None
 
     def read(self, deadline: float | None = None) -> Any:
         """The next message; None at the end of the stream or past the deadline."""
         while True:
-            if len(self.data) >= 4:
-                size = HEADER.unpack_from(self.data)[0]
-                if len(self.data) >= 4 + size:
-                    body = bytes(self.data[4:4 + size])
-                    del self.data[:4 + size]
-                    return self.decoder.decode(body)
+            message = self.buffered()
+            if message is not None:
+                return message
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not select.select([self.fd], [], [], remaining)[0]:
@@ -89,7 +97,7 @@ class FrameReader:
             chunk = os.read(self.fd, 65536)
             if not chunk:
                 return None
-            self.data += chunk
+            self.data, self.at = self.data[self.at:] + chunk, 0
 
 
 def auditor_config(auditor: Any) -> list:

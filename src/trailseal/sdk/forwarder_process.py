@@ -1,6 +1,7 @@
-"""The forwarder subprocess: reads request records from its stdin (see ``trailseal.sdk.forwarder``) and
-hands them, in order, to an ordinary ``Client`` built with the application client's options, which
-builds, validates, spools and sends their events.
+"""The forwarder subprocess: reads request records from its stdin (see ``trailseal.sdk.forwarder``),
+renders their events in order on its main thread (by shape where it can, ``trailseal.sdk.lines``) and
+spools them through an ordinary ``Client`` built with the application client's options, whose sender
+thread ships them.
 
     python -m trailseal.sdk.forwarder_process   # started by the app's client, never by hand
 
@@ -13,11 +14,15 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from typing import Any
 
-from trailseal.sdk.client import Client
+from trailseal.sdk.client import Client, Clock, new_id
 from trailseal.sdk.forwarder import AUDITOR, CLOSE, CONFIG, FLUSH, RECORDS, FrameReader, frame, write_all
+from trailseal.sdk.lines import RecordLines
 from trailseal.sdk.web import Forwarded, HttpAuditor
+
+MAX_RECORDS = 5_000  # records spooled in one write
 
 
 def auditor(client: Client, config: list) -> HttpAuditor:
@@ -37,13 +42,24 @@ def serve(reader: FrameReader, reply_fd: int) -> int:
     options: dict[str, Any] = {**config[1], "max_block": 1.0}  # here, waiting beats dropping
     client = Client(**options)
     auditors = [auditor(client, c) for c in config[2]]
+    lines = RecordLines(auditors, new_id.many, Clock(), client._source, client.log_name)
     close_timeout = 5.0
-    submit = client.submit
-    while (message := reader.read()) is not None:
-        kind = message[0]
-        if kind == RECORDS:
-            for record in message[1]:
-                submit(Forwarded(auditors[record[0]], record))
+
+    def full_path(record: list) -> Forwarded:
+        return Forwarded(auditors[record[0]], record)
+
+    following = None
+    while (message := following or reader.read()) is not None:
+        following, kind = None, message[0]
+        if kind == RECORDS:  # built and spooled right here: this loop has nothing else to do meanwhile
+            records, deadline = message[1], time.monotonic() + client.spool_interval
+            while len(records) < MAX_RECORDS:  # what arrives within spool_interval: one write (and fsync)
+                following = reader.read(deadline)
+                if following is None or following[0] != RECORDS:
+                    break
+                records += following[1]
+                following = None
+            client.spool_records(records, lines.lines(records), full_path)
         elif kind == FLUSH:
             sealed = client.flush(message[2])
             write_all(reply_fd, frame(encoder, [FLUSH, message[1], sealed]))

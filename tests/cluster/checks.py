@@ -14,7 +14,6 @@ import nats
 import psycopg
 
 import trailseal
-from tests.cluster.nodes import child_env
 from trailseal import config
 from trailseal.cluster.sequencer import consumer_name
 from trailseal.ledger import open_checkpoint, verify_consistency
@@ -63,7 +62,7 @@ def wait_drained(data_dir: Path, timeout: float, shard: str = "*") -> None:
 
 def verify_cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "trailseal.cli", "verify", "--data", str(data_dir), *args],
-                          capture_output=True, text=True, timeout=300, env=child_env())
+                          capture_output=True, text=True, timeout=300)
 
 
 class CheckpointSampler:

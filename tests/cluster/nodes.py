@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,20 +15,9 @@ from tests.api.server import Process, Server
 from trailseal import config
 
 
-def child_env() -> dict[str, str]:
-    """The environment for node processes. Under PYTHONDONTWRITEBYTECODE every start would compile
-    trailseal's sources again (~0.4 s CPU each); the children share a bytecode cache in the temp dir
-    instead, so the source tree stays as it is."""
-    env = os.environ.copy()
-    if env.get("PYTHONDONTWRITEBYTECODE"):
-        env["PYTHONDONTWRITEBYTECODE"] = ""
-        env.setdefault("PYTHONPYCACHEPREFIX", os.path.join(tempfile.gettempdir(), f"trailseal-pycache-{os.getuid()}"))
-    return env
-
-
 def ingest_node(data_dir: Path, nats: str | None = None) -> Server:
     """An ingest node (HTTP on a free port, publishing to the bus)."""
-    return Server(data_dir, "--role", "ingest", *(["--nats", nats] if nats else []), env=child_env())
+    return Server(data_dir, "--role", "ingest", *(["--nats", nats] if nats else []))
 
 
 def start_servers(servers: list[Server], timeout: float = 30.0) -> None:
@@ -53,7 +41,7 @@ class Sequencer(Process):
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "trailseal.cli", "serve", "--data", str(self.data_dir),
                                           "--role", "sequencer", "--node", self.node, *self.args],
-                                         env=child_env(), stdout=log, stderr=log)
+                                         env=os.environ.copy(), stdout=log, stderr=log)
         return self
 
     def output(self) -> str:

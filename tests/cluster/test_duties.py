@@ -12,7 +12,7 @@ import psycopg
 import trailseal
 from tests.api.server import Server, free_port
 from tests.cluster.checks import log_size
-from tests.cluster.nodes import Sequencer, child_env, wait_for_leader
+from tests.cluster.nodes import Sequencer, wait_for_leader
 from tests.conftest import wait_for
 from trailseal import config
 from trailseal.cluster.duties import ClusterJobs, jobs_lock_name
@@ -93,13 +93,13 @@ def test_syslog_listeners_start_on_ingest_nodes_not_on_api_nodes(cluster_dir):
     port = free_port()
     path = cluster_dir / "trailseal.toml"
     path.write_text(path.read_text() + f'\n[receivers.syslog]\ntcp = "127.0.0.1:{port}"\n')
-    api = Server(cluster_dir, "--role", "api", env=child_env()).start()
+    api = Server(cluster_dir, "--role", "api").start()
     try:
         time.sleep(0.5)
         assert not listening(port), "an api node opened the syslog listener"
     finally:
         api.stop()
-    ingest = Server(cluster_dir, "--role", "ingest", env=child_env()).start()
+    ingest = Server(cluster_dir, "--role", "ingest").start()
     try:
         assert wait_for(lambda: listening(port), 10), "the ingest node did not open the syslog listener"
     finally:

@@ -262,13 +262,15 @@ class PreparePool:
                 ) -> list[tuple[list[int], list[Any]]]:
         """(positions, items) per worker, every subject's items to one worker; positions from ``first``."""
         shares: list[tuple[list[int], list[Any]]] = [([], []) for _ in self._procs]
-        workers = len(self._procs)
         for position, item in enumerate(items, first):
-            key = subject(item)
-            positions, chosen = shares[hash(key) % workers if type(key) is str else 0]
+            positions, chosen = shares[self._worker_of(subject(item))]
             positions.append(position)
             chosen.append(item)
         return shares
+
+    def _worker_of(self, subject: Any) -> int:
+        """The worker whose vault cache holds this subject's values (the first for anything but a string)."""
+        return hash(subject) % len(self._procs) if type(subject) is str else 0
 
     def _exchange(self, requests: list[bytes]) -> list[tuple] | None:
         """Send each worker its share, then read every answer; None (and the pool off) if one fails."""
@@ -360,23 +362,24 @@ class PreparePool:
                     self._shut("off")
                 return
         with self._lock:
-            if self._state == "starting":
-                self._hand_over_held()
-            if self._state == "starting":
+            if self._state == "starting" and self._hand_over_held():
                 self._state = "ready"
 
-    def _hand_over_held(self) -> None:
+    def _hand_over_held(self) -> bool:
         """Tell each worker the values this process's cache holds for its subjects (batches prepared here
-        while the workers started), so those values keep their one vault row (the caller holds the lock)."""
+        while the workers started), so those values keep their one vault row; False (and the pool off)
+        if a worker cannot be told. The caller holds the lock."""
         shares: list[list[tuple]] = [[] for _ in self._procs]
         for held in self.protection.held():
-            shares[hash(held[1]) % len(self._procs)].append(held)
+            shares[self._worker_of(held[1])].append(held)
         try:
             for proc, share in zip(self._procs, shares, strict=True):
                 if share:
                     write_frame(proc.stdin, request_frame(("hold", share)))
         except (OSError, ValueError):
             self._shut("off")
+            return False
+        return True
 
     def close(self) -> None:
         with self._lock:

@@ -28,7 +28,7 @@ from trailseal.privacy.tokens import COMMITMENT_RE
 from trailseal.query import ecs, index, ocsf
 from trailseal.query.language import parse
 from trailseal.query.sealed import resolve_actors
-from trailseal.query.search import plan
+from trailseal.query.search import on_postgres, plan
 
 FORMATS = ("jsonl", "csv", "ocsf", "ocsf-parquet", "ecs")
 PER_CLASS = ("ocsf", "ocsf-parquet")  # written as one file per OCSF class into a directory
@@ -114,7 +114,7 @@ def _matching(
     logs = [log] if log else sorted(info.name for info in trail.logs())
     if trail.protection.enabled:
         node = resolve_actors(node, trail, logs)
-    if type(trail.store).__name__ == "PostgresStore":
+    if on_postgres(trail.store):
         yield from _matching_pg(trail.store, node, logs, page)
         return
     index.refresh(index.connection(trail.store))
@@ -164,7 +164,7 @@ class _PgReader:
 
 def store_reader(store):
     """A connection to read the store's tables with SQLite-style SQL, on either store."""
-    if type(store).__name__ == "PostgresStore":
+    if on_postgres(store):
         return _PgReader(store._conn())
     return index.connection(store)
 
@@ -341,7 +341,7 @@ def _jsonl_stream(trail, query: str, log: str | None, counter: ExportResult) -> 
     """JSONL straight from the sealed JSON text: ``index`` goes in first (SQLite writes each line),
     vault values are joined into the page's text, nothing is decoded or re-encoded."""
     vault = VaultValues()
-    sqlite = type(trail.store).__name__ != "PostgresStore"
+    sqlite = not on_postgres(trail.store)
     for _, rows, conn in _matching(trail, query, log, None, _JSONL_LINE if sqlite else "e.idx, e.data"):
         counter.rows += len(rows)
         text = b"".join(map(_first, rows)) if sqlite else b"".join(map(jsonl_line, rows))

@@ -462,7 +462,7 @@ def _driven_plan(leaf: Node, kind: str, node: Node, log: str, now: datetime, pro
 def search(store: Any, query: str | Node, log: str | None = None, limit: int = 100,
            cursor: str | None = None, *, now: datetime | None = None) -> Page:
     """One page of matching events, newest first; each event dict carries its ``log`` and ``index``."""
-    if _on_postgres(store):
+    if on_postgres(store):
         return _postgres().search(store, query, log, limit, cursor, now=now)
     if not 1 <= limit <= MAX_LIMIT:
         raise QueryError(f"limit must be 1..{MAX_LIMIT}")
@@ -478,7 +478,7 @@ def search(store: Any, query: str | Node, log: str | None = None, limit: int = 1
 
 def count(store: Any, query: str | Node, log: str | None = None, *, now: datetime | None = None) -> int:
     """How many events match."""
-    if _on_postgres(store):
+    if on_postgres(store):
         return _postgres().count(store, query, log, now=now)
     node = _node(query)
     conn = _ready(store)
@@ -505,7 +505,7 @@ def timeline_query(key: str, value: str, since: str | datetime | None = None) ->
 def timeline(store: Any, key: str, value: str, since: str | datetime | None = None, *,
              log: str | None = None, limit: int = 1000, now: datetime | None = None) -> list[dict[str, Any]]:
     """Events of one actor, session or trace (``request.trace_id``) in time order, oldest first."""
-    if _on_postgres(store):
+    if on_postgres(store):
         return _postgres().timeline(store, key, value, since, log=log, limit=limit, now=now)
     node = timeline_query(key, value, since)
     conn = _ready(store)
@@ -515,7 +515,7 @@ def timeline(store: Any, key: str, value: str, since: str | datetime | None = No
 
 def explain(store: Any, query: str | Node, log: str = "default", *, now: datetime | None = None) -> list[str]:
     """SQLite's plan for the first page of a query on one log (one line per plan step)."""
-    if _on_postgres(store):
+    if on_postgres(store):
         return _postgres().explain(store, query, log, now=now)
     conn = _ready(store)
     chosen = plan(conn, _node(query), log, now or datetime.now(UTC))
@@ -524,7 +524,7 @@ def explain(store: Any, query: str | Node, log: str = "default", *, now: datetim
     return [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, args)]
 
 
-def _on_postgres(store: Any) -> bool:
+def on_postgres(store: Any) -> bool:
     """Whether the store is PostgreSQL, whose search lives in search_pg.py."""
     return type(store).__name__ == "PostgresStore"
 

@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from trailseal.store.base import on_postgres
+
 PROGRESS_FROM = 20_000  # entries behind before a catch-up shows a bar
 
 
@@ -19,7 +21,7 @@ def catch_up_index(trail) -> int:
     from trailseal.cli import _progress
     from trailseal.query import index
 
-    if type(trail.store).__name__ == "PostgresStore":
+    if on_postgres(trail.store):
         from trailseal.query import index_pg
 
         return index_pg.refresh(trail.store)
@@ -38,7 +40,7 @@ def reset_index(trail) -> None:
     """Empty a data dir's search indexes (the next catch-up rebuilds them from the sealed entries)."""
     from trailseal.query import index
 
-    if type(trail.store).__name__ == "PostgresStore":
+    if on_postgres(trail.store):
         from trailseal.query import index_pg
 
         index_pg.reset(trail.store)
@@ -69,7 +71,7 @@ def index_cmd(data: Annotated[Path | None, typer.Option("--data", "-d", help="Da
         if rebuild:
             reset_index(trail)
         added = catch_up_index(trail)
-        if type(trail.store).__name__ == "PostgresStore":
+        if on_postgres(trail.store):
             cli.err.print(f"indexed {added:,} new entries; the search tables hold every committed entry")
             return
         upto = index.indexed_up_to(index.connection(trail.store))

@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from trailseal.store.base import on_postgres
+
 log = logging.getLogger("trailseal.jobs")
 
 
@@ -112,7 +114,7 @@ def search_index_jobs(trail) -> list[Job]:
     a start or a burst has only the last commits to index; the first run catches up a whole backlog. On
     SQLite a child process does it (query/indexer.py); the job restarts it if it died.
     On PostgreSQL a slower job drops index rows of erased addresses and of entries retention dropped."""
-    if type(trail.store).__name__ == "PostgresStore":
+    if on_postgres(trail.store):
         from trailseal.query import index_pg
 
         return [Job("search-index", 1.0, lambda: index_pg.refresh(trail.store, SEARCH_INDEX_BATCH)),

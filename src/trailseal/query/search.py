@@ -44,6 +44,7 @@ from trailseal.query.language import (
     resolve_time,
     text_tokens,
 )
+from trailseal.store.base import on_postgres
 
 COLUMNS = {"id": "e.id", "time": "e.time", "received": "e.received", "log": "e.log",
            "category": "e.category", "action": "e.action", "outcome": "e.outcome", "actor.id": "e.actor_id"}
@@ -522,11 +523,6 @@ def explain(store: Any, query: str | Node, log: str = "default", *, now: datetim
     window = (0, 2**62) if chosen.windowed else None
     sql, args = _page_sql(chosen, log, None, 100, True, window, None)
     return [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, args)]
-
-
-def on_postgres(store: Any) -> bool:
-    """Whether the store is PostgreSQL, whose search lives in search_pg.py."""
-    return type(store).__name__ == "PostgresStore"
 
 
 def _postgres():

@@ -13,6 +13,11 @@ from typing import Protocol
 import msgspec
 
 
+def on_postgres(store: object) -> bool:
+    """Whether the store is the PostgreSQL one (its search and exports have their own SQL)."""
+    return type(store).__name__ == "PostgresStore"
+
+
 class Receipt(msgspec.Struct, frozen=True):
     """Proof of acceptance: where an event was sealed."""
 

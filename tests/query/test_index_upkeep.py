@@ -13,8 +13,8 @@ from tests.conftest import make_event, wait_for
 from tests.query.test_search import without_privacy
 from trailseal.cli import app as cli
 from trailseal.jobs import SEARCH_INDEX_BATCH, Scheduler, default_jobs
-from trailseal.query import count, search, timeline
 from trailseal.query import index as query_index
+from trailseal.query.search import count, search, timeline
 from trailseal.store.base import Filters
 
 

@@ -15,9 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import trailseal
-from trailseal.query import count, explain, parse, predicate, search, timeline
+from trailseal.query import explain, parse, predicate
 from trailseal.query import index as query_index
 from trailseal.query.language import And, Node, Not, Or, QueryError, Term, Text, TimeBound
+from trailseal.query.search import count, search, timeline
 
 search_module = importlib.import_module("trailseal.query.search")  # the package exports the function
 BASE = datetime(2026, 10, 1, tzinfo=UTC)

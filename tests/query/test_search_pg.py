@@ -22,9 +22,10 @@ from tests.postgres.helpers import count_by_partition
 from tests.query.test_search import NOW, all_pages, expected, queries, random_event, without_privacy
 from trailseal.api import create_app
 from trailseal.jobs import search_index_jobs
-from trailseal.query import QueryError, count, index_pg, language, search, search_pg, timeline
+from trailseal.query import QueryError, index_pg, language, search_pg
 from trailseal.query.language import And, Not, Or, Term
 from trailseal.query.sealed import search_trail, timeline_trail
+from trailseal.query.search import count, search, timeline
 
 warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
 from starlette.testclient import TestClient  # noqa: E402

@@ -28,7 +28,9 @@ from trailseal.privacy.tokens import COMMITMENT_RE
 from trailseal.query import ecs, index, ocsf
 from trailseal.query.language import parse
 from trailseal.query.sealed import resolve_actors
-from trailseal.query.search import on_postgres, plan
+from trailseal.query.search import plan
+from trailseal.query.stored_pages import VaultValues
+from trailseal.store.base import on_postgres
 
 FORMATS = ("jsonl", "csv", "ocsf", "ocsf-parquet", "ecs")
 PER_CLASS = ("ocsf", "ocsf-parquet")  # written as one file per OCSF class into a directory
@@ -195,57 +197,6 @@ def pages(
             event["log"], event["index"] = name, position
             events.append(event)
         yield events
-
-
-class VaultValues:
-    """Vault values by commitment, JSON-escaped, cached across pages (an actor's commitment repeats).
-
-    ``reveal`` gives the same result as ``Protection.reveal_all`` on the decoded events: a commitment
-    is plain ASCII inside a JSON string, so its JSON-escaped value can replace it in the text.
-    """
-
-    CAPACITY = 200_000
-
-    def __init__(self) -> None:
-        self.values: dict[bytes, bytes] = {}  # the 64 hex digits after `pd:` -> what replaces `pd:<digits>`
-
-    def reveal(self, conn: sqlite3.Connection, rows: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
-        """Each row's text with the values joined."""
-        return [(position, self.reveal_text(conn, data)) for position, data in rows]
-
-    def reveal_text(self, conn: sqlite3.Connection, text: bytes) -> bytes:
-        """A whole page of JSON text with the values joined: one split around every commitment (the
-        texts between them, and the digits of each), one lookup each."""
-        parts = _COMMITMENT_DIGITS.split(text)  # [text, digits, text, digits, ..., text]
-        if len(parts) == 1:
-            return text
-        digits = parts[1::2]
-        try:
-            parts[1::2] = map(self.values.__getitem__, digits)  # most pages: every value already cached
-        except KeyError:
-            self._load_page(conn, digits)
-            parts[1::2] = map(self.values.__getitem__, digits)
-        return b"".join(parts)
-
-    def _load_page(self, conn: sqlite3.Connection, digits: list[bytes]) -> None:
-        """Cache the values of a page's commitments (the cache emptied first if they would overflow it)."""
-        wanted = set(digits)
-        if len(self.values) + len(wanted) > self.CAPACITY:
-            self.values.clear()  # before the page's lookups, so every value it needs gets loaded
-        missing = wanted.difference(self.values)
-        if missing:
-            self._load(conn, missing)
-
-    def _load(self, conn: sqlite3.Connection, missing: set[bytes]) -> None:
-        wanted = sorted("pd:" + digits.decode() for digits in missing)
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            self.values.update((c[3:].encode(), c.encode()) for c in chunk)  # erased: stays pd:<digits>
-            sql = f"SELECT commitment, value FROM vault WHERE commitment IN ({','.join('?' * len(chunk))})"
-            self.values.update((c[3:].encode(), _encode(v)[1:-1]) for c, v in conn.execute(sql, chunk))
-
-
-_COMMITMENT_DIGITS = re.compile(rb"pd:([0-9a-f]{64})")
 
 
 def join_values(data: bytes, values: dict[bytes, str]) -> bytes:
@@ -514,18 +465,24 @@ def _write_lines(trail, query: str, log: str | None, class_uid: int | None, file
 def _write_columns(
     trail, query: str, log: str | None, class_uid: int | None, files: ClassFiles
 ) -> Iterator[int]:
-    """OCSF Parquet: pages read (vault values joined) here, built column by column per class here or
-    in worker processes (``ocsf_workers.batches_in_order``), written here in order; yields how many."""
+    """OCSF Parquet: pages built column by column per class in worker processes (or here, when none is
+    free: ``ocsf_workers.batches_in_order``), written here in order; yields how many. On SQLite this
+    process reads only the matching indexes: whoever builds a page reads its entries (``StoredPages``)."""
     from trailseal.query import ocsf_workers
 
-    vault = VaultValues()
+    def stored() -> Iterator[ocsf_workers.Page]:
+        for name, rows, _ in _matching(trail, query, log, PARQUET_PAGE, columns="e.idx"):
+            yield None, [idx for (idx,) in rows], name
 
     def revealed() -> Iterator[ocsf_workers.Page]:
+        vault = VaultValues()
         for name, rows, conn in _matching(trail, query, log, PARQUET_PAGE):
             positions, entries = zip(*rows, strict=True)
             yield vault.reveal_text(conn, b"[%b]" % b",".join(entries)), list(positions), name
 
-    built = ocsf_workers.batches_in_order(revealed(), parquet_workers(), class_uid)
+    path = None if on_postgres(trail.store) else trail.store.path
+    pages = revealed() if path is None else stored()
+    built = ocsf_workers.batches_in_order(pages, parquet_workers(), class_uid, path)
     while True:
         with paused_gc():  # a page's objects live briefly and hold no cycles: no collections while they do
             batches = next(built, None)

@@ -1,0 +1,124 @@
+"""Pages of sealed entries as one JSON array text, vault values joined: ``VaultValues`` and ``StoredPages``.
+
+An OCSF Parquet export hands its worker processes only the indexes of a page; each worker reads the
+page from the SQLite store itself (``StoredPages.read``: SQLite concatenates the entries, so no row
+becomes a Python object) and joins the vault values with a cache of its own. The exporting process
+then never touches the events' bytes. A page read after an entry was pruned leaves that entry out,
+as an export started a moment later would; a value erased meanwhile stays ``pd:<digits>``.
+
+This module imports no more than ``sqlite3`` and ``msgspec``: worker processes load it at start.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from typing import Any
+
+import msgspec
+
+_encode = msgspec.json.Encoder().encode
+_decode_indexes = msgspec.json.Decoder(list[int]).decode
+_COMMITMENT_DIGITS = re.compile(rb"pd:([0-9a-f]{64})")
+# one row: how many entries, their indexes and their texts as JSON arrays, in the index order
+_PAGE = (
+    "SELECT count(*), '[' || group_concat(idx) || ']', CAST('[' || group_concat(data, ',') || ']' AS BLOB)"
+    " FROM (SELECT idx, data FROM entries WHERE log = ? AND idx BETWEEN ? AND ?{only} ORDER BY idx)"
+)
+_RUN = _PAGE.format(only="")  # every index of a run: no list needed
+_CHOSEN = _PAGE.format(only=" AND idx IN (SELECT value FROM json_each(?))")
+
+
+class VaultValues:
+    """Vault values by commitment, JSON-escaped, cached across pages (an actor's commitment repeats).
+
+    ``reveal`` gives the same result as ``Protection.reveal_all`` on the decoded events: a commitment
+    is plain ASCII inside a JSON string, so its JSON-escaped value can replace it in the text.
+    """
+
+    CAPACITY = 200_000
+
+    def __init__(self) -> None:
+        self.values: dict[bytes, bytes] = {}  # the 64 hex digits after `pd:` -> what replaces `pd:<digits>`
+
+    def reveal(self, conn: Any, rows: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
+        """Each row's text with the values joined."""
+        return [(position, self.reveal_text(conn, data)) for position, data in rows]
+
+    def reveal_text(self, conn: Any, text: bytes) -> bytes:
+        """A whole page of JSON text with the values joined: one split around every commitment (the
+        texts between them, and the digits of each), one lookup each."""
+        parts = _COMMITMENT_DIGITS.split(text)  # [text, digits, text, digits, ..., text]
+        if len(parts) == 1:
+            return text
+        digits = parts[1::2]
+        try:
+            parts[1::2] = map(self.values.__getitem__, digits)  # most pages: every value already cached
+        except KeyError:
+            self._load_page(conn, digits)
+            parts[1::2] = map(self.values.__getitem__, digits)
+        return b"".join(parts)
+
+    def _load_page(self, conn: Any, digits: list[bytes]) -> None:
+        """Cache the values of a page's commitments (the cache emptied first if they would overflow it)."""
+        wanted = set(digits)
+        if len(self.values) + len(wanted) > self.CAPACITY:
+            self.values.clear()  # before the page's lookups, so every value it needs gets loaded
+        missing = wanted.difference(self.values)
+        if missing:
+            self._load(conn, missing)
+
+    def _load(self, conn: Any, missing: set[bytes]) -> None:
+        wanted = sorted("pd:" + digits.decode() for digits in missing)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            self.values.update((c[3:].encode(), c.encode()) for c in chunk)  # erased: stays pd:<digits>
+            sql = f"SELECT commitment, value FROM vault WHERE commitment IN ({','.join('?' * len(chunk))})"
+            self.values.update((c[3:].encode(), _encode(v)[1:-1]) for c, v in conn.execute(sql, chunk))
+
+
+class StoredPages:
+    """Pages read by index from a SQLite store, on a read-only connection of their own."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.conn: sqlite3.Connection | None = None
+        self.vault = VaultValues()
+
+    def read(self, log: str, indexes: list[int]) -> tuple[bytes, list[int]]:
+        """(the JSON array text of the log's entries at ``indexes``, ascending, with vault values joined,
+        the indexes found): an index no longer stored is left out."""
+        if not indexes:
+            return b"[]", []
+        conn = self.connection()
+        first, last = indexes[0], indexes[-1]
+        if last - first + 1 == len(indexes):
+            found, numbers, text = conn.execute(_RUN, (log, first, last)).fetchone()
+        else:
+            found, numbers, text = conn.execute(_CHOSEN, (log, first, last, _encode(indexes))).fetchone()
+        if not found:
+            return b"[]", []
+        positions = _decode_indexes(numbers)
+        if positions != sorted(positions):  # never seen: the order group_concat keeps is SQLite's choice
+            return self._read_rows(log, positions)
+        return self.vault.reveal_text(conn, text), positions
+
+    def _read_rows(self, log: str, indexes: list[int]) -> tuple[bytes, list[int]]:
+        """The same, row by row, in index order."""
+        conn = self.connection()
+        rows = sorted(
+            conn.execute("SELECT idx, data FROM entries WHERE log = ? AND idx IN (SELECT value FROM json_each(?))",
+                         (log, _encode(indexes)))
+        )
+        text = b"[%b]" % b",".join(data for _, data in rows)
+        return self.vault.reveal_text(conn, text), [idx for idx, _ in rows]
+
+    def connection(self) -> sqlite3.Connection:
+        if self.conn is None:
+            self.conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+        return self.conn
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None

@@ -1171,15 +1171,21 @@ _ARCHIVED_SQLITE = (
     "segment, archived_at) SELECT e.log, e.idx, e.id, substr(?, j.key * 32 + 1, 32), e.category, e.received, e.time, "
     "e.action, e.outcome, e.actor_id, 'archived', ?, ?, ? FROM json_each(?) AS j CROSS JOIN entries AS e "
     "ON e.log = ? AND e.idx = j.value")
+# the same for a run of indices without gaps: one range scan, no list (the leaves are in index order)
+_ARCHIVED_RUN_SQLITE = (
+    "INSERT INTO pruned (log, idx, id, leaf_hash, category, received, time, action, outcome, actor_id, state, policy, "
+    "segment, archived_at) SELECT e.log, e.idx, e.id, substr(?1, (e.idx - ?6) * 32 + 1, 32), e.category, e.received, "
+    "e.time, e.action, e.outcome, e.actor_id, 'archived', ?2, ?3, ?4 FROM entries AS e "
+    "WHERE e.log = ?5 AND e.idx BETWEEN ?6 AND ?7")
 
 
 def _insert_archived(conn, log: str, rows: list[_Row], written: Written, policy: str, stamp: str) -> None:
     """Record rows, just written to a segment, in `pruned` as archived, with the leaf hashes the segment
     checked against the tiles.
 
-    SQLite: one INSERT ... SELECT that takes the columns from the `entries` rows (the indices as a JSON array,
-    the leaves as one blob), not a statement per row; every row must still be there (the transaction rolls
-    back otherwise)."""
+    SQLite: one INSERT ... SELECT that takes the columns from the `entries` rows (a range of indices, or a
+    JSON array of them where the rows have gaps; the leaves as one blob), not a statement per row; every row
+    must still be there (the transaction rolls back otherwise)."""
     if is_postgres(conn):
         conn.executemany(
             "INSERT INTO pruned (log, idx, id, leaf_hash, category, received, time, action, outcome, actor_id,"
@@ -1187,8 +1193,12 @@ def _insert_archived(conn, log: str, rows: list[_Row], written: Written, policy:
             [(log, r.idx, r.id, leaf, r.category, r.received, r.time, r.action, r.outcome, r.actor_id, policy,
               written.key, stamp) for r, leaf in zip(rows, written.leaves, strict=True)])
         return
-    count = conn.execute(_ARCHIVED_SQLITE, (b"".join(written.leaves), policy, written.key, stamp,
-                                            json.dumps([r.idx for r in rows]), log)).rowcount
+    first, last, leaves = rows[0].idx, rows[-1].idx, b"".join(written.leaves)
+    if last - first + 1 == len(rows):
+        count = conn.execute(_ARCHIVED_RUN_SQLITE, (leaves, policy, written.key, stamp, log, first, last)).rowcount
+    else:
+        count = conn.execute(_ARCHIVED_SQLITE, (leaves, policy, written.key, stamp,
+                                                json.dumps([r.idx for r in rows]), log)).rowcount
     if count != len(rows):
         raise RetentionError(f"segment {written.key}: {len(rows) - count} of its entries left the store while "
                              "it was written; nothing was recorded (run apply again)")

@@ -1,7 +1,8 @@
 """The SDK: what auditing costs the application.
 
 1. A minimal Starlette app (one route) under uvicorn, loaded by `wrk` (a separate C process) on loopback,
-   with and without TrailsealMiddleware, alternating in the same run; the audited app ships its events to a
+   with and without TrailsealMiddleware, and with a do-nothing middleware (wraps ``send``, records nothing:
+   the floor for any ASGI middleware), alternating in the same run; the audited app ships its events to a
    stub ingest endpoint (so the figure is the app's cost, not the server's). Also its CPU per request,
    split into the event loop's thread (the request path) and the client's writer and sender threads.
 2. The same app called in-process (a direct ASGI driver, no sockets): the CPU the middleware adds on the
@@ -67,6 +68,33 @@ def audited_app(transport: str = "process") -> Starlette:
     app = plain_app()
     client = Client(os.environ["BENCH_SINK_URL"], "bench", source="bench", spool_dir=os.environ["BENCH_SPOOL"])
     app.add_middleware(TrailsealMiddleware, client=client, transport=transport)
+    return app
+
+
+class PassThrough:
+    """The least any request-audit middleware must do: wrap ``send`` to see the response status, take
+    the time, and record nothing. Its cost is the floor of what a middleware can cost."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started, seen = time.perf_counter(), []
+
+        async def noting(message):
+            if message["type"] == "http.response.start":
+                seen.append(message["status"])
+            await send(message)
+
+        await self.app(scope, receive, noting)
+        seen.append(time.perf_counter() - started)
+
+
+def passthrough_app() -> Starlette:
+    app = plain_app()
+    app.add_middleware(PassThrough)
     return app
 
 
@@ -200,9 +228,10 @@ def http_overhead(seconds: int, rounds: int) -> None:
         sink = serve("bench.bench_sdk:sink_app", sink_port, {}, factory=False)
         env = {"BENCH_SINK_URL": f"http://127.0.0.1:{sink_port}", "BENCH_SPOOL": str(Path(tmp) / "spool")}
         try:
-            plain, audited, threaded = [], [], []
+            plain, audited, threaded, floor = [], [], [], []
             for _ in range(rounds):
                 plain.append(measure("bench.bench_sdk:plain_app", env, seconds, sink.pid))
+                floor.append(measure("bench.bench_sdk:passthrough_app", env, seconds, sink.pid))
                 audited.append(measure("bench.bench_sdk:audited_app", env, seconds, sink.pid))
                 threaded.append(measure("bench.bench_sdk:thread_audited_app", env, seconds, sink.pid))
                 time.sleep(1)  # the last app's forwarder finishes sending
@@ -215,6 +244,11 @@ def http_overhead(seconds: int, rounds: int) -> None:
     baseline = [run[0] for run in plain]
     report(Result("  baseline req/s run-to-run spread (no middleware)", (max(baseline) / min(baseline) - 1) * 100, None, "%",
                   "", f"info ({min(baseline):,.0f}-{max(baseline):,.0f} req/s over {len(plain)} rounds)"))
+    floor_ratio = statistics.median(ours[0] / peer[0] for ours, peer in zip(floor, plain, strict=True))
+    floor_loop = min(run[1] for run in floor) - min(run[1] for run in plain)
+    report(Result("  a do-nothing middleware (wraps send, records nothing): req/s", max(floor)[0], max(plain)[0],
+                  "req/s", "same app, no middleware", f"info (paired rounds: median {floor_ratio:.2f}x; "
+                  f"+{floor_loop:.1f} µs on the event loop: the floor for any ASGI middleware)"))
     thread_ratio = statistics.median(ours[0] / peer[0] for ours, peer in zip(threaded, plain, strict=True))
     report(Result('  transport="thread" (events built in the app): req/s', max(threaded)[0], max(plain)[0],
                   "req/s", "same app, no middleware", f"info (paired rounds: median {thread_ratio:.2f}x; "

@@ -29,7 +29,7 @@ from trailseal.store.base import StoreError
 app = typer.Typer(help="trailseal: audit-ready access logs, sealed in a verifiable Merkle log.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False)
+out = Console(highlight=False, soft_wrap=True)  # piped output: one line stays one line
 
 DataOpt = Annotated[Path | None, typer.Option("--data", "-d", help="Data dir (default $TRAILSEAL_DATA or "
                                                                    "./trailseal-data).", show_default=False)]

@@ -24,7 +24,7 @@ from __future__ import annotations
 import bisect
 import operator
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -79,9 +79,10 @@ def format_epoch(seconds: float) -> str:
 class _Group:
     """Time-sorted entries of one group, with the incremental window of its latest event."""
 
-    __slots__ = ("times", "refs", "values", "last_event", "start", "counts", "muted_until", "closes_at")
+    __slots__ = ("times", "refs", "values", "last_event", "start", "counts", "muted_until", "closes_at",
+                 "positions", "base")
 
-    def __init__(self, counts_events: bool = False) -> None:
+    def __init__(self, counts_events: bool = False, ordered_rules: int = 0) -> None:
         self.times: list[float] = []
         self.refs: list[EventRef] = []
         self.values: list[Any] = _UNUSED if counts_events else []  # event_count needs no values
@@ -90,6 +91,10 @@ class _Group:
         self.counts: dict[Any, int] = _UNUSED_COUNTS if counts_events else {}  # values in that window
         self.muted_until = _NEVER
         self.closes_at: float | None = None  # end of the open window (closing conditions)
+        # temporal_ordered: per referenced rule, the numbers of its entries (an entry's number is
+        # base + its position, so dropping the oldest entries renumbers nothing)
+        self.positions: list[list[int]] | None = [[] for _ in range(ordered_rules)] if ordered_rules else None
+        self.base = 0
 
 
 _NO_EVENT: dict = {}
@@ -128,6 +133,7 @@ class Correlator:
         self._next_sweep = float("-inf")
         self._counts_values = spec.type == "value_count"
         self._counts_events = spec.type == "event_count"
+        self._ordered_rules = len(spec.rules) if spec.type == "temporal_ordered" else 0
         self._timespan = spec.timespan
         self._count = spec.count
         # counting conditions that can only grow: observe() extends and tests the newest window inline
@@ -185,7 +191,7 @@ class Correlator:
         groups = self.groups
         group = groups.get(key)
         if group is None:
-            group = groups[key] = _Group(self._counts_events)
+            group = groups[key] = _Group(self._counts_events, self._ordered_rules)
             if len(groups) > self.max_groups:
                 self._evict()
         else:
@@ -211,6 +217,8 @@ class Correlator:
         times.append(moment)
         group.refs.append(ref)
         group.last_event = event
+        if group.positions is not None:
+            group.positions[value].append(group.base + len(times) - 1)
         horizon = moment - self._timespan
         if self._counts_events:
             if times[group.start] < horizon:
@@ -296,6 +304,8 @@ class Correlator:
         group.refs.insert(position, ref)
         if not self._counts_events:
             group.values.insert(position, value)
+        if group.positions is not None:
+            _renumber(group)
         self._recount(group)
         if len(times) > self.max_entries:
             self._drop_front(group, len(times) - self.max_entries)
@@ -323,14 +333,26 @@ class Correlator:
         group.counts = counts
 
     def _drop_front(self, group: _Group, count: int) -> None:
-        """Forget the oldest entries; counts change only if they were inside the latest window."""
-        for name in ("times", "refs", "values"):
-            del getattr(group, name)[:count]
+        """Forget the oldest entries; counts change only by those that were inside the latest window
+        (then every entry left is inside it). Costs the entries dropped, not the window's size."""
         if count > group.start:
+            if not self._counts_events:
+                counts = group.counts
+                for value in group.values[group.start : count]:
+                    left = counts[value] - 1
+                    if left:
+                        counts[value] = left
+                    else:
+                        del counts[value]
             group.start = 0
-            self._recount(group)
         else:
             group.start -= count
+        for name in ("times", "refs", "values"):
+            del getattr(group, name)[:count]
+        if group.positions is not None:
+            group.base += count
+            for numbers in group.positions:
+                del numbers[: bisect.bisect_left(numbers, group.base)]
 
     # -- deciding -----------------------------------------------------------------------------
 
@@ -364,22 +386,12 @@ class Correlator:
         if kind == "temporal":
             present = set(group.counts) if latest else set(group.values[low : high + 1])
             return self._temporal(present)
-        return self._ordered(group.values, low, high)
+        return _ordered(group, low, high)
 
     def _temporal(self, present: set[int]) -> bool:
         if self.spec.expression is not None:
             return self.spec.expression({self.spec.rules[i] for i in present})
         return len(present) == len(self.spec.rules)
-
-    def _ordered(self, values: Sequence[Any], low: int, high: int) -> bool:
-        """Rules seen in the listed order inside values[low..high] (latest-first greedy)."""
-        wanted = len(self.spec.rules) - 1
-        for i in range(high, low - 1, -1):
-            if values[i] == wanted:
-                wanted -= 1
-                if wanted < 0:
-                    return True
-        return False
 
     def _fire(self, key: tuple, group: _Group, low: int, high: int, event: dict) -> Match:
         """A Match for window [low, high]; `event` is the one that completed it."""
@@ -441,6 +453,27 @@ class Correlator:
         """End of stream: close every open window."""
         self.max_time = float("inf")
         return self._sweep() if self.closing else []
+
+
+def _ordered(group: _Group, low: int, high: int) -> bool:
+    """The referenced rules seen in their listed order inside entries low..high: latest first, the
+    newest entry of the last rule, before it the newest of the one before, ... (a binary search in
+    each rule's entry numbers, not a scan of the window)."""
+    base, below = group.base, group.base + high + 1
+    for numbers in reversed(group.positions):
+        found = bisect.bisect_left(numbers, below) - 1
+        if found < 0 or numbers[found] < base + low:
+            return False
+        below = numbers[found]
+    return True
+
+
+def _renumber(group: _Group) -> None:
+    """Each rule's entry numbers again, after an entry was inserted before others (a late event)."""
+    for numbers in group.positions:
+        numbers.clear()
+    for position, value in enumerate(group.values):
+        group.positions[value].append(group.base + position)
 
 
 def _shared_keyer(cache: dict, getters: list[Accessor]) -> Callable[[dict], tuple]:

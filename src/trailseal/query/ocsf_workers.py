@@ -8,9 +8,9 @@ waiting, so a worker never waits for its next page). A page is its text (entries
 joined) or, from a SQLite store, only its indexes: the builder then reads the entries itself
 (``stored_pages.StoredPages``), so the exporting process never handles the events' bytes. That
 process writes the files, and builds a page itself when no worker can take one (so nothing waits
-while the workers start). A thread per
-worker writes its pages, so this process goes on reading results while a page is on its way. Frames
-carry the page's text and the batches' Arrow IPC streams as they are (beside a small msgpack header),
+while the workers start). A thread per worker writes its pages, so this process goes on reading
+results while a page is on its way. Frames carry the page's text (when it has one) and the batches'
+Arrow IPC streams as they are (beside a small msgpack header),
 so nothing large is copied twice. Results are taken in the pages' order, so the files are the same as
 when every page is built here. A worker that fails gets no more pages: its page is built here.
 """

@@ -287,7 +287,38 @@ def source(
 
 
 def json_safe(value: Any, depth: int = 2) -> Any:
-    """A JSON value made sealable: big ints and non-finite floats as strings, deep nesting as JSON text."""
+    """A JSON value made sealable: big ints and non-finite floats as strings, deep nesting as JSON text.
+    A value that needs none of that (nearly all) is given back as it is, not copied."""
+    return value if _sealable(value, depth) else _made_safe(value, depth)
+
+
+def _sealable(value: Any, depth: int) -> bool:
+    """Whether json_safe would give back an equal value: one walk, nothing built."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return -MAX_SAFE_INT <= value <= MAX_SAFE_INT
+    if kind is float:
+        return math.isfinite(value)
+    if depth > MAX_DEPTH - 1:
+        return False
+    depth += 1
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or (type(item) is not str and not _sealable(item, depth)):
+                return False
+        return True
+    if kind is list:
+        for item in value:
+            if type(item) is not str and not _sealable(item, depth):
+                return False
+        return True
+    return False
+
+
+def _made_safe(value: Any, depth: int) -> Any:
+    """json_safe's copy, for a value that needs a change somewhere."""
     kind = type(value)
     if kind is str or kind is bool or value is None:
         return value

@@ -1,0 +1,59 @@
+"""json_safe gives back a value that needs no change as it is, and otherwise the same copy as before."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from trailseal.event import MAX_DEPTH, MAX_SAFE_INT
+from trailseal.formats._common import _made_safe, json_safe
+
+SCALARS = (st.none() | st.booleans() | st.text(max_size=4) | st.floats()
+           | st.integers(-(2**60), 2**60) | st.sampled_from([MAX_SAFE_INT, MAX_SAFE_INT + 1, -MAX_SAFE_INT - 1]))
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.text(max_size=3) | st.integers(0, 3), inner, max_size=3),
+    max_leaves=12,
+)
+
+
+def sealable(value) -> bool:
+    """No big int, no non-finite float, only string keys (what a sealed event may hold)."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return True
+    if isinstance(value, int):
+        return abs(value) <= MAX_SAFE_INT
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and sealable(v) for k, v in value.items())
+    return all(sealable(v) for v in value)
+
+
+def deepest(value) -> int:
+    """The nesting level of the deepest container (0: the value itself; -1: no container)."""
+    if isinstance(value, dict):
+        return 1 + max((deepest(v) for v in value.values()), default=-1)
+    if isinstance(value, list):
+        return 1 + max((deepest(v) for v in value), default=-1)
+    return -1
+
+
+@given(VALUES, st.integers(1, MAX_DEPTH + 1))
+def test_json_safe_equals_the_copy_and_shares_what_needs_no_change(value, depth):
+    made = json_safe(value, depth)
+    assert made == _made_safe(value, depth)
+    assert sealable(made)
+    if sealable(value) and depth + deepest(value) < MAX_DEPTH:  # nothing to change: no copy
+        assert made is value
+
+
+def test_nesting_past_the_limit_becomes_json_text():
+    deep = {"a": {"b": {"c": [1, 2]}}}
+    assert json_safe(deep, MAX_DEPTH - 1) == {"a": '{"b":{"c":[1,2]}}'}
+    assert json_safe({"n": 2**60, "f": float("nan")}) == {"n": str(2**60), "f": "nan"}
+    same = {"a": [1, "x", {"b": None}]}
+    assert json_safe(same) is same

@@ -1166,17 +1166,15 @@ class Retention:
         return None
 
 
-_ARCHIVED_SQLITE = (
-    "INSERT INTO pruned (log, idx, id, leaf_hash, category, received, time, action, outcome, actor_id, state, policy, "
-    "segment, archived_at) SELECT e.log, e.idx, e.id, substr(?, j.key * 32 + 1, 32), e.category, e.received, e.time, "
-    "e.action, e.outcome, e.actor_id, 'archived', ?, ?, ? FROM json_each(?) AS j CROSS JOIN entries AS e "
-    "ON e.log = ? AND e.idx = j.value")
-# the same for a run of indices without gaps: one range scan, no list (the leaves are in index order)
-_ARCHIVED_RUN_SQLITE = (
-    "INSERT INTO pruned (log, idx, id, leaf_hash, category, received, time, action, outcome, actor_id, state, policy, "
-    "segment, archived_at) SELECT e.log, e.idx, e.id, substr(?1, (e.idx - ?6) * 32 + 1, 32), e.category, e.received, "
-    "e.time, e.action, e.outcome, e.actor_id, 'archived', ?2, ?3, ?4 FROM entries AS e "
-    "WHERE e.log = ?5 AND e.idx BETWEEN ?6 AND ?7")
+_PRUNED_COLUMNS = ("log, idx, id, leaf_hash, category, received, time, action, outcome, actor_id, state, policy, "
+                   "segment, archived_at")
+# ?1 the leaves as one blob (in index order), ?2 policy, ?3 segment key, ?4 stamp, ?5 log; the entries are
+# either a run of indices (?6 first, ?7 last) or a JSON array of them (?6)
+_ARCHIVED = (f"INSERT INTO pruned ({_PRUNED_COLUMNS}) SELECT e.log, e.idx, e.id, substr(?1, {{at}} * 32 + 1, 32), "
+             "e.category, e.received, e.time, e.action, e.outcome, e.actor_id, 'archived', ?2, ?3, ?4 FROM {rows}")
+_ARCHIVED_RUN_SQLITE = _ARCHIVED.format(at="(e.idx - ?6)", rows="entries AS e WHERE e.log = ?5 AND e.idx BETWEEN ?6 AND ?7")
+_ARCHIVED_SQLITE = _ARCHIVED.format(
+    at="j.key", rows="json_each(?6) AS j CROSS JOIN entries AS e ON e.log = ?5 AND e.idx = j.value")
 
 
 def _insert_archived(conn, log: str, rows: list[_Row], written: Written, policy: str, stamp: str) -> None:
@@ -1188,17 +1186,15 @@ def _insert_archived(conn, log: str, rows: list[_Row], written: Written, policy:
     must still be there (the transaction rolls back otherwise)."""
     if is_postgres(conn):
         conn.executemany(
-            "INSERT INTO pruned (log, idx, id, leaf_hash, category, received, time, action, outcome, actor_id,"
-            " state, policy, segment, archived_at) VALUES (?,?,?,?,?,?,?,?,?,?,'archived',?,?,?)",
+            f"INSERT INTO pruned ({_PRUNED_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,'archived',?,?,?)",
             [(log, r.idx, r.id, leaf, r.category, r.received, r.time, r.action, r.outcome, r.actor_id, policy,
               written.key, stamp) for r, leaf in zip(rows, written.leaves, strict=True)])
         return
-    first, last, leaves = rows[0].idx, rows[-1].idx, b"".join(written.leaves)
+    first, last, given = rows[0].idx, rows[-1].idx, (b"".join(written.leaves), policy, written.key, stamp, log)
     if last - first + 1 == len(rows):
-        count = conn.execute(_ARCHIVED_RUN_SQLITE, (leaves, policy, written.key, stamp, log, first, last)).rowcount
+        count = conn.execute(_ARCHIVED_RUN_SQLITE, (*given, first, last)).rowcount
     else:
-        count = conn.execute(_ARCHIVED_SQLITE, (leaves, policy, written.key, stamp,
-                                                json.dumps([r.idx for r in rows]), log)).rowcount
+        count = conn.execute(_ARCHIVED_SQLITE, (*given, json.dumps([r.idx for r in rows]))).rowcount
     if count != len(rows):
         raise RetentionError(f"segment {written.key}: {len(rows) - count} of its entries left the store while "
                              "it was written; nothing was recorded (run apply again)")

@@ -318,7 +318,8 @@ def _sealable(value: Any, depth: int) -> bool:
 
 
 def _made_safe(value: Any, depth: int) -> Any:
-    """json_safe's copy, for a value that needs a change somewhere."""
+    """json_safe's copy, for a value that needs a change somewhere (copied whole: no subtree is walked
+    twice)."""
     kind = type(value)
     if kind is str or kind is bool or value is None:
         return value
@@ -331,11 +332,11 @@ def _made_safe(value: Any, depth: int) -> Any:
     depth += 1
     if kind is dict:
         return {
-            k if type(k) is str else str(k): v if type(v) is str else json_safe(v, depth)
+            k if type(k) is str else str(k): v if type(v) is str else _made_safe(v, depth)
             for k, v in value.items()
         }
     if kind is list:
-        return [v if type(v) is str else json_safe(v, depth) for v in value]
+        return [v if type(v) is str else _made_safe(v, depth) for v in value]
     return str(value)
 
 

@@ -29,7 +29,7 @@ from trailseal.query import ecs, index, ocsf
 from trailseal.query.language import parse
 from trailseal.query.sealed import resolve_actors
 from trailseal.query.search import plan
-from trailseal.query.stored_pages import VaultValues
+from trailseal.query.stored_pages import VaultValues, read_only
 from trailseal.store.base import on_postgres
 
 FORMATS = ("jsonl", "csv", "ocsf", "ocsf-parquet", "ecs")
@@ -172,7 +172,7 @@ def store_reader(store):
 
 
 def _reader(path: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    conn = read_only(path)
     conn.create_function("ts_ip_key", 1, index.ip_key, deterministic=True)
     return conn
 

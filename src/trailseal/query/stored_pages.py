@@ -29,6 +29,11 @@ _RUN = _PAGE.format(only="")  # every index of a run: no list needed
 _CHOSEN = _PAGE.format(only=" AND idx IN (SELECT value FROM json_each(?))")
 
 
+def read_only(path: str) -> sqlite3.Connection:
+    """A read-only connection to a store's database, usable from any thread."""
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+
+
 class VaultValues:
     """Vault values by commitment, JSON-escaped, cached across pages (an actor's commitment repeats).
 
@@ -115,7 +120,7 @@ class StoredPages:
 
     def connection(self) -> sqlite3.Connection:
         if self.conn is None:
-            self.conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+            self.conn = read_only(self.path)
         return self.conn
 
     def close(self) -> None:

@@ -67,6 +67,11 @@ def test_non_resource_request():
     assert event["action"] == "k8s.nonresource.get" and "target" not in event
 
 
+def test_a_request_uri_that_is_not_text_is_left_out():
+    event = one(requestURI=2**60)  # it crashed the length check before
+    assert event["request"] == {"status": 200}
+
+
 def test_event_fields():
     event = one()
     assert event["id"] == "k8s:a-1:ResponseComplete"

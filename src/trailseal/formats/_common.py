@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
@@ -56,6 +56,37 @@ def load_json(raw: bytes) -> Any:
         raise FormatError("JSON nested too deeply") from None
     except UnicodeDecodeError as exc:
         raise FormatError(f"invalid UTF-8 at byte {exc.start}") from None
+
+
+def load_sealable_json(raw: bytes, depth: int) -> tuple[Any, bool]:
+    """load_json, and whether json_safe(value, depth + k) gives back every value k levels down as it is
+    (then a parser may keep them without the walk: one typed decode checks the whole document in C)."""
+    try:
+        return _sealable_decoder(depth).decode(raw), True
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+        return load_json(raw), False
+
+
+def as_is(value: Any, depth: int = 2) -> Any:
+    """json_safe for a value already known to need no change."""
+    return value
+
+
+@lru_cache(maxsize=MAX_DEPTH + 1)
+def _sealable_decoder(depth: int) -> msgspec.json.Decoder:
+    return msgspec.json.Decoder(_sealable_type(depth))
+
+
+def _sealable_type(depth: int) -> Any:
+    """The msgspec type of exactly the JSON values that json_safe(value, depth) gives back as they are."""
+    scalar = Union[str, bool, None, _SAFE_INT, float]  # noqa: UP007 (msgspec takes a Union of Annotated)
+    if depth > MAX_DEPTH - 1:
+        return scalar
+    child = _sealable_type(depth + 1)
+    return Union[scalar, list[child], dict[str, child]]  # noqa: UP007
+
+
+_SAFE_INT = Annotated[int, msgspec.Meta(ge=-MAX_SAFE_INT, le=MAX_SAFE_INT)]
 
 
 def lines(data: bytes) -> list[bytes]:

@@ -21,6 +21,7 @@ is not copied (it echoes stored objects, secrets included) — raw_hash ties the
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -30,12 +31,13 @@ from trailseal.formats import FormatError
 from trailseal.formats._common import (
     all_or_error,
     api_outcome,
+    as_is,
     bounded,
     client_ip,
     collect,
     json_safe,
     lines,
-    load_json,
+    load_sealable_json,
     rfc3339,
     segment,
     sha256_hex,
@@ -76,9 +78,10 @@ def parse(raw: bytes, **ctx: Any) -> list[dict[str, Any]]:
 
 def parse_batch(raw: bytes, **ctx: Any) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
     """(events, [(item index, reason)]) for an Event, an EventList or a JSON array of Events."""
-    items = _items(load_json(raw))
+    doc, sealable = load_sealable_json(raw, 1)
+    safe = as_is if sealable else json_safe
     digest = sha256_hex(raw)
-    return collect(items, lambda item: audit_event(item, digest, ctx))
+    return collect(_items(doc), lambda item: audit_event(item, digest, ctx, safe))
 
 
 def _items(doc: Any) -> list[Any]:
@@ -93,8 +96,10 @@ def _items(doc: Any) -> list[Any]:
     return [doc]
 
 
-def audit_event(item: Any, digest: str, ctx: dict[str, Any]) -> dict[str, Any]:
-    """One audit.k8s.io Event -> one trailseal event."""
+def audit_event(
+    item: Any, digest: str, ctx: dict[str, Any], safe: Callable[[Any], Any] = json_safe
+) -> dict[str, Any]:
+    """One audit.k8s.io Event -> one trailseal event (safe: json_safe, or as_is for a sealable document)."""
     if not isinstance(item, dict):
         raise FormatError(f"an audit Event must be an object, not {type(item).__name__}")
     _check_kind(item)
@@ -117,10 +122,10 @@ def audit_event(item: Any, digest: str, ctx: dict[str, Any]) -> dict[str, Any]:
         "actor": _actor(user, item, ctx),
         "source": source(ctx, FORMAT, "kubernetes", "kube-apiserver"),
         "raw_hash": digest,
-        "attributes": _attributes(item, ref, verb, stage),
+        "attributes": _attributes(item, ref, verb, stage, safe),
     }
     path = item.get("requestURI")
-    request = {"path": path} if isinstance(path, str | int) and path != "" else {}
+    request = {"path": path} if isinstance(path, str) and path else {}
     if code is not None:
         request["status"] = code
     if request:
@@ -244,7 +249,9 @@ def _reason(status: dict[str, Any], item: dict[str, Any]) -> str | None:
     return None
 
 
-def _attributes(item: dict[str, Any], ref: dict[str, Any], verb: str, stage: str) -> dict[str, Any]:
+def _attributes(
+    item: dict[str, Any], ref: dict[str, Any], verb: str, stage: str, safe: Callable[[Any], Any]
+) -> dict[str, Any]:
     """The audit fields an investigation or a Sigma rule needs, under k8s.*."""
     attributes: dict[str, Any] = {"k8s.verb": verb, "k8s.stage": stage}
     for key, name in (
@@ -254,27 +261,27 @@ def _attributes(item: dict[str, Any], ref: dict[str, Any], verb: str, stage: str
         ("impersonatedUser", "k8s.impersonated_user"),
     ):
         if item.get(key):
-            attributes[name] = json_safe(item[key])
+            attributes[name] = safe(item[key])
     status = item.get("responseStatus")
     if isinstance(status, dict):
-        attributes["k8s.response_status"] = json_safe({k: v for k, v in status.items() if k != "metadata"})
+        attributes["k8s.response_status"] = safe({k: v for k, v in status.items() if k != "metadata"})
     if ref:
-        attributes["k8s.object_ref"] = json_safe(ref)
+        attributes["k8s.object_ref"] = safe(ref)
         if isinstance(ref.get("namespace"), str):
             attributes["k8s.namespace"] = ref["namespace"]
     user = item["user"]
     extra = {k: v for k, v in user.items() if k not in ("username", "groups") and v}
     if extra:
-        attributes["k8s.user"] = json_safe(extra)
+        attributes["k8s.user"] = safe(extra)
     ips = item.get("sourceIPs")
     if isinstance(ips, list) and len(ips) > 1:
-        attributes["k8s.source_ips"] = json_safe(ips)
+        attributes["k8s.source_ips"] = safe(ips)
     if item.get("requestObject") is not None:
-        attributes["k8s.request_object"] = _request_object(item["requestObject"], ref.get("resource"))
+        attributes["k8s.request_object"] = _request_object(item["requestObject"], ref.get("resource"), safe)
     return attributes
 
 
-def _request_object(body: Any, resource: Any) -> Any:
+def _request_object(body: Any, resource: Any, safe: Callable[[Any], Any]) -> Any:
     """The request body, with Secret data values omitted and large bodies replaced by their size."""
     if resource == "secrets" and isinstance(body, dict):
         body = {
@@ -284,4 +291,4 @@ def _request_object(body: Any, resource: Any) -> Any:
     encoded = msgspec.json.encode(body)
     if len(encoded) > MAX_OBJECT_BYTES:
         return {"omitted": f"request body of {len(encoded)} bytes is over {MAX_OBJECT_BYTES}"}
-    return json_safe(body)
+    return safe(body)

@@ -18,7 +18,7 @@ from trailseal.formats import FormatError
 from trailseal.formats._common import load_json
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-SEALABLE_FORMATS = ["k8s_audit"]
+SEALABLE_FORMATS = ["k8s_audit", "cloudtrail", "iast"]
 HOSTILE = st.sampled_from(
     [2**53, -(2**53), 2**53 - 1, 2**70, 1.5, 0, None, "x", [], {}, {"n": 2**60}, [[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]
 )

@@ -16,17 +16,19 @@ A digest file (the hourly hash manifest) is not events: it is rejected with that
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
 from trailseal.formats import FormatError
 from trailseal.formats._common import (
     all_or_error,
+    as_is,
     bounded,
     collect,
     is_ip,
     json_safe,
-    load_json,
+    load_sealable_json,
     rfc3339,
     segment,
     sha256_hex,
@@ -84,9 +86,10 @@ def parse(raw: bytes, **ctx: Any) -> list[dict[str, Any]]:
 
 def parse_batch(raw: bytes, **ctx: Any) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
     """(events, [(record index, reason)]) for a log file, a single record or an EventBridge envelope."""
-    records = _records(load_json(raw))
+    doc, sealable = load_sealable_json(raw, 1)
+    safe = as_is if sealable else json_safe
     digest = sha256_hex(raw)
-    return collect(records, lambda record: record_event(record, digest, ctx))
+    return collect(_records(doc), lambda record: record_event(record, digest, ctx, safe))
 
 
 def _records(doc: Any) -> list[Any]:
@@ -111,16 +114,18 @@ def _records(doc: Any) -> list[Any]:
     raise FormatError("not a CloudTrail document: no 'Records' and no eventTime")
 
 
-def record_event(record: Any, digest: str, ctx: dict[str, Any]) -> dict[str, Any]:
-    """One CloudTrail record -> one event."""
+def record_event(
+    record: Any, digest: str, ctx: dict[str, Any], safe: Callable[[Any], Any] = json_safe
+) -> dict[str, Any]:
+    """One CloudTrail record -> one event (safe: json_safe, or as_is for a sealable document)."""
     if not isinstance(record, dict):
         raise FormatError(f"a CloudTrail record must be an object, not {type(record).__name__}")
     if record.get("eventType") == "AwsCloudTrailInsight":
-        return _insight(record, digest, ctx)
+        return _insight(record, digest, ctx, safe)
     event_source, name = _text(record, "eventSource"), _text(record, "eventName")
     service = segment(event_source.removesuffix(".amazonaws.com"))
     outcome, reason = _outcome(record, name)
-    attributes = _attributes(record)
+    attributes = _attributes(record, safe)
     event: dict[str, Any] = {
         "time": rfc3339(record.get("eventTime")),
         "category": _category(record, service, name),
@@ -140,7 +145,9 @@ def record_event(record: Any, digest: str, ctx: dict[str, Any]) -> dict[str, Any
     return bounded(event)
 
 
-def _insight(record: dict[str, Any], digest: str, ctx: dict[str, Any]) -> dict[str, Any]:
+def _insight(
+    record: dict[str, Any], digest: str, ctx: dict[str, Any], safe: Callable[[Any], Any]
+) -> dict[str, Any]:
     """A CloudTrail Insights record: unusual API activity found by CloudTrail -> a finding."""
     details = record.get("insightDetails") if isinstance(record.get("insightDetails"), dict) else {}
     event = {
@@ -151,7 +158,7 @@ def _insight(record: dict[str, Any], digest: str, ctx: dict[str, Any]) -> dict[s
         "actor": {"id": "cloudtrail.amazonaws.com", "type": "service"},
         "source": source(ctx, FORMAT, "cloud", "cloudtrail.amazonaws.com"),
         "raw_hash": digest,
-        "attributes": _attributes(record),
+        "attributes": _attributes(record, safe),
     }
     if details.get("eventSource") or details.get("eventName"):
         event["target"] = {
@@ -290,10 +297,10 @@ def _target(record: dict[str, Any]) -> dict[str, str] | None:
     return None
 
 
-def _attributes(record: dict[str, Any]) -> dict[str, Any]:
+def _attributes(record: dict[str, Any], safe: Callable[[Any], Any]) -> dict[str, Any]:
     """Every other non-null field as aws.<snake_name>."""
     return {
-        _attribute_key(key): value if type(value) is str else json_safe(value)
+        _attribute_key(key): value if type(value) is str else safe(value)
         for key, value in record.items()
         if key not in _CONSUMED and value is not None
     }

@@ -32,15 +32,17 @@ triggering user go to ``iast.*`` attributes. Source kind ``iast``.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from trailseal.formats import FormatError
 from trailseal.formats._common import (
     all_or_error,
+    as_is,
     bounded,
     collect,
     json_safe,
-    load_json,
+    load_sealable_json,
     rfc3339,
     sha256_hex,
     short,
@@ -83,18 +85,21 @@ def parse(raw: bytes, **ctx: Any) -> list[dict[str, Any]]:
 
 def parse_batch(raw: bytes, **ctx: Any) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
     """(events, [(finding index, reason)]) for one finding, a list, or {"findings": [...]}."""
-    doc = load_json(raw)
+    doc, sealable = load_sealable_json(raw, 1)
+    safe = as_is if sealable else json_safe
     if isinstance(doc, dict) and "findings" in doc:
         doc = doc["findings"]
         if not isinstance(doc, list):
             raise FormatError("'findings' must be a list")
     findings = doc if isinstance(doc, list) else [doc]
     digest = sha256_hex(raw)
-    return collect(findings, lambda finding: finding_event(finding, digest, ctx))
+    return collect(findings, lambda finding: finding_event(finding, digest, ctx, safe))
 
 
-def finding_event(finding: Any, digest: str, ctx: dict[str, Any]) -> dict[str, Any]:
-    """One IAST finding -> one finding event."""
+def finding_event(
+    finding: Any, digest: str, ctx: dict[str, Any], safe: Callable[[Any], Any] = json_safe
+) -> dict[str, Any]:
+    """One IAST finding -> one finding event (safe: json_safe, or as_is for a sealable document)."""
     if not isinstance(finding, dict):
         raise FormatError("an IAST finding must be an object")
     rule = finding.get("rule")
@@ -115,7 +120,7 @@ def finding_event(finding: Any, digest: str, ctx: dict[str, Any]) -> dict[str, A
         "actor": {"id": tool, "type": "service"},
         "source": source(ctx, FORMAT, "iast", tool, app_host),
         "raw_hash": digest,
-        "attributes": _attributes(finding, rule, status, application, agent_version),
+        "attributes": _attributes(finding, rule, status, application, agent_version, safe),
     }
     finding_id = finding.get("id")
     if finding_id is not None:
@@ -188,7 +193,12 @@ def _target(location: Any) -> dict[str, str] | None:
 
 
 def _attributes(
-    finding: dict[str, Any], rule: str, status: str, application: str | None, agent_version: str | None
+    finding: dict[str, Any],
+    rule: str,
+    status: str,
+    application: str | None,
+    agent_version: str | None,
+    safe: Callable[[Any], Any],
 ) -> dict[str, Any]:
     attributes: dict[str, Any] = {"iast.rule": rule, "iast.status": status}
     cwe = finding.get("cwe")
@@ -201,7 +211,7 @@ def _attributes(
         attributes["iast.agent_version"] = agent_version
     for key in EXTRA_KEYS:
         if finding.get(key) not in (None, "", [], {}):
-            attributes[f"iast.{key}"] = json_safe(finding[key])
+            attributes[f"iast.{key}"] = safe(finding[key])
     if isinstance(finding.get("location"), dict):
-        attributes["iast.location"] = json_safe(finding["location"])
+        attributes["iast.location"] = safe(finding["location"])
     return attributes

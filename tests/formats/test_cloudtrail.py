@@ -62,6 +62,7 @@ def test_id_dedupes_on_event_id_and_actor_comes_from_user_identity():
         ({"errorCode": "AccessDenied", "errorMessage": "no"}, "failure"),
         ({"errorCode": "Server.InternalError"}, "error"),
         ({"errorCode": "ServiceUnavailable"}, "error"),
+        ({"errorCode": {"code": "x"}}, "failure"),  # an object here crashed the set lookup
         ({"eventName": "ConsoleLogin", "responseElements": {"ConsoleLogin": "Failure"}}, "failure"),
     ],
 )

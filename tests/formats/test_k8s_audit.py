@@ -72,6 +72,11 @@ def test_a_request_uri_that_is_not_text_is_left_out():
     assert event["request"] == {"status": 200}
 
 
+def test_an_object_ref_resource_that_is_not_text_is_no_resource():
+    event = one(objectRef={"resource": ["pods"], "subresource": {"x": 1}})  # crashed the set lookups
+    assert (event["action"], event["category"]) == ("k8s.nonresource.get", "data_access")
+
+
 def test_event_fields():
     event = one()
     assert event["id"] == "k8s:a-1:ResponseComplete"

@@ -112,6 +112,7 @@ def test_compiled_mapping_is_reusable_and_strptime_times_work():
         ({"ts": 1, "type": "a.b", "result": "ok"}, "record has no actor.id"),
         ({"ts": 1, "type": "A B", "user": {"email": "x"}}, "action"),
         ({"ts": "soon", "type": "a", "result": "ok", "user": {"email": "x"}}, "not a number"),
+        ({"ts": [1], "type": "a", "result": "ok", "user": {"email": "x"}}, "not a number"),  # crashed
         ({"ts": 1, "type": "a", "user": {"email": "x"}, "http": {"status": 1000}}, "request.status"),
     ],
 )

@@ -194,7 +194,7 @@ def _outcome(record: dict[str, Any], name: str) -> tuple[str, str | None]:
     code, message = record.get("errorCode"), record.get("errorMessage")
     reason = str(message or code) if (message or code) else None
     if code:
-        server = str(code).startswith("Server.") or code in _SERVER_ERRORS
+        server = str(code).startswith("Server.") or str(code) in _SERVER_ERRORS
         return ("error" if server else "failure"), reason
     response = record.get("responseElements")
     if isinstance(response, dict) and response.get(name) == "Failure":

@@ -144,7 +144,7 @@ def action_for(verb: str, ref: dict[str, Any]) -> str:
     resource = ref.get("resource")
     if not isinstance(resource, str) or not resource:
         return f"k8s.nonresource.{segment(verb)}"
-    subresource = ref.get("subresource")
+    subresource = _text(ref.get("subresource"))
     if subresource in CONNECT_SUBRESOURCES:
         return f"k8s.{segment(resource)}.{subresource}"
     if isinstance(subresource, str) and subresource:
@@ -154,7 +154,7 @@ def action_for(verb: str, ref: dict[str, Any]) -> str:
 
 def category_for(verb: str, ref: dict[str, Any]) -> str:
     """The event category for a verb on an objectRef (see module doc)."""
-    resource, subresource = ref.get("resource"), ref.get("subresource")
+    resource, subresource = _text(ref.get("resource")), _text(ref.get("subresource"))
     if subresource in CONNECT_SUBRESOURCES:
         return "session"
     if resource == "tokenreviews":
@@ -168,6 +168,11 @@ def category_for(verb: str, ref: dict[str, Any]) -> str:
     if resource in ACCOUNT_RESOURCES:
         return "account"
     return "config"
+
+
+def _text(value: Any) -> str | None:
+    """A string value, else None (a list or object in its place must not reach a set lookup)."""
+    return value if isinstance(value, str) else None
 
 
 def _check_kind(item: dict[str, Any]) -> None:

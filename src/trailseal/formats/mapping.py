@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -62,12 +63,13 @@ from trailseal.event import ACTION_PATTERN, CATEGORIES, FIELD_PATHS, OUTCOMES, S
 from trailseal.formats import FormatError
 from trailseal.formats._common import (
     all_or_error,
+    as_is,
     bounded,
     collect,
     from_unix_nanos,
     http_outcome,
     json_safe,
-    load_json,
+    load_sealable_json,
     rfc3339,
     sha256_hex,
     utc_text,
@@ -247,19 +249,23 @@ def parse_batch(raw: bytes, **ctx: Any) -> tuple[list[dict[str, Any]], list[tupl
     if spec is None:
         raise FormatError("the mapping format needs ctx['mapping'] (TOML text, dict or Mapping)")
     mapping = spec if isinstance(spec, Mapping) else load_mapping(spec)
-    doc = load_json(raw)
+    doc, sealable = load_sealable_json(raw, 1)
+    safe = as_is if sealable else json_safe
     records = lookup(doc, mapping.records_path) if mapping.records_path else doc
     if mapping.records_path and not isinstance(records, list):
         raise FormatError(f"no list of records at path {'.'.join(map(str, mapping.records_path))}")
     digest = sha256_hex(raw)
     return collect(
         records if isinstance(records, list) else [records],
-        lambda record: map_record(mapping, record, digest, ctx),
+        lambda record: map_record(mapping, record, digest, ctx, safe),
     )
 
 
-def map_record(mapping: Mapping, record: Any, digest: str, ctx: dict[str, Any]) -> dict[str, Any]:
-    """One source record -> one event dict, by the mapping."""
+def map_record(
+    mapping: Mapping, record: Any, digest: str, ctx: dict[str, Any], safe: Callable[..., Any] = json_safe
+) -> dict[str, Any]:
+    """One source record -> one event dict, by the mapping (safe: json_safe, or as_is for a sealable
+    document)."""
     if not isinstance(record, dict):
         raise FormatError(f"a record must be a JSON object, not {type(record).__name__}")
     flat = _flat_fields(mapping, record)
@@ -276,7 +282,7 @@ def map_record(mapping: Mapping, record: Any, digest: str, ctx: dict[str, Any]) 
         flat["id"] = mapping.id_prefix + flat["id"]
     event = _nest(flat)
     event["raw_hash"] = digest
-    attributes = _attributes(mapping, record)
+    attributes = _attributes(mapping, record, safe)
     if attributes:
         event["attributes"] = attributes
     return bounded(event)
@@ -332,7 +338,7 @@ def _time(mapping: Mapping, value: Any) -> str:
     if fmt in TIME_SCALES:
         try:
             number = float(value) if not isinstance(value, int) else value
-        except ValueError:
+        except (TypeError, ValueError):
             raise FormatError(f"time {str(value)[:32]!r} is not a number ({fmt})") from None
         if isinstance(number, float) and number != number:
             raise FormatError("time is NaN")
@@ -360,7 +366,7 @@ def _nest(flat: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-def _attributes(mapping: Mapping, record: dict[str, Any]) -> dict[str, Any]:
+def _attributes(mapping: Mapping, record: dict[str, Any], safe: Callable[..., Any]) -> dict[str, Any]:
     attributes = {}
     if mapping.rest:
         attributes.update({k: v for k, v in record.items() if k not in mapping.used_keys and v is not None})
@@ -368,4 +374,4 @@ def _attributes(mapping: Mapping, record: dict[str, Any]) -> dict[str, Any]:
         value = lookup(record, path)
         if value is not None:
             attributes[name] = value
-    return json_safe(attributes, 1)
+    return safe(attributes, 1)

@@ -14,16 +14,18 @@ has a guid. time: the run's invocation end (or start) time, else ``ctx['time']``
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from trailseal.event import utc_now
 from trailseal.formats import FormatError
 from trailseal.formats._common import (
     all_or_error,
+    as_is,
     bounded,
     collect,
     json_safe,
-    load_json,
+    load_sealable_json,
     rfc3339,
     sha256_hex,
     short,
@@ -50,7 +52,7 @@ def parse(raw: bytes, **ctx: Any) -> list[dict[str, Any]]:
 
 def parse_batch(raw: bytes, **ctx: Any) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
     """(events, [(result index over all runs, reason)])."""
-    doc = load_json(raw)
+    doc, sealable = load_sealable_json(raw, -2)  # properties and fingerprints sit 4 levels down
     if not isinstance(doc, dict) or not isinstance(doc.get("runs"), list):
         raise FormatError("not a SARIF log: expected an object with a 'runs' list")
     version = doc.get("version")
@@ -58,7 +60,8 @@ def parse_batch(raw: bytes, **ctx: Any) -> tuple[list[dict[str, Any]], list[tupl
         raise FormatError(f"unsupported SARIF version {str(version)[:16]!r}; expected 2.1.0")
     digest = sha256_hex(raw)
     items = [(run, result) for run in doc["runs"] for result in _results(run)]
-    runs = {id(run): _run_context(run, ctx) for run in doc["runs"] if isinstance(run, dict)}
+    safe = as_is if sealable else json_safe
+    runs = {id(run): _run_context(run, ctx, safe) for run in doc["runs"] if isinstance(run, dict)}
     return collect(items, lambda item: result_event(runs[id(item[0])], item[1], digest, ctx))
 
 
@@ -71,8 +74,10 @@ def _results(run: Any) -> list[Any]:
     return results
 
 
-def _run_context(run: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
-    """What every result of a run shares: tool name and version, rules, time."""
+def _run_context(
+    run: dict[str, Any], ctx: dict[str, Any], safe: Callable[[Any], Any] = json_safe
+) -> dict[str, Any]:
+    """What every result of a run shares: tool name and version, rules, time, and json_safe or as_is."""
     driver = (run.get("tool") or {}).get("driver") if isinstance(run.get("tool"), dict) else None
     if not isinstance(driver, dict) or not isinstance(driver.get("name"), str) or not driver["name"]:
         raise FormatError("SARIF run has no tool.driver.name")
@@ -87,6 +92,7 @@ def _run_context(run: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
         "rules": rules,
         "rules_by_id": {r.get("id"): r for r in rules},
         "time": _run_time(run, ctx),
+        "safe": safe,
     }
 
 
@@ -268,7 +274,7 @@ def _attributes(
             attributes["sarif.locations"] = locations
     fingerprints = {**_bag(result, "partialFingerprints"), **_bag(result, "fingerprints")}
     if fingerprints:
-        attributes["sarif.fingerprints"] = json_safe(fingerprints)
+        attributes["sarif.fingerprints"] = run["safe"](fingerprints)
     tags = (
         [t for t in rule_properties.get("tags") or [] if isinstance(t, str)]
         if isinstance(rule_properties.get("tags"), list)
@@ -280,7 +286,7 @@ def _attributes(
     if cwes:
         attributes["vulnerability.cwe"] = cwes
     if properties:
-        attributes["sarif.properties"] = json_safe(properties)
+        attributes["sarif.properties"] = run["safe"](properties)
     return attributes
 
 

@@ -150,6 +150,12 @@ def test_an_integer_too_large_for_a_double_rejects_its_record():
     assert len(events) == 1 and rejected == [(0, "doubleValue is out of range for a double")]
 
 
+def test_an_integer_string_with_two_minus_signs_rejects_its_record():
+    twice = {"key": "x", "value": {"intValue": "--5"}}  # it crashed int() before
+    events, rejected = otlp.parse_request(request(record(twice)), "application/json")
+    assert events == [] and rejected == [(0, "expected an integer, got '--5'")]
+
+
 def test_protobuf_and_json_give_the_same_events():
     doc = json.loads((LOGS / "otlp_logs_request_example.json").read_bytes())
     rec = doc["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]

@@ -72,3 +72,37 @@ def test_sealable_path_equals_the_walking_path(fmt: str, data: st.DataObject):
     fast = outcome(fmt, raw)
     with walking(module):
         assert outcome(fmt, raw) == fast
+
+
+def nested_any(levels: int) -> dict[str, Any]:
+    """An AnyValue of kvlists and arrays nested `levels` deep."""
+    value: dict[str, Any] = {"stringValue": "leaf"}
+    for level in range(levels):
+        value = (
+            {"arrayValue": {"values": [value]}}
+            if level % 2
+            else {"kvlistValue": {"values": [{"key": "k", "value": value}]}}
+        )
+    return value
+
+
+ANY_VALUES = st.sampled_from(
+    [{"intValue": v} for v in ("9007199254740991", "9007199254740992", "-9007199254740992", "--5", "٣", 2**60)]
+    + [{"doubleValue": v} for v in (1e300, 2**70, 0.5)]
+    + [nested_any(n) for n in (10, 11, 12, 13, 14, 16, 20)]
+)
+
+
+@FUZZ
+@given(data=st.data())
+def test_typed_otlp_path_equals_the_generic_path(data: st.DataObject):
+    base = json.loads(data.draw(st.sampled_from(samples("otlp"))))
+    attributes = base["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]["attributes"]
+    attributes.append({"key": "planted", "value": data.draw(ANY_VALUES)})
+    raw = json.dumps(planted(base, data) if data.draw(st.booleans()) else base).encode()
+    typed = outcome("otlp", raw)
+    fast, formats.otlp._typed_records = formats.otlp._typed_records, lambda body: None
+    try:
+        assert outcome("otlp", raw) == typed
+    finally:
+        formats.otlp._typed_records = fast

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from typing import Any
 
@@ -32,10 +32,20 @@ import msgspec
 from google.protobuf.message import DecodeError
 from msgspec import UNSET, UnsetType
 
-from trailseal.event import ACTION_PATTERN, CATEGORIES, ID_PATTERN, LOG_PATTERN, OUTCOMES, SEVERITIES
+from trailseal.event import (
+    ACTION_PATTERN,
+    CATEGORIES,
+    ID_PATTERN,
+    LOG_PATTERN,
+    MAX_DEPTH,
+    MAX_SAFE_INT,
+    OUTCOMES,
+    SEVERITIES,
+)
 from trailseal.formats import FormatError
 from trailseal.formats._common import (
     all_or_error,
+    as_is,
     bounded,
     category_for_action,
     collect,
@@ -91,18 +101,21 @@ def parse_request(
 ) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
     """(events, [(record index, reason)]) for an OTLP/HTTP logs body; FormatError if it is unreadable."""
     media = content_type.split(";", 1)[0].strip().lower()
+    safe = json_safe
     if media in ("application/x-protobuf", "application/protobuf"):
         records = list(_protobuf_records(body))
     elif media == "application/json":
         records = _typed_records(body)
         if records is None:
             records = list(_json_records(load_json(body)))
+        else:
+            safe = as_is
     else:
         raise FormatError(
             f"unsupported content type {content_type!r}; expected application/json or application/x-protobuf"
         )
     digest = sha256_hex(body)
-    return collect(records, lambda item: record_event(*item, digest, ctx))
+    return collect(records, lambda item: record_event(*item, digest, ctx, safe))
 
 
 # --- decoding: both encodings yield (resource attributes, scope, normalized record) -------------
@@ -187,7 +200,10 @@ def _json_kvlist(items: Any) -> dict[str, Any]:
 
 # Typed decoding: the common, well-formed request decoded straight into Structs. Anything the
 # generic path would treat specially (a wrong type, a null where a value belongs, a bad integer)
-# fails here, and the request is read again by the generic path, which says what is wrong.
+# fails here, and the request is read again by the generic path, which says what is wrong. So does
+# anything json_safe would change (an integer past 2**53, nesting past MAX_DEPTH): the values of a
+# typed request are kept without the json_safe walk.
+_DEEPEST_PLACE = 4  # json_safe depth of a scope attribute's value: attributes > otel.scope > attributes
 
 
 class _AnyValue(msgspec.Struct):
@@ -269,14 +285,14 @@ def _typed_records(body: bytes) -> list[Record] | None:
         records = []
         for resource_logs in _either(request.resourceLogs, request.resource_logs):
             resource = resource_logs.resource
-            resource_attributes = _typed_kvlist(resource.attributes if resource else None)
+            resource_attributes = _typed_kvlist(resource.attributes if resource else None, _DEEPEST_PLACE)
             for scope_logs in _either(resource_logs.scopeLogs, resource_logs.scope_logs):
                 scope_doc = scope_logs.scope
                 scope = (
                     {
                         "name": scope_doc.name,
                         "version": scope_doc.version,
-                        "attributes": _typed_kvlist(scope_doc.attributes),
+                        "attributes": _typed_kvlist(scope_doc.attributes, _DEEPEST_PLACE),
                     }
                     if scope_doc
                     else {"name": None, "version": None, "attributes": {}}
@@ -300,8 +316,8 @@ def _typed_record(record: _LogRecord) -> dict[str, Any]:
         "observed_ns": _int(_either_value(record.observedTimeUnixNano, record.observed_time_unix_nano)),
         "severity_number": _int(_either_value(record.severityNumber, record.severity_number)),
         "severity_text": _either_value(record.severityText, record.severity_text),
-        "body": None if body is None else _typed_any(body),
-        "attributes": _typed_kvlist(record.attributes),
+        "body": None if body is None else _typed_any(body, _DEEPEST_PLACE),
+        "attributes": _typed_kvlist(record.attributes, _DEEPEST_PLACE),
         "trace_id": _either_value(record.traceId, record.trace_id) or "",
         "span_id": _either_value(record.spanId, record.span_id) or "",
         "event_name": _either_value(record.eventName, record.event_name),
@@ -312,29 +328,36 @@ def _either_value(camel: Any, snake: Any) -> Any:
     return snake if camel is None else camel
 
 
-def _typed_any(value: _AnyValue) -> Any:
-    """A decoded AnyValue as a plain value (the same precedence as _json_any)."""
+def _typed_any(value: _AnyValue, depth: int) -> Any:
+    """A decoded AnyValue as a plain value (the same precedence as _json_any); FormatError for what
+    json_safe would change at that depth."""
     if value.stringValue is not UNSET:
         return value.stringValue
     if value.boolValue is not UNSET:
         return value.boolValue
     if value.intValue is not UNSET:
-        return _int(value.intValue)
+        number = _int(value.intValue)
+        if not -MAX_SAFE_INT <= number <= MAX_SAFE_INT:
+            raise FormatError("integer past 2**53: left to the generic path")
+        return number
     if value.doubleValue is not UNSET:
         return _double(value.doubleValue)
-    if value.arrayValue is not UNSET:
-        return [_typed_any(v) for v in value.arrayValue.values or ()]
-    if value.kvlistValue is not UNSET:
-        return _typed_kvlist(value.kvlistValue.values)
+    if value.arrayValue is not UNSET or value.kvlistValue is not UNSET:
+        if depth > MAX_DEPTH - 1:
+            raise FormatError("nested too deep: left to the generic path")
+        if value.arrayValue is not UNSET:
+            return [_typed_any(v, depth + 1) for v in value.arrayValue.values or ()]
+        return _typed_kvlist(value.kvlistValue.values, depth + 1)
     if value.bytesValue is not UNSET:
         return value.bytesValue
     return None
 
 
-def _typed_kvlist(items: list[_KeyValue] | None) -> dict[str, Any]:
+def _typed_kvlist(items: list[_KeyValue] | None, depth: int) -> dict[str, Any]:
+    """Attributes as a dict whose values sit at json_safe depth `depth`."""
     if not items:
         return {}
-    return {item.key: None if item.value is None else _typed_any(item.value) for item in items}
+    return {item.key: None if item.value is None else _typed_any(item.value, depth) for item in items}
 
 
 def _protobuf_records(body: bytes) -> Iterator[Record]:
@@ -433,7 +456,7 @@ def _int(value: Any) -> int:
         raise FormatError("expected an integer, got a boolean")
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.lstrip("-").isdecimal() and len(value) <= 20:
+    if isinstance(value, str) and value.removeprefix("-").isdecimal() and len(value) <= 20:
         return int(value)
     raise FormatError(f"expected an integer, got {str(value)[:32]!r}")
 
@@ -442,9 +465,15 @@ def _int(value: Any) -> int:
 
 
 def record_event(
-    resource: dict[str, Any], scope: dict[str, Any], record: dict[str, Any], digest: str, ctx: dict[str, Any]
+    resource: dict[str, Any],
+    scope: dict[str, Any],
+    record: dict[str, Any],
+    digest: str,
+    ctx: dict[str, Any],
+    safe: Callable[..., Any] = json_safe,
 ) -> dict[str, Any]:
-    """One normalized LogRecord (with its resource and scope) -> one event."""
+    """One normalized LogRecord (with its resource and scope) -> one event (safe: json_safe, or as_is
+    for the values of a typed request)."""
     if "error" in record:
         raise FormatError(record["error"])
     attributes = dict(record["attributes"])
@@ -462,7 +491,7 @@ def record_event(
         "raw_hash": digest,
     }
     _optional(event, explicit, attributes, record)
-    event["attributes"] = json_safe(_leftovers(attributes, record, resource, scope), 1)
+    event["attributes"] = safe(_leftovers(attributes, record, resource, scope), 1)
     return bounded(event)
 
 

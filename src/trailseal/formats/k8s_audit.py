@@ -21,6 +21,7 @@ is not copied (it echoes stored objects, secrets included) — raw_hash ties the
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -59,6 +60,7 @@ AUTHZ_REVIEWS = frozenset(
     }
 )
 MAX_OBJECT_BYTES = 16384
+_NAME_AND_GROUPS = frozenset({"username", "groups"})
 _ID_RE = re.compile(ID_PATTERN)
 
 
@@ -107,9 +109,10 @@ def audit_event(
     user = item.get("user")
     if not isinstance(user, dict) or not isinstance(user.get("username"), str) or not user["username"]:
         raise FormatError("audit Event has no user.username")
-    ref = item.get("objectRef") if isinstance(item.get("objectRef"), dict) else {}
-    status = item.get("responseStatus") if isinstance(item.get("responseStatus"), dict) else {}
-    code = status.get("code") if isinstance(status.get("code"), int) and 0 <= status["code"] <= 999 else None
+    ref, status = _object(item, "objectRef"), _object(item, "responseStatus")
+    code = status.get("code")
+    if not (isinstance(code, int) and 0 <= code <= 999):
+        code = None
     outcome = "error" if stage == "Panic" else api_outcome(code)
     event: dict[str, Any] = {
         "id": _event_id(audit_id, stage),
@@ -175,6 +178,20 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _object(item: dict[str, Any], key: str) -> dict[str, Any]:
+    """item[key] if it is an object, else an empty one."""
+    value = item.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _texts(values: list[Any], longest: int) -> bool:
+    """Whether every value is a string of at most `longest` characters."""
+    for value in values:
+        if not isinstance(value, str) or len(value) > longest:
+            return False
+    return True
+
+
 def _check_kind(item: dict[str, Any]) -> None:
     api_version, kind = item.get("apiVersion"), item.get("kind")
     if api_version is not None and not (
@@ -212,10 +229,10 @@ def _actor(user: dict[str, Any], item: dict[str, Any], ctx: dict[str, Any]) -> d
         kind = "user"
     actor: dict[str, Any] = {"id": short(name, "actor.id"), "type": kind}
     groups = user.get("groups")
-    if isinstance(groups, list) and groups and all(isinstance(g, str) and len(g) <= 1024 for g in groups):
+    if isinstance(groups, list) and groups and _texts(groups, 1024):
         actor["roles"] = groups[:256]
     ips = item.get("sourceIPs")
-    if isinstance(ips, list) and ips and all(isinstance(ip, str) for ip in ips):
+    if isinstance(ips, list) and ips and _texts(ips, sys.maxsize):
         ip = client_ip(ips, ctx.get("trusted_proxies") or ())
         if ip:
             actor["ip"] = short(ip, "actor.ip")
@@ -265,8 +282,9 @@ def _attributes(
         ("annotations", "k8s.annotations"),
         ("impersonatedUser", "k8s.impersonated_user"),
     ):
-        if item.get(key):
-            attributes[name] = safe(item[key])
+        value = item.get(key)
+        if value:
+            attributes[name] = safe(value)
     status = item.get("responseStatus")
     if isinstance(status, dict):
         attributes["k8s.response_status"] = safe({k: v for k, v in status.items() if k != "metadata"})
@@ -275,7 +293,11 @@ def _attributes(
         if isinstance(ref.get("namespace"), str):
             attributes["k8s.namespace"] = ref["namespace"]
     user = item["user"]
-    extra = {k: v for k, v in user.items() if k not in ("username", "groups") and v}
+    extra = (
+        {k: v for k, v in user.items() if k not in ("username", "groups") and v}
+        if not user.keys() <= _NAME_AND_GROUPS
+        else None
+    )
     if extra:
         attributes["k8s.user"] = safe(extra)
     ips = item.get("sourceIPs")

@@ -310,22 +310,21 @@ def _either(camel: Any, snake: Any) -> Any:
 
 
 def _typed_record(record: _LogRecord) -> dict[str, Any]:
-    body = record.body
+    """A decoded LogRecord normalized (a lowerCamelCase field wins over its snake_case twin)."""
+    r, body = record, record.body
     return {
-        "time_ns": _int(_either_value(record.timeUnixNano, record.time_unix_nano)),
-        "observed_ns": _int(_either_value(record.observedTimeUnixNano, record.observed_time_unix_nano)),
-        "severity_number": _int(_either_value(record.severityNumber, record.severity_number)),
-        "severity_text": _either_value(record.severityText, record.severity_text),
+        "time_ns": _int(r.timeUnixNano if r.timeUnixNano is not None else r.time_unix_nano),
+        "observed_ns": _int(
+            r.observedTimeUnixNano if r.observedTimeUnixNano is not None else r.observed_time_unix_nano
+        ),
+        "severity_number": _int(r.severityNumber if r.severityNumber is not None else r.severity_number),
+        "severity_text": r.severityText if r.severityText is not None else r.severity_text,
         "body": None if body is None else _typed_any(body, _DEEPEST_PLACE),
-        "attributes": _typed_kvlist(record.attributes, _DEEPEST_PLACE),
-        "trace_id": _either_value(record.traceId, record.trace_id) or "",
-        "span_id": _either_value(record.spanId, record.span_id) or "",
-        "event_name": _either_value(record.eventName, record.event_name),
+        "attributes": _typed_kvlist(r.attributes, _DEEPEST_PLACE),
+        "trace_id": (r.traceId if r.traceId is not None else r.trace_id) or "",
+        "span_id": (r.spanId if r.spanId is not None else r.span_id) or "",
+        "event_name": r.eventName if r.eventName is not None else r.event_name,
     }
-
-
-def _either_value(camel: Any, snake: Any) -> Any:
-    return snake if camel is None else camel
 
 
 def _typed_any(value: _AnyValue, depth: int) -> Any:
@@ -477,7 +476,11 @@ def record_event(
     if "error" in record:
         raise FormatError(record["error"])
     attributes = dict(record["attributes"])
-    explicit = {k: attributes.pop(k) for k in [k for k in attributes if k.startswith("trailseal.")]}
+    explicit = (
+        {k: attributes.pop(k) for k in [k for k in attributes if k.startswith("trailseal.")]}
+        if "\0trailseal." in "\0".join(["", *attributes])  # one scan in C for the usual none
+        else {}
+    )
     action = _action(explicit, attributes, record)
     event: dict[str, Any] = {
         "time": _time(record),
@@ -511,7 +514,7 @@ def _action(explicit: dict[str, Any], attributes: dict[str, Any], record: dict[s
         return _named_action(name)
     if "http.request.method" in attributes:
         return "http.request"
-    if any(key in attributes for key in DB_KEYS):
+    if not attributes.keys().isdisjoint(DB_KEYS):
         return "db.query"
     return "log.record"
 

@@ -183,3 +183,22 @@ def test_session_and_trace_move_from_expression_indexes_to_entries_keys(data_dir
         trail.append(with_keys(40, 4))
         assert count(trail.store, "session:s-1") == 11
         assert [e["index"] for e in timeline(trail.store, "trace", f"{1:032x}")] == list(range(1, 44, 3))
+
+
+def test_the_child_indexer_stops_between_batches_when_told(data_dir):
+    """SIGTERM in the middle of a backlog: the child ends its batch and exits at once (it used to index the
+    whole backlog first, so `serve` waited out the grace period and killed it)."""
+    from trailseal.query.indexer import IndexerProcess
+
+    with trailseal.open(without_privacy(data_dir)) as trail:
+        conn = query_index.connection(trail.store)
+        trail.append(_events(0, 6_000))
+        child = IndexerProcess(trail.store.path, interval=0.05, batch=20)
+        child.ensure_running()
+        assert wait_for(lambda: query_index.pending(conn) < 5_900, 30)  # it is in the middle of the backlog
+        child.proc.terminate()
+        child.proc.wait(5)
+        assert child.proc.returncode == 0  # exited on its own, not killed
+        left = query_index.pending(conn)
+        assert 0 < left < 6_000  # stopped part-way, between batches
+        assert query_index.refresh(conn) == left and query_index.pending(conn) == 0  # the rest is still there

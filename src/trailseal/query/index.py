@@ -172,13 +172,15 @@ def reset(conn: sqlite3.Connection) -> None:
         conn.execute("DELETE FROM query_state WHERE key = 'indexed_seq'")
 
 
-def refresh(conn: sqlite3.Connection, batch: int = BATCH, progress: Callable[[int], None] | None = None) -> int:
+def refresh(conn: sqlite3.Connection, batch: int = BATCH, progress: Callable[[int], None] | None = None,
+            stop: Callable[[], bool] | None = None) -> int:
     """Index every entry committed since the last refresh, ``batch`` entries per write transaction (so the
-    sealer never waits long for the lock); return how many were indexed. ``progress`` gets each count.
+    sealer never waits long for the lock); return how many were indexed. ``progress`` gets each count;
+    ``stop`` is asked before each batch (true: return now, the rest is indexed by the next refresh).
     Each batch's words are worked out before the write lock is taken: the lock is held for the inserts only."""
     latest = conn.execute("SELECT max(seq) FROM entries").fetchone()[0] or 0
     total = 0
-    while (done := indexed_up_to(conn)) < latest:
+    while (done := indexed_up_to(conn)) < latest and not (stop is not None and stop()):
         rows = _rows_after(conn, done, batch)
         if not rows:
             break

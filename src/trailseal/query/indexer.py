@@ -56,10 +56,14 @@ def run(db_path: str, interval: float, batch: int, parent: int) -> None:
 
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+
+    def should_stop() -> bool:  # asked between batches too: a long backlog must not hold up a shutdown
+        return bool(stopping) or os.getppid() != parent
+
     conn = index._open(db_path)
-    while not stopping and os.getppid() == parent:
+    while not should_stop():
         try:
-            index.refresh(conn, batch)
+            index.refresh(conn, batch, stop=should_stop)
         except sqlite3.OperationalError as exc:  # e.g. the database is locked past the busy timeout
             print(f"trailseal indexer: {exc}; retrying", file=sys.stderr)
         time.sleep(interval)

@@ -12,12 +12,20 @@ from trailseal.event import MAX_DEPTH, MAX_SAFE_INT
 from trailseal.formats import FormatError
 from trailseal.formats._common import _made_safe, _sealable, json_safe, load_json, load_sealable_json
 
-SCALARS = (st.none() | st.booleans() | st.text(max_size=4) | st.floats()
-           | st.integers(-(2**60), 2**60) | st.sampled_from([MAX_SAFE_INT, MAX_SAFE_INT + 1, -MAX_SAFE_INT - 1]))
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.text(max_size=4)
+    | st.floats()
+    | st.integers(-(2**60), 2**60)
+    | st.sampled_from([MAX_SAFE_INT, MAX_SAFE_INT + 1, -MAX_SAFE_INT - 1])
+)
 VALUES = st.recursive(
     SCALARS,
-    lambda inner: st.lists(inner, max_size=3)
-    | st.dictionaries(st.text(max_size=3) | st.integers(0, 3), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(max_size=3) | st.integers(0, 3), inner, max_size=3)
+    ),
     max_leaves=12,
 )
 
@@ -79,8 +87,12 @@ def typed(value):
 
 
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.text(max_size=3) | st.floats(allow_nan=False, allow_infinity=False)
-    | st.integers(-(2**70), 2**70) | st.sampled_from([MAX_SAFE_INT, MAX_SAFE_INT + 1, -MAX_SAFE_INT - 1]),
+    st.none()
+    | st.booleans()
+    | st.text(max_size=3)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.integers(-(2**70), 2**70)
+    | st.sampled_from([MAX_SAFE_INT, MAX_SAFE_INT + 1, -MAX_SAFE_INT - 1]),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
     max_leaves=12,
 )
@@ -89,7 +101,9 @@ HOSTILE = st.sampled_from([b"", b"{", b'{"a":1e400}', b"[NaN]", b'"\xff"', b'{"a
 
 
 @settings(deadline=None)  # the first call at a depth builds that depth's decoder
-@given(st.one_of(JSON_VALUES.map(json.dumps), NESTED).map(str.encode) | HOSTILE, st.integers(-2, MAX_DEPTH + 1))
+@given(
+    st.one_of(JSON_VALUES.map(json.dumps), NESTED).map(str.encode) | HOSTILE, st.integers(-2, MAX_DEPTH + 1)
+)
 def test_sealable_decode_equals_load_json_and_says_whether_json_safe_would_change_anything(raw, depth):
     try:
         doc, sealable = load_sealable_json(raw, depth)

@@ -95,6 +95,14 @@ def test_bad_results_are_rejected_by_index():
     assert len(events) == 1 and [i for i, _ in rejected] == [1, 2]
 
 
+def test_a_level_or_kind_that_is_a_list_does_not_crash_the_lookups():
+    events, rejected = sarif.parse_batch(
+        log({"ruleId": "r", "level": ["error"]}, {"ruleId": "r", "kind": ["x"]})
+    )
+    assert rejected == [(0, "unknown SARIF level \"['error']\"")]
+    assert events[0]["outcome"] == "unknown"
+
+
 @pytest.mark.parametrize(
     "doc", [{"runs": "x"}, {"version": "2.0.0", "runs": []}, [], {"runs": [{"tool": {}}]}]
 )

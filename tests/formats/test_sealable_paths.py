@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from bench.bench_parsers import CONTEXT, MAPPING, samples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.bench_parsers import CONTEXT, MAPPING, samples
 from trailseal import formats
 from trailseal.formats import FormatError
 from trailseal.formats._common import load_json
@@ -20,7 +20,20 @@ from trailseal.formats._common import load_json
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SEALABLE_FORMATS = ["k8s_audit", "cloudtrail", "iast", "sarif", "mapping"]
 HOSTILE = st.sampled_from(
-    [2**53, -(2**53), 2**53 - 1, 2**70, 1.5, 0, None, "x", [], {}, {"n": 2**60}, [[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]
+    [
+        2**53,
+        -(2**53),
+        2**53 - 1,
+        2**70,
+        1.5,
+        0,
+        None,
+        "x",
+        [],
+        {},
+        {"n": 2**60},
+        [[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]],
+    ]
 )
 
 
@@ -87,7 +100,10 @@ def nested_any(levels: int) -> dict[str, Any]:
 
 
 ANY_VALUES = st.sampled_from(
-    [{"intValue": v} for v in ("9007199254740991", "9007199254740992", "-9007199254740992", "--5", "٣", 2**60)]
+    [
+        {"intValue": v}
+        for v in ("9007199254740991", "9007199254740992", "-9007199254740992", "--5", "٣", 2**60)
+    ]
     + [{"doubleValue": v} for v in (1e300, 2**70, 0.5)]
     + [nested_any(n) for n in (10, 11, 12, 13, 14, 16, 20)]
 )

@@ -115,7 +115,7 @@ def result_event(run: dict[str, Any], result: Any, digest: str, ctx: dict[str, A
         raise FormatError("SARIF result has no ruleId")
     config = rule.get("defaultConfiguration") if isinstance(rule.get("defaultConfiguration"), dict) else {}
     level = result.get("level") or config.get("level") or "warning"
-    if level not in LEVEL_SEVERITY:
+    if not isinstance(level, str) or level not in LEVEL_SEVERITY:  # a list here crashed the lookup
         raise FormatError(f"unknown SARIF level {str(level)[:16]!r}")
     kind = result.get("kind") or "fail"
     properties = result.get("properties") if isinstance(result.get("properties"), dict) else {}
@@ -125,7 +125,7 @@ def result_event(run: dict[str, Any], result: Any, digest: str, ctx: dict[str, A
         "time": run["time"],
         "category": "finding",
         "action": "finding.report",
-        "outcome": KIND_OUTCOME.get(kind, "unknown"),
+        "outcome": KIND_OUTCOME.get(kind, "unknown") if isinstance(kind, str) else "unknown",
         "severity": _severity(properties, rule_properties) or LEVEL_SEVERITY[level],
         "actor": {"id": tool, "type": "service"},
         "source": source(ctx, FORMAT, "scanner", tool),

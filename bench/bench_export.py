@@ -20,7 +20,7 @@ from pathlib import Path
 import trailseal
 from bench.bench_query import export_parquet
 from bench.build_log import build as build_log
-from bench.common import QUICK, Result, peak_rss_mb, report
+from bench.common import QUICK, Result, peak_rss_mb, report, reset_peak_rss
 from trailseal.query import index
 from trailseal.query.bundle import write_bundle
 from trailseal.query.bundle_check import verify_bundle
@@ -53,11 +53,13 @@ def ours(directory: Path, work: Path, fmt: str) -> tuple[int, float]:
     wall-clock rates while other work shares the machine's cores), counting the CPU of the worker
     processes an OCSF Parquet export starts."""
     with trailseal.open(directory) as trail:
+        resident = reset_peak_rss()
         started, cpu = time.perf_counter(), cpu_seconds()
         result = export_to(trail, "", fmt, work / f"all.{fmt}")
         seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     print(f"  {fmt}: {result.rows:,} events in {seconds:.2f} s wall, {cpu:.2f} s CPU"
-          f" ({rate(result.rows, cpu):,.0f} events per CPU-second)")
+          f" ({rate(result.rows, cpu):,.0f} events per CPU-second); peak RSS +{peak_rss_mb() - resident:,.0f} MiB"
+          f" over the {resident:,.0f} MiB this process held before")
     return result.rows, seconds
 
 
@@ -132,7 +134,6 @@ def main(total: int | None = None) -> list[Result]:
     command(bundle)
     results.append(report(Result(f"verify a bundle of {checked.events:,} events", seconds, duckdb_hash(parquet), "s",
                                  "DuckDB sha256 of the same entries", "<= 2 s", seconds <= 2.0)))
-    print(f"  peak RSS {peak_rss_mb():,.0f} MiB")
     shutil.rmtree(work, ignore_errors=True)
     return results
 

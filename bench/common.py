@@ -45,6 +45,17 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def reset_peak_rss() -> float:
+    """Start counting this process's peak resident set size afresh (Linux: clear_refs 5); the RSS now, in MiB."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
+    except (OSError, StopIteration):
+        return 0.0
+
+
 def peak_rss_mb() -> float:
     """Peak resident set size of this process so far, in MiB (VmHWM: Linux keeps ru_maxrss across exec,
     so a benchmark subprocess would report its parent's peak)."""

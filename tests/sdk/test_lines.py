@@ -10,6 +10,8 @@ import uuid
 
 import msgspec
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from trailseal.sdk.client import Client, Clock, Ids
 from trailseal.sdk.forwarder import RECORDS, FrameReader, frame
@@ -133,3 +135,24 @@ def test_ids_in_a_row_are_uuid7_unique_and_increasing_with_single_ones():
     assert len(set(got)) == len(got) and got == sorted(got)
     assert all(uuid.UUID(i).version == 7 and uuid.UUID(i).variant == uuid.RFC_4122 and str(uuid.UUID(i)) == i
                for i in got)
+
+
+ADDRESSES = st.sampled_from(["127.0.0.1", "10.0.0.1", "::1", "", 'we"ird\\\u00e9', "192.0.2.1"])
+HEADER = st.one_of(st.none(), st.binary(max_size=40), st.just(TRACE), st.just(b"203.0.113.7, 10.0.0.2"))
+RECORDS_ = st.builds(
+    lambda peer, port, status, template, size, elapsed, ua, xff, tp, method: record(
+        peer=None if peer is None else [peer, port], status=status, template=template, size=size,
+        elapsed=elapsed, user_agent=ua, forwarded_for=xff, traceparent=tp, method=method),
+    st.one_of(st.none(), ADDRESSES), st.integers(0, 65535), st.sampled_from([200, 204, 401, 404, 500, 999]),
+    st.sampled_from(["/items/{item_id}", "/login", "/a/<int:b>"]), st.integers(0, 10**12),
+    st.floats(0, 100, allow_nan=False), HEADER, HEADER, HEADER, st.sampled_from(["GET", "POST", "put"]))
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(RECORDS_, min_size=1, max_size=12))
+def test_a_batch_of_lines_is_what_the_full_path_renders_record_by_record(setup, records):
+    client, auditor = setup
+    lines = RecordLines([auditor], ids, Clock(), client._source, client.log_name)
+    for _ in range(2):  # shapes and addresses made, then remembered
+        got = lines.lines(records)
+        assert got == [full_line(client, auditor, rec) for rec in records]  # all of them have a shape

@@ -11,12 +11,14 @@ import sys
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.api.server import Server
 from tests.conftest import REPO
 from tests.sdk.conftest import down, sealed
 from trailseal.sdk.client import Client
-from trailseal.sdk.spool import Batch, Spool
+from trailseal.sdk.spool import Batch, Spool, line_block
 
 
 def lines(*names: str) -> list[bytes]:
@@ -223,3 +225,30 @@ def test_a_line_longer_than_the_batch_limit_is_sent_alone(tmp_path):
     assert spool.read(10, 100).lines == [big]  # longer than 100 bytes, yet never stuck
     spool.ack(spool.read(10, 100))
     assert spool.read(10, 100).lines == lines(*"bcdefghi")  # eight 12-byte lines: 96 of the 100 bytes
+
+
+def reference_line_block(data: bytes, max_lines: int, limit: int) -> tuple[int, int]:
+    """line_block as it reads: the whole lines within ``limit`` (at least one), then at most ``max_lines``."""
+    end = data.rfind(b"\n", 0, limit) + 1 or data.find(b"\n") + 1
+    taken = data[:end].split(b"\n")[:-1][:max_lines]
+    return sum(len(line) + 1 for line in taken), len(taken)
+
+
+@given(st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), min_size=1, max_size=60),
+       st.binary(max_size=30), st.integers(1, 70), st.integers(0, 3000))
+def test_line_block_finds_the_lines_a_plain_split_finds(lines_, tail, max_lines, limit):
+    data = b"".join(line + b"\n" for line in lines_) + tail.replace(b"\n", b"")
+    assert line_block(data, max_lines, limit) == reference_line_block(data, max_lines, limit)
+
+
+@given(st.lists(st.integers(1, 50), max_size=30), st.integers(0, 800))
+def test_fitting_keeps_the_lines_that_fit_in_order(tmp_path_factory, sizes, room):
+    spool = Spool(tmp_path_factory.mktemp("fit"), max_bytes=room)
+    given_lines = [b"x" * (size - 1) + b"\n" for size in sizes]
+    kept, used = 0, 0
+    for line in given_lines:
+        if used + len(line) > room:
+            break
+        used, kept = used + len(line), kept + 1
+    assert spool.fitting(given_lines) == kept
+    spool.close()

@@ -20,6 +20,7 @@ from trailseal.event import MAX_EVENT_BYTES, Source
 from trailseal.sdk.web import Forwarded, HttpAuditor, host, text
 
 MAX_SHAPES = 10_000
+MAX_TEXTS = 4096  # client addresses whose JSON text is remembered
 # the values filled in per request, in format-argument order; bytes and latency are JSON numbers
 FIELDS = ("time", "id", "ip", "user_agent", "trace_id", "span_id", "bytes", "latency")
 NUMBERS = frozenset({"bytes", "latency"})
@@ -77,40 +78,51 @@ class RecordLines:
                  clock: Callable[[int], str], source: Source, log: str | None):
         self.auditors, self.new_ids, self.clock, self.source, self.log = auditors, new_ids, clock, source, log
         self.shapes: dict[tuple, Callable[..., str] | None] = {}
+        self.texts: dict[str, str] = {}  # client address -> its JSON text
 
     def lines(self, records: list) -> list[bytes | None]:
-        """Each record's line (None where only the full path can render it, or the record is malformed)."""
-        rendered = []
+        """Each record's line (None where only the full path can render it, or the record is malformed): one
+        loop with its lookups held in locals, the common case (no header to parse) inline."""
+        shapes, clock, texts, limit = self.shapes, self.clock, self.texts, MAX_EVENT_BYTES - 64
+        rendered: list[bytes | None] = []
+        add = rendered.append
         for record, event_id in zip(records, self.new_ids(len(records)), strict=True):
             try:
-                rendered.append(self.line(record, event_id))
+                (index, ns, elapsed, method, _, template, status, size, error, actor, peer, forwarded_for,
+                 user_agent, traceparent) = record
+                if (error is not None or actor is not None or not template or type(template) is not str
+                        or type(status) is not int or type(size) is not int or type(elapsed) is not float
+                        or type(ns) is not int):
+                    add(None)
+                    continue
+                if forwarded_for is None and user_agent is None and traceparent is None:  # nothing to parse
+                    ip, agent, trace_id, span_id = host(peer), None, None, None
+                else:
+                    ip, agent, trace_id, span_id = self.auditors[index].origin(
+                        host(peer), text(forwarded_for), text(user_agent), text(traceparent))
+                key = (index, method, template, status, ip is None, agent is None, trace_id is None)
+                shape = shapes.get(key, False)
+                if shape is False:
+                    shape = self._shape(key, record, ip, agent, trace_id)
+                if shape is None:
+                    add(None)
+                    continue
+                if ip:
+                    ip = texts.get(ip) or self._text(ip)
+                line = shape(clock(ns), event_id, ip, agent and json_text(agent), trace_id, span_id, size,
+                             round(elapsed * 1000, 3)).encode()
+                add(line if len(line) <= limit else None)  # the full path reports it
             except Exception:  # noqa: BLE001 - the full path renders (or reports) it
-                rendered.append(None)
+                add(None)
         return rendered
 
-    def line(self, record: list, event_id: str) -> bytes | None:
-        """The record's line, or None when only the full path (``Forwarded``) can render it."""
-        (index, ns, elapsed, method, path, template, status, size, error, actor, peer, forwarded_for,
-         user_agent, traceparent) = record
-        if (error is not None or actor is not None or not template or type(template) is not str
-                or type(status) is not int or type(size) is not int or type(elapsed) is not float
-                or type(ns) is not int):
-            return None
-        auditor = self.auditors[index]
-        if forwarded_for is None and user_agent is None and traceparent is None:  # nothing to parse
-            ip, agent, trace_id, span_id = host(peer), None, None, None
-        else:
-            ip, agent, trace_id, span_id = auditor.origin(host(peer), text(forwarded_for), text(user_agent),
-                                                          text(traceparent))
-        key = (index, method, template, status, ip is None, agent is None, trace_id is None)
-        shape = self.shapes.get(key, False)
-        if shape is False:
-            shape = self._shape(key, record, ip, agent, trace_id)
-        if shape is None:
-            return None
-        line = shape(self.clock(ns), event_id, ip and json_text(ip), agent and json_text(agent), trace_id,
-                     span_id, size, round(elapsed * 1000, 3)).encode()
-        return line if len(line) <= MAX_EVENT_BYTES - 64 else None  # the full path reports it
+    def _text(self, ip: str) -> str:
+        """An address as it appears in a JSON string, remembered (a service sees few client addresses)."""
+        found = json_text(ip)
+        if len(self.texts) >= MAX_TEXTS:
+            self.texts.clear()
+        self.texts[ip] = found
+        return found
 
     def _shape(self, key: tuple, record: list, ip: Any, agent: Any, trace_id: Any) -> Callable[..., str] | None:
         """Render one event of this shape with markers and compile its line's function (None: no shape)."""

@@ -97,10 +97,22 @@ def line_block(data: bytes, max_lines: int, limit: int) -> tuple[int, int]:
     count = data.count(b"\n", 0, end)
     if count <= max_lines:
         return end, count
-    end = -1
-    for _ in range(max_lines):
+    return nth_line_end(data, max_lines, end * max_lines // count), max_lines
+
+
+def nth_line_end(data: bytes, n: int, guess: int) -> int:
+    """Where the first ``n`` lines of ``data`` end (past their last newline; ``data`` holds more than ``n``),
+    counted from a guess of that place — lines of about one size put it a few lines off, so a few finds,
+    not ``n``, get there."""
+    seen = data.count(b"\n", 0, guess)
+    if seen >= n:  # the n-th newline is before the guess: step back over the later ones
+        for _ in range(seen - n + 1):
+            guess = data.rfind(b"\n", 0, guess)
+        return guess + 1
+    end = guess - 1
+    for _ in range(n - seen):
         end = data.index(b"\n", end + 1)
-    return end + 1, max_lines
+    return end + 1
 
 
 def ack_record(segment: int, offset: int) -> bytes:
@@ -295,6 +307,8 @@ class Spool(MemorySpool):
     def fitting(self, lines: list[bytes]) -> int:
         """How many of ``lines`` fit under the size bound."""
         room, kept = self.max_bytes - self.bytes, 0
+        if sum(map(len, lines)) <= room:  # all of them (the usual case), summed in C
+            return len(lines)
         for line in lines:
             room -= len(line)
             if room < 0:

@@ -235,7 +235,7 @@ class PreparePool:
             return marshal.loads(frame)
         except (OSError, ValueError, EOFError, TypeError) as exc:
             log.warning("prepare workers stopped (%s); preparing in this process from now on", exc)
-            self._shut("off")
+            self._shut("off", kill=True)  # the feeding thread may be blocked writing to another worker
             raise PoolFailure(str(exc)) from None
 
     def _part(self, answers: list[tuple]) -> list[Sealable]:
@@ -286,7 +286,7 @@ class PreparePool:
             return answers
         except (OSError, ValueError, EOFError, TypeError) as exc:
             log.warning("prepare workers stopped (%s); preparing in this process from now on", exc)
-            self._shut("off")
+            self._shut("off", kill=True)
             return None
 
     def _assemble(self, answers: list[tuple]) -> list[Sealable] | None:
@@ -385,10 +385,15 @@ class PreparePool:
         with self._lock:
             self._shut("off")
 
-    def _shut(self, state: str) -> None:
-        """Stop every worker (their input closed: each exits when it has read it all)."""
+    def _shut(self, state: str, kill: bool = False) -> None:
+        """Stop every worker: their input closed, each exits when it has read it all; or, after a failure
+        (``kill``), killed first. A thread blocked writing to a worker that waits for us to read its answers
+        holds that pipe's lock, so closing the pipe would wait forever; the kill ends the write (EPIPE)."""
         self._state = state
         procs, self._procs = self._procs, []
+        for proc in procs:
+            if kill and proc.poll() is None:
+                proc.kill()
         for proc in procs:
             try:
                 proc.stdin.close()

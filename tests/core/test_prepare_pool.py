@@ -282,3 +282,35 @@ def test_concurrent_appends_share_the_pool_or_prepare_themselves(data_dir):
         indexes = sorted(r.index for receipts in results.values() for r in receipts)
         assert indexes == list(range(4 * N))
         assert all(r.ok for r in log.verify())
+
+
+def test_a_failed_answer_while_the_feeder_is_blocked_does_not_hang(data_dir, monkeypatch):
+    """A worker's answer fails while the feeding thread is blocked writing to another worker (stopped here,
+    as py-spy once stopped them): the pool goes off and the batch is prepared here. Closing the blocked
+    worker's input used to wait forever for the feeding thread's lock on it."""
+    import threading
+    import time
+
+    from trailseal import prepare_pool
+
+    configure(data_dir, 2)
+    with trailseal.open(data_dir) as log:
+        started(log)
+        stopped = log.pool._procs[1]
+        os.kill(stopped.pid, signal.SIGSTOP)  # it reads nothing more: its input fills, the feeder blocks on it
+        def garbled(stream) -> bytes:
+            time.sleep(1.0)  # meanwhile the feeder reaches the stopped worker and blocks writing to it
+            return b"\x00not marshal"
+
+        monkeypatch.setattr(prepare_pool, "read_frame", garbled)
+        events = [make_event(i, attributes={"pad": "x" * 2_000}) for i in range(20 * 250)]
+        result: list = []
+        appending = threading.Thread(target=lambda: result.append(log.append(events)), daemon=True)
+        appending.start()
+        appending.join(30)
+        hung = appending.is_alive()
+        if hung:
+            os.kill(stopped.pid, signal.SIGKILL)  # let the test process end
+        assert not hung, "append hung after a failed answer"
+        assert stopped.poll() is not None and not log.pool.ready
+        assert [r.id for r in result[0]] == [e["id"] for e in events]

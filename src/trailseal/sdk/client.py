@@ -184,7 +184,7 @@ class Client:
     def __init__(self, url: str, token: str, *, log: str | None = None, source: str = "app",
                  source_kind: str = "app", actor: Any = None, spool_dir: str | os.PathLike | None | bool = None,
                  spool_max_bytes: int = 256 * 1024 * 1024, segment_bytes: int = 4 * 1024 * 1024,
-                 fsync: str = "always", batch_size: int = 500, max_batch_bytes: int = 1024 * 1024,
+                 fsync: str = "always", batch_size: int = 2000, max_batch_bytes: int = 4 * 1024 * 1024,
                  flush_interval: float = 0.5, spool_interval: float = 0.01, max_queue: int = 10_000,
                  max_block: float = 0.05,
                  compress: bool = True, timeout: float = 10.0, max_backoff: float = 30.0,

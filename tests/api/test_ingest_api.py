@@ -156,3 +156,30 @@ def test_reads_are_recorded_in_the_meta_log(api):
     assert actions == ["trailseal.search", "trailseal.event.read"]
     assert meta[0]["attributes"]["query"] == {"actor": "nobody"} and meta[0]["actor"]["roles"] == ["auditor"]
     assert meta[1]["attributes"] == {"log": "default", "index": 0, "proof": True}
+
+
+def test_metrics_show_how_far_the_search_index_is_behind(data_dir):
+    """The backlog gauge counts sealed events not yet indexed, and falls to 0 once they are."""
+    import re
+
+    from starlette.testclient import TestClient
+
+    import trailseal
+    from trailseal.api import create_app
+    from trailseal.query import index
+
+    trail = trailseal.open(data_dir)
+    app = create_app(trail, scheduled=False, detect=False)  # no indexer child: the backlog stays
+    token = app.state.service.tokens.create("ingest")[0]
+
+    def behind(client) -> float:
+        text = client.get("/metrics").text
+        return float(re.search(r"^trailseal_search_index_behind_events (\S+)$", text, re.M).group(1))
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert post(client, token, json=[make_event(i) for i in range(7)]).status_code == 200
+        waiting = behind(client)
+        assert waiting >= 7 and waiting == index.pending(index.connection(trail.store))
+        index.refresh(index.connection(trail.store))
+        assert behind(client) == 0
+    trail.close()

@@ -21,6 +21,7 @@ from tests.postgres.fixtures import new_schema, pg_database, pg_server, pg_url  
 from tests.postgres.helpers import count_by_partition
 from tests.query.test_search import NOW, all_pages, expected, queries, random_event, without_privacy
 from trailseal.api import create_app
+from trailseal.api.ops import search_backlog
 from trailseal.jobs import search_index_jobs
 from trailseal.query import QueryError, index_pg, language, search_pg
 from trailseal.query.language import And, Not, Or, Term
@@ -316,7 +317,9 @@ def test_refresh_is_incremental_and_the_job_keeps_it_current(protected):
     assert index_pg.pending(protected.store) == 0
     protected.append([make_event(i, attributes={"note": "wombat"}) for i in range(3, 5)])
     assert index_pg.pending(protected.store) == 2
+    assert search_backlog(protected.store) == 2  # what /metrics shows
     assert index_pg.refresh(protected.store) == 2 and index_pg.refresh(protected.store) == 0
+    assert search_backlog(protected.store) == 0
     assert count(protected.store, "wombat") == 5
     conn = protected.store._conn()
     indexed = conn.execute("SELECT count(*) FROM search_text WHERE log = 'default'").fetchone()[0]

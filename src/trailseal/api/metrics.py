@@ -1,4 +1,5 @@
-"""Prometheus metrics of one server: accepted/rejected events, commits, checkpoint age, queue depth."""
+"""Prometheus metrics of one server: accepted/rejected events, commits, checkpoint age, queue depth,
+search index backlog."""
 
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ class Metrics:
                                  registry=self.registry)
         self.checkpoint_age = Gauge("trailseal_checkpoint_age_seconds", "Seconds since the newest checkpoint.",
                                     registry=self.registry)
+        self.search_backlog = Gauge("trailseal_search_index_behind_events",
+                                    "Sealed events the search indexes do not hold yet (searches index them"
+                                    " first, so a large backlog makes searches slow).", registry=self.registry)
         self.queue_depth = Gauge("trailseal_queue_events", "Events waiting to be sealed.",
                                  registry=self.registry)
 

@@ -39,6 +39,9 @@ async def metrics(request: Request) -> Response:
     svc = service(request)
     svc.metrics.queue_depth.set(svc.trail.sealer.queue_depth)
     svc.metrics.checkpoint_age.set(checkpoint_age(svc))
+    behind = search_backlog(svc.trail.store)
+    if behind is not None:
+        svc.metrics.search_backlog.set(behind)
     return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -48,6 +51,18 @@ def checkpoint_age(svc) -> float:
     if last is None:
         return 0.0
     return max(0.0, time.time() - last)
+
+
+def search_backlog(store) -> int | None:
+    """Committed entries the search indexes do not hold yet; None where this node cannot tell (no store
+    of its own, or the store does not answer: /readyz says so)."""
+    from trailseal.query import index, index_pg
+    from trailseal.store.base import on_postgres
+
+    try:
+        return index_pg.pending(store) if on_postgres(store) else index.pending(index.connection(store))
+    except Exception:  # noqa: BLE001 - a scrape must not fail for one gauge
+        return None
 
 
 routes = [

@@ -4,6 +4,7 @@ way; frames are read in place and a malformed record costs only itself."""
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 import uuid
@@ -156,3 +157,16 @@ def test_a_batch_of_lines_is_what_the_full_path_renders_record_by_record(setup, 
     for _ in range(2):  # shapes and addresses made, then remembered
         got = lines.lines(records)
         assert got == [full_line(client, auditor, rec) for rec in records]  # all of them have a shape
+
+
+def test_the_forwarder_keeps_the_collector_off_its_hot_path():
+    from trailseal.sdk.forwarder_process import GC_THRESHOLDS, quiet_gc
+
+    before = gc.get_threshold()
+    try:
+        quiet_gc()
+        assert gc.get_threshold() == GC_THRESHOLDS and GC_THRESHOLDS[0] >= 10_000
+        assert gc.get_freeze_count() > 0  # start-up objects out of the collector's walks
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

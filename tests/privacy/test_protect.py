@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import re
 
 import msgspec
 import pytest
@@ -120,6 +121,8 @@ def test_default_policy_on_a_nested_event():
 @pytest.mark.parametrize("action", ["mask", "drop", "pseudonymize", "erasable"])
 def test_no_plaintext_survives_in_the_sealed_bytes(action):
     data, _ = sealed_bytes(make_event(), every_kind(action))
+    # a commitment is 64 random-salted hex digits: a short planted value ("4921") may occur in one by chance
+    data = re.sub(rb"pd:[0-9a-f]{64}", b"pd:", data)
     for name, value in PLANTED.items():
         assert value.encode() not in data, (action, name)
     assert b"4111111111111111" not in data and b"Hunter2" not in data

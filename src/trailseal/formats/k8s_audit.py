@@ -294,7 +294,7 @@ def _attributes(
             attributes["k8s.namespace"] = ref["namespace"]
     user = item["user"]
     extra = (
-        {k: v for k, v in user.items() if k not in ("username", "groups") and v}
+        {k: v for k, v in user.items() if k not in _NAME_AND_GROUPS and v}
         if not user.keys() <= _NAME_AND_GROUPS
         else None
     )

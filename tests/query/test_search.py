@@ -216,7 +216,7 @@ def test_search_equals_brute_force_on_fixed_queries(sealed, query):
     ("actor:alice", "SEARCH a USING PRIMARY KEY (log=? AND actor=?)"),
     ("actor:al* since:7d", "SEARCH a USING PRIMARY KEY (log=? AND actor>? AND actor<?)"),
     ("action:auth.*", "entries_by_action"),
-    ("outcome:error", "entries_by_outcome"),
+    ("outcome:error", "entries_by_outcome_action"),
     ("since:1d", "entries_by_time (log=? AND time>?)"),
     ("since:2026-10-10 until:2026-10-11", "entries_by_time (log=? AND time>? AND time<?)"),
     ("session:s-3", "SEARCH k USING PRIMARY KEY (log=? AND field=? AND value=?)"),
@@ -251,6 +251,33 @@ def test_unselective_leaves_fall_back_to_walking_the_time_index(sealed, monkeypa
     assert steps[0] == "SEARCH e USING INDEX entries_by_time (log=?)", steps
     assert all_pages(trail.store, "action:auth.* orders", 50) == expected(stored, "action:auth.* orders")
     assert "SEARCH a USING PRIMARY KEY" in explain(trail.store, "actor:alice action:auth.*", now=NOW)[0]
+
+
+def test_outcome_with_an_action_prefix_tests_the_action_on_the_index(sealed):
+    """`outcome:X action:p*` walks (log, outcome, time, action): the action is compared on the index entry,
+    so a rare prefix does not read the entry row of every event with that outcome."""
+    trail, stored = sealed
+    query = "outcome:failure action:auth.*"
+    steps = explain(trail.store, query, now=NOW)
+    assert steps[0].startswith("SEARCH e USING INDEX entries_by_outcome_action (log=? AND outcome=?)"), steps
+    assert all_pages(trail.store, query, 7) == expected(stored, query)
+    code = [row[1:4] for row in query_index.connection(trail.store).execute(
+        "EXPLAIN SELECT seq, data FROM entries e INDEXED BY entries_by_outcome_action WHERE e.log = 'default'"
+        " AND e.outcome = 'failure' AND e.action >= 'auth.' AND e.action < 'auth/' ORDER BY e.time DESC")]
+    seek = next(i for i, step in enumerate(code) if step[0] == "DeferredSeek")
+    compare = next(i for i, step in enumerate(code) if step[0] in ("Lt", "Ge"))
+    reads = [step for step in code[seek:compare] if step[0] == "Column"]
+    assert reads and all(step[1] == code[seek][1] for step in reads), code  # the index's cursor, not the row's
+
+
+def test_an_older_outcome_index_is_replaced(data_dir):
+    with trailseal.open(data_dir) as trail:
+        conn = query_index.connection(trail.store)
+        conn.execute("DROP INDEX entries_by_outcome_action")
+        conn.execute("CREATE INDEX entries_by_outcome ON entries (log, outcome, time)")
+        query_index.ensure(conn)
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        assert "entries_by_outcome_action" in names and "entries_by_outcome" not in names
 
 
 def test_values_are_bound_never_spliced(sealed):

@@ -15,7 +15,9 @@ What is indexed, all derived from the sealed bytes (so nothing erased from the v
 - ``entries_keys``: ``(log, field, value, time, seq)`` for ``actor.session`` and ``request.trace_id``
   (``session:``, ``trace:``, timelines). They were JSON expression indexes on ``entries``, which every
   commit paid for (two JSON parses and two random-key B-tree inserts per entry).
-- One index on ``entries``: by outcome (SQLite keeps it on every insert).
+- One index on ``entries``: by outcome in time order, with the action beside it (SQLite keeps it on every
+  insert). ``outcome:failure action:auth.*`` tests the action on the index entry and reads the entry row only
+  for the events it returns; with ``(log, outcome, time)`` a rare prefix read thousands of rows per page.
 
 The FTS, IP, actor and key tables are filled by ``refresh``, which indexes every entry committed since
 the last call, a bounded batch per transaction. ``serve`` runs it every second in a child process
@@ -44,7 +46,7 @@ CREATE INDEX IF NOT EXISTS entries_ip_by_seq ON entries_ip (seq);
 CREATE TABLE IF NOT EXISTS entries_actor (log TEXT NOT NULL, actor TEXT NOT NULL, time TEXT NOT NULL,
     seq INTEGER NOT NULL, PRIMARY KEY (log, actor, time, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS query_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS entries_by_outcome ON entries (log, outcome, time);
+CREATE INDEX IF NOT EXISTS entries_by_outcome_action ON entries (log, outcome, time, action);
 CREATE TABLE IF NOT EXISTS entries_keys (log TEXT NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL,
     time TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (log, field, value, time, seq)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS entries_keys_by_seq ON entries_keys (seq);
@@ -127,6 +129,7 @@ def ensure(conn: sqlite3.Connection) -> None:
             _backfill_actors(conn)
         if not had_keys_table:
             _move_key_indexes(conn)
+        conn.execute("DROP INDEX IF EXISTS entries_by_outcome")  # (log, outcome, time): now with the action
 
 
 def _has_table(conn: sqlite3.Connection, name: str) -> bool:

@@ -305,7 +305,7 @@ CAP = 20_000  # a driver matching fewer rows than this is read whole and sorted
 WINDOW = 16_384  # rows of the time index in a windowed plan's first window (it doubles after)
 ACTORS = "entries_actor"  # a table of the query index, not an index of entries (see index.py)
 KEYS = "entries_keys"  # session and trace ids with time and seq: a table of the query index too
-ORDERED = {"actor.id": ACTORS, "action": "entries_by_action", "outcome": "entries_by_outcome",
+ORDERED = {"actor.id": ACTORS, "action": "entries_by_action", "outcome": "entries_by_outcome_action",
            "actor.session": KEYS, "request.trace_id": KEYS, "id": "entries_by_id"}
 
 

@@ -136,12 +136,15 @@ def test_millis_of_a_column_equals_ocsf_millis():
 def test_vault_values_join_into_a_page_as_join_values_does(monkeypatch):
     import sqlite3
 
+    from trailseal.privacy.vault import VaultRow
     from trailseal.query.export import VaultValues, join_values
+    from trailseal.store import sqlite_vault
 
     known = {f"pd:{i:064x}".encode(): f'v"{i}\u00e9\n' for i in range(6)}
     conn = sqlite3.connect(":memory:")
-    conn.execute("CREATE TABLE vault (commitment TEXT, value TEXT)")
-    conn.executemany("INSERT INTO vault VALUES (?, ?)", [(c.decode(), v) for c, v in known.items()])
+    conn.execute(sqlite_vault.TABLE)
+    sqlite_vault.insert(conn, [VaultRow("s", "default", c.decode(), b"\0" * 32, v, "actor.id", "0" * 64)
+                               for c, v in known.items()])
     erased = b"pd:" + b"f" * 64
     commitments = [*known, erased]
     pages = [

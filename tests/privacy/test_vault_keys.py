@@ -1,5 +1,5 @@
-"""The SQLite vault's search tokens are indexed by an integer prefix (tkey); lookups check the whole token,
-and data dirs made before the change are upgraded when the store opens."""
+"""The SQLite vault is looked up only through integer keys (tkey of the search token, ckey of the commitment,
+skey of the subject); lookups check the whole text, and data dirs made before are upgraded when the store opens."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sqlite3
 from trailseal.privacy.vault import VaultRow
 from trailseal.store.base import Commit
 from trailseal.store.sqlite import SQLiteStore, token_key
+from trailseal.store.sqlite_vault import commitment_key, subject_key
 
 OLD_VAULT = """
 CREATE TABLE vault (commitment TEXT PRIMARY KEY, subject TEXT NOT NULL, log TEXT NOT NULL,
@@ -66,10 +67,11 @@ def test_an_old_data_dir_is_upgraded_on_open(tmp_path):
         conn.executemany("INSERT INTO vault VALUES (?,?,?,?,?,?,?)",
                          [(r.commitment, r.subject, r.log, r.salt, r.value, r.field, r.token) for r in rows])
     store = SQLiteStore(path)
-    assert indexes(path) >= {"vault_by_tkey", "vault_by_subject"}
-    assert "vault_by_token" not in indexes(path)
+    assert indexes(path) == {"vault_by_tkey", "vault_by_ckey", "vault_by_skey"}
     with sqlite3.connect(path) as conn:
         assert dict(conn.execute("SELECT token, tkey FROM vault")) == {r.token: token_key(r.token) for r in rows}
+        assert set(conn.execute("SELECT commitment, ckey, subject, skey FROM vault")) == {
+            (r.commitment, commitment_key(r.commitment), r.subject, subject_key(r.subject)) for r in rows}
     for r in rows:
         assert store.vault_find(r.token) == [r.commitment]
     assert store.vault_get([r.commitment for r in rows]) == {r.commitment: r for r in rows}
@@ -83,7 +85,7 @@ def test_an_old_data_dir_is_upgraded_on_open(tmp_path):
         r.commitment for r in rows if r.subject == "s0"}
     store.close()
     SQLiteStore(path).close()  # a second open finds nothing left to upgrade
-    assert "vault_by_token" not in indexes(path)
+    assert indexes(path) == {"vault_by_tkey", "vault_by_ckey", "vault_by_skey"}
 
 
 def test_a_data_dir_laid_out_by_a_newer_trailseal_is_refused_untouched(tmp_path):
@@ -98,8 +100,56 @@ def test_a_data_dir_laid_out_by_a_newer_trailseal_is_refused_untouched(tmp_path)
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
         conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION + 1),))
-        conn.execute("DROP INDEX vault_by_subject")  # a layout change this trailseal would "repair"
+        conn.execute("DROP INDEX vault_by_skey")  # a layout change this trailseal would "repair"
     with pytest.raises(StoreError, match=f"schema v{SCHEMA_VERSION + 1}"):
         SQLiteStore(path)
     with sqlite3.connect(path) as conn:
-        assert not conn.execute("SELECT 1 FROM sqlite_master WHERE name='vault_by_subject'").fetchone()
+        assert not conn.execute("SELECT 1 FROM sqlite_master WHERE name='vault_by_skey'").fetchone()
+
+
+V2_VAULT = """
+CREATE TABLE vault (commitment TEXT PRIMARY KEY, subject TEXT NOT NULL, log TEXT NOT NULL,
+    salt BLOB NOT NULL, value TEXT NOT NULL, field TEXT NOT NULL, token TEXT NOT NULL, tkey INTEGER NOT NULL);
+CREATE INDEX vault_by_subject ON vault (subject, log);
+CREATE INDEX vault_by_tkey ON vault (tkey);
+"""
+
+
+def test_a_v2_vault_is_rebuilt_with_integer_keys_and_loses_nothing(tmp_path):
+    path = tmp_path / "v2.db"
+    rows = [vault_row(n, f"{n:02x}" * 32, subject=f"s{n % 3}", log=f"log{n % 2}") for n in range(1, 10)]
+    odd = VaultRow("s9", "default", "not-a-commitment", b"\x01" * 32, "kept anyway", "actor.id", "d" * 64)
+    with sqlite3.connect(path) as conn:
+        conn.executescript(V2_VAULT)
+        conn.executemany("INSERT INTO vault VALUES (?,?,?,?,?,?,?,?)",
+                         [(r.commitment, r.subject, r.log, r.salt, r.value, r.field, r.token, token_key(r.token))
+                          for r in [*rows, odd]])
+    store = SQLiteStore(path)
+    assert store.vault_get([r.commitment for r in rows]) == {r.commitment: r for r in rows}
+    assert store.vault_get(["not-a-commitment", "pd:zz", ""]) == {}  # never a crash, never a scan
+    assert store.vault_find("d" * 64) == ["not-a-commitment"]
+    assert store.vault_erase("s1", "log0") == 1 and store.vault_erase("s1") == 2  # rows 4; 1 and 7
+    assert store.vault_erase("s9") == 1
+    assert {r.commitment for r in store.vault_get([r.commitment for r in rows]).values()} == {
+        r.commitment for r in rows if r.subject != "s1"}
+    store.close()
+
+
+def test_lookups_compare_the_whole_commitment_and_subject(tmp_path):
+    store = SQLiteStore(tmp_path / "t.db")
+    first, second = vault_row(1, "a" * 64), vault_row(2, "b" * 64, subject="bob")
+    twin = VaultRow("alice", "default", first.commitment[:18] + "f" * 49, b"\x02" * 32, "twin", "actor.id", "c" * 64)
+    assert commitment_key(twin.commitment) == commitment_key(first.commitment)
+    write(store, [first, second, twin])
+    assert store.vault_get([first.commitment]) == {first.commitment: first}
+    assert store.vault_get([twin.commitment, second.commitment]) == {twin.commitment: twin, second.commitment: second}
+    assert store.vault_erase("alic") == 0 and store.vault_erase("alice") == 2
+    assert store.vault_get([first.commitment, twin.commitment, second.commitment]) == {second.commitment: second}
+    store.close()
+
+
+def test_commitment_key_refuses_what_is_not_a_commitment():
+    assert commitment_key("pd:" + "0123456789abcde" + "f" * 49) == 0x0123456789ABCDE
+    assert commitment_key("pd:xyz") is None and commitment_key("alice") is None and commitment_key("pd:") is None
+    assert subject_key("alice") == subject_key("alice") != subject_key("alicf")
+    assert 0 <= subject_key("\udcff surrogate") < 2**60

@@ -36,6 +36,7 @@ from typing import Any
 import msgspec
 
 from trailseal.query.language import QueryError, ip_of, text_tokens, text_values
+from trailseal.store import sqlite_vault as vault
 from trailseal.store.sqlite import write_transaction
 
 SCHEMA = """
@@ -283,12 +284,7 @@ def sealed_ips(conn: sqlite3.Connection, events: Sequence[dict]) -> dict[str, st
     so an erasable IP is still found by ``ip:`` ranges while it exists."""
     sealed = list({ip for event in events
                    if isinstance(ip := (event.get("actor") or {}).get("ip"), str) and ip.startswith("pd:")})
-    found: dict[str, str] = {}
-    for start in range(0, len(sealed), 500):
-        chunk = sealed[start:start + 500]
-        found.update(conn.execute(f"SELECT commitment, value FROM vault WHERE commitment IN"
-                                  f" ({','.join('?' * len(chunk))})", chunk).fetchall())
-    return found
+    return dict(vault.select(conn, "commitment, value", sealed))
 
 
 def forget_erased_ips(conn: sqlite3.Connection, erased: Iterable[tuple[str, str]]) -> None:

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 import msgspec
+
+from trailseal.store import sqlite_vault as vault
 
 _encode = msgspec.json.Encoder().encode
 _decode_indexes = msgspec.json.Decoder(list[int]).decode
@@ -75,11 +78,20 @@ class VaultValues:
 
     def _load(self, conn: Any, missing: set[bytes]) -> None:
         wanted = sorted("pd:" + digits.decode() for digits in missing)
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            self.values.update((c[3:].encode(), c.encode()) for c in chunk)  # erased: stays pd:<digits>
-            sql = f"SELECT commitment, value FROM vault WHERE commitment IN ({','.join('?' * len(chunk))})"
-            self.values.update((c[3:].encode(), _encode(v)[1:-1]) for c, v in conn.execute(sql, chunk))
+        self.values.update((c[3:].encode(), c.encode()) for c in wanted)  # erased: stays pd:<digits>
+        self.values.update((c[3:].encode(), _encode(v)[1:-1]) for c, v in vault_values(conn, wanted))
+
+
+def vault_values(conn: Any, commitments: list[str]) -> Iterator[tuple[str, str]]:
+    """(commitment, value) of the vault rows holding these commitments: through the integer key on a SQLite
+    store (sqlite_vault.py), by the commitment itself on PostgreSQL (export's reader, ``?`` marks)."""
+    if isinstance(conn, sqlite3.Connection):
+        yield from vault.select(conn, "commitment, value", commitments)
+        return
+    for start in range(0, len(commitments), vault.CHUNK):
+        chunk = commitments[start:start + vault.CHUNK]
+        yield from conn.execute(f"SELECT commitment, value FROM vault WHERE commitment IN ({','.join('?' * len(chunk))})",
+                                chunk)
 
 
 class StoredPages:

@@ -10,13 +10,16 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from trailseal.store import sqlite_vault as vault
 from trailseal.store.base import Commit, Cursor, Filters, LogInfo, StoreError, rightmost_tiles
+from trailseal.store.sqlite_vault import token_key
 
-SCHEMA_VERSION = 2  # 2: vault search tokens keyed by token_key (an older trailseal cannot write that vault)
+SCHEMA_VERSION = 3  # 2: vault search tokens keyed by token_key; 3: every vault lookup by an integer key
+# (sqlite_vault.py); an older trailseal cannot write either vault
 WAL_CHECKPOINT_PAGES = 10_000
 WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes the WAL file is truncated back to after a checkpoint
 
-SCHEMA = """
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS logs (name TEXT PRIMARY KEY, size INTEGER NOT NULL DEFAULT 0,
     checkpoint TEXT);
@@ -30,9 +33,7 @@ CREATE INDEX IF NOT EXISTS entries_by_time ON entries (log, time);
 CREATE INDEX IF NOT EXISTS entries_by_action ON entries (log, action, time);
 CREATE TABLE IF NOT EXISTS tiles (log TEXT NOT NULL, level INTEGER NOT NULL, idx INTEGER NOT NULL,
     data BLOB NOT NULL, PRIMARY KEY (log, level, idx)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS vault (commitment TEXT PRIMARY KEY, subject TEXT NOT NULL, log TEXT NOT NULL,
-    salt BLOB NOT NULL, value TEXT NOT NULL, field TEXT NOT NULL, token TEXT NOT NULL, tkey INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS vault_by_subject ON vault (subject, log);
+{vault.TABLE};
 CREATE TABLE IF NOT EXISTS checkpoints (log TEXT NOT NULL, size INTEGER NOT NULL, note TEXT NOT NULL,
     created TEXT NOT NULL, PRIMARY KEY (log, size)) WITHOUT ROWID;
 """
@@ -67,7 +68,7 @@ class SQLiteStore:
         with conn:
             conn.executescript(SCHEMA)
             _drop_actor_index(conn)
-            _key_vault_tokens(conn)
+            vault.upgrade(conn)
             conn.execute("INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE"
                          " SET value=excluded.value", (str(SCHEMA_VERSION),))
 
@@ -150,9 +151,7 @@ class SQLiteStore:
         conn.executemany("INSERT OR REPLACE INTO tiles VALUES (?,?,?,?)",
                          [(c.log, level, index, data) for level, index, data in c.tiles])
         if c.vault:
-            conn.executemany("INSERT OR IGNORE INTO vault VALUES (?,?,?,?,?,?,?,?)",
-                             ((r.commitment, r.subject, r.log, r.salt, r.value, r.field, r.token, token_key(r.token))
-                              for r in c.vault))
+            vault.insert(conn, c.vault)
         if not c.checkpoint:
             return
         conn.execute("INSERT INTO checkpoints VALUES (?,?,?,?)", (c.log, c.size, c.checkpoint, c.created))
@@ -254,15 +253,8 @@ class SQLiteStore:
     def vault_get(self, commitments: Sequence[str]) -> dict:
         from trailseal.privacy.vault import VaultRow
 
-        found = {}
-        conn = self._conn()
-        unique = list(dict.fromkeys(commitments))
-        for start in range(0, len(unique), 500):
-            chunk = unique[start:start + 500]
-            rows = conn.execute("SELECT subject, log, commitment, salt, value, field, token FROM vault"
-                                f" WHERE commitment IN ({','.join('?' * len(chunk))})", chunk)
-            found.update((r[2], VaultRow(*r)) for r in rows)
-        return found
+        rows = vault.select(self._conn(), "subject, log, commitment, salt, value, field, token", commitments)
+        return {r[2]: VaultRow(*r) for r in rows}
 
     def vault_find(self, token: str, log: str | None = None) -> list[str]:
         sql, params = "SELECT commitment FROM vault WHERE tkey=? AND token=?", [token_key(token), token]
@@ -272,15 +264,13 @@ class SQLiteStore:
 
     def vault_erase(self, subject: str, log: str | None = None) -> int:
         conn = self._conn()
-        sql, params = "DELETE FROM vault WHERE subject=?", [subject]
-        if log is not None:
-            sql, params = sql + " AND log=?", [subject, log]
+        where, params = vault.of_subject(subject, log)
         with write_transaction(conn):
             from trailseal.query.index import forget_erased_ips
 
-            erased_ips = sql.replace("DELETE FROM vault", "SELECT commitment, value FROM vault") + " AND field = ?"
+            erased_ips = f"SELECT commitment, value FROM vault WHERE {where} AND field = ?"
             forget_erased_ips(conn, conn.execute(erased_ips, [*params, "actor.ip"]).fetchall())
-            count = conn.execute(sql, params).rowcount
+            count = conn.execute(f"DELETE FROM vault WHERE {where}", params).rowcount
         if not _truncate_wal(conn):
             raise StoreError("erased, but old copies remain in the WAL until readers finish: run erase again")
         return count
@@ -382,26 +372,6 @@ def _drop_actor_index(conn: sqlite3.Connection) -> None:
     if conn.execute("SELECT 1 FROM sqlite_master WHERE type='index' AND name='entries_by_actor'").fetchone():
         conn.execute("DROP INDEX entries_by_actor")
         conn.execute("DROP TABLE IF EXISTS entries_actor")
-
-
-def token_key(token: str) -> int:
-    """The vault_by_tkey key of a search token: its first 60 bits (an integer B-tree key costs about half
-    a 64-character text key per insert; vault_find checks the whole token)."""
-    return int(token[:15], 16)
-
-
-def _key_vault_tokens(conn: sqlite3.Connection) -> None:
-    """Index search tokens by token_key. Data dirs from before keyed `vault_by_token` on the text: add and
-    fill `tkey`, then drop the old index, in one transaction (another process may be doing the same)."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(vault)")}
-    if "tkey" not in columns:
-        with write_transaction(conn):
-            if "tkey" not in {row[1] for row in conn.execute("PRAGMA table_info(vault)")}:
-                conn.execute("ALTER TABLE vault ADD COLUMN tkey INTEGER NOT NULL DEFAULT 0")
-                conn.create_function("trailseal_token_key", 1, token_key, deterministic=True)  # this connection only
-                conn.execute("UPDATE vault SET tkey = trailseal_token_key(token)")
-                conn.execute("DROP INDEX IF EXISTS vault_by_token")
-    conn.execute("CREATE INDEX IF NOT EXISTS vault_by_tkey ON vault (tkey)")
 
 
 def _filter_sql(f: Filters) -> tuple[list[str], list]:

@@ -270,6 +270,29 @@ def test_outcome_with_an_action_prefix_tests_the_action_on_the_index(sealed):
     assert reads and all(step[1] == code[seek][1] for step in reads), code  # the index's cursor, not the row's
 
 
+def test_a_lone_equality_leaf_is_not_counted_when_nothing_else_could_win(sealed, monkeypatch):
+    """Counting reads up to CAP index keys (cold: as many pages as the page itself), so a page skips the count
+    of its one equality leaf when every other candidate is over CAP and no free text is probed."""
+    trail, stored = sealed
+    monkeypatch.setattr(search_module, "CAP", 3)
+    counted = []
+    real = search_module._count_capped
+
+    def count_capped(conn, leaf, kind, node, log, now):
+        if log == "default":
+            counted.append(kind)
+        return real(conn, leaf, kind, node, log, now)
+
+    monkeypatch.setattr(search_module, "_count_capped", count_capped)
+    for query, counts in [("outcome:failure action:auth.*", ["range:entries_by_action"]),
+                          ("outcome:failure", []),
+                          ("outcome:failure actor:alice", ["eq:entries_actor", "eq:entries_by_outcome_action"]),
+                          ("outcome:failure orders", ["fts", "eq:entries_by_outcome_action"])]:
+        counted.clear()
+        assert all_pages(trail.store, query, 5) == expected(stored, query), query
+        assert set(counted) == set(counts), (query, counted)  # in the default log, every page
+
+
 def test_an_older_outcome_index_is_replaced(data_dir):
     with trailseal.open(data_dir) as trail:
         conn = query_index.connection(trail.store)

@@ -318,7 +318,7 @@ def plan(conn: sqlite3.Connection, node: Node, log: str, now: datetime, ordered:
     over a scan even when common. With no selective leaf, a page walks the time index newest first,
     window by window, so common free text is matched per window, never over the whole log.
     """
-    sizes = {id(leaf): _count_capped(conn, leaf, kind, node, log, now) for leaf, kind in _candidates(node)}
+    sizes = _sizes(conn, node, log, now, ordered)
     probe = frozenset(_probes(conn, node, sizes)) if ordered else frozenset()
     best = None
     for leaf, kind in _candidates(node):
@@ -334,6 +334,23 @@ def plan(conn: sqlite3.Connection, node: Node, log: str, now: datetime, ordered:
             return _Plan("entries e INDEXED BY entries_by_time", [], node, now, windowed=True)
         return _Plan("entries e", [], node, now)
     return _driven_plan(best[1], best[2], node, log, now, probe)
+
+
+def _sizes(conn: sqlite3.Connection, node: Node, log: str, now: datetime, ordered: bool) -> dict[int, int]:
+    """Each candidate leaf's row count up to CAP, by id(leaf).
+
+    A page's lone equality leaf is not counted when nothing else could win: with no other candidate under
+    CAP and no free text to probe, it drives the page whatever its size (CAP stands in). On a cold cache a
+    count reads up to CAP index keys, about as many pages as the whole page costs."""
+    candidates = _candidates(node)
+    sizes = {id(leaf): _count_capped(conn, leaf, kind, node, log, now)
+             for leaf, kind in candidates if not kind.startswith("eq:")}
+    equal = [(leaf, kind) for leaf, kind in candidates if kind.startswith("eq:")]
+    alone = (ordered and len(equal) == 1 and all(size >= CAP for size in sizes.values())
+             and not any(isinstance(leaf, Text) or (isinstance(leaf, Term) and _ip_leaf(leaf)) for leaf in _leaves(node)))
+    for leaf, kind in equal:
+        sizes[id(leaf)] = CAP if alone else _count_capped(conn, leaf, kind, node, log, now)
+    return sizes
 
 
 def _probes(conn: sqlite3.Connection, node: Node, sizes: dict[int, int]) -> Iterator[int]:

@@ -7,8 +7,8 @@ import sqlite3
 
 from trailseal.privacy.vault import VaultRow
 from trailseal.store.base import Commit
-from trailseal.store.sqlite import SQLiteStore, token_key
-from trailseal.store.sqlite_vault import commitment_key, subject_key
+from trailseal.store.sqlite import SQLiteStore
+from trailseal.store.sqlite_vault import commitment_key, subject_key, token_key
 
 OLD_VAULT = """
 CREATE TABLE vault (commitment TEXT PRIMARY KEY, subject TEXT NOT NULL, log TEXT NOT NULL,

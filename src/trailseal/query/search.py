@@ -318,10 +318,13 @@ def plan(conn: sqlite3.Connection, node: Node, log: str, now: datetime, ordered:
     over a scan even when common. With no selective leaf, a page walks the time index newest first,
     window by window, so common free text is matched per window, never over the whole log.
     """
-    sizes = _sizes(conn, node, log, now, ordered)
+    candidates = _candidates(node)
+    sizes = {id(leaf): _count_capped(conn, leaf, kind, node, log, now)
+             for leaf, kind in candidates if not kind.startswith("eq:")}
     probe = frozenset(_probes(conn, node, sizes)) if ordered else frozenset()
+    sizes.update(_equality_sizes(conn, candidates, sizes, node, log, now, lone=ordered and not probe))
     best = None
-    for leaf, kind in _candidates(node):
+    for leaf, kind in candidates:
         size = sizes[id(leaf)]
         rank = (size >= CAP and not kind.startswith("eq:"), size)
         if best is None or rank < best[0]:
@@ -336,21 +339,17 @@ def plan(conn: sqlite3.Connection, node: Node, log: str, now: datetime, ordered:
     return _driven_plan(best[1], best[2], node, log, now, probe)
 
 
-def _sizes(conn: sqlite3.Connection, node: Node, log: str, now: datetime, ordered: bool) -> dict[int, int]:
-    """Each candidate leaf's row count up to CAP, by id(leaf).
+def _equality_sizes(conn: sqlite3.Connection, candidates: list[tuple[Node, str]], others: dict[int, int],
+                    node: Node, log: str, now: datetime, lone: bool) -> dict[int, int]:
+    """The row counts (up to CAP) of the equality candidates, by id(leaf).
 
-    A page's lone equality leaf is not counted when nothing else could win: with no other candidate under
-    CAP and no free text to probe, it drives the page whatever its size (CAP stands in). On a cold cache a
-    count reads up to CAP index keys, about as many pages as the whole page costs."""
-    candidates = _candidates(node)
-    sizes = {id(leaf): _count_capped(conn, leaf, kind, node, log, now)
-             for leaf, kind in candidates if not kind.startswith("eq:")}
+    With ``lone`` (an ordered page, nothing probed) a single equality leaf is not counted when no other
+    candidate is under CAP: it drives the page whatever its size (CAP stands in). On a cold cache a count
+    reads up to CAP index keys, about as many pages as the whole page costs."""
     equal = [(leaf, kind) for leaf, kind in candidates if kind.startswith("eq:")]
-    alone = (ordered and len(equal) == 1 and all(size >= CAP for size in sizes.values())
-             and not any(isinstance(leaf, Text) or (isinstance(leaf, Term) and _ip_leaf(leaf)) for leaf in _leaves(node)))
-    for leaf, kind in equal:
-        sizes[id(leaf)] = CAP if alone else _count_capped(conn, leaf, kind, node, log, now)
-    return sizes
+    if lone and len(equal) == 1 and all(size >= CAP for size in others.values()):
+        return {id(equal[0][0]): CAP}
+    return {id(leaf): _count_capped(conn, leaf, kind, node, log, now) for leaf, kind in equal}
 
 
 def _probes(conn: sqlite3.Connection, node: Node, sizes: dict[int, int]) -> Iterator[int]:

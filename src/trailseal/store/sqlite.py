@@ -12,7 +12,6 @@ from pathlib import Path
 
 from trailseal.store import sqlite_vault as vault
 from trailseal.store.base import Commit, Cursor, Filters, LogInfo, StoreError, rightmost_tiles
-from trailseal.store.sqlite_vault import token_key
 
 SCHEMA_VERSION = 3  # 2: vault search tokens keyed by token_key; 3: every vault lookup by an integer key
 # (sqlite_vault.py); an older trailseal cannot write either vault
@@ -257,10 +256,7 @@ class SQLiteStore:
         return {r[2]: VaultRow(*r) for r in rows}
 
     def vault_find(self, token: str, log: str | None = None) -> list[str]:
-        sql, params = "SELECT commitment FROM vault WHERE tkey=? AND token=?", [token_key(token), token]
-        if log is not None:
-            sql, params = sql + " AND log=?", [*params, log]
-        return [r[0] for r in self._conn().execute(sql, params)]
+        return vault.find(self._conn(), token, log)
 
     def vault_erase(self, subject: str, log: str | None = None) -> int:
         conn = self._conn()

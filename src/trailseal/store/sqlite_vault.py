@@ -49,16 +49,24 @@ def subject_key(subject: str) -> int:
 
 def insert(conn: sqlite3.Connection, rows: Iterable[Any]) -> None:
     """Add VaultRows; a commitment already there is kept as it is (a row written twice is kept once)."""
-    conn.executemany(_INSERT, (
-        (r.commitment, r.subject, r.log, r.salt, r.value, r.field, r.token, token_key(r.token), key,
-         subject_key(r.subject), key, r.commitment)
-        for r in rows for key in (_stored_key(r.commitment),)))
+    conn.executemany(_INSERT, map(_insert_params, rows))
 
 
-def _stored_key(commitment: str) -> int:
-    """A row's ckey: -1 for a commitment that is not ``pd:<hex>`` (kept, found only by its subject)."""
-    key = commitment_key(commitment)
-    return -1 if key is None else key
+def _insert_params(r: Any) -> tuple:
+    """One row's _INSERT parameters; ckey -1 for a commitment that is not ``pd:<hex>`` (kept, found only by
+    its subject)."""
+    key = commitment_key(r.commitment)
+    key = -1 if key is None else key
+    return (r.commitment, r.subject, r.log, r.salt, r.value, r.field, r.token, token_key(r.token), key,
+            subject_key(r.subject), key, r.commitment)
+
+
+def find(conn: sqlite3.Connection, token: str, log: str | None) -> list[str]:
+    """The commitments whose search token is ``token``, in one log or all."""
+    sql, params = "SELECT commitment FROM vault WHERE tkey = ? AND token = ?", [token_key(token), token]
+    if log is not None:
+        sql, params = sql + " AND log = ?", [*params, log]
+    return [row[0] for row in conn.execute(sql, params)]
 
 
 def select(conn: sqlite3.Connection, columns: str, commitments: Sequence[str]) -> Iterator[tuple]:
@@ -83,15 +91,12 @@ def of_subject(subject: str, log: str | None) -> tuple[str, list[Any]]:
 def upgrade(conn: sqlite3.Connection) -> None:
     """Lay the vault out as above: a table from before ``ckey`` (schema v1 or v2) is copied into a new one
     with its keys worked out, then dropped (secure_delete zeroes its pages), in one transaction."""
+    from trailseal.store.sqlite import write_transaction  # sqlite.py imports this module
+
     if "ckey" not in _columns(conn):
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(conn):
             if "ckey" not in _columns(conn):  # another process may have upgraded it meanwhile
                 _rebuild(conn)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
     for statement in INDEXES:
         conn.execute(statement)
 

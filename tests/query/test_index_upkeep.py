@@ -202,3 +202,10 @@ def test_the_child_indexer_stops_between_batches_when_told(data_dir):
         left = query_index.pending(conn)
         assert 0 < left < 6_000  # stopped part-way, between batches
         assert query_index.refresh(conn) == left and query_index.pending(conn) == 0  # the rest is still there
+
+
+def test_search_connections_read_pages_without_a_memory_map(data_dir):
+    """A fault on a mapped file reads around the page, up to the device's read-ahead (8 MB here): a cold
+    search read tens of MB for a few rows. pread reads the page alone."""
+    with trailseal.open(data_dir) as trail:
+        assert query_index.connection(trail.store).execute("PRAGMA mmap_size").fetchone()[0] == 0

@@ -109,7 +109,10 @@ def _open(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA synchronous=NORMAL")  # derived data, rebuilt by refresh if ever lost
     conn.execute("PRAGMA cache_size=-262144")
-    conn.execute("PRAGMA mmap_size=1073741824")
+    # No memory map: a page fault on a mapped file reads around it, up to the device's read-ahead (8 MB on
+    # this project's VMs), so a cold search that touched a few pages read tens of MB (BENCHMARKS, session 21).
+    # pread reads a random page as it is; warm, the two were level.
+    conn.execute("PRAGMA mmap_size=0")
     conn.create_function("ts_ip_key", 1, ip_key, deterministic=True)
     with _ready_lock:
         if path not in _ready:

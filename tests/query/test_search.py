@@ -270,6 +270,21 @@ def test_outcome_with_an_action_prefix_tests_the_action_on_the_index(sealed):
     assert reads and all(step[1] == code[seek][1] for step in reads), code  # the index's cursor, not the row's
 
 
+def test_an_outcome_beside_an_action_drives_the_page_even_when_the_action_matches_fewer_rows(sealed):
+    """Driven by the action, a page reads the row of every event with that action to test the outcome and sort;
+    driven by (log, outcome, time, action), it tests the action on the index and reads only the rows it returns.
+    So the outcome wins unless the action's rows are fewer than its keys / KEYS_PER_READ."""
+    trail, stored = sealed
+    prefix = "user."
+    with_prefix = sum(1 for _, event in stored.values() if event["action"].startswith(prefix))
+    failures = sum(1 for _, event in stored.values() if event["outcome"] == "failure")
+    assert failures // search_module.KEYS_PER_READ < with_prefix < failures  # the case this is about
+    query = f"outcome:failure action:{prefix}*"
+    steps = explain(trail.store, query, now=NOW)
+    assert steps[0].startswith("SEARCH e USING INDEX entries_by_outcome_action (log=? AND outcome=?)"), steps
+    assert all_pages(trail.store, query, 7) == expected(stored, query)
+
+
 def test_a_lone_equality_leaf_is_not_counted_when_nothing_else_could_win(sealed, monkeypatch):
     """Counting reads up to CAP index keys (cold: as many pages as the page itself), so a page skips the count
     of its one equality leaf when every other candidate is over CAP and no free text is probed."""

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from trailseal.store import sqlite_vault as vault
 from trailseal.store.base import Commit, Cursor, Filters, LogInfo, StoreError, rightmost_tiles
+from trailseal.store.readers import SPLIT_ABOVE, Readers
 
 SCHEMA_VERSION = 3  # 2: vault search tokens keyed by token_key; 3: every vault lookup by an integer key
 # (sqlite_vault.py); an older trailseal cannot write either vault
@@ -59,6 +60,7 @@ class SQLiteStore:
         self._connections: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
         self._checkpointer: WalCheckpointer | None = None
+        self.readers = Readers(self.path)  # threads start on a search page's first split read
         conn = self._conn()
         version = _schema_version(conn)
         if version > SCHEMA_VERSION:  # refuse before touching anything a newer trailseal laid out
@@ -252,7 +254,12 @@ class SQLiteStore:
     def vault_get(self, commitments: Sequence[str]) -> dict:
         from trailseal.privacy.vault import VaultRow
 
-        rows = vault.select(self._conn(), "subject, log, commitment, salt, value, field, token", commitments)
+        columns = "subject, log, commitment, salt, value, field, token"
+        if len(commitments) > SPLIT_ABOVE:  # a page's worth: cold, its reads overlap on the reader threads
+            parts = self.readers.map(lambda conn, part: list(vault.select(conn, columns, part)), commitments)
+            rows = [row for part in parts for row in part]
+        else:
+            rows = vault.select(self._conn(), columns, commitments)
         return {r[2]: VaultRow(*r) for r in rows}
 
     def vault_find(self, token: str, log: str | None = None) -> list[str]:
@@ -282,6 +289,7 @@ class SQLiteStore:
         if self._checkpointer is not None:
             self._checkpointer.stop()
             self._checkpointer = None
+        self.readers.close()
         with self._guard:
             for conn in self._connections:
                 conn.close()

@@ -285,6 +285,25 @@ def test_an_outcome_beside_an_action_drives_the_page_even_when_the_action_matche
     assert all_pages(trail.store, query, 7) == expected(stored, query)
 
 
+@pytest.mark.parametrize("query, ordered", [("ip:10.0.0.0/8", False), ("actor:alice", True)])
+def test_a_page_reads_its_rows_ahead_on_the_reader_threads(sealed, monkeypatch, query, ordered):
+    """Cold, a page's random row reads overlap when the readers read them first: a set of seqs (an IP range)
+    whole, an ordered walk (an actor) its first page. The page itself is what it would be without."""
+    trail, stored = sealed
+    read: list[int] = []
+    real = trail.store.readers.map
+    monkeypatch.setattr(trail.store.readers, "map", lambda fn, items: read.extend(items) or real(fn, items))
+    page = search(trail.store, query, log="default", limit=60, now=NOW).events
+    want = [index for log, index in expected(stored, query) if log == "default"]
+    assert [e["index"] for e in page] == want[:60]
+    seq_of = {index: seq for (log, index), (seq, _) in stored.items() if log == "default"}
+    if ordered:  # the walk's first limit + 1 rows: the page and the row that tells whether another follows
+        assert read == [seq_of[index] for index in want[:61]]
+    else:
+        assert sorted(read) == sorted(seq for (log, _), (seq, event) in stored.items()
+                                      if predicate(query, NOW)(event))  # every log's: the IP index has no log
+
+
 def test_a_lone_equality_leaf_is_not_counted_when_nothing_else_could_win(sealed, monkeypatch):
     """Counting reads up to CAP index keys (cold: as many pages as the page itself), so a page skips the count
     of its one equality leaf when every other candidate is over CAP and no free text is probed."""

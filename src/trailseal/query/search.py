@@ -45,6 +45,7 @@ from trailseal.query.language import (
     text_tokens,
 )
 from trailseal.store.base import on_postgres
+from trailseal.store.readers import SPLIT_ABOVE, Readers
 
 COLUMNS = {"id": "e.id", "time": "e.time", "received": "e.received", "log": "e.log",
            "category": "e.category", "action": "e.action", "outcome": "e.outcome", "actor.id": "e.actor_id"}
@@ -296,6 +297,7 @@ class _Plan:
     skip: Node | None = None
     windowed: bool = False
     order: tuple[str, str] = ("e.time", "e.seq")  # the (time, seq) columns pages are sorted and keyed on
+    driver: tuple[str, list[Any]] | None = None  # a SELECT of the seqs whose rows a page reads (see _prefetch)
 
     def where(self, window: tuple[int, int] | None = None) -> tuple[str, list[Any]]:
         return to_sql(self.node, self.now, probe=self.probe, skip=self.skip, window=window)
@@ -303,6 +305,7 @@ class _Plan:
 
 CAP = 20_000  # a driver matching fewer rows than this is read whole and sorted
 KEYS_PER_READ = 50  # index keys tested (on one page) for the cost of one random row read
+PREFETCH_MAX = 4_096  # rows of a set-driven page read ahead on the reader threads (see _prefetch)
 WINDOW = 16_384  # rows of the time index in a windowed plan's first window (it doubles after)
 ACTORS = "entries_actor"  # a table of the query index, not an index of entries (see index.py)
 KEYS = "entries_keys"  # session and trace ids with time and seq: a table of the query index too
@@ -474,15 +477,19 @@ def _driven_plan(leaf: Node, kind: str, node: Node, log: str, now: datetime, pro
     if kind.endswith(ACTORS):
         where, params = _actor_where(leaf, node, now)
         source = f"{ACTORS} a CROSS JOIN entries e ON e.seq = a.seq AND a.log = ? AND {where}"
-        return _Plan(source, [log, *params], node, now, probe, leaf, order=("a.time", "a.seq"))
+        return _Plan(source, [log, *params], node, now, probe, leaf, order=("a.time", "a.seq"),
+                     driver=(f"SELECT a.seq FROM {ACTORS} a WHERE a.log = ? AND {where}", [log, *params]))
     if kind.endswith(KEYS):
         where, params = _key_where(leaf, node, now)
         source = f"{KEYS} k CROSS JOIN entries e ON e.seq = k.seq AND k.log = ? AND k.field = ? AND {where}"
-        return _Plan(source, [log, leaf.field, *params], node, now, probe, leaf, order=("k.time", "k.seq"))
+        return _Plan(source, [log, leaf.field, *params], node, now, probe, leaf, order=("k.time", "k.seq"),
+                     driver=(f"SELECT k.seq FROM {KEYS} k WHERE k.log = ? AND k.field = ? AND {where}",
+                             [log, leaf.field, *params]))
     if kind.startswith(("eq:", "range:")):
         return _Plan(f"entries e INDEXED BY {kind.split(':')[1]}", [], node, now, probe)
     driver, args = _seqs(leaf, kind, node, log, now)
-    return _Plan(f"({driver}) d CROSS JOIN entries e ON e.seq = d.seq", args, node, now, probe, leaf)
+    return _Plan(f"({driver}) d CROSS JOIN entries e ON e.seq = d.seq", args, node, now, probe, leaf,
+                 driver=(driver, args))
 
 
 # -- running ---------------------------------------------------------------------------------------
@@ -497,7 +504,8 @@ def search(store: Any, query: str | Node, log: str | None = None, limit: int = 1
     conn = _ready(store)
     stamp = _fingerprint(node, log)
     after = decode_cursor(cursor, stamp) if cursor else None
-    rows = _merged(conn, node, _logs(conn, log), now or datetime.now(UTC), after, limit + 1, True)
+    rows = _merged(conn, node, _logs(conn, log), now or datetime.now(UTC), after, limit + 1, True,
+                   getattr(store, "readers", None))
     events = [_event(row) for row in rows[:limit]]
     last = rows[limit - 1] if len(rows) > limit else None
     return Page(events, encode_cursor(last[0], last[1], stamp) if last else None)
@@ -594,12 +602,41 @@ def _page_sql(chosen: _Plan, log: str, after: tuple[str, int] | None, limit: int
 
 
 def _log_rows(conn: sqlite3.Connection, node: Node, log: str, now: datetime, after: tuple[str, int] | None,
-              limit: int, descending: bool) -> list[tuple]:
+              limit: int, descending: bool, readers: Readers | None = None) -> list[tuple]:
     """One log's first ``limit`` matching rows after the cursor."""
     chosen = plan(conn, node, log, now)
     if chosen.windowed and descending:
         return _windowed(conn, chosen, log, after, limit)
+    if readers is not None and chosen.driver is not None:
+        _prefetch(conn, readers, chosen, after, limit, descending)
     return conn.execute(*_page_sql(chosen, log, after, limit, descending, None, None)).fetchall()
+
+
+def _prefetch(conn: sqlite3.Connection, readers: Readers, chosen: _Plan, after: tuple[str, int] | None,
+              limit: int, descending: bool) -> None:
+    """Read the entry rows a page is about to read on the reader threads first, so that their cold disk
+    reads overlap and the page finds them cached. A set of seqs (IP range, free text, OR) is read whole
+    by the page, so all of it, up to PREFETCH_MAX; an ordered walk (actor, session, trace) reads about
+    ``limit`` rows, so its first ``limit`` after the cursor. Only a hint: the page reads what it reads."""
+    sql, args = chosen.driver
+    if chosen.order == ("e.time", "e.seq"):
+        seqs = [seq for (seq,) in conn.execute(f"{sql} LIMIT {PREFETCH_MAX + 1}", args)]
+        if len(seqs) > PREFETCH_MAX:
+            return
+    else:
+        (time, seq), (order, beyond) = chosen.order, ("DESC", "<") if descending else ("ASC", ">")
+        if after is not None:
+            sql += f" AND {time} {beyond}= ? AND ({time} {beyond} ? OR {seq} {beyond} ?)"
+            args = [*args, after[0], after[0], after[1]]
+        seqs = [seq for (seq,) in conn.execute(f"{sql} ORDER BY {time} {order}, {seq} {order} LIMIT {limit}", args)]
+    if len(seqs) > SPLIT_ABOVE:
+        readers.map(_read_rows, seqs)
+
+
+def _read_rows(conn: sqlite3.Connection, seqs: Sequence[int]) -> int:
+    """Read these entry rows (into the page cache) and count them."""
+    return conn.execute(f"SELECT count(log) FROM entries WHERE seq IN ({','.join('?' * len(seqs))})",
+                        list(seqs)).fetchone()[0]
 
 
 def _windowed(conn: sqlite3.Connection, chosen: _Plan, log: str, after: tuple[str, int] | None,
@@ -641,9 +678,9 @@ def _window(conn: sqlite3.Connection, chosen: _Plan, log: str, after: tuple[str,
 
 
 def _merged(conn: sqlite3.Connection, node: Node, logs: Sequence[str], now: datetime,
-            after: tuple[str, int] | None, limit: int, descending: bool) -> list[tuple]:
+            after: tuple[str, int] | None, limit: int, descending: bool, readers: Readers | None = None) -> list[tuple]:
     """The first ``limit`` rows over all logs, merged in (time, seq) order."""
-    per_log = [_log_rows(conn, node, log, now, after, limit, descending) for log in logs]
+    per_log = [_log_rows(conn, node, log, now, after, limit, descending, readers) for log in logs]
     merged = heapq.merge(*per_log, key=lambda row: (row[0], row[1]), reverse=descending)
     return [row for _, row in zip(range(limit), merged, strict=False)]
 

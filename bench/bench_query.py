@@ -109,11 +109,10 @@ def build(directory: Path, total: int) -> None:
 
 
 def export_parquet(directory: Path, target: Path) -> None:
-    """The same events as a Parquet file with the columns DuckDB's queries need."""
+    """The same events as a Parquet file with the columns DuckDB's queries need. ``ip_v4`` is the address
+    itself, looked up in the vault where privacy sealed it, as our IP index holds it."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-    from trailseal.query.language import ip_of
 
     with trailseal.open(directory) as log:
         conn = index.connection(log.store)
@@ -125,17 +124,26 @@ def export_parquet(directory: Path, target: Path) -> None:
             if not rows:
                 break
             last = rows[-1][0]
-            table = _arrow_table(pa, rows, ip_of)
+            table = _arrow_table(pa, rows, lambda ips, store=log.store: _addresses(store, ips))
             writer = writer or pq.ParquetWriter(target.with_suffix(".tmp"), table.schema, compression="zstd")
             writer.write_table(table, row_group_size=122_880)
         writer.close()
     target.with_suffix(".tmp").rename(target)
 
 
-def _arrow_table(pa, rows: list[tuple], ip_of):
+def _addresses(store, texts: list[str]) -> list:
+    """Each actor.ip as an address (None if not one), the vault's value standing in for a commitment."""
+    from trailseal.query.language import ip_of
+
+    sealed = [text for text in texts if text.startswith("pd:")]
+    values = {c: row.value for c, row in store.vault_get(sealed).items()} if sealed else {}
+    return [ip_of(values.get(text, text)) for text in texts]
+
+
+def _arrow_table(pa, rows: list[tuple], addresses):
     columns = list(zip(*rows, strict=True))
     decoded = [msgspec.json.decode(data) for data in columns[8]]
-    ips = [ip_of(e["actor"].get("ip", "")) for e in decoded]
+    ips = addresses([e["actor"].get("ip", "") for e in decoded])
     return pa.table({
         "seq": pa.array(columns[0], pa.int64()), "log": columns[1], "idx": pa.array(columns[2], pa.int64()),
         "time": columns[3], "category": columns[4], "action": columns[5], "outcome": columns[6],

@@ -39,3 +39,19 @@ def test_a_split_vault_lookup_equals_one_connection_and_misses_erased_rows(tmp_p
     assert store.vault_erase("bob") == len([row for row in rows if row.subject == "bob"])
     assert store.vault_get(wanted) == {row.commitment: row for row in rows if row.subject == "alice"}
     store.close()
+
+
+def test_a_split_token_lookup_finds_every_row_of_the_token_and_log(tmp_path):
+    """An actor's commitments (one per event) lie anywhere in the vault: found by rowid from the token's key
+    index, then read on the readers. Same token key, other token: never returned."""
+    store = SQLiteStore(tmp_path / "t.db")
+    token, other = "c" * 64, "c" * 15 + "d" * 49  # same 60-bit key
+    rows = [vault_row(n, token if n % 4 else other, log="default" if n % 5 else "audit")
+            for n in range(1, 4 * SPLIT_ABOVE)]
+    write(store, rows)
+    mine = [row for row in rows if row.token == token]
+    assert len(mine) > SPLIT_ABOVE
+    assert sorted(store.vault_find(token)) == sorted(row.commitment for row in mine)
+    assert sorted(store.vault_find(token, "audit")) == sorted(row.commitment for row in mine if row.log == "audit")
+    assert sorted(store.vault_find(other)) == sorted(row.commitment for row in rows if row.token == other)
+    store.close()

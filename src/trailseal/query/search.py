@@ -608,18 +608,22 @@ def _log_rows(conn: sqlite3.Connection, node: Node, log: str, now: datetime, aft
     if chosen.windowed and descending:
         return _windowed(conn, chosen, log, after, limit)
     if readers is not None and chosen.driver is not None:
-        _prefetch(conn, readers, chosen, after, limit, descending)
+        _prefetch(conn, readers, chosen, log, after, limit, descending)
     return conn.execute(*_page_sql(chosen, log, after, limit, descending, None, None)).fetchall()
 
 
-def _prefetch(conn: sqlite3.Connection, readers: Readers, chosen: _Plan, after: tuple[str, int] | None,
+def _prefetch(conn: sqlite3.Connection, readers: Readers, chosen: _Plan, log: str, after: tuple[str, int] | None,
               limit: int, descending: bool) -> None:
     """Read the entry rows a page is about to read on the reader threads first, so that their cold disk
     reads overlap and the page finds them cached. A set of seqs (IP range, free text, OR) is read whole
     by the page, so all of it, up to PREFETCH_MAX; an ordered walk (actor, session, trace) reads about
     ``limit`` rows, so its first ``limit`` after the cursor. Only a hint: the page reads what it reads."""
     sql, args = chosen.driver
-    if chosen.order == ("e.time", "e.seq"):
+    if isinstance(chosen.skip, Or) and len(chosen.skip.items) > SPLIT_ABOVE:  # an actor's commitments, say:
+        seqs = _split_or_seqs(readers, chosen, log)  # one index seek each, also overlapped
+        if seqs is None:
+            return
+    elif chosen.order == ("e.time", "e.seq"):
         seqs = [seq for (seq,) in conn.execute(f"{sql} LIMIT {PREFETCH_MAX + 1}", args)]
         if len(seqs) > PREFETCH_MAX:
             return
@@ -631,6 +635,16 @@ def _prefetch(conn: sqlite3.Connection, readers: Readers, chosen: _Plan, after: 
         seqs = [seq for (seq,) in conn.execute(f"{sql} ORDER BY {time} {order}, {seq} {order} LIMIT {limit}", args)]
     if len(seqs) > SPLIT_ABOVE:
         readers.map(_read_rows, seqs)
+
+
+def _split_or_seqs(readers: Readers, chosen: _Plan, log: str) -> list[int] | None:
+    """The seqs an OR of many leaves yields, its leaves split over the readers; None past PREFETCH_MAX."""
+    def part_seqs(conn: sqlite3.Connection, items: Sequence[Node]) -> list[int]:
+        sql, args = _seqs(Or(tuple(items)), "or", chosen.node, log, chosen.now)
+        return [seq for (seq,) in conn.execute(f"{sql} LIMIT {PREFETCH_MAX + 1}", args)]
+
+    seqs = sorted({seq for part in readers.map(part_seqs, chosen.skip.items) for seq in part})
+    return seqs if len(seqs) <= PREFETCH_MAX else None
 
 
 def _read_rows(conn: sqlite3.Connection, seqs: Sequence[int]) -> int:

@@ -263,7 +263,10 @@ class SQLiteStore:
         return {r[2]: VaultRow(*r) for r in rows}
 
     def vault_find(self, token: str, log: str | None = None) -> list[str]:
-        return vault.find(self._conn(), token, log)
+        rowids = vault.token_rowids(self._conn(), token)
+        if len(rowids) <= SPLIT_ABOVE:
+            return vault.find(self._conn(), token, log, rowids)
+        return [c for part in self.readers.map(lambda conn, ids: vault.find(conn, token, log, ids), rowids) for c in part]
 
     def vault_erase(self, subject: str, log: str | None = None) -> int:
         conn = self._conn()

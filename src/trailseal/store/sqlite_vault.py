@@ -61,12 +61,20 @@ def _insert_params(r: Any) -> tuple:
             subject_key(r.subject), key, r.commitment)
 
 
-def find(conn: sqlite3.Connection, token: str, log: str | None) -> list[str]:
-    """The commitments whose search token is ``token``, in one log or all."""
+def find(conn: sqlite3.Connection, token: str, log: str | None, rowids: Sequence[int] | None = None) -> list[str]:
+    """The commitments whose search token is ``token``, in one log or all (among ``rowids`` if given)."""
     sql, params = "SELECT commitment FROM vault WHERE tkey = ? AND token = ?", [token_key(token), token]
     if log is not None:
         sql, params = sql + " AND log = ?", [*params, log]
+    if rowids is not None:
+        sql, params = sql + f" AND rowid IN ({','.join('?' * len(rowids))})", [*params, *rowids]
     return [row[0] for row in conn.execute(sql, params)]
+
+
+def token_rowids(conn: sqlite3.Connection, token: str) -> list[int]:
+    """The rowids under ``token``'s key, from the index alone: a token's rows lie anywhere in the table, so
+    reading them can be split (``find`` with ``rowids``)."""
+    return [row[0] for row in conn.execute("SELECT rowid FROM vault WHERE tkey = ?", (token_key(token),))]
 
 
 def select(conn: sqlite3.Connection, columns: str, commitments: Sequence[str]) -> Iterator[tuple]:

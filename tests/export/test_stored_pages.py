@@ -71,3 +71,40 @@ def test_workers_reading_their_pages_write_the_same_files(trail, tmp_path, monke
         assert one.name == other.name
         assert pq.read_table(one).to_pylist() == pq.read_table(other).to_pylist()
     assert 0 < alone.rows < here.rows and 6002 not in alone.classes
+
+
+def test_a_page_in_sealed_order_reads_its_vault_values_as_one_run(monkeypatch):
+    """New values of a page lie in one stretch of vault rowids: read as a run, they join as lookups would.
+    Values sealed long before (reused), erased ones and another log's rows in the stretch change nothing."""
+    from trailseal.privacy.vault import VaultRow
+    from trailseal.query import stored_pages
+    from trailseal.query.export import join_values
+    from trailseal.store import sqlite_vault
+
+    conn = sqlite3.connect(":memory:")
+    conn.execute(sqlite_vault.TABLE)
+    commitment = [f"pd:{n * 7919 % 10_007:064x}" for n in range(400)]  # rowid order is not commitment order
+    rows = [VaultRow("s", "audit" if n % 9 == 0 else "default", c, b"\0" * 32, f'v"{n}\u00e9', "actor.id", "0" * 64)
+            for n, c in enumerate(commitment)]
+    sqlite_vault.insert(conn, rows)
+    conn.execute("DELETE FROM vault WHERE rowid % 13 = 0")  # erased: stays pd:<digits>
+    known = {r.commitment.encode(): r.value for r in rows if conn.execute(
+        "SELECT 1 FROM vault WHERE commitment = ?", (r.commitment,)).fetchone()}
+    looked_up: list[int] = []
+    real = VaultValues._load
+    monkeypatch.setattr(VaultValues, "_load", lambda self, c, missing: looked_up.append(len(missing)) or
+                        real(self, c, missing))
+    monkeypatch.setattr(stored_pages, "RUN_ABOVE", 8)
+    vault = VaultValues()
+    for start in range(100, 400, 60):  # pages in sealed order, each also naming values sealed long before
+        names = [commitment[n] for n in range(start, start + 60) if n % 9] + [commitment[n] for n in (3, 50, 97)]
+        page = b"[" + b",".join(b'{"a":"%s"}' % name.encode() for name in names) + b"]"
+        assert vault.reveal_text(conn, page) == join_values(page, known)
+    # one by one: only the reused, the erased and the first few (before the newest of the first anchors)
+    assert looked_up and max(looked_up) <= 3 + 60 // 13 + 1 + stored_pages.ANCHORS, looked_up
+    monkeypatch.setattr(stored_pages, "RUN_ABOVE", 10_000)
+    looked_up.clear()
+    vault = VaultValues()
+    page = b",".join(b'"%s"' % commitment[n].encode() for n in range(100, 160) if n % 9)
+    assert vault.reveal_text(conn, page) == join_values(page, known)
+    assert looked_up == [sum(1 for n in range(100, 160) if n % 9)]  # without the run: every one

@@ -35,6 +35,8 @@ class Readers:
 
     def map(self, read: Callable[[sqlite3.Connection, Sequence[T]], R], items: Sequence[T]) -> list[R]:
         """read(connection, part) for ``items`` split into one part per reader, run together; results in order."""
+        if not items:
+            return []
         size = -(-len(items) // self.threads)
         parts = [items[start:start + size] for start in range(0, len(items), size)]
         return list(self._executor().map(lambda part: read(self._connection(), part), parts))

@@ -66,9 +66,14 @@ def find(conn: sqlite3.Connection, token: str, log: str | None, rowids: Sequence
     sql, params = "SELECT commitment FROM vault WHERE tkey = ? AND token = ?", [token_key(token), token]
     if log is not None:
         sql, params = sql + " AND log = ?", [*params, log]
-    if rowids is not None:
-        sql, params = sql + f" AND rowid IN ({','.join('?' * len(rowids))})", [*params, *rowids]
-    return [row[0] for row in conn.execute(sql, params)]
+    if rowids is None:
+        return [row[0] for row in conn.execute(sql, params)]
+    found = []
+    for start in range(0, len(rowids), CHUNK):  # bound the statement's variables, however many rows
+        chunk = rowids[start:start + CHUNK]
+        found += [row[0] for row in conn.execute(f"{sql} AND rowid IN ({','.join('?' * len(chunk))})",
+                                                 [*params, *chunk])]
+    return found
 
 
 def token_rowids(conn: sqlite3.Connection, token: str) -> list[int]:

@@ -115,19 +115,10 @@ def main(total: int | None = None, stores: tuple[str, ...] = ("plain", "default 
     if "plain" in stores:
         results += measure(prepare(total), BUNDLE_QUERY, "plain")
     if "default policy" in stores:
-        results += measure(prepare_default_policy(total), default_policy_bundle_query(total), "default policy")
+        from bench import bench_query
+
+        results += measure(bench_query.prepare(total), default_policy_bundle_query(total), "default policy")
     return results
-
-
-def prepare_default_policy(total: int) -> Path:
-    """The query bench's data dir of ``total`` events (built if missing) and its Parquet twin."""
-    from bench import bench_query
-
-    directory = OUT / f"query-{total}"
-    bench_query.build(directory, total)
-    if not (directory / "events.parquet").exists():
-        export_parquet(directory, directory / "events.parquet")
-    return directory
 
 
 def default_policy_bundle_query(total: int) -> str:

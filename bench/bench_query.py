@@ -243,6 +243,12 @@ def sealed_ids(log, actors: list[str]) -> dict[str, list[str]]:
 
 def main(total: int | None = None) -> list[Result]:
     total = total or (200_000 if QUICK else 10_000_000)
+    directory = prepare(total)
+    return measure(directory, directory / "events.parquet", total)
+
+
+def prepare(total: int) -> Path:
+    """The data dir of ``total`` events (built, or resumed, and indexed) with its Parquet twin beside it."""
     directory = OUT / f"query-{total}"
     directory.parent.mkdir(parents=True, exist_ok=True)
     build(directory, total)
@@ -251,7 +257,7 @@ def main(total: int | None = None) -> list[Result]:
         started = time.perf_counter()
         export_parquet(directory, parquet)
         print(f"  exported Parquet in {time.perf_counter() - started:,.0f} s", flush=True)
-    return measure(directory, parquet, total)
+    return directory
 
 
 def measure(directory: Path, parquet: Path, total: int) -> list[Result]:

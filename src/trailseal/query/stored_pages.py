@@ -24,7 +24,7 @@ _encode = msgspec.json.Encoder().encode
 _decode_indexes = msgspec.json.Decoder(list[int]).decode
 _COMMITMENT_DIGITS = re.compile(rb"pd:([0-9a-f]{64})")
 RUN_ABOVE = 64  # a page missing more values than this reads its stretch of the vault as one run
-ANCHORS = 5  # commitments at each end of a page whose median rowid bounds that run
+ANCHORS = 5  # commitments at each end of a page whose newest vault row bounds that run
 RUN_SLACK = 4  # the run is read only if it is at most this many rows per value still missing
 # one row: how many entries, their indexes and their texts as JSON arrays, in the index order
 _PAGE = (

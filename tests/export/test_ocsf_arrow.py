@@ -6,7 +6,8 @@ import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import given, settings
+import rfc8785
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from trailseal.event import CATEGORIES, OUTCOMES, SEVERITIES
@@ -105,6 +106,17 @@ def test_columns_equal_to_ocsf_for_any_events(batch):
     assert columnar(rows, "default") == by_dicts(rows, "default")
 
 
+@settings(max_examples=150, deadline=None)
+@given(st.lists(events, min_size=1, max_size=12))
+def test_columns_equal_to_ocsf_for_events_sealed_by_rfc_8785(batch):
+    """What the slow sealing path writes (floats outside [1e-4, 1e16), non-ASCII keys) reads the same."""
+    try:
+        rows = [(i * 3, rfc8785.dumps(event)) for i, event in enumerate(batch)]
+    except rfc8785.IntegerDomainError:  # ±2^53: trailseal refuses these before sealing
+        assume(False)
+    assert columnar(rows, "default") == by_dicts(rows, "default")
+
+
 def test_parquet_export_equals_to_ocsf_of_every_event(trail, tmp_path):
     result = export_to(trail, "", "ocsf-parquet", tmp_path / "lake")
     expected: dict[int, list[dict]] = {}
@@ -182,14 +194,28 @@ def test_sources_and_targets_the_typed_structs_cannot_hold_give_the_same_records
     assert columnar(spaced, "default") == by_dicts(spaced, "default")
 
 
-def test_repeated_texts_equal_json_texts():
-    sources = [ocsf_arrow.Source("web", "app"), None, ocsf_arrow.Source("web", "app"), ocsf_arrow.Source(kind="db")]
-    assert ocsf_arrow.repeated_texts(sources).to_pylist() == ocsf_arrow.json_texts(sources).to_pylist() == [
-        '{"component":"web","kind":"app"}',
-        None,
-        '{"component":"web","kind":"app"}',
-        '{"kind":"db"}',
+def test_a_source_is_typed_once_per_distinct_text():
+    memo = ocsf_arrow.SourceMemo()
+    texts = [msgspec.Raw(b'{"component":"web","kind":"app"}'), msgspec.Raw(), msgspec.Raw(b"null"),
+             msgspec.Raw(b'{"component":"web","kind":"app"}'), msgspec.Raw(b"{}")]
+    sources, source_texts = memo.typed(texts)
+    assert sources[0] is sources[3] and sources[0] == ocsf_arrow.Source("web", "app")
+    assert sources[1] is sources[2] is ocsf_arrow._NO_SOURCE and sources[4] == ocsf_arrow.Source()
+    assert source_texts == ['{"component":"web","kind":"app"}', None, None, '{"component":"web","kind":"app"}', None]
+    with pytest.raises(msgspec.ValidationError):
+        memo.typed([msgspec.Raw(b'{"component":"web","shoe":1}')])
+
+
+def test_attribute_texts_are_the_sealed_texts_or_written_again_where_msgspec_differs():
+    texts = [b'{"a":1,"b":"x"}', b"", b"null", b"{}", rfc8785.dumps({"big": 1e21, "z\u00e9": 1}),
+             rfc8785.dumps({"\u00e9": 1, "\U0001f600": 2, "\uff61": 3})]
+    assert ocsf_arrow.attribute_texts([msgspec.Raw(t) for t in texts]).to_pylist() == [
+        '{"a":1,"b":"x"}', None, None, None,
+        msgspec.json.encode({"big": 1e21, "z\u00e9": 1}, order="sorted").decode(),
+        msgspec.json.encode({"\u00e9": 1, "\U0001f600": 2, "\uff61": 3}, order="sorted").decode(),
     ]
+    with pytest.raises(msgspec.ValidationError):
+        ocsf_arrow.attribute_texts([msgspec.Raw(b"[1]")])
 
 
 def test_parquet_files_have_zstd_pages_without_dictionaries_and_integer_statistics(trail, tmp_path):

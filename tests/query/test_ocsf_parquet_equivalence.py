@@ -130,6 +130,15 @@ def test_a_page_the_structs_cannot_hold_is_built_record_by_record():
     assert {uid: b.to_pylist() for uid, b in batches.items()} == {uid: b.to_pylist() for uid, b in plain.items()}
 
 
+
+def test_a_page_written_over_lines_is_built_record_by_record():
+    """Sources and attributes are cut out of the page by newlines, which compact JSON never holds."""
+    batch = [make_event(1, attributes={"a": [1, 2]}), make_event(2, source={"component": "web", "kind": "app"})]
+    text = b"[" + b",\n".join(msgspec.json.format(msgspec.json.encode(e, order="sorted")) for e in batch) + b"]"
+    batches = ocsf_arrow.page_batches(text, [1, 2], "default", ocsf_arrow.Classes())
+    plain = ocsf_arrow.record_by_record(msgspec.json.decode(text), [1, 2], "default")
+    assert {uid: b.to_pylist() for uid, b in batches.items()} == {uid: b.to_pylist() for uid, b in plain.items()}
+
 UNICODE_VALUES = ["Zoë", "李雷", "😀 emoji", 'quote " and \\ slash', "line\nbreak\ttab", "\u2028sep"]
 
 

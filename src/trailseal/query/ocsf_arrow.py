@@ -1,12 +1,15 @@
 """OCSF records as Arrow record batches, one per class a page holds: the rows ``ocsf.to_ocsf`` gives.
 
-A page of sealed JSON texts is decoded in one msgspec call into typed structs (``Sealed``; ``source``
-and ``target`` as ``trailseal.event`` seals them: strings, no nulls), split by class, and each field of
-a class's records is built as one column: attribute reads into Python lists, low-cardinality mappings
-(severity, status, user type) once per distinct value, timestamps and the ``unmapped`` map assembled
-by Arrow. A page the structs cannot hold exactly (a field the schema does not know, a value of another
-type, a null in a source or target) is built record by record with ``to_ocsf`` instead, so the rows
-are the same for any input. ``tests/export/test_ocsf_arrow.py`` and
+A page of sealed JSON texts is decoded in one msgspec call into typed structs (``Sealed``; ``target``
+as ``trailseal.event`` seals it: strings, no nulls), split by class, and each field of a class's records
+is built as one column: attribute reads into Python lists, low-cardinality mappings (severity, status,
+user type) once per distinct value, timestamps and the ``unmapped`` map assembled by Arrow. Two fields
+stay JSON text: ``source`` is typed once per distinct text (``SourceMemo``), and ``attributes`` go into
+``unmapped`` as sealed (compact, sorted keys: msgspec's text, or RFC 8785's, which is written again
+where the two may differ). A page the structs cannot hold exactly (a field the schema does not know, a
+value of another type, a null in a source or target, a newline) is built record by record with
+``to_ocsf`` instead, so the rows are the same for any page of sealed entries, and for any other JSON but
+in the spacing of attributes not written compact. ``tests/export/test_ocsf_arrow.py`` and
 ``tests/query/test_ocsf_parquet_equivalence.py`` hold the two paths equal.
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from itertools import accumulate
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -71,15 +75,19 @@ class Target(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, gc=
     name: str | None = None
 
 
+_ABSENT = msgspec.Raw()  # a field the sealed text does not have
+
+
 class Sealed(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    """An event as sealed; ``attributes`` stays a dict (its JSON goes in unmapped)."""
+    """An event as sealed; ``source`` and ``attributes`` stay JSON text: a page types each distinct
+    source once (``SourceMemo``), and an event's attributes go in unmapped as their text."""
 
     time: str | None = None
     category: str | None = None
     action: str | None = None
     outcome: str | None = None
     actor: Actor | None = None
-    source: Source | None = None
+    source: msgspec.Raw = _ABSENT
     id: str | None = None
     received: str | None = None
     log: Any = None
@@ -87,7 +95,7 @@ class Sealed(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     severity: str | None = None
     target: Target | None = None
     request: Request | None = None
-    attributes: dict | None = None
+    attributes: msgspec.Raw = _ABSENT
     raw_hash: Any = None
 
 
@@ -96,7 +104,12 @@ _NO_ATTRIBUTES: dict = {}  # shared by the events without attributes: only read
 # a null the typed source or target would not keep (a sealed one has none; the key names may be others')
 _PART_NULL = re.compile(rb'"(?:component|kind|format|host|ip|endpoint|type|id|name)"\s*:\s*null')
 _decode_sealed = msgspec.json.Decoder(list[Sealed]).decode
+_decode_source = msgspec.json.Decoder(Source | None).decode
 _decode_dicts = msgspec.json.Decoder().decode
+# attributes whose sealed text msgspec would write otherwise (RFC 8785 sealed it): a non-ASCII key, 1e+21
+_REWRITTEN = re.compile(rb"[\x80-\xff]|\de\+")
+_ATTRIBUTE_HEADS = pa.array(["", "n", "{"], _STRING)  # absent, null, an object
+_NO_ATTRIBUTE_TEXTS = pa.array(["", "null", "{}"], _STRING)  # none (b"" when absent), null, {}
 
 
 # -- a page ----------------------------------------------------------------------------------------
@@ -108,13 +121,17 @@ def page_batches(
     try:
         if b"null" in text and _PART_NULL.search(text):
             raise msgspec.ValidationError("a null in source or target")
+        if b"\n" in text:  # not compact, as nothing sealed is: sources and attributes are split by newlines
+            raise msgspec.ValidationError("a page that is not compact JSON")
         events = _decode_sealed(text)
+        rows = Rows(events, indexes, *classes.sources.typed(field_values(events, "source")),
+                    attribute_texts(field_values(events, "attributes")))
     except msgspec.ValidationError:
         return record_by_record(_decode_dicts(text), indexes, log, only)
     batches = {}
-    for uid, (members, positions, activities) in classes.split(events, indexes).items():
+    for uid, (chosen, activities) in classes.split(events, rows.sources).items():
         if only is None or uid == only:
-            batches[uid] = Columns(uid, members, positions, activities, log).batch()
+            batches[uid] = Columns(uid, rows.take(chosen), activities, log).batch()
     return batches
 
 
@@ -133,32 +150,102 @@ def record_by_record(
     }
 
 
+class Rows(msgspec.Struct, gc=False):
+    """A page's events with what is worked out once per page: each event's typed source (``_NO_SOURCE``
+    for none) and its JSON text, and its attributes' text (an Arrow array)."""
+
+    events: list[Sealed]
+    indexes: list[int]
+    sources: list[Source]
+    source_texts: list[str | None]
+    attributes: pa.StringArray
+
+    def take(self, chosen: list[int] | None) -> Rows:
+        """The rows at ``chosen`` (None: all of them)."""
+        if chosen is None:
+            return self
+        pick = itemgetter(*chosen) if len(chosen) > 1 else lambda rows: (rows[chosen[0]],)
+        return Rows(list(pick(self.events)), list(pick(self.indexes)), list(pick(self.sources)),
+                    list(pick(self.source_texts)), self.attributes.take(pa.array(chosen, _INT32)))
+
+
+class SourceMemo:
+    """The typed ``Source`` and the JSON text (null for none, {} or null) of each distinct source text."""
+
+    def __init__(self) -> None:
+        self.known: dict[bytes, tuple[Source, str | None]] = {}
+
+    def typed(self, texts: list[msgspec.Raw]) -> tuple[list[Source], list[str | None]]:
+        """Each event's typed source and its text; raises ValidationError for one Source cannot hold."""
+        keys = _texts_of(texts)
+        found = list(map(self.known.get, keys))
+        if None in found:
+            if len(self.known) > _MEMO_LIMIT:
+                self.known.clear()
+            found = [pair or self.known.get(key) or self.learn(key) for pair, key in zip(found, keys, strict=True)]
+        return [source for source, _ in found], [text for _, text in found]
+
+    def learn(self, key: bytes) -> tuple[Source, str | None]:
+        source = _decode_source(key) if key else None  # b"": the event has no source
+        text = None if source is None else _json(source).decode()
+        found = self.known[key] = (source or _NO_SOURCE, None if text == "{}" else text)
+        return found
+
+
+def attribute_texts(texts: list[msgspec.Raw]) -> pa.StringArray:
+    """Each event's attributes as sorted-key JSON text (null for none, null or {}): the sealed text itself
+    where msgspec would write it the same, which is everywhere but non-ASCII keys (RFC 8785 orders them by
+    UTF-16) and exponents of 1e21 and over (``1e+21``), conservatively spotted; those are written again.
+    Raises ValidationError where attributes are not an object."""
+    joined = b"".join(texts)
+    if joined.isascii() and b"e+" not in joined:  # most pages: every text as it is, in one buffer
+        lengths = pa.array(list(map(len, texts)), _INT32)
+        offsets = pa.concat_arrays([pa.array([0], _INT32), pc.cumulative_sum(lengths)])
+        array = pa.StringArray.from_buffers(len(texts), offsets.buffers()[1], pa.py_buffer(joined))
+        heads = pc.utf8_slice_codeunits(array, 0, 1)
+    else:
+        rows = _texts_of(texts)
+        array = pa.array([_json(_decode_dicts(t)) if _REWRITTEN.search(t) else t for t in rows], _STRING)
+        heads = pa.array([t[:1] for t in rows], _STRING)
+    if not pc.all(pc.is_in(heads, value_set=_ATTRIBUTE_HEADS)).as_py():
+        raise msgspec.ValidationError("attributes that are not an object")
+    return pc.if_else(pc.is_in(array, value_set=_NO_ATTRIBUTE_TEXTS), pa.scalar(None, _STRING), array)
+
+
+def _texts_of(raws: list[msgspec.Raw]) -> list[bytes]:
+    """The bytes of each compact JSON text (one join and split: faster than ``bytes()`` of each)."""
+    return b"\n".join(raws).split(b"\n") if raws else []
+
+
 class Classes:
-    """(class_uid, activity_id) of events, remembered per (category, action, source kind, method)."""
+    """(class_uid, activity_id) of events, remembered per (category, action, source kind, method); and
+    the typed sources of the pages seen (``SourceMemo``)."""
 
     def __init__(self) -> None:
         self.memo: dict[tuple, tuple[int, int]] = {}
+        self.sources = SourceMemo()
 
-    def split(self, events: list[Sealed], indexes: list[int]) -> dict[int, tuple[list, list, list]]:
-        """class_uid -> (its events, their indexes, their activity ids), in the page's order."""
-        found = self.memo.get
-        keys = [
-            (e.category, e.action, (e.source or _NO_SOURCE).kind, (e.request or _NO_REQUEST).method) for e in events
-        ]
-        pairs = [found(key) or self.learn(key) for key in keys]
-        uids = {uid for uid, _ in pairs}
-        if len(uids) == 1:
-            return {uids.pop(): (events, indexes, [activity for _, activity in pairs])}
-        rows: dict[int, list[int]] = {}
-        for row, (uid, _) in enumerate(pairs):
-            group = rows.get(uid)
-            if group is None:
-                group = rows[uid] = []
-            group.append(row)
-        return {
-            uid: ([events[i] for i in chosen], [indexes[i] for i in chosen], [pairs[i][1] for i in chosen])
-            for uid, chosen in rows.items()
-        }
+    def split(self, events: list[Sealed], sources: list[Source]) -> dict[int, tuple[list[int] | None, list[int]]]:
+        """class_uid -> (the rows of its events, None for all, in the page's order; their activity ids)."""
+        methods = field_values([e.request or _NO_REQUEST for e in events], "method")
+        keys = list(zip(field_values(events, "category"), field_values(events, "action"),
+                        field_values(sources, "kind"), methods, strict=True))
+        pairs = list(map(self.memo.get, keys))
+        if None in pairs:
+            pairs = [pair or self.memo.get(key) or self.learn(key) for pair, key in zip(pairs, keys, strict=True)]
+        uids = [uid for uid, _ in pairs]
+        activities = [activity for _, activity in pairs]
+        distinct = set(uids)
+        if len(distinct) == 1:
+            return {distinct.pop(): (None, activities)}
+        order = sorted(range(len(uids)), key=uids.__getitem__)  # stable: each class's rows stay in order
+        classes, start = {}, 0
+        for uid in sorted(distinct):
+            end = start + uids.count(uid)
+            chosen = order[start:end]
+            classes[uid] = (chosen, [activities[i] for i in chosen])
+            start = end
+        return classes
 
     def learn(self, key: tuple) -> tuple[int, int]:
         if len(self.memo) > _MEMO_LIMIT:
@@ -176,15 +263,20 @@ class Classes:
 class Columns:
     """The fields of one class's records, each built once, from the events' attributes."""
 
-    def __init__(self, uid: int, events: list[Sealed], indexes: list[int], activities: list[int], log: str):
-        self.uid, self.events, self.indexes, self.activities, self.log = uid, events, indexes, activities, log
-        self.size = len(events)
-        self.actors = [e.actor or _NO_ACTOR for e in events]
-        self.requests = [e.request or _NO_REQUEST for e in events]
-        self.sources = [e.source or _NO_SOURCE for e in events]
-        self.targets = [e.target or _NO_TARGET for e in events]
-        self.attributes = [e.attributes or _NO_ATTRIBUTES for e in events]
+    def __init__(self, uid: int, rows: Rows, activities: list[int], log: str):
+        self.uid, self.rows, self.activities, self.log = uid, rows, activities, log
+        self.events, self.indexes, self.sources = rows.events, rows.indexes, rows.sources
+        self.size = len(self.events)
+        self.actors = [e.actor or _NO_ACTOR for e in self.events]
+        self.requests = [e.request or _NO_REQUEST for e in self.events]
+        self.targets = [e.target or _NO_TARGET for e in self.events]
         self.arrays: dict[str, pa.Array] = {}
+
+    @property
+    def attributes(self) -> list[dict[str, Any]]:
+        """Each event's attributes as a dict (read by a few classes' fields only)."""
+        texts = field_values(self.events, "attributes")
+        return [(_decode_dicts(text) if text else None) or _NO_ATTRIBUTES for text in texts]
 
     def batch(self) -> pa.RecordBatch:
         schema = arrow_schema(self.uid)
@@ -349,9 +441,9 @@ class Columns:
                 "trailseal.log": self.const(log, _STRING),
                 "trailseal.index": pc.cast(self.sequences(), _STRING),
                 "category": mapped(self.strings("event", "category"), _text_or_none, _STRING),
-                "source": repeated_texts([e.source for e in self.events]),
+                "source": pa.array(self.rows.source_texts, _STRING),
                 "target": json_texts([e.target for e in self.events]),
-                "attributes": json_texts([e.attributes for e in self.events]),
+                "attributes": self.rows.attributes,
                 "raw_hash": json_texts(self.values("event", "raw_hash")),
                 "actor.roles": json_texts(self.values("actor", "roles")),
             }
@@ -504,13 +596,6 @@ def json_texts(values: list[Any]) -> pa.StringArray:
     joined = pa.StringArray.from_buffers(len(values), starts.buffers()[1], pa.py_buffer(data))
     texts = pc.utf8_slice_codeunits(joined, 0, -1)  # each text without the "," or "]" after it
     return pc.if_else(pc.is_in(texts, value_set=_LEFT_OUT), pa.scalar(None, _STRING), texts)
-
-
-def repeated_texts(values: list[Any]) -> pa.StringArray:
-    """``json_texts`` of hashable values that repeat (sources): each distinct one encoded once."""
-    positions: dict[Any, int] = {}
-    indices = [positions.setdefault(value, len(positions)) for value in values]
-    return json_texts(list(positions)).take(pa.array(indices, _INT32))
 
 
 def map_of_rows(columns: dict[str, pa.Array]) -> pa.MapArray:

@@ -195,7 +195,7 @@ def test_sources_and_targets_the_typed_structs_cannot_hold_give_the_same_records
 
 
 def test_a_source_is_typed_once_per_distinct_text():
-    memo = ocsf_arrow.SourceMemo()
+    memo = ocsf_arrow.TextMemo(ocsf_arrow.Source, ocsf_arrow._NO_SOURCE)
     texts = [msgspec.Raw(b'{"component":"web","kind":"app"}'), msgspec.Raw(), msgspec.Raw(b"null"),
              msgspec.Raw(b'{"component":"web","kind":"app"}'), msgspec.Raw(b"{}")]
     sources, source_texts = memo.typed(texts)

@@ -1,10 +1,9 @@
 """OCSF records as Arrow record batches, one per class a page holds: the rows ``ocsf.to_ocsf`` gives.
 
-A page of sealed JSON texts is decoded in one msgspec call into typed structs (``Sealed``; ``target``
-as ``trailseal.event`` seals it: strings, no nulls), split by class, and each field of a class's records
+A page of sealed JSON texts is decoded in one msgspec call into typed structs (``Sealed``), split by class, and each field of a class's records
 is built as one column: attribute reads into Python lists, low-cardinality mappings (severity, status,
 user type) once per distinct value, timestamps and the ``unmapped`` map assembled by Arrow. Two fields
-stay JSON text: ``source`` is typed once per distinct text (``SourceMemo``), and ``attributes`` go into
+stay JSON text: ``source`` and ``target`` are typed once per distinct text (``TextMemo``), and ``attributes`` go into
 ``unmapped`` as sealed (compact, sorted keys: msgspec's text, or RFC 8785's, which is written again
 where the two may differ). A page the structs cannot hold exactly (a field the schema does not know, a
 value of another type, a null in a source or target, a newline) is built record by record with
@@ -79,8 +78,8 @@ _ABSENT = msgspec.Raw()  # a field the sealed text does not have
 
 
 class Sealed(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    """An event as sealed; ``source`` and ``attributes`` stay JSON text: a page types each distinct
-    source once (``SourceMemo``), and an event's attributes go in unmapped as their text."""
+    """An event as sealed; ``source``, ``target`` and ``attributes`` stay JSON text: a page types each
+    distinct source and target once (``TextMemo``), and an event's attributes go in unmapped as their text."""
 
     time: str | None = None
     category: str | None = None
@@ -93,7 +92,7 @@ class Sealed(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     log: Any = None
     reason: str | None = None
     severity: str | None = None
-    target: Target | None = None
+    target: msgspec.Raw = _ABSENT
     request: Request | None = None
     attributes: msgspec.Raw = _ABSENT
     raw_hash: Any = None
@@ -104,7 +103,6 @@ _NO_ATTRIBUTES: dict = {}  # shared by the events without attributes: only read
 # a null the typed source or target would not keep (a sealed one has none; the key names may be others')
 _PART_NULL = re.compile(rb'"(?:component|kind|format|host|ip|endpoint|type|id|name)"\s*:\s*null')
 _decode_sealed = msgspec.json.Decoder(list[Sealed]).decode
-_decode_source = msgspec.json.Decoder(Source | None).decode
 _decode_dicts = msgspec.json.Decoder().decode
 # attributes whose sealed text msgspec would write otherwise (RFC 8785 sealed it): a non-ASCII key, 1e+21
 _REWRITTEN = re.compile(rb"[\x80-\xff]|\de\+")
@@ -125,6 +123,7 @@ def page_batches(
             raise msgspec.ValidationError("a page that is not compact JSON")
         events = _decode_sealed(text)
         rows = Rows(events, indexes, *classes.sources.typed(field_values(events, "source")),
+                    *classes.targets.typed(field_values(events, "target")),
                     attribute_texts(field_values(events, "attributes")))
     except msgspec.ValidationError:
         return record_by_record(_decode_dicts(text), indexes, log, only)
@@ -151,13 +150,15 @@ def record_by_record(
 
 
 class Rows(msgspec.Struct, gc=False):
-    """A page's events with what is worked out once per page: each event's typed source (``_NO_SOURCE``
-    for none) and its JSON text, and its attributes' text (an Arrow array)."""
+    """A page's events with what is worked out once per page: each event's typed source and target
+    (``_NO_SOURCE``, ``_NO_TARGET`` for none) and their JSON texts, and its attributes' text (an Arrow array)."""
 
     events: list[Sealed]
     indexes: list[int]
     sources: list[Source]
     source_texts: list[str | None]
+    targets: list[Target]
+    target_texts: list[str | None]
     attributes: pa.StringArray
 
     def take(self, chosen: list[int] | None) -> Rows:
@@ -165,30 +166,33 @@ class Rows(msgspec.Struct, gc=False):
         if chosen is None:
             return self
         pick = itemgetter(*chosen) if len(chosen) > 1 else lambda rows: (rows[chosen[0]],)
-        return Rows(list(pick(self.events)), list(pick(self.indexes)), list(pick(self.sources)),
-                    list(pick(self.source_texts)), self.attributes.take(pa.array(chosen, _INT32)))
+        lists = (self.events, self.indexes, self.sources, self.source_texts, self.targets, self.target_texts)
+        return Rows(*(list(pick(rows)) for rows in lists), self.attributes.take(pa.array(chosen, _INT32)))
 
 
-class SourceMemo:
-    """The typed ``Source`` and the JSON text (null for none, {} or null) of each distinct source text."""
+class TextMemo:
+    """The typed value (``empty`` for none) and the JSON text (null for none, null or {}) of each distinct
+    JSON text of one struct type: sources and targets, a few hundred distinct ones a page."""
 
-    def __init__(self) -> None:
-        self.known: dict[bytes, tuple[Source, str | None]] = {}
+    def __init__(self, kind: type, empty: Any) -> None:
+        self.decode = msgspec.json.Decoder(kind | None).decode
+        self.empty = empty
+        self.known: dict[bytes, tuple[Any, str | None]] = {}
 
-    def typed(self, texts: list[msgspec.Raw]) -> tuple[list[Source], list[str | None]]:
-        """Each event's typed source and its text; raises ValidationError for one Source cannot hold."""
+    def typed(self, texts: list[msgspec.Raw]) -> tuple[list[Any], list[str | None]]:
+        """Each event's typed value and its text; raises ValidationError for one the type cannot hold."""
         keys = _texts_of(texts)
         found = list(map(self.known.get, keys))
         if None in found:
             if len(self.known) > _MEMO_LIMIT:
                 self.known.clear()
             found = [pair or self.known.get(key) or self.learn(key) for pair, key in zip(found, keys, strict=True)]
-        return [source for source, _ in found], [text for _, text in found]
+        return [value for value, _ in found], [text for _, text in found]
 
-    def learn(self, key: bytes) -> tuple[Source, str | None]:
-        source = _decode_source(key) if key else None  # b"": the event has no source
-        text = None if source is None else _json(source).decode()
-        found = self.known[key] = (source or _NO_SOURCE, None if text == "{}" else text)
+    def learn(self, key: bytes) -> tuple[Any, str | None]:
+        value = self.decode(key) if key else None  # b"": the event has no such field
+        text = None if value is None else _json(value).decode()
+        found = self.known[key] = (self.empty if value is None else value, None if text == "{}" else text)
         return found
 
 
@@ -219,11 +223,11 @@ def _texts_of(raws: list[msgspec.Raw]) -> list[bytes]:
 
 class Classes:
     """(class_uid, activity_id) of events, remembered per (category, action, source kind, method); and
-    the typed sources of the pages seen (``SourceMemo``)."""
+    the typed sources and targets of the pages seen (``TextMemo``)."""
 
     def __init__(self) -> None:
         self.memo: dict[tuple, tuple[int, int]] = {}
-        self.sources = SourceMemo()
+        self.sources, self.targets = TextMemo(Source, _NO_SOURCE), TextMemo(Target, _NO_TARGET)
 
     def split(self, events: list[Sealed], sources: list[Source]) -> dict[int, tuple[list[int] | None, list[int]]]:
         """class_uid -> (the rows of its events, None for all, in the page's order; their activity ids)."""
@@ -265,11 +269,10 @@ class Columns:
 
     def __init__(self, uid: int, rows: Rows, activities: list[int], log: str):
         self.uid, self.rows, self.activities, self.log = uid, rows, activities, log
-        self.events, self.indexes, self.sources = rows.events, rows.indexes, rows.sources
+        self.events, self.indexes, self.sources, self.targets = rows.events, rows.indexes, rows.sources, rows.targets
         self.size = len(self.events)
         self.actors = [e.actor or _NO_ACTOR for e in self.events]
         self.requests = [e.request or _NO_REQUEST for e in self.events]
-        self.targets = [e.target or _NO_TARGET for e in self.events]
         self.arrays: dict[str, pa.Array] = {}
 
     @property
@@ -442,7 +445,7 @@ class Columns:
                 "trailseal.index": pc.cast(self.sequences(), _STRING),
                 "category": mapped(self.strings("event", "category"), _text_or_none, _STRING),
                 "source": pa.array(self.rows.source_texts, _STRING),
-                "target": json_texts([e.target for e in self.events]),
+                "target": pa.array(self.rows.target_texts, _STRING),
                 "attributes": self.rows.attributes,
                 "raw_hash": json_texts(self.values("event", "raw_hash")),
                 "actor.roles": json_texts(self.values("actor", "roles")),

@@ -108,3 +108,37 @@ def test_a_page_in_sealed_order_reads_its_vault_values_as_one_run(monkeypatch):
     page = b",".join(b'"%s"' % commitment[n].encode() for n in range(100, 160) if n % 9)
     assert vault.reveal_text(conn, page) == join_values(page, known)
     assert looked_up == [sum(1 for n in range(100, 160) if n % 9)]  # without the run: every one
+
+
+def test_values_met_again_after_the_cache_fills_up_are_not_looked_up_again(monkeypatch):
+    """Filling the cache makes its values the older ones: a page takes back those it meets again (an actor's
+    id) without a lookup; the values before those are forgotten and looked up."""
+    from trailseal.privacy.vault import VaultRow
+    from trailseal.query.export import join_values
+    from trailseal.store import sqlite_vault
+
+    conn = sqlite3.connect(":memory:")
+    conn.execute(sqlite_vault.TABLE)
+    commitment = [f"pd:{n:064x}" for n in range(90)]
+    rows = [VaultRow("s", "default", c, b"\0" * 32, f"v{n}", "actor.ip", "0" * 64) for n, c in enumerate(commitment)]
+    sqlite_vault.insert(conn, rows)
+    known = {r.commitment.encode(): r.value for r in rows}
+    looked_up: list[bytes] = []
+    real = VaultValues._load
+    monkeypatch.setattr(VaultValues, "_load", lambda self, c, missing: looked_up.extend(missing) or
+                        real(self, c, missing))
+    vault = VaultValues()
+    vault.CAPACITY = 40
+
+    def reveal(numbers) -> None:
+        page = b"[" + b",".join(b'"%s"' % commitment[n].encode() for n in numbers) + b"]"
+        assert vault.reveal_text(conn, page) == join_values(page, known)
+
+    reveal(range(0, 30))  # 30 new values
+    reveal(range(30, 60))  # 30 more overflow the cache: the first 30 become the older ones
+    assert len(looked_up) == 60
+    reveal([0, 1, 2, 30, 31])  # met again: taken back from the older values, or still cached
+    assert len(looked_up) == 60
+    reveal(range(60, 90))  # overflows again: values 30-59 and 0-2 become the older ones, 3-29 are forgotten
+    reveal([3, 4, 0, 31])
+    assert sorted(looked_up[90:]) == [commitment[3][3:].encode(), commitment[4][3:].encode()]

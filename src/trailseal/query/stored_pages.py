@@ -51,6 +51,7 @@ class VaultValues:
 
     def __init__(self) -> None:
         self.values: dict[bytes, bytes] = {}  # the 64 hex digits after `pd:` -> what replaces `pd:<digits>`
+        self.older: dict[bytes, bytes] = {}  # the values before the cache last filled up
 
     def reveal(self, conn: Any, rows: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
         """Each row's text with the values joined."""
@@ -71,11 +72,18 @@ class VaultValues:
         return b"".join(parts)
 
     def _load_page(self, conn: Any, digits: list[bytes]) -> None:
-        """Cache the values of a page's commitments (the cache emptied first if they would overflow it)."""
+        """Cache the values of a page's commitments. Were they to overflow the cache, its values become the
+        older ones first (the ones older still are forgotten), from which a page takes back those it meets
+        again: a value that recurs (an actor's id) is kept without another lookup, while the many seen once
+        (addresses) fall out."""
         wanted = set(digits)
         if len(self.values) + len(wanted) > self.CAPACITY:
-            self.values.clear()  # before the page's lookups, so every value it needs gets loaded
+            self.older, self.values = self.values, {}  # before the page's lookups: they all land in values
         missing = wanted.difference(self.values)
+        if self.older and missing:
+            again = missing.intersection(self.older)
+            self.values.update({digits: self.older[digits] for digits in again})
+            missing.difference_update(again)
         if len(missing) > RUN_ABOVE and isinstance(conn, sqlite3.Connection):
             missing = self._load_run(conn, digits, missing)
         if missing:

@@ -58,7 +58,7 @@ def test_indexes_no_longer_stored_are_left_out(trail):
         stored.close()
 
 
-def test_workers_reading_their_pages_write_the_same_files(trail, tmp_path, monkeypatch):
+def test_pages_read_here_and_built_by_workers_write_the_same_files(trail, tmp_path, monkeypatch):
     """Many small pages, two workers: the files equal those of pages read and built in this process."""
     here = export_to(trail, "", "ocsf-parquet", tmp_path / "here")
     monkeypatch.setattr(export, "PARQUET_PAGE", 37)

@@ -274,8 +274,8 @@ def test_a_worker_that_dies_leaves_its_pages_to_this_process(monkeypatch):
     by_workers = wait_for_workers(monkeypatch)
     real = ocsf_workers.Workers.__init__
 
-    def broken(self, count, store=None):  # the second worker dies once up, as a crashed one would
-        real(self, count, store)
+    def broken(self, count):  # the second worker dies once up, as a crashed one would
+        real(self, count)
         assert self.started(1)
         self.processes[1].kill()
         self.processes[1].wait()

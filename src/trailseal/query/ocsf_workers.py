@@ -4,13 +4,13 @@ Building a page's columns is pure CPU work in Python (``ocsf_arrow.page_batches`
 of more than one page starts worker processes (``WORKER``: this module run as ``python -m``
 runs it, without NumPy; a fresh interpreter: nothing of the caller's process is forked or
 re-imported) and hands them pages over pipes, up to two pages each at a time (one to build, one
-waiting, so a worker never waits for its next page). A page is its text (entries with vault values
-joined) or, from a SQLite store, only its indexes: the builder then reads the entries itself
-(``stored_pages.StoredPages``), so the exporting process never handles the events' bytes. That
-process writes the files, and builds a page itself when no worker can take one (so nothing waits
-while the workers start). A thread per worker writes its pages, so this process goes on reading
-results while a page is on its way. Frames carry the page's text (when it has one) and the batches'
-Arrow IPC streams as they are (beside a small msgpack header),
+waiting, so a worker never waits for its next page). A page is its text: entries with vault values
+joined, by the exporting process, whose one cache of values then meets every page (a cache per worker
+would each miss the values first sealed in the pages the others built). That process writes the
+files, and builds a page itself when no worker can take one (so nothing waits while the workers
+start). A thread per worker writes its pages, so this process goes on reading results while a page is
+on its way. Frames carry the page's text and the batches' Arrow IPC streams as they are (beside a
+small msgpack header),
 so nothing large is copied twice. Results are taken in the pages' order, so the files are the same as
 when every page is built here. A worker that fails gets no more pages: its page is built here.
 """
@@ -34,10 +34,9 @@ import pyarrow as pa
 
 from trailseal.frames import read_frame, write_frame, write_frames
 from trailseal.query.ocsf_arrow import Classes, page_batches
-from trailseal.query.stored_pages import StoredPages
 
-# (JSON array text of the entries, or None: read them from the store; their indexes; the log's name)
-Page = tuple[bytes | None, list[int], str]
+# (JSON array text of the entries, vault values joined; their indexes; the log's name)
+Page = tuple[bytes, list[int], str]
 DEPTH = 2  # pages a worker holds at most: the one it builds and the next
 # pyarrow then loads without NumPy: a worker uses none of it, and importing it is half of a worker's start
 WITHOUT_NUMPY = "import sys; sys.modules['numpy'] = None"
@@ -48,17 +47,14 @@ WORKER = (
 )
 
 
-def batches_in_order(
-    pages: Iterable[Page], workers: int = 0, only: int | None = None, store: str | None = None
-) -> Iterator[dict]:
+def batches_in_order(pages: Iterable[Page], workers: int = 0, only: int | None = None) -> Iterator[dict]:
     """``page_batches`` of each page (class_uid -> record batch), in the pages' order; with ``workers``
-    > 0 and more than one page, pages after the first are built by that many worker processes too.
-    Pages given by their indexes only are read from the SQLite database at ``store``."""
-    pages, builder = iter(pages), Builder(store)
+    > 0 and more than one page, pages after the first are built by that many worker processes too."""
+    pages, builder = iter(pages), Builder()
     first, second = next(pages, None), next(pages, None)
     if first is None:
         return
-    pool = start(workers, store) if workers > 0 and second is not None else None  # they start while page 1 builds
+    pool = start(workers) if workers > 0 and second is not None else None  # they start while page 1 builds
     try:
         yield builder.build(first, only)
         rest = pages if second is None else _chain(second, pages)
@@ -67,35 +63,25 @@ def batches_in_order(
         else:
             yield from pool.build(rest, only, lambda page: builder.build(page, only))
     finally:
-        builder.close()
         if pool is not None:
             pool.close()
 
 
 class Builder:
-    """Builds pages in one process, reading those given by their indexes from the store."""
+    """Builds pages in one process (what it learns of classes and sources kept across pages)."""
 
-    def __init__(self, store: str | None):
+    def __init__(self) -> None:
         self.classes = Classes()
-        self.stored = StoredPages(store) if store else None
 
     def build(self, page: Page, only: int | None) -> dict:
         text, indexes, log = page
-        if text is None:
-            if self.stored is None:
-                raise ValueError("a page given by its indexes needs the store to read it from")
-            text, indexes = self.stored.read(log, indexes)
         return page_batches(text, indexes, log, self.classes, only)
 
-    def close(self) -> None:
-        if self.stored is not None:
-            self.stored.close()
 
-
-def start(count: int, store: str | None = None) -> Workers | None:
+def start(count: int) -> Workers | None:
     """``count`` workers, or None where no process can be started (every page is then built here)."""
     try:
-        return Workers(count, store)
+        return Workers(count)
     except OSError:
         return None
 
@@ -110,7 +96,7 @@ class Workers:
     up and can take one; when none can, this process builds it. Pages are written by a sender thread per
     worker (so the pipes never fill both ways at once: this process reads results while a page goes)."""
 
-    def __init__(self, count: int, store: str | None = None):
+    def __init__(self, count: int):
         package_root = str(Path(__file__).resolve().parents[2])  # where `trailseal` is imported from
         path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
         self.processes: list[subprocess.Popen] = []
@@ -120,7 +106,7 @@ class Workers:
             try:
                 self.processes.append(
                     subprocess.Popen(
-                        [sys.executable, "-c", WORKER, store or ""],
+                        [sys.executable, "-c", WORKER],
                         stdin=subprocess.PIPE,
                         stdout=subprocess.PIPE,
                         env={**os.environ, "PYTHONPATH": path},
@@ -174,8 +160,7 @@ class Workers:
         if worker not in self.ready or self.processes[worker].poll() is not None:
             return False
         text, indexes, log = page
-        header = msgspec.msgpack.encode([indexes, log, only, text is None])
-        self.outboxes[worker].put([header] if text is None else [header, text])
+        self.outboxes[worker].put([msgspec.msgpack.encode([indexes, log, only]), text])
         return True
 
     def result(self, entry: list, here) -> dict:
@@ -247,31 +232,25 @@ def ipc_stream(batch: pa.RecordBatch) -> pa.Buffer:
     return sink.getvalue()
 
 
-def serve(source: BinaryIO, sink: BinaryIO, store: str | None = None) -> None:
-    """A worker: read pages (a header [indexes, log, only, stored], then the text unless the page is
-    to be read from ``store``), answer each with a header (the class_uids of its batches) and each
-    batch as an Arrow IPC stream."""
+def serve(source: BinaryIO, sink: BinaryIO) -> None:
+    """A worker: read pages (a header [indexes, log, only], then the text), answer each with a header
+    (the class_uids of its batches) and each batch as an Arrow IPC stream."""
     gc.disable()  # a page's objects hold no cycles
-    builder = Builder(store)
+    builder = Builder()
     write_frame(sink, b"")  # up: send pages
-    try:
-        while (page := _next_page(source)) is not None:
-            page, only = page
-            batches = builder.build(page, only)
-            write_frames(sink, [msgspec.msgpack.encode(list(batches)), *map(ipc_stream, batches.values())])
-    finally:
-        builder.close()
+    while (page := _next_page(source)) is not None:
+        page, only = page
+        batches = builder.build(page, only)
+        write_frames(sink, [msgspec.msgpack.encode(list(batches)), *map(ipc_stream, batches.values())])
 
 
 def _next_page(source: BinaryIO) -> tuple[Page, int | None] | None:
     """The next page sent and the class it is built for (None at the end of the input)."""
     header = read_frame(source)
-    if header is None:
+    text = None if header is None else read_frame(source)
+    if header is None or text is None:
         return None
-    indexes, log, only, stored = msgspec.msgpack.decode(header)
-    text = None if stored else read_frame(source)
-    if text is None and not stored:
-        return None
+    indexes, log, only = msgspec.msgpack.decode(header)
     return (text, indexes, log), only
 
 
@@ -280,6 +259,6 @@ if __name__ == "__main__":
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     try:
-        serve(sys.stdin.buffer, answers, sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] else None)
+        serve(sys.stdin.buffer, answers)
     except BrokenPipeError:  # the export stopped before its end: nobody reads the answers
         pass

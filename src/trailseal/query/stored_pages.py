@@ -1,12 +1,13 @@
 """Pages of sealed entries as one JSON array text, vault values joined: ``VaultValues`` and ``StoredPages``.
 
-An OCSF Parquet export hands its worker processes only the indexes of a page; each worker reads the
-page from the SQLite store itself (``StoredPages.read``: SQLite concatenates the entries, so no row
-becomes a Python object) and joins the vault values with a cache of its own. The exporting process
-then never touches the events' bytes. A page read after an entry was pruned leaves that entry out,
-as an export started a moment later would; a value erased meanwhile stays ``pd:<digits>``.
-
-This module imports no more than ``sqlite3`` and ``msgspec``: worker processes load it at start.
+An OCSF Parquet export reads each page from the SQLite store this way (``StoredPages.read``: SQLite
+concatenates the entries, so no row becomes a Python object), joins the vault values with one cache for
+the whole export, and hands the text to its worker processes. One cache matters: a page's values are
+mostly new, but many recur from recent pages (an actor's id, the address it came from), and a cache per
+worker misses those first sealed in the pages the other workers built (1M default-policy events over
+three builders: 0.26 lookups one by one per event, against none with one cache). A page read after an
+entry was pruned leaves that entry out, as an export started a moment later would; a value erased
+meanwhile stays ``pd:<digits>``.
 """
 
 from __future__ import annotations

@@ -1,14 +1,15 @@
 """OCSF records as Arrow record batches, one per class a page holds: the rows ``ocsf.to_ocsf`` gives.
 
-A page of sealed JSON texts is decoded in one msgspec call into typed structs (``Sealed``), split by class, and each field of a class's records
-is built as one column: attribute reads into Python lists, low-cardinality mappings (severity, status,
-user type) once per distinct value, timestamps and the ``unmapped`` map assembled by Arrow. Two fields
-stay JSON text: ``source`` and ``target`` are typed once per distinct text (``TextMemo``), and ``attributes`` go into
-``unmapped`` as sealed (compact, sorted keys: msgspec's text, or RFC 8785's, which is written again
-where the two may differ). A page the structs cannot hold exactly (a field the schema does not know, a
-value of another type, a null in a source or target, a newline) is built record by record with
-``to_ocsf`` instead, so the rows are the same for any page of sealed entries, and for any other JSON but
-in the spacing of attributes not written compact. ``tests/export/test_ocsf_arrow.py`` and
+A page of sealed JSON texts is decoded in one msgspec call into typed structs (``Sealed``), split by
+class, and each field of a class's records is built as one column: attribute reads into Python lists,
+low-cardinality mappings (severity, status, user type) once per distinct value, timestamps and the
+``unmapped`` map assembled by Arrow. Three fields stay JSON text: ``source`` and ``target`` are typed
+once per distinct text (``TextMemo``), and ``attributes`` go into ``unmapped`` as sealed (compact,
+sorted keys: msgspec's text, or RFC 8785's, which is written again where the two may differ). A page
+the structs cannot hold exactly (a field the schema does not know, a value of another type, a null in a
+source or target, a newline) is built record by record with ``to_ocsf`` instead, so the rows are the
+same for any page of sealed entries, and for any other JSON but in the spacing of attributes not
+written compact. ``tests/export/test_ocsf_arrow.py`` and
 ``tests/query/test_ocsf_parquet_equivalence.py`` hold the two paths equal.
 """
 

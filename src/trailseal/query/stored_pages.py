@@ -102,14 +102,9 @@ class VaultValues:
         last = _newest_rowid(conn, digits[-ANCHORS:])
         if first is None or last is None or not 0 <= last - first <= RUN_SLACK * len(missing):
             return missing
-        left = set(missing)
-        for commitment, value in conn.execute("SELECT commitment, value FROM vault WHERE rowid BETWEEN ? AND ?",
-                                              (first, last)):
-            key = commitment[3:].encode()
-            if key in left:
-                self.values[key] = _encode(value)[1:-1]
-                left.discard(key)
-        return left
+        rows = conn.execute("SELECT commitment, value FROM vault WHERE rowid BETWEEN ? AND ?", (first, last))
+        self.values.update({commitment[3:].encode(): _encode(value)[1:-1] for commitment, value in rows})
+        return missing.difference(self.values)
 
     def _load(self, conn: Any, missing: set[bytes]) -> None:
         wanted = sorted("pd:" + digits.decode() for digits in missing)

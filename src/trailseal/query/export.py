@@ -29,8 +29,9 @@ from trailseal.query import ecs, index, ocsf
 from trailseal.query.language import parse
 from trailseal.query.sealed import resolve_actors
 from trailseal.query.search import plan
-from trailseal.query.stored_pages import StoredPages, VaultValues, read_only
+from trailseal.query.stored_pages import StoredPages, VaultValues
 from trailseal.store.base import on_postgres
+from trailseal.store.readers import read_only
 
 FORMATS = ("jsonl", "csv", "ocsf", "ocsf-parquet", "ecs")
 PER_CLASS = ("ocsf", "ocsf-parquet")  # written as one file per OCSF class into a directory

@@ -56,8 +56,8 @@ class Request(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 
 
 class Source(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, frozen=True, gc=False):
-    """``source`` as sealed (``trailseal.event.Source``); frozen: hashable, its JSON text is made once
-    per distinct source; without its None fields, its sorted JSON is the sealed dict's."""
+    """``source`` as sealed (``trailseal.event.Source``); frozen: one instance stands for every event with
+    the same text (``TextMemo``); without its None fields, its sorted JSON is the sealed dict's."""
 
     component: str | None = None
     kind: str | None = None
@@ -67,8 +67,8 @@ class Source(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, fro
     endpoint: str | None = None
 
 
-class Target(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, gc=False):
-    """``target`` as sealed (``trailseal.event.Target``)."""
+class Target(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, frozen=True, gc=False):
+    """``target`` as sealed (``trailseal.event.Target``); frozen, shared as ``Source`` is."""
 
     type: str | None = None
     id: str | None = None

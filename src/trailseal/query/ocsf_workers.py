@@ -50,32 +50,31 @@ WORKER = (
 def batches_in_order(pages: Iterable[Page], workers: int = 0, only: int | None = None) -> Iterator[dict]:
     """``page_batches`` of each page (class_uid -> record batch), in the pages' order; with ``workers``
     > 0 and more than one page, pages after the first are built by that many worker processes too."""
-    pages, builder = iter(pages), Builder()
+    pages, classes = iter(pages), Classes()  # what this process learns of classes and sources, across pages
+
+    def here(page: Page) -> dict:
+        return build(page, only, classes)
+
     first, second = next(pages, None), next(pages, None)
     if first is None:
         return
     pool = start(workers) if workers > 0 and second is not None else None  # they start while page 1 builds
     try:
-        yield builder.build(first, only)
+        yield here(first)
         rest = pages if second is None else _chain(second, pages)
         if pool is None:
-            yield from (builder.build(page, only) for page in rest)
+            yield from map(here, rest)
         else:
-            yield from pool.build(rest, only, lambda page: builder.build(page, only))
+            yield from pool.build(rest, only, here)
     finally:
         if pool is not None:
             pool.close()
 
 
-class Builder:
-    """Builds pages in one process (what it learns of classes and sources kept across pages)."""
-
-    def __init__(self) -> None:
-        self.classes = Classes()
-
-    def build(self, page: Page, only: int | None) -> dict:
-        text, indexes, log = page
-        return page_batches(text, indexes, log, self.classes, only)
+def build(page: Page, only: int | None, classes: Classes) -> dict:
+    """``page_batches`` of one page."""
+    text, indexes, log = page
+    return page_batches(text, indexes, log, classes, only)
 
 
 def start(count: int) -> Workers | None:
@@ -236,11 +235,11 @@ def serve(source: BinaryIO, sink: BinaryIO) -> None:
     """A worker: read pages (a header [indexes, log, only], then the text), answer each with a header
     (the class_uids of its batches) and each batch as an Arrow IPC stream."""
     gc.disable()  # a page's objects hold no cycles
-    builder = Builder()
+    classes = Classes()
     write_frame(sink, b"")  # up: send pages
     while (page := _next_page(source)) is not None:
         page, only = page
-        batches = builder.build(page, only)
+        batches = build(page, only, classes)
         write_frames(sink, [msgspec.msgpack.encode(list(batches)), *map(ipc_stream, batches.values())])
 
 

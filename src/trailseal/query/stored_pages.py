@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 
 from trailseal.store import sqlite_vault as vault
+from trailseal.store.readers import read_only
 
 _encode = msgspec.json.Encoder().encode
 _decode_indexes = msgspec.json.Decoder(list[int]).decode
@@ -34,11 +35,6 @@ _PAGE = (
 )
 _RUN = _PAGE.format(only="")  # every index of a run: no list needed
 _CHOSEN = _PAGE.format(only=" AND idx IN (SELECT value FROM json_each(?))")
-
-
-def read_only(path: str) -> sqlite3.Connection:
-    """A read-only connection to a store's database, usable from any thread."""
-    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
 
 
 class VaultValues:
@@ -83,7 +79,7 @@ class VaultValues:
         missing = wanted.difference(self.values)
         if self.older and missing:
             again = missing.intersection(self.older)
-            self.values.update({digits: self.older[digits] for digits in again})
+            self.values.update({key: self.older[key] for key in again})
             missing.difference_update(again)
         if len(missing) > RUN_ABOVE and isinstance(conn, sqlite3.Connection):
             missing = self._load_run(conn, digits, missing)

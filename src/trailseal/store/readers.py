@@ -23,6 +23,11 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+def read_only(path: str) -> sqlite3.Connection:
+    """A read-only connection to a SQLite database file, usable from any thread."""
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+
+
 class Readers:
     """Reader threads with read-only connections to one database file, started on first use."""
 
@@ -51,8 +56,7 @@ class Readers:
         """This reader thread's connection (opened on its first read)."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
-            self._local.conn = conn
+            conn = self._local.conn = read_only(self.path)
             with self._guard:
                 self._connections.append(conn)
         return conn

@@ -154,7 +154,7 @@ def test_vault_values_join_into_a_page_as_join_values_does(monkeypatch):
 
     known = {f"pd:{i:064x}".encode(): f'v"{i}\u00e9\n' for i in range(6)}
     conn = sqlite3.connect(":memory:")
-    conn.execute(sqlite_vault.TABLE)
+    sqlite_vault.create(conn)
     sqlite_vault.insert(conn, [VaultRow("s", "default", c.decode(), b"\0" * 32, v, "actor.id", "0" * 64)
                                for c, v in known.items()])
     erased = b"pd:" + b"f" * 64

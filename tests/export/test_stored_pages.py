@@ -82,7 +82,7 @@ def test_a_page_in_sealed_order_reads_its_vault_values_as_one_run(monkeypatch):
     from trailseal.store import sqlite_vault
 
     conn = sqlite3.connect(":memory:")
-    conn.execute(sqlite_vault.TABLE)
+    sqlite_vault.create(conn)
     commitment = [f"pd:{n * 7919 % 10_007:064x}" for n in range(400)]  # rowid order is not commitment order
     rows = [VaultRow("s", "audit" if n % 9 == 0 else "default", c, b"\0" * 32, f'v"{n}\u00e9', "actor.id", "0" * 64)
             for n, c in enumerate(commitment)]
@@ -118,7 +118,7 @@ def test_values_met_again_after_the_cache_fills_up_are_not_looked_up_again(monke
     from trailseal.store import sqlite_vault
 
     conn = sqlite3.connect(":memory:")
-    conn.execute(sqlite_vault.TABLE)
+    sqlite_vault.create(conn)
     commitment = [f"pd:{n:064x}" for n in range(90)]
     rows = [VaultRow("s", "default", c, b"\0" * 32, f"v{n}", "actor.ip", "0" * 64) for n, c in enumerate(commitment)]
     sqlite_vault.insert(conn, rows)

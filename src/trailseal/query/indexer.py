@@ -2,8 +2,9 @@
 
 Indexing (decoding each sealed entry, finding its words, inserting FTS5 rows) costs about as much CPU as
 sealing. In a thread of the server it shares the GIL with ingest; in its own process it runs on the other
-core. The child only reads entries and writes the derived tables (query/index.py), in short write
-transactions, and exits when its parent does. Searches still catch up on their own before they run.
+core. The child only reads entries and writes the derived tables (query/index.py), and settles the keys of
+the vault rows the sealer appended (store/sqlite_vault.py), in short write transactions, and exits when its
+parent does. Searches still catch up on their own before they run.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def run(db_path: str, interval: float, batch: int, parent: int) -> None:
     import sqlite3
 
     from trailseal.query import index
+    from trailseal.store import sqlite_vault
 
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
@@ -64,6 +66,7 @@ def run(db_path: str, interval: float, batch: int, parent: int) -> None:
     while not should_stop():
         try:
             index.refresh(conn, batch, stop=should_stop)
+            sqlite_vault.settle_now(conn)  # the vault's new keys, off the sealer's commits
         except sqlite3.OperationalError as exc:  # e.g. the database is locked past the busy timeout
             print(f"trailseal indexer: {exc}; retrying", file=sys.stderr)
         time.sleep(interval)

@@ -14,8 +14,8 @@ from trailseal.store import sqlite_vault as vault
 from trailseal.store.base import Commit, Cursor, Filters, LogInfo, StoreError, rightmost_tiles
 from trailseal.store.readers import SPLIT_ABOVE, Readers
 
-SCHEMA_VERSION = 3  # 2: vault search tokens keyed by token_key; 3: every vault lookup by an integer key
-# (sqlite_vault.py); an older trailseal cannot write either vault
+SCHEMA_VERSION = 4  # 2: vault search tokens keyed by token_key; 3: every vault lookup by an integer key;
+# 4: the vault's keys in key tables, settled in batches (sqlite_vault.py); an older trailseal cannot write these vaults
 WAL_CHECKPOINT_PAGES = 10_000
 WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes the WAL file is truncated back to after a checkpoint
 
@@ -276,7 +276,7 @@ class SQLiteStore:
 
             erased_ips = f"SELECT commitment, value FROM vault WHERE {where} AND field = ?"
             forget_erased_ips(conn, conn.execute(erased_ips, [*params, "actor.ip"]).fetchall())
-            count = conn.execute(f"DELETE FROM vault WHERE {where}", params).rowcount
+            count = vault.erase(conn, where, params)
         if not _truncate_wal(conn):
             raise StoreError("erased, but old copies remain in the WAL until readers finish: run erase again")
         return count

@@ -210,17 +210,24 @@ def protect_and_encode_seconds(batch: list[dict]) -> float:
     return time.perf_counter() - start
 
 
-def bench_ingest(count: int) -> list[Result]:
+def bench_ingest(count: int, rounds: int = 1 if QUICK else 3) -> list[Result]:
     """Ingest with privacy on vs off (the issue's goal: on >= 0.7x off), by wall clock and by CPU
-    (the CPU figure holds on a busy machine, where wall clock also measures other processes)."""
+    (the CPU figure holds on a busy machine, where wall clock also measures other processes). Off and on
+    alternate for ``rounds`` rounds, each into a new data dir, and each side keeps its best round: on a
+    shared VM a single pair of runs swings by 10-20% either way."""
     batch = realistic_events(count)
+    off = on = command_off = command_on = 0.0
+    off_cpu = on_cpu = float("inf")
     with tempfile.TemporaryDirectory() as tmp:
-        off, off_cpu, _ = ingest_per_second(batch, Path(tmp) / "off", False)
-        on, on_cpu, wired = ingest_per_second(batch, Path(tmp) / "on", True)
-        rows = vault_rows_per_event(Path(tmp) / "on", count) if wired else None
-        command_off = cli_ingest(batch, Path(tmp) / "cli-off", privacy_off)
-        command_on = cli_ingest(batch, Path(tmp) / "cli-on")
-    label = f"ingest {count:,} events, privacy on vs off"
+        for round_ in range(rounds):
+            rate, cpu, _ = ingest_per_second(batch, Path(tmp) / f"off{round_}", False)
+            off, off_cpu = max(off, rate), min(off_cpu, cpu)
+            rate, cpu, wired = ingest_per_second(batch, Path(tmp) / f"on{round_}", True)
+            on, on_cpu = max(on, rate), min(on_cpu, cpu)
+            command_off = max(command_off, cli_ingest(batch, Path(tmp) / f"cli-off{round_}", privacy_off))
+            command_on = max(command_on, cli_ingest(batch, Path(tmp) / f"cli-on{round_}"))
+        rows = vault_rows_per_event(Path(tmp) / "on0", count) if wired else None
+    label = f"ingest {count:,} events, privacy on vs off" + (f" (best of {rounds})" if rounds > 1 else "")
     if not wired:  # approximate: ingest without privacy, plus protect() + encode_event() per event
         added = protect_and_encode_seconds(batch)
         on = count / (count / off + added)
@@ -228,7 +235,8 @@ def bench_ingest(count: int) -> list[Result]:
         label += " (est.)"
     results = [
         report(Result(label, on, off, "ev/s", "privacy off", ">= 0.7x", on >= 0.7 * off)),
-        report(Result(f"trailseal ingest FILE, {count:,} NDJSON lines, privacy on vs off", command_on, command_off,
+        report(Result(f"trailseal ingest FILE, {count:,} NDJSON lines, privacy on vs off"
+                      + (f" (best of {rounds})" if rounds > 1 else ""), command_on, command_off,
                       "ev/s", "privacy off", ">= 0.7x", command_on >= 0.7 * command_off)),
         report(Result(f"{label}, CPU per event", on_cpu, off_cpu, "us", "privacy off",
                       "<= 1.43x (0.7x rate)", on_cpu <= off_cpu / 0.7)),

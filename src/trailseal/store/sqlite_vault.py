@@ -44,13 +44,13 @@ def _keyed(key: str, marks: str) -> str:
 
 
 def token_key(token: str) -> int:
-    """The vault_by_tkey key of a search token: its first 60 bits (an integer B-tree key costs about half
+    """The vault_tkey key of a search token: its first 60 bits (an integer B-tree key costs about half
     a 64-character text key per insert; vault_find checks the whole token)."""
     return int(token[:15], 16)
 
 
 def commitment_key(commitment: str) -> int | None:
-    """The vault_by_ckey key of a ``pd:<hex>`` commitment (its first 60 bits); None if it is not one."""
+    """The vault_ckey key of a ``pd:<hex>`` commitment (its first 60 bits); None if it is not one."""
     try:
         return int(commitment[3:18], 16) if commitment.startswith("pd:") and len(commitment) >= 18 else None
     except ValueError:
@@ -58,7 +58,7 @@ def commitment_key(commitment: str) -> int | None:
 
 
 def subject_key(subject: str) -> int:
-    """The vault_by_skey key of a data subject: the first 60 bits of SHA-256 of its UTF-8 bytes."""
+    """The vault_skey key of a data subject: the first 60 bits of SHA-256 of its UTF-8 bytes."""
     return int.from_bytes(hashlib.sha256(subject.encode("utf-8", "surrogatepass")).digest()[:8], "big") >> 4
 
 

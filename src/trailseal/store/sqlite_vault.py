@@ -89,16 +89,20 @@ def settle(conn: sqlite3.Connection) -> int:
     upto, top = conn.execute("SELECT upto, (SELECT max(rowid) FROM vault) FROM vault_keyed").fetchone()
     if top is None or top <= upto:
         return 0
-    span = (upto, top)
     conn.execute("DELETE FROM vault WHERE rowid > ?1 AND rowid <= ?2 AND (rowid NOT IN"
                  " (SELECT min(rowid) FROM vault WHERE rowid > ?1 AND rowid <= ?2 GROUP BY commitment)"
                  " OR EXISTS (SELECT 1 FROM vault_ckey k JOIN vault v ON v.rowid = k.rid"
-                 " WHERE k.ckey = vault.ckey AND v.commitment = vault.commitment))", span)
+                 " WHERE k.ckey = vault.ckey AND v.commitment = vault.commitment))", (upto, top))
+    _key_rows(conn, upto, top)
+    return top - upto
+
+
+def _key_rows(conn: sqlite3.Connection, after: int, top: int) -> None:
+    """Put the keys of rows after..top into the key tables and mark them keyed."""
     for key in KEYS:
         conn.execute(f"INSERT INTO vault_{key} SELECT {key}, rowid FROM vault WHERE rowid > ? AND rowid <= ?"
-                     f" ORDER BY {key}", span)
+                     f" ORDER BY {key}", (after, top))
     conn.execute("UPDATE vault_keyed SET upto = ?", (top,))
-    return top - upto
 
 
 def settle_now(conn: sqlite3.Connection) -> int:
@@ -193,12 +197,13 @@ def _has_key_tables(conn: sqlite3.Connection) -> bool:
 
 
 def _add_key_tables(conn: sqlite3.Connection) -> None:
-    """Key tables for every row there (all settled), and the v3 indexes they replace dropped."""
+    """Key tables for every row there, and the v3 indexes they replace dropped. Those rows are distinct
+    already (v1 and v2 keyed the table by commitment, v3 inserted a commitment only once)."""
     for statement in KEY_TABLES:
         conn.execute(statement)
     conn.execute("CREATE TABLE vault_keyed (upto INTEGER NOT NULL)")
     conn.execute("INSERT INTO vault_keyed VALUES (0)")
-    settle(conn)
+    _key_rows(conn, 0, conn.execute("SELECT coalesce(max(rowid), 0) FROM vault").fetchone()[0])
     for index in V3_INDEXES:
         conn.execute(f"DROP INDEX IF EXISTS {index}")
 

@@ -1,4 +1,5 @@
-"""`trailseal index`: bring the search indexes (full text, IPs, actors) up to date, with a progress bar.
+"""`trailseal index`: bring the search indexes (full text, IPs, actors) up to date, with a progress bar,
+and settle the keys of the vault rows the sealer appended (store/sqlite_vault.py).
 
 `serve` keeps them current in the background; without a server, `query`, `timeline` and `search --actor`
 catch up on demand through ``catch_up_index`` before they run.
@@ -17,9 +18,11 @@ PROGRESS_FROM = 20_000  # entries behind before a catch-up shows a bar
 
 
 def catch_up_index(trail) -> int:
-    """Index what the search indexes miss of a SQLite data dir; a progress bar on stderr if it is long."""
+    """Index what the search indexes miss of a SQLite data dir (and settle the vault keys waiting); a
+    progress bar on stderr if it is long."""
     from trailseal.cli import _progress
     from trailseal.query import index
+    from trailseal.store import sqlite_vault
 
     if on_postgres(trail.store):
         from trailseal.query import index_pg
@@ -28,6 +31,7 @@ def catch_up_index(trail) -> int:
     if type(trail.store).__name__ != "SQLiteStore":
         return 0
     conn = index.connection(trail.store)
+    sqlite_vault.settle_now(conn)
     behind = index.pending(conn)
     if behind < PROGRESS_FROM:
         return index.refresh(conn)

@@ -275,3 +275,16 @@ def test_the_serve_indexer_settles_the_vault_keys_off_the_sealer(tmp_path):
             child.stop()
         found = search_trail(trail, "actor:user-7 ip:10.0.0.7").events  # by token, revealed: keyed rows
         assert [(e["actor"]["id"], e["actor"]["ip"]) for e in found] == [("user-7", "10.0.0.7")]
+
+
+def test_a_catch_up_without_server_settles_the_vault_keys_too(tmp_path):
+    import trailseal
+    from tests.conftest import make_event
+    from trailseal.cli_index import catch_up_index
+
+    trailseal.init(tmp_path / "d", origin="test.trailseal")
+    with trailseal.open(tmp_path / "d") as trail:
+        trail.append([make_event(i, actor={"id": f"user-{i}", "type": "user"}) for i in range(1, 20)])
+        assert waiting(trail.store) >= 19
+        catch_up_index(trail)  # what `trailseal index`, `query` and `timeline` run first
+        assert waiting(trail.store) == 0

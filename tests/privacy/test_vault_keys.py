@@ -288,3 +288,21 @@ def test_a_catch_up_without_server_settles_the_vault_keys_too(tmp_path):
         assert waiting(trail.store) >= 19
         catch_up_index(trail)  # what `trailseal index`, `query` and `timeline` run first
         assert waiting(trail.store) == 0
+
+
+def test_an_export_settles_the_vault_keys_before_it_reads_pages(tmp_path):
+    import json
+
+    import trailseal
+    from tests.conftest import make_event
+    from trailseal.query.export import export_to
+
+    trailseal.init(tmp_path / "d", origin="test.trailseal")
+    with trailseal.open(tmp_path / "d") as trail:
+        trail.append([make_event(i, actor={"id": f"user-{i}", "type": "user"}) for i in range(1, 20)])
+        assert waiting(trail.store) >= 19
+        export_to(trail, "-category:system", "jsonl", tmp_path / "out.jsonl")
+        assert waiting(trail.store) == 0
+    lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    revealed = sorted(line["actor"]["id"] for line in lines if line["actor"]["id"] != "trailseal")  # policy record
+    assert revealed == sorted(f"user-{i}" for i in range(1, 20))

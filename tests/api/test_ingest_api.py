@@ -167,6 +167,7 @@ def test_metrics_show_how_far_the_search_index_is_behind(data_dir):
     import trailseal
     from trailseal.api import create_app
     from trailseal.query import index
+    from trailseal.store import sqlite_vault
 
     trail = trailseal.open(data_dir)
     app = create_app(trail, scheduled=False, detect=False)  # no indexer child: the backlog stays
@@ -176,10 +177,17 @@ def test_metrics_show_how_far_the_search_index_is_behind(data_dir):
         text = client.get("/metrics").text
         return float(re.search(r"^trailseal_search_index_behind_events (\S+)$", text, re.M).group(1))
 
+    def unkeyed(client) -> float:
+        text = client.get("/metrics").text
+        return float(re.search(r"^trailseal_vault_unkeyed_rows (\S+)$", text, re.M).group(1))
+
     with TestClient(app, raise_server_exceptions=False) as client:
         assert post(client, token, json=[make_event(i) for i in range(7)]).status_code == 200
         waiting = behind(client)
         assert waiting >= 7 and waiting == index.pending(index.connection(trail.store))
         index.refresh(index.connection(trail.store))
         assert behind(client) == 0
+        assert unkeyed(client) >= 7  # each event's actor id is a vault row (privacy on by default)
+        sqlite_vault.settle_now(index.connection(trail.store))
+        assert unkeyed(client) == 0
     trail.close()

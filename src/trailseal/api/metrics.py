@@ -1,5 +1,5 @@
 """Prometheus metrics of one server: accepted/rejected events, commits, checkpoint age, queue depth,
-search index backlog."""
+search index backlog, vault rows not keyed yet."""
 
 from __future__ import annotations
 
@@ -29,6 +29,9 @@ class Metrics:
                                     " first, so a large backlog makes searches slow).", registry=self.registry)
         self.queue_depth = Gauge("trailseal_queue_events", "Events waiting to be sealed.",
                                  registry=self.registry)
+        self.vault_unkeyed = Gauge("trailseal_vault_unkeyed_rows",
+                                   "Vault rows whose keys are not settled yet (SQLite: every vault lookup scans"
+                                   " them; the search indexer settles them each second).", registry=self.registry)
 
     def observe_commit(self, events: int, seconds: float) -> None:
         self.batch.observe(events)

@@ -42,6 +42,9 @@ async def metrics(request: Request) -> Response:
     behind = search_backlog(svc.trail.store)
     if behind is not None:
         svc.metrics.search_backlog.set(behind)
+    unkeyed = vault_unkeyed(svc.trail.store)
+    if unkeyed is not None:
+        svc.metrics.vault_unkeyed.set(unkeyed)
     return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -61,6 +64,19 @@ def search_backlog(store) -> int | None:
 
     try:
         return index_pg.pending(store) if on_postgres(store) else index.pending(index.connection(store))
+    except Exception:  # noqa: BLE001 - a scrape must not fail for one gauge
+        return None
+
+
+def vault_unkeyed(store) -> int | None:
+    """Vault rows of a SQLite store whose keys wait to be settled; None elsewhere (or if it does not answer)."""
+    from trailseal.query import index
+    from trailseal.store import sqlite_vault
+
+    if type(store).__name__ != "SQLiteStore":
+        return None
+    try:
+        return sqlite_vault.tail(index.connection(store))
     except Exception:  # noqa: BLE001 - a scrape must not fail for one gauge
         return None
 

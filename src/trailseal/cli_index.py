@@ -22,7 +22,6 @@ def catch_up_index(trail) -> int:
     progress bar on stderr if it is long."""
     from trailseal.cli import _progress
     from trailseal.query import index
-    from trailseal.store import sqlite_vault
 
     if on_postgres(trail.store):
         from trailseal.query import index_pg
@@ -31,7 +30,6 @@ def catch_up_index(trail) -> int:
     if type(trail.store).__name__ != "SQLiteStore":
         return 0
     conn = index.connection(trail.store)
-    sqlite_vault.settle_now(conn)
     behind = index.pending(conn)
     if behind < PROGRESS_FROM:
         return index.refresh(conn)

@@ -30,7 +30,6 @@ from trailseal.query.language import parse
 from trailseal.query.sealed import resolve_actors
 from trailseal.query.search import plan
 from trailseal.query.stored_pages import StoredPages, VaultValues
-from trailseal.store import sqlite_vault
 from trailseal.store.base import on_postgres
 from trailseal.store.readers import read_only
 
@@ -121,9 +120,7 @@ def _matching(
     if on_postgres(trail.store):
         yield from _matching_pg(trail.store, node, logs, page)
         return
-    writer = index.connection(trail.store)
-    index.refresh(writer)
-    sqlite_vault.settle_now(writer)  # every page's vault lookups then skip reading the rows not keyed yet
+    index.refresh(index.connection(trail.store))  # vault keys settled too: page lookups skip no tail
     conn = _reader(trail.store.path)
     try:
         now = datetime.now(UTC)

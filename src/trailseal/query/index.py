@@ -184,7 +184,9 @@ def refresh(conn: sqlite3.Connection, batch: int = BATCH, progress: Callable[[in
     """Index every entry committed since the last refresh, ``batch`` entries per write transaction (so the
     sealer never waits long for the lock); return how many were indexed. ``progress`` gets each count;
     ``stop`` is asked before each batch (true: return now, the rest is indexed by the next refresh).
-    Each batch's words are worked out before the write lock is taken: the lock is held for the inserts only."""
+    Each batch's words are worked out before the write lock is taken: the lock is held for the inserts only.
+    The keys of the vault rows the sealer appended are settled first (store/sqlite_vault.py)."""
+    vault.settle_now(conn)
     latest = conn.execute("SELECT max(seq) FROM entries").fetchone()[0] or 0
     total = 0
     while (done := indexed_up_to(conn)) < latest and not (stop is not None and stop()):

@@ -54,7 +54,6 @@ def run(db_path: str, interval: float, batch: int, parent: int) -> None:
     import sqlite3
 
     from trailseal.query import index
-    from trailseal.store import sqlite_vault
 
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
@@ -65,8 +64,7 @@ def run(db_path: str, interval: float, batch: int, parent: int) -> None:
     conn = index._open(db_path)
     while not should_stop():
         try:
-            index.refresh(conn, batch, stop=should_stop)
-            sqlite_vault.settle_now(conn)  # the vault's new keys, off the sealer's commits
+            index.refresh(conn, batch, stop=should_stop)  # the vault's new keys too, off the sealer's commits
         except sqlite3.OperationalError as exc:  # e.g. the database is locked past the busy timeout
             print(f"trailseal indexer: {exc}; retrying", file=sys.stderr)
         time.sleep(interval)

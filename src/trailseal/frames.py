@@ -3,10 +3,22 @@
 
 from __future__ import annotations
 
+import fcntl
 import struct
 from typing import BinaryIO
 
 _LENGTH = struct.Struct("<Q")
+PIPE_BYTES = 1024 * 1024  # Linux's default /proc/sys/fs/pipe-max-size
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+
+
+def widen_pipe(stream: BinaryIO, size: int = PIPE_BYTES) -> None:
+    """Let a pipe hold ``size`` bytes (default 64 KiB), so a writer ahead of its reader goes on working
+    instead of blocking on a full pipe; where the system refuses, the pipe keeps its size."""
+    try:
+        fcntl.fcntl(stream.fileno(), F_SETPIPE_SZ, size)
+    except OSError:
+        pass
 
 
 def write_frames(stream: BinaryIO, frames: list) -> None:

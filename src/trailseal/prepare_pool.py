@@ -38,7 +38,7 @@ from msgspec.structs import astuple
 
 from trailseal.bus.message import ActorId, SealedColumns
 from trailseal.event import EventError, Sealable, normalize, parse_event, to_event
-from trailseal.frames import read_frame, write_frame
+from trailseal.frames import read_frame, widen_pipe, write_frame
 from trailseal.privacy.vault import VaultRow
 from trailseal.protection import seal_form_or_error
 
@@ -345,6 +345,9 @@ class PreparePool:
             log.warning("cannot start prepare workers (%s); preparing in this process", exc)
             self._shut("off")
             return
+        for proc in self._procs:
+            widen_pipe(proc.stdin)
+            widen_pipe(proc.stdout)
         threading.Thread(target=self._await_ready, name="trailseal-prepare-start", daemon=True).start()
 
     def _await_ready(self) -> None:

@@ -3,6 +3,7 @@ erasures and failed workers leave nothing half-remembered (every value sealed st
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -13,9 +14,11 @@ import pytest
 import trailseal
 from tests.conftest import make_event, wait_for
 from trailseal.event import EventError
+from trailseal.frames import PIPE_BYTES
 from trailseal.prepare_pool import MIN_POOL_BATCH
 
 N = 2 * MIN_POOL_BATCH
+F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
 
 
 def configure(data_dir, workers: int, privacy: bool = True) -> None:
@@ -160,6 +163,17 @@ def test_a_dead_worker_turns_the_pool_off_and_loses_nothing(data_dir):
         assert not log.pool.ready
         assert [r.id for r in receipts] == [e["id"] for e in events]
         assert [e["id"] for e in revealed(log, N, receipts[0].index)] == [e["id"] for e in events]
+
+
+def test_workers_pipes_hold_a_whole_part_so_workers_run_ahead_of_the_writer(data_dir):
+    """A part's answer (~125 KB) outgrows a default 64 KiB pipe: a worker would wait for the writer to
+    read each one before preparing the next part."""
+    configure(data_dir, 2)
+    with trailseal.open(data_dir) as log:
+        started(log)
+        for proc in log.pool._procs:
+            for pipe in (proc.stdin, proc.stdout):
+                assert fcntl.fcntl(pipe.fileno(), F_GETPIPE_SZ) == PIPE_BYTES
 
 
 def test_the_first_big_batch_starts_the_workers(data_dir):

@@ -20,10 +20,10 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from tests.sdk.conftest import sealed
+from trailseal.frames import F_SETPIPE_SZ
 from trailseal.sdk import set_actor
 from trailseal.sdk.asgi import TrailsealMiddleware
 from trailseal.sdk.client import Client
-from trailseal.sdk.forwarder import F_SETPIPE_SZ
 
 REPO = Path(__file__).resolve().parents[2]
 TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"

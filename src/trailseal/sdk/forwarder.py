@@ -24,7 +24,6 @@ worker starts its own.
 
 from __future__ import annotations
 
-import fcntl
 import itertools
 import os
 import select
@@ -40,10 +39,10 @@ from typing import Any
 
 import msgspec
 
+from trailseal.frames import widen_pipe
+
 RECORDS, FLUSH, AUDITOR, CLOSE, CONFIG = 0, 1, 2, 3, 4
 HEADER = struct.Struct(">I")
-PIPE_BYTES = 1024 * 1024
-F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 
 def frame(encoder: msgspec.msgpack.Encoder, message: list) -> bytes:
@@ -328,10 +327,7 @@ class Forwarder:
                                     stdout=subprocess.PIPE, start_new_session=True,
                                     env={**os.environ, "PYTHONPATH": paths})
             self.proc, self.fd, self.replies = proc, proc.stdin.fileno(), FrameReader(proc.stdout.fileno())
-            try:
-                fcntl.fcntl(self.fd, F_SETPIPE_SZ, PIPE_BYTES)
-            except OSError:
-                pass  # the default pipe size (64 KiB) does too
+            widen_pipe(proc.stdin)  # where refused, the default pipe size (64 KiB) does too
             auditors = [auditor_config(a) for a in self.auditors]
             write_all(self.fd, frame(self.encoder, [CONFIG, self.options, auditors]))
             os.set_blocking(self.fd, False)

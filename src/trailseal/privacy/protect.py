@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from trailseal.event import Event, EventError
+from trailseal.event import Event, EventError, check_value
 from trailseal.privacy import names
 from trailseal.privacy.detectors import _ASCII_GATE, _CLASSES, KINDS, Finding, Scanner, might_match
 from trailseal.privacy.keyring import Keys
@@ -622,6 +622,8 @@ class _Walk:
 def _protect_reference(event: Event, policy: Policy, keys: Keys) -> Protected:
     """protect() the plain way; the fast walk hands over to this whenever it is unsure."""
     walk = _Walk(policy, keys, event.log or "default", event.source.component, event.actor.id)
+    if event.attributes:  # a value JSON has no type for is refused (naming it), as unprotected it would be,
+        check_value(event.attributes, "attributes")  # not turned into text by to_builtins
     data = msgspec.to_builtins(event)
     protected = _protect_mapping(data, "", walk, None)
     try:

@@ -24,11 +24,13 @@ import logging
 import marshal
 import os
 import pickle
+import queue
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,7 @@ from trailseal.protection import seal_form_or_error
 log = logging.getLogger("trailseal.prepare")
 MIN_POOL_BATCH = 128  # smaller appends are prepared in the caller's process (a round trip costs more)
 STREAM_PART = 250  # events per part of a streamed append: the writer stores one while the next is prepared
+FIRST_PART = 64  # events in its first part, which the writer waits for with nothing else to do
 
 
 class PoolFailure(RuntimeError):
@@ -78,6 +81,13 @@ def request_frame(message: tuple) -> bytes:
 def read_request(frame: bytes) -> tuple:
     body = memoryview(frame)[1:]
     return marshal.loads(body) if frame[:1] == b"M" else pickle.loads(body)  # noqa: S301 - the parent's own pipe
+
+
+def part_bounds(count: int) -> list[tuple[int, int]]:
+    """(start, end) of each part of a streamed batch of ``count`` events: ``FIRST_PART``, then
+    ``STREAM_PART`` each."""
+    starts = [0, *range(min(FIRST_PART, count), count, STREAM_PART)]
+    return list(zip(starts, [*starts[1:], count], strict=True))
 
 
 def default_workers() -> int:
@@ -177,55 +187,88 @@ class PreparePool:
         return [sealable(row) for row in prepared], refused
 
     def try_stream(self, items: Sequence[Any], received: str) -> Iterator[list[Sealable]] | None:
-        """The Sealables of items in parts of ``STREAM_PART`` events, in order, each as soon as the workers
-        have it (they go on with the next meanwhile), for ``Sealer.seal_parts``; None when the pool cannot
-        take the batch now. Iterating raises EventError at the part holding the first event refused, and
-        PoolFailure if a worker fails (prepare the batch in-process then)."""
+        """The Sealables of items in parts (``part_bounds``), in order, each as soon as the workers have it
+        (they go on with the next meanwhile), for ``Sealer.seal_parts``; None when the pool cannot take the
+        batch now. Iterating raises EventError at the part holding the first event refused, and
+        PoolFailure if a worker fails or a later part cannot be sent (prepare the batch in-process then)."""
         if not self._takes(items):
             return None
+
+        def requests(start: int, end: int) -> list[bytes]:
+            return [request_frame(("prepare", received, *share))
+                    for share in self._shares(items[start:end], subject_of, start)]
+
+        bounds = part_bounds(len(items))
         try:
-            requests = [[request_frame(("prepare", received, *share))
-                         for share in self._shares(items[start:start + STREAM_PART], subject_of, start)]
-                        for start in range(0, len(items), STREAM_PART)]
+            first = requests(*bounds[0])  # the rest are framed while the workers prepare this one
         except (pickle.PicklingError, TypeError, AttributeError):
             return None
-        return self._parts(requests)
+        return self._parts(first, [partial(requests, *part) for part in bounds[1:]])
 
-    def _parts(self, requests: list[list[bytes]]) -> Iterator[list[Sealable]]:
-        """Feed every request (a thread writes them, so a worker never waits on this process to read),
-        and yield each part as its answers arrive; whatever happens, read every answer before returning.
-        The pool is taken when iteration starts (PoolFailure if another batch has it, or it stopped)."""
+    def _parts(self, first: list[bytes], later: list[Callable[[], list[bytes]]]) -> Iterator[list[Sealable]]:
+        """Feed the first part's requests and then each later part's (a thread frames and writes them, so
+        a worker never waits on this process to read), and yield each part as its answers arrive; whatever
+        happens, read every answer of every part sent before returning. The pool is taken when iteration
+        starts (PoolFailure if another batch has it, or it stopped)."""
         if not self._lock.acquire(blocking=False):
             raise PoolFailure("the prepare workers are busy with another batch")
-        if self._state != "ready" or len(requests[0]) != len(self._procs):
+        if self._state != "ready" or len(first) != len(self._procs):
             self._lock.release()
             raise PoolFailure("the prepare workers stopped")
-        procs, feeding = self._procs, threading.Thread(target=self._feed, args=(requests,), daemon=True)
+        procs, sent, stop = self._procs, queue.SimpleQueue(), threading.Event()
+        feeding = threading.Thread(target=self._feed, args=(first, later, sent, stop), daemon=True)
         feeding.start()
-        read = 0
+        parts, taken, read = 1 + len(later), 0, 0  # parts in all; sent (as ``sent`` said); read
+        over = False  # ``sent`` said the feeder sends nothing more
         try:
-            for _ in requests:
+            while read < parts:
+                failure = sent.get()
+                if failure is not None:
+                    over = True
+                    raise PoolFailure(f"a part of the batch could not be sent to the workers: {failure}")
+                taken += 1
                 answers = [self._answer(proc) for proc in procs]
                 read += 1
                 yield self._part(answers)
         finally:
-            for _ in requests[read:]:
-                for proc in procs:
-                    if self._state != "off":
-                        try:
-                            self._answer(proc)
-                        except PoolFailure:
-                            pass
+            stop.set()  # the feeder sends no further part
+            for _ in range(taken - read):  # a part sent whose answers were not read (reading them failed)
+                self._skip_answers(procs)
+            while not over and taken < parts:  # parts the feeder may have sent meanwhile
+                over = sent.get() is not None
+                if not over:
+                    taken += 1
+                    self._skip_answers(procs)
             feeding.join()
             self._lock.release()
 
-    def _feed(self, requests: list[list[bytes]]) -> None:
-        try:
-            for part in requests:
-                for proc, request in zip(self._procs, part, strict=True):
+    def _skip_answers(self, procs: list[subprocess.Popen]) -> None:
+        """Read and drop one answer of each worker (of a part no longer wanted), unless the pool stopped."""
+        for proc in procs:
+            if self._state != "off":
+                try:
+                    self._answer(proc)
+                except PoolFailure:
+                    pass
+
+    def _feed(self, first: list[bytes], later: list[Callable[[], list[bytes]]], sent: queue.SimpleQueue,
+              stop: threading.Event) -> None:
+        """Write each part's requests to the workers, saying in ``sent`` after each part: None once it was
+        written, or why it was not (then no further part is sent)."""
+        for make in [lambda: first, *later]:
+            try:
+                if stop.is_set():
+                    raise PoolFailure("the batch was given up")
+                for proc, request in zip(self._procs, make(), strict=True):
                     write_frame(proc.stdin, request)
-        except (OSError, ValueError):
-            pass  # the reader hears of it (the worker's answer never comes)
+            except (pickle.PicklingError, TypeError, AttributeError, PoolFailure) as exc:
+                sent.put(f"{type(exc).__name__}: {exc}")  # not written: the workers never see this part
+                return
+            except (OSError, ValueError):
+                sent.put(None)  # perhaps written in part: the reader hears of it (the answer never comes)
+                sent.put("the prepare workers stopped")
+                return
+            sent.put(None)
 
     def _answer(self, proc: subprocess.Popen) -> tuple:
         frame = read_frame(proc.stdout)

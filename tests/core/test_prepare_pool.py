@@ -15,7 +15,7 @@ import trailseal
 from tests.conftest import make_event, wait_for
 from trailseal.event import EventError
 from trailseal.frames import PIPE_BYTES
-from trailseal.prepare_pool import MIN_POOL_BATCH
+from trailseal.prepare_pool import FIRST_PART, MIN_POOL_BATCH, STREAM_PART, part_bounds
 
 N = 2 * MIN_POOL_BATCH
 F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
@@ -77,6 +77,35 @@ def test_events_marshal_cannot_carry_go_by_pickle(data_dir):
         shown = revealed(log, N, receipts[0].index)
         assert [(e["id"], e["actor"]["id"], e["attributes"]) for e in shown] == \
             [(e["id"], e["actor"]["id"], e["attributes"]) for e in events]
+
+
+def test_an_event_no_worker_can_be_sent_in_a_later_part_is_refused_as_in_process(data_dir):
+    """Parts after the first are framed while the workers prepare the first: an event that cannot be
+    framed there gives the batch back to the caller's process, which refuses it by position; nothing of
+    the batch is sealed, no value of it is remembered as in the vault, and the pool goes on."""
+    configure(data_dir, 2)
+    count = FIRST_PART + 2 * STREAM_PART
+    with trailseal.open(data_dir) as log:
+        started(log)
+        size = log.store.tree_size("default")
+        events = [make_event(i, actor={"id": f"late{i}", "type": "user", "ip": "192.0.2.7"}) for i in range(count)]
+        events[count - 5]["attributes"] = {"callback": lambda: None}  # neither marshal nor pickle carries it
+        with pytest.raises(EventError) as refused:
+            log.append(events)
+        assert str(refused.value).startswith(f"[{count - 5}].attributes.callback")
+        assert log.store.tree_size("default") == size and log.pool.ready
+        events[count - 5]["attributes"] = {"callback": "none"}
+        receipts = log.append(events)
+        assert log.pool.ready
+        assert [e["actor"]["id"] for e in revealed(log, count, receipts[0].index)] == [f"late{i}" for i in range(count)]
+
+
+def test_part_bounds_cover_the_batch_once_with_a_short_first_part():
+    for count in (1, FIRST_PART - 1, FIRST_PART, FIRST_PART + 1, 1000, 4321):
+        bounds = part_bounds(count)
+        assert bounds[0] == (0, min(FIRST_PART, count))
+        assert [end for _, end in bounds[:-1]] == [start for start, _ in bounds[1:]] and bounds[-1][1] == count
+        assert all(0 < end - start <= STREAM_PART for start, end in bounds[1:])
 
 
 def test_request_frames_are_exact_for_builtins_and_pickle_the_rest():

@@ -37,7 +37,7 @@ import msgspec
 
 from trailseal.query.language import QueryError, ip_of, text_tokens, text_values
 from trailseal.store import sqlite_vault as vault
-from trailseal.store.sqlite import write_transaction
+from trailseal.store.sqlite import LOCK_TIMEOUT_SECONDS, begin_immediate, write_transaction
 
 SCHEMA = """
 CREATE VIRTUAL TABLE IF NOT EXISTS entries_fts USING fts5(text, content='', columnsize=0, tokenize='ascii');
@@ -106,7 +106,7 @@ def connection(store: Any) -> sqlite3.Connection:
 
 
 def _open(path: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(path, timeout=LOCK_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA synchronous=NORMAL")  # derived data, rebuilt by refresh if ever lost
     conn.execute("PRAGMA cache_size=-262144")
     # No memory map: a page fault on a mapped file reads around it, up to the device's read-ahead (8 MB on
@@ -194,7 +194,7 @@ def refresh(conn: sqlite3.Connection, batch: int = BATCH, progress: Callable[[in
         if not rows:
             break
         prepared = _prepared(conn, rows)
-        conn.execute("BEGIN IMMEDIATE")
+        begin_immediate(conn)
         try:
             if not _unchanged(conn, done, rows):  # indexed or pruned by another connection meanwhile
                 conn.execute("ROLLBACK")

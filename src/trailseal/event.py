@@ -231,7 +231,9 @@ def _check_value(value: Any, path: str, depth: int) -> bool:
     if kind is float:
         if not math.isfinite(value):
             raise EventError("number is not finite", path)
-        return not 1e-4 <= abs(value) < 1e16  # inside, the shortest repr is the same as JCS's
+        # inside, the shortest repr is the same as JCS's, but for a whole number (left a float above 2^53-1:
+        # msgspec writes 2^53 as 9007199254740992.0, JCS as 9007199254740992)
+        return value.is_integer() or not 1e-4 <= abs(value) < 1e16
     if kind is dict:
         slow = False
         for key, item in value.items():
@@ -239,7 +241,9 @@ def _check_value(value: Any, path: str, depth: int) -> bool:
                 value[key] = item = int(item)  # JCS writes 2.0 as 2
             if type(item) is not str:
                 slow |= _check_value(item, f"{path}.{key}", depth + 1)
-            if not key.isascii():
+            if type(key) is not str or not key.isascii():
+                if type(key) is not str:  # a Python dict's: JSON has only text keys
+                    raise EventError(f"key {key!r} is not a string", path)
                 slow = True
         return slow
     if kind is list:

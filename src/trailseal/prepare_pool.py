@@ -201,7 +201,7 @@ class PreparePool:
         bounds = part_bounds(len(items))
         try:
             first = requests(*bounds[0])  # the rest are framed while the workers prepare this one
-        except (pickle.PicklingError, TypeError, AttributeError):
+        except Exception:  # noqa: BLE001 - what marshal and pickle cannot carry is prepared (and refused) here
             return None
         return self._parts(first, [partial(requests, *part) for part in bounds[1:]])
 
@@ -256,23 +256,27 @@ class PreparePool:
         """Write each part's requests to the workers, saying in ``sent`` after each part: None once it was
         written, or why it was not (then no further part is sent)."""
         for make in [lambda: first, *later]:
+            if stop.is_set():
+                sent.put("the batch was given up")
+                return
             try:
-                if stop.is_set():
-                    raise PoolFailure("the batch was given up")
-                for proc, request in zip(self._procs, make(), strict=True):
-                    write_frame(proc.stdin, request)
-            except (pickle.PicklingError, TypeError, AttributeError, PoolFailure) as exc:
+                part = make()
+            except Exception as exc:  # noqa: BLE001 - what marshal and pickle cannot carry: prepared in-process
                 sent.put(f"{type(exc).__name__}: {exc}")  # not written: the workers never see this part
                 return
-            except (OSError, ValueError):
-                sent.put(None)  # perhaps written in part: the reader hears of it (the answer never comes)
+            try:
+                for proc, request in zip(self._procs, part, strict=True):
+                    write_frame(proc.stdin, request)
+            except Exception:  # noqa: BLE001 - a worker gone (EPIPE), or a frame cut short: the pool stops
+                self._shut("off", kill=True)  # so that the reader's wait for this part's answers ends
+                sent.put(None)
                 sent.put("the prepare workers stopped")
                 return
             sent.put(None)
 
     def _answer(self, proc: subprocess.Popen) -> tuple:
-        frame = read_frame(proc.stdout)
         try:
+            frame = read_frame(proc.stdout)  # ValueError if the pool was shut meanwhile (pipe closed)
             if frame is None:
                 raise OSError(f"prepare worker {proc.pid} exited with {proc.poll()}")
             return marshal.loads(frame)
@@ -294,8 +298,8 @@ class PreparePool:
     def _prepare(self, items: Sequence[Any], received: str) -> list[Sealable] | None:
         try:
             requests = [request_frame(("prepare", received, *share)) for share in self._shares(items, subject_of)]
-        except (pickle.PicklingError, TypeError, AttributeError):
-            return None  # something only this process can hold (a lambda, an open file): prepare here
+        except Exception:  # noqa: BLE001 - only this process can hold it (a lambda, a runaway nesting): prepare here
+            return None
         answers = self._exchange(requests)
         if answers is None:
             return None

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from trailseal.event import Event, EventError, Sealable, decode_sealed, encode_event, from_dict
+from trailseal.event import MAX_DEPTH, Event, EventError, Sealable, decode_sealed, encode_event, from_dict
 from trailseal.privacy import Keys, Policy, PolicyError, commitments_in, protect, reveal, search_token
 from trailseal.store.base import Filters
 
@@ -214,3 +214,5 @@ def _per_record(step, value):
         raise
     except (ValueError, msgspec.ValidationError) as exc:
         raise EventError(f"privacy protection failed: {exc}") from None
+    except RecursionError:  # nested past Python's own limit (hundreds of levels) in a Python object
+        raise EventError(f"nested deeper than {MAX_DEPTH} levels", "attributes") from None

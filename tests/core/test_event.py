@@ -97,6 +97,14 @@ json_values = st.recursive(json_scalars, lambda inner: st.one_of(
     st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)), max_leaves=20)
 
 
+def test_whole_floats_past_2_53_are_sealed_as_rfc8785_writes_them():
+    """Left floats (not exact as integers), msgspec would write 2^53 as 9007199254740992.0."""
+    event = make_event(3, attributes={"a": 9007199254740992.0, "b": [-9.5e15, 2.0**60], "c": {"d": 1e15 + 0.5}})
+    sealed = from_dict(event).canonical
+    assert sealed == rfc8785.dumps(json.loads(sealed, parse_int=float))
+    assert b'"a":9007199254740992,' in sealed and b"9007199254740992.0" not in sealed
+
+
 @settings(max_examples=300, deadline=None)
 @given(attributes=st.dictionaries(st.text(max_size=10), json_values, max_size=6),
        name=st.text(max_size=30), reason=st.text(max_size=30))

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from trailseal.event import Event, EventError, check_value
+from trailseal.event import MAX_DEPTH, Event, EventError
 from trailseal.privacy import names
 from trailseal.privacy.detectors import _ASCII_GATE, _CLASSES, KINDS, Finding, Scanner, might_match
 from trailseal.privacy.keyring import Keys
@@ -622,14 +622,30 @@ class _Walk:
 def _protect_reference(event: Event, policy: Policy, keys: Keys) -> Protected:
     """protect() the plain way; the fast walk hands over to this whenever it is unsure."""
     walk = _Walk(policy, keys, event.log or "default", event.source.component, event.actor.id)
-    if event.attributes:  # a value JSON has no type for is refused (naming it), as unprotected it would be,
-        check_value(event.attributes, "attributes")  # not turned into text by to_builtins
+    if event.attributes:
+        _refuse_unsupported(event.attributes, "attributes")
     data = msgspec.to_builtins(event)
     protected = _protect_mapping(data, "", walk, None)
     try:
         return Protected(msgspec.convert(protected, Event), walk.rows)
     except msgspec.ValidationError as exc:
         raise EventError(f"event no longer valid after privacy protection: {exc}") from None
+
+
+def _refuse_unsupported(value: Any, path: str, depth: int = 1) -> None:
+    """Refuse a value JSON has no type for (a datetime, bytes, a set, a key that is not text), naming it as
+    encode_event does, rather than let to_builtins turn it into text; the rest is left to encode_event."""
+    kind = type(value)
+    if kind is dict or kind is list:
+        if depth > MAX_DEPTH:
+            return  # encode_event refuses the nesting itself
+        items = value.items() if kind is dict else enumerate(value)
+        for key, item in items:
+            if kind is dict and type(key) is not str:
+                raise EventError(f"key {key!r} is not a string", path)
+            _refuse_unsupported(item, f"{path}.{key}" if kind is dict else f"{path}[{key}]", depth + 1)
+    elif not (kind is str or kind is int or kind is float or kind is bool or value is None):
+        raise EventError(f"unsupported type {kind.__name__}", path)
 
 
 def _protect_mapping(data: dict[str, Any], path: str, walk: _Walk, key_kind: str | None) -> dict[str, Any]:

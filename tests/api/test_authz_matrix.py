@@ -118,6 +118,22 @@ def test_log_scoped_ingest_token_cannot_write_elsewhere(api, caller):
     assert ok.status_code == 200 and ok.json()["receipts"][0]["log"] == "other"
 
 
+def test_an_event_refused_for_its_log_leaves_no_value_taken_for_stored(api):
+    """The refused event's actor values never reach the vault: the next event that carries them (sent with a
+    token that may write there) must get their vault rows, or its actor could never be read back."""
+    client, tokens, app = api
+    event = make_event(1, actor={"id": "carol", "type": "user", "ip": "203.0.113.5"})
+    scoped = client.post("/v1/events", json=[event], headers=bearer(tokens["other"]))
+    assert scoped.status_code == 403 and "may not write to log 'default'" in scoped.text
+    sealed = client.post("/v1/events", json=[{**event, "id": "evt-carol-2"}],
+                         headers=bearer(tokens["ingest"]))
+    assert sealed.status_code == 200
+    receipt = sealed.json()["receipts"][0]
+    trail = app.state.service.trail
+    shown = trail.read_events([("default", receipt["index"], trail.entry(receipt["index"]))])[0]["event"]
+    assert (shown["actor"]["id"], shown["actor"]["ip"]) == ("carol", "203.0.113.5")
+
+
 def test_private_tlog_needs_a_reader(api):
     client, tokens, app = api
     client.post("/v1/events", json=[make_event(0)], headers=bearer(tokens["admin"]))

@@ -85,15 +85,14 @@ def validate(records: list[bytes], svc: Service, token) -> tuple[list[tuple[int,
     received = svc.trail.clock()  # one arrival time per request
     for position, raw in enumerate(records):
         try:
-            item = seal_form_or_error(svc.trail.protection, parse_event(raw, received))
+            event = parse_event(raw, received)
+            if token is not None and not token.allows_log(event.log):  # before protection: a refused event's
+                errors.append({"position": position, "field": "log",  # values must not be remembered as
+                               "reason": f"this token may not write to log {event.log!r}"})  # in the vault
+                continue
+            good.append((position, seal_form_or_error(svc.trail.protection, event)))
         except EventError as exc:
             errors.append({"position": position, "field": exc.field, "reason": exc.reason})
-            continue
-        if token is not None and not token.allows_log(item.log):
-            errors.append({"position": position, "field": "log",
-                           "reason": f"this token may not write to log {item.log!r}"})
-            continue
-        good.append((position, item))
     return good, errors
 
 

@@ -14,6 +14,7 @@ from tests.query.test_search import without_privacy
 from trailseal.cli import app as cli
 from trailseal.jobs import SEARCH_INDEX_BATCH, Scheduler, default_jobs
 from trailseal.query import index as query_index
+from trailseal.query.indexer import NICENESS
 from trailseal.query.search import count, search, timeline
 from trailseal.store.base import Filters
 
@@ -88,6 +89,7 @@ def test_serve_job_runs_a_child_indexer_that_keeps_up_restarts_and_stops(data_di
         child = jobs[0].run.__self__.proc
         assert child.pid != os.getpid() and child.poll() is None
         assert wait_for(lambda: query_index.pending(conn) == 0, 30)
+        assert os.getpriority(os.PRIO_PROCESS, child.pid) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + NICENESS)
         indexed = conn.execute("SELECT count(*) FROM entries_actor").fetchone()[0]  # the child's work
         assert indexed == conn.execute("SELECT count(*) FROM entries").fetchone()[0] >= 2_500
         trail.append(_events(2_500, 40))  # later commits reach the index without a search asking

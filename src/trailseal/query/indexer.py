@@ -16,6 +16,8 @@ import sys
 import time
 
 CHILD_BATCH = 250  # entries per write transaction: the sealer waits at most one small batch's inserts
+NICENESS = 10  # below the server when both want the CPU: its index is derived data, a search catches up
+# what is missing first (bench server, 2 runs each: single-event p99 14.1/14.9 -> 11.9/12.4 ms, ingest level)
 
 
 class IndexerProcess:
@@ -61,6 +63,7 @@ def run(db_path: str, interval: float, batch: int, parent: int) -> None:
     def should_stop() -> bool:  # asked between batches too: a long backlog must not hold up a shutdown
         return bool(stopping) or os.getppid() != parent
 
+    os.nice(NICENESS)
     conn = index._open(db_path)
     while not should_stop():
         try:

@@ -241,9 +241,9 @@ def _check_value(value: Any, path: str, depth: int) -> bool:
                 value[key] = item = int(item)  # JCS writes 2.0 as 2
             if type(item) is not str:
                 slow |= _check_value(item, f"{path}.{key}", depth + 1)
-            if type(key) is not str or not key.isascii():
-                if type(key) is not str:  # a Python dict's: JSON has only text keys
-                    raise EventError(f"key {key!r} is not a string", path)
+            if type(key) is not str:  # a Python dict's: JSON has only text keys
+                raise EventError(f"key {key!r} is not a string", path)
+            if not key.isascii():
                 slow = True
         return slow
     if kind is list:

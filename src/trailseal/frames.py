@@ -13,8 +13,8 @@ F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 
 def widen_pipe(stream: BinaryIO, size: int = PIPE_BYTES) -> None:
-    """Let a pipe hold ``size`` bytes (default 64 KiB), so a writer ahead of its reader goes on working
-    instead of blocking on a full pipe; where the system refuses, the pipe keeps its size."""
+    """Let a pipe hold ``size`` bytes instead of Linux's default 64 KiB, so a writer ahead of its reader goes
+    on working instead of blocking on a full pipe; where the system refuses, the pipe keeps its size."""
     try:
         fcntl.fcntl(stream.fileno(), F_SETPIPE_SZ, size)
     except OSError:

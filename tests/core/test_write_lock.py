@@ -71,3 +71,10 @@ def test_other_errors_are_not_waited_on(db):
     with pytest.raises(sqlite3.OperationalError, match="within a transaction"):
         begin_immediate(conn)
     conn.execute("ROLLBACK")
+
+
+def test_the_connections_own_busy_timeout_is_put_back(db):
+    conn = sqlite3.connect(db, timeout=5, isolation_level=None)
+    with write_transaction(conn):
+        conn.execute("INSERT INTO t VALUES (4)")
+    assert busy_timeout(conn) == 5000

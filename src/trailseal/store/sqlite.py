@@ -59,7 +59,9 @@ def begin_immediate(conn: sqlite3.Connection, timeout: float = LOCK_TIMEOUT_SECO
     """BEGIN IMMEDIATE, trying again every ``LOCK_POLL_SECONDS`` (up to ``timeout``) while another connection
     (serve's search indexer, another process) holds the write lock. SQLite's own busy handler sleeps 1, 2,
     5, 10, 15, 20, 25 ... ms between its tries, so a commit queued behind a 9 ms transaction slept until
-    18 ms: the spikes in single-event latency while the indexer ran."""
+    18 ms: the spikes in single-event latency while the indexer ran. The connection's busy timeout is
+    put back afterwards."""
+    (busy_ms,) = conn.execute("PRAGMA busy_timeout").fetchone()
     conn.execute("PRAGMA busy_timeout=0")
     try:
         deadline = time.monotonic() + timeout
@@ -68,15 +70,11 @@ def begin_immediate(conn: sqlite3.Connection, timeout: float = LOCK_TIMEOUT_SECO
                 conn.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as exc:
-                if not _is_locked(exc) or time.monotonic() >= deadline:
+                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
                     raise
             time.sleep(LOCK_POLL_SECONDS)
     finally:
-        conn.execute(f"PRAGMA busy_timeout={int(LOCK_TIMEOUT_SECONDS * 1000)}")
-
-
-def _is_locked(exc: sqlite3.OperationalError) -> bool:
-    return "locked" in str(exc) or "busy" in str(exc)
+        conn.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
 
 
 class SQLiteStore:

@@ -10,7 +10,7 @@ import httpx
 import trailseal
 from tests.api.server import Server
 from tests.conftest import make_event
-from trailseal.alerts.rollup import RollupGate
+from trailseal.alerts.rollup import LISTED_EVENTS, RollupGate
 from trailseal.alerts.service import finding
 from trailseal.detect.engine import Alert
 
@@ -58,6 +58,27 @@ def test_a_new_minute_has_a_new_budget_and_brings_the_old_rollup_along():
     (rest,) = gate.flush()
     assert rest.rolled_up == 1 and rest.events == [("default", 3)]
     assert gate.flush() == []
+
+
+def test_a_long_storm_is_held_in_bounded_memory_and_its_rollup_counts_every_match():
+    """A rule matching thousands of times a minute keeps one running rollup, not every alert: it lists the
+    first LISTED_EVENTS events (in order), spans the earliest to the latest time seen, and counts them all."""
+    clock = Clock()
+    gate = RollupGate(2, clock=clock)
+    storm = [Alert("a", "rule a", "high", "tester", [], [("default", i), ("default", i + 100_000)],
+                   first_time=f"2026-11-27T10:{i // 60 % 60:02d}:{i % 60:02d}.000000Z",
+                   last_time=f"2026-11-27T11:{i // 60 % 60:02d}:{i % 60:02d}.000000Z") for i in range(5000)]
+    storm.reverse()  # times arrive out of order: the span is still the earliest to the latest
+    for start in range(0, len(storm), 500):
+        gate.admit(storm[start:start + 500])
+    held = gate._windows["a"].held
+    assert held.count == 4998 and len(held.events) == LISTED_EVENTS
+    (rollup,) = gate.flush()
+    expected = [pair for a in storm[2:] for pair in a.events][:LISTED_EVENTS]
+    assert rollup.rolled_up == 4998 and rollup.events == expected
+    times = [moment for a in storm[2:] for moment in (a.first_time, a.last_time)]
+    assert (rollup.first_time, rollup.last_time) == (min(times), max(times)) == ("2026-11-27T10:00:00.000000Z",
+                                                                                 "2026-11-27T11:59:59.000000Z")
 
 
 def test_a_budget_of_zero_raises_every_alert():

@@ -21,12 +21,47 @@ LISTED_EVENTS = 1000  # a finding lists at most this many (log, index) pairs; th
 
 
 @dataclass
+class _Held:
+    """A rule's matches held back in one minute, folded as they come (memory bounded by
+    ``LISTED_EVENTS``, not by the storm): the first alert, the events listed so far, how many, when."""
+
+    first: Alert
+    events: list = field(default_factory=list)
+    count: int = 0
+    first_time: str | None = None
+    last_time: str | None = None
+
+    def add(self, alert: Alert) -> None:
+        self.count += 1
+        room = LISTED_EVENTS - len(self.events)
+        if room > 0:
+            self.events.extend(alert.events[:room])
+        for moment in (alert.first_time, alert.last_time):
+            if moment:
+                if self.first_time is None or moment < self.first_time:
+                    self.first_time = moment
+                if self.last_time is None or moment > self.last_time:
+                    self.last_time = moment
+
+    def rollup(self) -> Alert:
+        """One alert for the held matches: their events in order, the time span, and how many."""
+        first = self.first
+        return replace(first, title=f"{first.title} ({self.count} more matches rolled up)", events=self.events,
+                       group=None, first_time=self.first_time, last_time=self.last_time, rolled_up=self.count)
+
+
+@dataclass
 class _Window:
-    """One rule's current minute: when it began, alerts raised in it, and matches held back."""
+    """One rule's current minute: when it began, alerts raised in it, and the matches held back."""
 
     start: float
     raised: int = 0
-    held: list[Alert] = field(default_factory=list)
+    held: _Held | None = None
+
+    def hold(self, alert: Alert) -> None:
+        if self.held is None:
+            self.held = _Held(alert)
+        self.held.add(alert)
 
 
 class RollupGate:
@@ -50,13 +85,13 @@ class RollupGate:
                 window = self._windows.get(alert.rule_id)
                 if window is None or now - window.start >= self.window:
                     if window is not None and window.held:
-                        ready.append(_rollup(window.held))
+                        ready.append(window.held.rollup())
                     window = self._windows[alert.rule_id] = _Window(now)
                 if window.raised < self.per_minute:
                     window.raised += 1
                     ready.append(alert)
                 else:
-                    window.held.append(alert)
+                    window.hold(alert)
                     self.rolled_up += 1
         return ready
 
@@ -68,7 +103,7 @@ class RollupGate:
     def flush(self) -> list[Alert]:
         """Every held match as rollups now (the service is stopping)."""
         with self._lock:
-            ready = [_rollup(w.held) for w in self._windows.values() if w.held]
+            ready = [w.held.rollup() for w in self._windows.values() if w.held]
             self._windows.clear()
         return ready
 
@@ -77,16 +112,6 @@ class RollupGate:
         for rule_id, window in list(self._windows.items()):
             if now - window.start >= self.window:
                 if window.held:
-                    ready.append(_rollup(window.held))
+                    ready.append(window.held.rollup())
                 del self._windows[rule_id]
         return ready
-
-
-def _rollup(held: list[Alert]) -> Alert:
-    """One alert for a rule's held matches: their events in order, the time span, and how many."""
-    first = held[0]
-    events = [pair for alert in held for pair in alert.events]
-    times = [t for alert in held for t in (alert.first_time, alert.last_time) if t]
-    return replace(first, title=f"{first.title} ({len(held)} more matches rolled up)", events=events[:LISTED_EVENTS],
-                   group=None, first_time=min(times, default=None), last_time=max(times, default=None),
-                   rolled_up=len(held))

@@ -39,6 +39,28 @@ def test_the_child_sees_revealed_values_and_answers_with_alerts(data_dir):
     assert not child.alive()
 
 
+def test_the_child_applies_storm_control_and_hands_over_its_rollups_when_it_stops(data_dir, monkeypatch):
+    """Past a rule's budget the child folds the matches itself: the parent gets the budgeted alerts at once
+    and one rollup naming the rest when the child's input ends, not one message per match."""
+    monkeypatch.setenv("TRAILSEAL_ALERTS__MAX_ALERTS_PER_RULE_PER_MINUTE", "4")
+    captured = []
+    with trailseal.open(data_dir) as trail:
+        trail.sealer.on_commit.append(captured.extend)
+        trail.append([grant(i) for i in range(30)])
+    sealed = [entry for entry in captured if entry[0] == "default"]
+    got = []
+    child = DetectorProcess(str(data_dir), got.extend)
+    try:
+        assert child.send(sealed)
+        assert wait_for(lambda: len(got) >= 4, 30)
+        assert [a.rolled_up for a in got if a.rule_id == PRIVILEGE_GRANT] == [0, 0, 0, 0]
+    finally:
+        child.stop()
+    grants = [a for a in got if a.rule_id == PRIVILEGE_GRANT]
+    assert [a.rolled_up for a in grants] == [0, 0, 0, 0, 26]
+    assert sorted(index for a in grants for _, index in a.events) == sorted(entry[1] for entry in sealed)
+
+
 def findings(trail) -> list[dict]:
     entries = [json.loads(data) for _, data in trail.store.read_entries("trailseal", 0, 10_000)]
     return [e for e in entries if e["action"] == "detect.alert" and e["attributes"]["rule_id"] == PRIVILEGE_GRANT]

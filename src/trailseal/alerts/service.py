@@ -29,8 +29,9 @@ class DetectionService:
 
     def __init__(self, trail, engine: Engine, sinks: list, silent_after: float = 600.0,
                  per_rule_per_minute: int = 0, child: str | None = None):
-        """``child``: a data dir whose config a detector child process loads (alerts/worker.py); the engine
-        and the silent-source watch then run there, and ``engine`` here only if the child is gone."""
+        """``child``: a data dir whose config a detector child process loads (alerts/worker.py); the engine,
+        the silent-source watch and storm control then run there, and ``engine`` (with this process's own
+        storm control) here only if the child is gone."""
         self.trail, self.engine, self.sinks = trail, engine, sinks
         self.child_dir = child
         self.child: DetectorProcess | None = None
@@ -46,7 +47,7 @@ class DetectionService:
     def start(self) -> DetectionService:
         if self.child_dir is not None:
             try:
-                self.child = DetectorProcess(self.child_dir, self._admit)
+                self.child = DetectorProcess(self.child_dir, self._raise)  # the child applied storm control
             except OSError:
                 log.exception("cannot start the detector process; detecting in this process")
         self.trail.sealer.on_commit.append(self._queue.put)

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trailseal.formats import FormatError, auth_log
 
+from .cases import TESTDATA
 from .helpers import parse_one
 
 HEAD = "Mar  3 04:05:06 bastion "
@@ -170,3 +173,59 @@ def test_year_defaults_to_the_current_utc_year():
 
     event = parse_one("auth_log", "Jan  2 03:04:05 h sshd[1]: Invalid user x from 192.0.2.1")
     assert event["time"].startswith(f"{datetime.now(UTC).year}-01-02T03:04:05")
+
+
+# The rules of a program are looked up by the message's first word (auth_log._by_first_word): that must
+# pick what trying every rule in order picks, for any message.
+_ALL_RULES = {"sshd": auth_log._SSHD, "su": auth_log._SU, "useradd": auth_log._ACCOUNT,
+              "sudo": [(auth_log._SUDO_LINE, auth_log._sudo)]}
+_MESSAGES = [  # one of each shape the rules read, to be cut up and recombined
+    "Accepted publickey for ann from 192.0.2.4 port 5122 ssh2: ED25519 SHA256:abc",
+    "Failed password for invalid user bob from 192.0.2.4 port 5122 ssh2",
+    "Invalid user admin from 192.0.2.4 port 40000",
+    "error: maximum authentication attempts exceeded for root from 192.0.2.4 port 1 ssh2",
+    "Disconnected from user ann 192.0.2.4 port 5122",
+    "Connection closed by authenticating user root 192.0.2.4 port 22 [preauth]",
+    "Received disconnect from 192.0.2.4 port 5122:11: disconnected by user",
+    "Did not receive identification string from 192.0.2.4 port 22",
+    "   ann : 3 incorrect password attempts ; TTY=pts/0 ; PWD=/home/ann ; USER=root ; COMMAND=/bin/ls",
+    "(to root) ann on pts/1",
+    "FAILED SU (to root) ann on pts/1",
+    "Successful su for root by ann",
+    "add 'ann' to group 'wheel'",
+    "delete user 'bob'",
+    "new user: name=apache, UID=48, GID=48, home=/usr/share/httpd, shell=/sbin/nologin",
+    "new group: name=dev, GID=1001",
+    "password changed for ann",
+    "change user 'ann' password",
+    "removed group 'dev' owned by 'ann'",
+    "group added to /etc/group: name=dev, GID=1001",
+]
+_WORDS = sorted({word for message in _MESSAGES for word in message.split()}
+                | {word for index in auth_log._RULES_BY_PROGRAM.values() for word in index if word})
+
+
+@given(st.sampled_from(sorted(_ALL_RULES)), st.sampled_from(_MESSAGES), st.integers(0, 12),
+       st.lists(st.sampled_from(_WORDS), max_size=3), st.sampled_from(["", " ", "\t", "x"]))
+@settings(max_examples=600, deadline=None)
+def test_the_first_word_index_picks_what_trying_every_rule_picks(program, message, cut, words, joint):
+    """Whole messages of every shape, under every program, and their words swapped, cut or retyped."""
+    parts = message.split(" ")
+    message = joint.join([*words, *parts[cut:]]) if words else " ".join(parts[cut:]) if cut else message
+    indexed = auth_log._RULES_BY_PROGRAM[program]
+    chosen = indexed.get(message.partition(" ")[0], indexed[None])
+    assert auth_log._first(chosen, message, program) == auth_log._first(_ALL_RULES[program], message, program)
+
+
+def test_the_first_word_index_agrees_on_every_sample_line():
+    samples = [line for line in (TESTDATA / "logs" / "linux_auth_sshd_sudo.log").read_text("utf-8", "replace").splitlines() if line]
+    checked = 0
+    for line in samples:
+        program, _, message = line.partition("]: ") if "]: " in line else line.partition(": ")
+        name = program.rsplit(" ", 1)[-1].split("[")[0]
+        if name in _ALL_RULES and not message.startswith("pam_unix("):
+            indexed = auth_log._RULES_BY_PROGRAM[name]
+            chosen = indexed.get(message.partition(" ")[0], indexed[None])
+            assert auth_log._first(chosen, message, name) == auth_log._first(_ALL_RULES[name], message, name)
+            checked += 1
+    assert checked >= 5  # the sshd and sudo lines of the sample (its pam_unix lines take another path)

@@ -27,19 +27,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from hashlib import sha256
 from typing import Any
 
-from trailseal.formats._bsd import parse_header
-from trailseal.formats._common import (
-    bounded,
-    is_ip,
-    lines,
-    process_attributes,
-    sha256_hex,
-    short,
-    source,
-    text,
-)
+from trailseal.formats._bsd import add_process_attributes, header_fields, infra_source
+from trailseal.formats._common import SHORT_MAX, bounded, is_ip, lines, short, text
 
 FORMAT = "auth_log"
 Fields = dict[str, Any]
@@ -53,37 +45,38 @@ def split(data: bytes) -> list[bytes]:
 
 def parse(raw: bytes, **ctx: Any) -> list[dict[str, Any]]:
     """One auth.log line -> one event (interpreted, or a system syslog.message)."""
-    header = parse_header(text(raw).rstrip("\r\n"), ctx)
-    fields = interpret(header.program, header.message, header.host) or fallback(header.program)
+    time, _, host, program, pid, message, _ = header_fields(text(raw).rstrip("\r\n"), ctx)
+    fields = interpret(program, message, host) or fallback(program)
     event = {
-        "time": header.time,
-        "source": source(ctx, FORMAT, "infra", header.program, header.host),
-        "raw_hash": sha256_hex(raw),
+        "time": time,
+        "source": infra_source(ctx, FORMAT, program, host),
+        "raw_hash": sha256(raw).hexdigest(),  # _common.sha256_hex
         **fields,
     }
-    event["attributes"] = {
-        **fields.get("attributes", {}),
-        "message": header.message,
-        **process_attributes(header.program, header.pid),
-    }
-    return [bounded(event, raw)]
+    attributes = fields.get("attributes") or {}  # the rule's own fresh dict: extended, not copied
+    attributes["message"] = message
+    add_process_attributes(attributes, program, pid)
+    event["attributes"] = attributes
+    return [bounded(event, raw) if len(raw) > 256 else event]
 
 
 def interpret(program: str | None, message: str, host: str | None = None) -> Fields | None:
     """Event fields for a recognized auth message (category, action, outcome, actor...), else None."""
     if not program:
         return None
-    repeated = _REPEATED.match(message)
+    repeated = _REPEATED.match(message) if message.startswith("message repeated ") else None
     if repeated:
         fields = interpret(program, repeated.group(2), host)
         if fields:
             fields.setdefault("attributes", {})["syslog.repeat_count"] = int(repeated.group(1))
         return fields
-    name = program.rsplit("/", 1)[-1]
+    name = program.rsplit("/", 1)[-1] if "/" in program else program
     if message.startswith("pam_unix("):
         return _first(_PAM_RULES, message, name)
     rules = _RULES_BY_PROGRAM.get(name)
-    fields = _first(rules, message, name) if rules else None
+    if rules is None:
+        return None
+    fields = _first(rules.get(message.partition(" ")[0], rules[None]), message, name)
     if fields and fields.get("category") == "authentication" and host:
         fields.setdefault("target", {"type": "host", "name": host})
     return fields
@@ -100,6 +93,7 @@ def fallback(program: str | None) -> Fields:
 
 
 def _first(rules: list[Rule], message: str, program: str) -> Fields | None:
+    """The fields of the first rule whose pattern matches (None if none does, or if it builds None)."""
     for pattern, build in rules:
         match = pattern.match(message)
         if match:
@@ -107,17 +101,39 @@ def _first(rules: list[Rule], message: str, program: str) -> Fields | None:
     return None
 
 
+_LEAD = re.compile(r"([A-Za-z][A-Za-z:']*) (?![*+?{])")
+
+
+def _by_first_word(rules: list[Rule]) -> dict[str | None, list[Rule]]:
+    """Rules by the first word of the messages they can match, in their order: a pattern that starts
+    with a literal word and space is listed under that word only; [None] holds the rules for any word."""
+    leads = [_LEAD.match(pattern.pattern) for pattern, _ in rules]
+    index: dict[str | None, list[Rule]] = {
+        word: [rule for rule, lead in zip(rules, leads, strict=True) if not lead or lead.group(1) == word]
+        for word in {lead.group(1) for lead in leads if lead}
+    }
+    index[None] = [rule for rule, lead in zip(rules, leads, strict=True) if not lead]
+    return index
+
+
 def _user(name: str | None, ip: str | None = None) -> dict[str, Any]:
-    actor: dict[str, Any] = (
-        {"id": short(name, "actor.id"), "type": "user"} if name else {"id": "anonymous", "type": "anonymous"}
-    )
+    if name:
+        actor: dict[str, Any] = {
+            "id": name if len(name) <= SHORT_MAX else short(name, "actor.id"),
+            "type": "user",
+        }
+    else:
+        actor = {"id": "anonymous", "type": "anonymous"}
     if ip and is_ip(ip):
         actor["ip"] = ip
     return actor
 
 
 def _port(match: re.Match[str], attributes: Fields) -> Fields:
-    port = match["port"] if "port" in match.re.groupindex else None
+    try:
+        port = match["port"]
+    except IndexError:  # a pattern without a port group
+        return attributes
     if port:
         attributes["client.port"] = int(port)
     return attributes
@@ -127,27 +143,28 @@ def _port(match: re.Match[str], attributes: Fields) -> Fields:
 
 
 def _ssh_accepted(m: re.Match[str], _: str) -> Fields:
-    attributes = _port(m, {"ssh.auth_method": m["method"]})
-    if m["key"]:
-        attributes["ssh.key"] = m["key"]
+    method, user, ip, key = m.group("method", "user", "ip", "key")
+    attributes = _port(m, {"ssh.auth_method": method})
+    if key:
+        attributes["ssh.key"] = key
     return {
         "category": "authentication",
         "action": "user.login",
         "outcome": "success",
-        "actor": _user(m["user"], m["ip"]),
+        "actor": _user(user, ip),
         "attributes": attributes,
     }
 
 
 def _ssh_failed(m: re.Match[str], _: str) -> Fields:
-    reason = f"failed {m['method']}" + (" for invalid user" if m["invalid"] else "")
+    method, invalid, user, ip = m.group("method", "invalid", "user", "ip")
     return {
         "category": "authentication",
         "action": "user.login",
         "outcome": "failure",
-        "reason": reason,
-        "actor": _user(m["user"] or "(empty)", m["ip"]),
-        "attributes": _port(m, {"ssh.auth_method": m["method"]}),
+        "reason": f"failed {method} for invalid user" if invalid else f"failed {method}",
+        "actor": _user(user or "(empty)", ip),
+        "attributes": _port(m, {"ssh.auth_method": method}),
     }
 
 
@@ -251,21 +268,26 @@ _SSHD: list[Rule] = [
 
 # --- sudo and su ------------------------------------------------------------------------------
 
-_SUDO_LINE = re.compile(r"\s*(?P<user>\S+) : (?P<rest>.*?)(?:COMMAND=(?P<command>.*))?\Z", re.S)
+# '<user> : <rest>[COMMAND=<command>]': the match is the head; _sudo cuts rest and command (a lazy
+# '(?P<rest>.*?)(?:COMMAND=(?P<command>.*))?\Z' would read the same, one character at a time).
+_SUDO_LINE = re.compile(r"\s*(?P<user>\S+) : ")
 
 
 def _sudo(m: re.Match[str], _: str) -> Fields | None:
+    body = m.string[m.end() :]
+    cut = body.find("COMMAND=")
+    rest, command = (body[:cut], body[cut + 8 :]) if cut >= 0 else (body, None)
     attributes: Fields = {}
     reason = None
-    for part in m["rest"].split(" ; "):
+    for part in rest.split(" ; "):
         part = part.strip(" ;")
         key, eq, value = part.partition("=")
         if eq and key.isupper():
             attributes[f"sudo.{key.lower()}"] = value
         elif part:
             reason = part
-    if m["command"] is not None:
-        attributes["sudo.command"] = m["command"]
+    if command is not None:
+        attributes["sudo.command"] = command
     if not attributes:
         return None
     fields: Fields = {
@@ -320,14 +342,21 @@ _SU: list[Rule] = [
 def _account(
     action: str, target_type: str, name_group: str = "name"
 ) -> Callable[[re.Match[str], str], Fields]:
+    plans: dict[re.Pattern[str], tuple[list[tuple[int, str, bool]], int | None]] = {}  # one per rule
+
     def build(m: re.Match[str], program: str) -> Fields:
-        groups = m.groupdict()
-        attributes = {
-            f"{target_type}.{k.rstrip('_')}": int(v) if k in ("uid", "gid") else v
-            for k, v in groups.items()
-            if v is not None and k not in (name_group, "by")
-        }
-        actor = _user(groups["by"]) if groups.get("by") else {"id": program, "type": "system"}
+        plan = plans.get(m.re)
+        if plan is None:
+            plan = plans[m.re] = _attribute_plan(m.re, target_type, name_group)
+        columns, by_group = plan
+        values = m.groups()
+        attributes = {}
+        for group, attribute, numeric in columns:
+            value = values[group - 1]
+            if value is not None:
+                attributes[attribute] = int(value) if numeric else value
+        by = values[by_group - 1] if by_group else None
+        actor = _user(by) if by else {"id": program, "type": "system"}
         fields: Fields = {
             "category": "account",
             "action": action,
@@ -340,6 +369,19 @@ def _account(
         return fields
 
     return build
+
+
+def _attribute_plan(
+    pattern: re.Pattern[str], target_type: str, name_group: str
+) -> tuple[list[tuple[int, str, bool]], int | None]:
+    """For an account rule: (group number, attribute, is a number) of every named group but the name
+    and 'by' ('from_' -> '<type>.from', uid/gid as numbers), and the number of the 'by' group if any."""
+    columns = [
+        (group, f"{target_type}.{name.rstrip('_')}", name in ("uid", "gid"))
+        for name, group in sorted(pattern.groupindex.items(), key=lambda item: item[1])
+        if name not in (name_group, "by")
+    ]
+    return columns, pattern.groupindex.get("by")
 
 
 _ACCOUNT: list[Rule] = [
@@ -457,13 +499,15 @@ _PAM_RULES: list[Rule] = [
 ]
 
 _REPEATED = re.compile(r"message repeated (\d{1,9}) times?: \[ ?(.*?) ?\]\s*\Z", re.S)
-_RULES_BY_PROGRAM: dict[str, list[Rule]] = {
-    "sshd": _SSHD,
-    "sshd-session": _SSHD,
-    "sudo": [(_SUDO_LINE, _sudo)],
-    "su": _SU,
+_SSHD_INDEX = _by_first_word(_SSHD)
+_ACCOUNT_INDEX = _by_first_word(_ACCOUNT)
+_RULES_BY_PROGRAM: dict[str, dict[str | None, list[Rule]]] = {
+    "sshd": _SSHD_INDEX,
+    "sshd-session": _SSHD_INDEX,
+    "sudo": _by_first_word([(_SUDO_LINE, _sudo)]),
+    "su": _by_first_word(_SU),
     **{
-        tool: _ACCOUNT
+        tool: _ACCOUNT_INDEX
         for tool in (
             "useradd",
             "usermod",

@@ -103,6 +103,17 @@ def test_a_level_or_kind_that_is_a_list_does_not_crash_the_lookups():
     assert events[0]["outcome"] == "unknown"
 
 
+def test_a_security_severity_past_any_float_is_ignored_like_any_other_non_number():
+    """An integer too big for a float (float() raises OverflowError, not ValueError) must not fail the
+    result: like "high" or [9.8], it is no score, and the level gives the severity."""
+    events, rejected = sarif.parse_batch(
+        log({"ruleId": "r", "level": "error", "properties": {"security-severity": 10**400}},
+            {"ruleId": "r", "level": "note", "properties": {"security-severity": "high"}})
+    )
+    assert rejected == []
+    assert [e["severity"] for e in events] == [sarif.LEVEL_SEVERITY["error"], sarif.LEVEL_SEVERITY["note"]]
+
+
 @pytest.mark.parametrize(
     "doc", [{"runs": "x"}, {"version": "2.0.0", "runs": []}, [], {"runs": [{"tool": {}}]}]
 )

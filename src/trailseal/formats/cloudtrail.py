@@ -16,16 +16,17 @@ A digest file (the hourly hash manifest) is not events: it is rejected with that
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
 from trailseal.formats import FormatError
 from trailseal.formats._common import (
+    SHORT_MAX,
     all_or_error,
     as_is,
     bounded,
-    collect,
     is_ip,
     json_safe,
     load_sealable_json,
@@ -73,6 +74,8 @@ _TARGET_KEYS = (
     ("name", None),
 )
 
+_TARGET_KEY_SET = frozenset(key for key, _ in _TARGET_KEYS)
+
 
 def split(data: bytes) -> list[bytes]:
     """A CloudTrail file is one record: the whole JSON document."""
@@ -89,7 +92,15 @@ def parse_batch(raw: bytes, **ctx: Any) -> tuple[list[dict[str, Any]], list[tupl
     doc, sealable = load_sealable_json(raw, 1)
     safe = as_is if sealable else json_safe
     digest = sha256_hex(raw)
-    return collect(_records(doc), lambda record: record_event(record, digest, ctx, safe))
+    records = _records(doc)
+    events: list[dict[str, Any]] = []
+    rejected: list[tuple[int, str]] = []
+    for index, record in enumerate(records):  # _common.collect, without a call per record
+        try:
+            events.append(record_event(record, digest, ctx, safe))
+        except FormatError as exc:
+            rejected.append((index, exc.reason))
+    return events, rejected
 
 
 def _records(doc: Any) -> list[Any]:
@@ -120,19 +131,31 @@ def record_event(
     """One CloudTrail record -> one event (safe: json_safe, or as_is for a sealable document)."""
     if not isinstance(record, dict):
         raise FormatError(f"a CloudTrail record must be an object, not {type(record).__name__}")
-    if record.get("eventType") == "AwsCloudTrailInsight":
+    get = record.get
+    event_type = get("eventType")
+    if event_type == "AwsCloudTrailInsight":
         return _insight(record, digest, ctx, safe)
-    event_source, name = _text(record, "eventSource"), _text(record, "eventName")
-    service = segment(event_source.removesuffix(".amazonaws.com"))
+    event_source, name = get("eventSource"), get("eventName")
+    if event_source.__class__ is not str or not event_source:
+        event_source = _text(record, "eventSource")
+    if name.__class__ is not str or not name:
+        name = _text(record, "eventName")
+    service, action = _service_action(event_source, name)
     outcome, reason = _outcome(record, name)
     attributes = _attributes(record, safe)
+    time = rfc3339(get("eventTime"))
+    actor = _actor(record, attributes)  # after the time: a record wrong in both is refused for its time
     event: dict[str, Any] = {
-        "time": rfc3339(record.get("eventTime")),
-        "category": _category(record, service, name),
-        "action": f"aws.{service}.{snake(name)}",
+        "time": time,
+        "category": _category(record, event_type, service, name),
+        "action": action,
         "outcome": outcome,
-        "actor": _actor(record, attributes),
-        "source": source(ctx, FORMAT, "cloud", event_source),
+        "actor": actor,
+        "source": (
+            source(ctx, FORMAT, "cloud", event_source)
+            if ctx or len(event_source) > SHORT_MAX
+            else {"component": event_source, "kind": "cloud", "format": FORMAT}
+        ),
         "raw_hash": digest,
         "attributes": attributes,
     }
@@ -141,8 +164,29 @@ def record_event(
     target = _target(record)
     if target:
         event["target"] = target
-    _set_id(event, record)
-    return bounded(event)
+    event_id = get("eventID")
+    if event_id.__class__ is str and _EVENT_ID.fullmatch(event_id):
+        event["id"] = f"cloudtrail:{event_id}"
+    if _may_be_too_long(actor, target, reason):
+        return bounded(event)
+    return event
+
+
+def _may_be_too_long(actor: dict[str, Any], target: dict[str, str] | None, reason: str | None) -> bool:
+    """Whether bounded could refuse the event: actor.id, actor.name and the source are checked as
+    they are taken, and every limit of the others is at least SHORT_MAX characters."""
+    return (
+        (target is not None and max(map(len, target.values())) > SHORT_MAX)
+        or (reason is not None and len(reason) > SHORT_MAX)
+        or max(map(len, actor.values())) > SHORT_MAX
+    )
+
+
+@lru_cache(maxsize=1024)
+def _service_action(event_source: str, name: str) -> tuple[str, str]:
+    """('ec2', 'aws.ec2.start_instances') for ('ec2.amazonaws.com', 'StartInstances')."""
+    service = segment(event_source.removesuffix(".amazonaws.com"))
+    return service, f"aws.{service}.{snake(name)}"
 
 
 def _insight(
@@ -160,13 +204,16 @@ def _insight(
         "raw_hash": digest,
         "attributes": _attributes(record, safe),
     }
+    target = None
     if details.get("eventSource") or details.get("eventName"):
-        event["target"] = {
+        target = event["target"] = {
             "type": "aws_api",
             "name": f"{details.get('eventSource', '')}:{details.get('eventName', '')}",
         }
-    _set_id(event, record)
-    return bounded(event)
+    _set_id(event, record.get("eventID"))
+    if target is not None and len(target["name"]) > SHORT_MAX:
+        return bounded(event)  # the only value that can be too long
+    return event
 
 
 def _text(record: dict[str, Any], key: str) -> str:
@@ -176,36 +223,33 @@ def _text(record: dict[str, Any], key: str) -> str:
     return value
 
 
-def _set_id(event: dict[str, Any], record: dict[str, Any]) -> None:
-    event_id = record.get("eventID")
-    if (
-        isinstance(event_id, str)
-        and event_id
-        and event_id.isascii()
-        and event_id.isprintable()
-        and " " not in event_id
-        and len(event_id) <= 100
-    ):
+def _set_id(event: dict[str, Any], event_id: Any) -> None:
+    if isinstance(event_id, str) and _EVENT_ID.fullmatch(event_id):
         event["id"] = f"cloudtrail:{event_id}"
+
+
+_EVENT_ID = re.compile(r"[!-~]{1,100}")  # printable ASCII but the space: what an event id may be
 
 
 def _outcome(record: dict[str, Any], name: str) -> tuple[str, str | None]:
     """(outcome, reason) from errorCode/errorMessage or a sign-in style Success/Failure response."""
-    code, message = record.get("errorCode"), record.get("errorMessage")
-    reason = str(message or code) if (message or code) else None
-    if code:
-        server = str(code).startswith("Server.") or str(code) in _SERVER_ERRORS
-        return ("error" if server else "failure"), reason
-    response = record.get("responseElements")
-    if isinstance(response, dict) and response.get(name) == "Failure":
-        return "failure", reason or "Failure"
-    return "success", None
+    code = record.get("errorCode")
+    if not code:
+        response = record.get("responseElements")
+        if isinstance(response, dict) and response.get(name) == "Failure":
+            message = record.get("errorMessage")
+            return "failure", str(message) if message else "Failure"
+        return "success", None
+    message = record.get("errorMessage")
+    reason = str(message or code)
+    server = str(code).startswith("Server.") or str(code) in _SERVER_ERRORS
+    return ("error" if server else "failure"), reason
 
 
-def _category(record: dict[str, Any], service: str, name: str) -> str:
+def _category(record: dict[str, Any], event_type: Any, service: str, name: str) -> str:
     """Category by kind of call; see the module docstring for the rule."""
     if (
-        record.get("eventType") == "AwsConsoleSignIn"
+        event_type == "AwsConsoleSignIn"
         or service == "signin"
         or (service == "sts" and name.startswith(_STS_AUTH))
     ):
@@ -226,39 +270,45 @@ def _category(record: dict[str, Any], service: str, name: str) -> str:
 
 def _actor(record: dict[str, Any], attributes: dict[str, Any]) -> dict[str, Any]:
     """The caller from userIdentity, with source IP and user agent."""
-    identity = record.get("userIdentity") if isinstance(record.get("userIdentity"), dict) else {}
-    kind = identity.get("type")
+    identity = record.get("userIdentity")
+    if not isinstance(identity, dict):
+        identity = _NOTHING
+    get = identity.get
+    kind = get("type")
     if kind == "AWSService":
         actor = {
-            "id": str(identity.get("invokedBy") or record.get("eventSource") or "aws"),
+            "id": short(str(get("invokedBy") or record.get("eventSource") or "aws"), "actor.id"),
             "type": "service",
         }
     else:
-        principal = (
-            identity.get("principalId") or identity.get("arn") or identity.get("accountId") or "unknown"
-        )
-        actor = {"id": str(principal), "type": "service" if identity.get("invokedBy") else "user"}
-        name = _identity_name(identity)
+        principal = str(get("principalId") or get("arn") or get("accountId") or "unknown")
+        actor = {"id": principal, "type": "service" if get("invokedBy") else "user"}
+        name = _identity_name(identity, kind)
         if name:
-            actor["name"] = short(name, "actor.name")
-    actor["id"] = short(actor["id"], "actor.id")
+            actor["name"] = name if len(name) <= SHORT_MAX else short(name, "actor.name")
+        if len(principal) > SHORT_MAX:
+            short(principal, "actor.id")
     address = record.get("sourceIPAddress")
-    if isinstance(address, str) and address:
+    if address.__class__ is str and address:
         if is_ip(address):
             actor["ip"] = address
         else:
             attributes["client.address"] = address
     agent = record.get("userAgent")
-    if isinstance(agent, str) and agent:
+    if agent.__class__ is str and agent:
         actor["user_agent"] = agent
     return actor
 
 
-def _identity_name(identity: dict[str, Any]) -> str | None:
+_NOTHING: dict[str, Any] = {}  # read only
+
+
+def _identity_name(identity: dict[str, Any], kind: Any) -> str | None:
     """A readable name: userName, 'root', or the role behind an assumed-role session."""
-    if identity.get("userName"):
-        return str(identity["userName"])
-    if identity.get("type") == "Root":
+    user_name = identity.get("userName")
+    if user_name:
+        return str(user_name)
+    if kind == "Root":
         return "root"
     context = identity.get("sessionContext")
     issuer = context.get("sessionIssuer") if isinstance(context, dict) else None
@@ -278,15 +328,14 @@ def _target(record: dict[str, Any]) -> dict[str, str] | None:
     params = record.get("requestParameters")
     if not isinstance(params, dict):
         return None
-    for key, kind in _TARGET_KEYS:
-        value = params.get(key)
-        if isinstance(value, str) and value:
-            return {"type": kind, "name": value} if kind else {"name": value}
-    items = (
-        (params.get("instancesSet") or {}).get("items")
-        if isinstance(params.get("instancesSet"), dict)
-        else None
-    )
+    get = params.get
+    if not _TARGET_KEY_SET.isdisjoint(params):
+        for key, kind in _TARGET_KEYS:
+            value = get(key)
+            if isinstance(value, str) and value:
+                return {"type": kind, "name": value} if kind else {"name": value}
+    instances = get("instancesSet")
+    items = (instances or {}).get("items") if isinstance(instances, dict) else None
     if (
         isinstance(items, list)
         and len(items) == 1
@@ -299,8 +348,13 @@ def _target(record: dict[str, Any]) -> dict[str, str] | None:
 
 def _attributes(record: dict[str, Any], safe: Callable[[Any], Any]) -> dict[str, Any]:
     """Every other non-null field as aws.<snake_name>."""
+    names = _ATTRIBUTE_KEYS
+    if safe is as_is:
+        return {
+            names[key]: value for key, value in record.items() if value is not None and key not in _CONSUMED
+        }
     return {
-        _attribute_key(key): value if type(value) is str else safe(value)
+        names[key]: value if type(value) is str else safe(value)
         for key, value in record.items()
         if key not in _CONSUMED and value is not None
     }
@@ -310,3 +364,16 @@ def _attributes(record: dict[str, Any], safe: Callable[[Any], Any]) -> dict[str,
 def _attribute_key(key: str) -> str:
     """'awsRegion' -> 'aws.region', 'requestParameters' -> 'aws.request_parameters'."""
     return f"aws.{snake(key).removeprefix('aws_')}"
+
+
+class _AttributeKeys(dict):
+    """_attribute_key by subscript: CloudTrail's field names stay, at most 4096 of them."""
+
+    def __missing__(self, key: str) -> str:
+        name = _attribute_key(key)
+        if len(self) < 4096:
+            self[key] = name
+        return name
+
+
+_ATTRIBUTE_KEYS = _AttributeKeys()

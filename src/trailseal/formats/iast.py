@@ -40,7 +40,6 @@ from trailseal.formats._common import (
     all_or_error,
     as_is,
     bounded,
-    collect,
     json_safe,
     load_sealable_json,
     rfc3339,
@@ -91,9 +90,21 @@ def parse_batch(raw: bytes, **ctx: Any) -> tuple[list[dict[str, Any]], list[tupl
         doc = doc["findings"]
         if not isinstance(doc, list):
             raise FormatError("'findings' must be a list")
-    findings = doc if isinstance(doc, list) else [doc]
     digest = sha256_hex(raw)
-    return collect(findings, lambda finding: finding_event(finding, digest, ctx, safe))
+    if doc.__class__ is dict:  # one finding, the common case
+        try:
+            return [finding_event(doc, digest, ctx, safe)], []
+        except FormatError as exc:
+            return [], [(0, exc.reason)]
+    findings = doc if isinstance(doc, list) else (doc,)
+    events: list[dict[str, Any]] = []
+    rejected: list[tuple[int, str]] = []
+    for index, finding in enumerate(findings):  # _common.collect, without a call per finding
+        try:
+            events.append(finding_event(finding, digest, ctx, safe))
+        except FormatError as exc:
+            rejected.append((index, exc.reason))
+    return events, rejected
 
 
 def finding_event(
@@ -102,27 +113,34 @@ def finding_event(
     """One IAST finding -> one finding event (safe: json_safe, or as_is for a sealable document)."""
     if not isinstance(finding, dict):
         raise FormatError("an IAST finding must be an object")
-    rule = finding.get("rule")
+    get = finding.get
+    rule = get("rule")
     if not isinstance(rule, str) or not rule:
         raise FormatError("IAST finding has no rule")
     if "time" not in finding:
         raise FormatError("IAST finding has no time")
-    agent, agent_version = _named(finding.get("agent"), "agent")
-    application, app_host = _named(finding.get("application"), "application", "host")
-    status = str(finding.get("status") or "open").lower()
+    agent, agent_version = get("agent"), None
+    if agent.__class__ is not str:
+        agent, agent_version = _named(agent, "agent")
+    application, app_host = get("application"), None
+    if application is not None:
+        application, app_host = _named(application, "application", "host")
+    status = get("status") or "open"
+    if status.__class__ is not str or status not in STATUS_OUTCOME:  # the keys are lower case already
+        status = str(status).lower()
     tool = short(agent or "iast", "source.component")
     event: dict[str, Any] = {
         "time": rfc3339(finding["time"]),
         "category": "finding",
         "action": "finding.report",
         "outcome": STATUS_OUTCOME.get(status, "unknown"),
-        "severity": _severity(finding.get("severity")),
+        "severity": _severity(get("severity")),
         "actor": {"id": tool, "type": "service"},
-        "source": source(ctx, FORMAT, "iast", tool, app_host),
+        "source": source(ctx, FORMAT, "iast", tool, app_host) if ctx else _own_source(tool, app_host),
         "raw_hash": digest,
         "attributes": _attributes(finding, rule, status, application, agent_version, safe),
     }
-    finding_id = finding.get("id")
+    finding_id = get("id")
     if finding_id is not None:
         if not _ID.match(str(finding_id)):
             raise FormatError(
@@ -132,10 +150,19 @@ def finding_event(
     request = _request(finding)
     if request:
         event["request"] = request
-    target = _target(finding.get("location"))
+    target = _target(get("location"))
     if target:
         event["target"] = target
-    return bounded(event)
+    if (target and len(target["name"]) > 8192) or len(request.get("path", "")) > 8192:
+        return bounded(event)  # only these two can be too long: the others are checked as they are taken
+    return event
+
+
+def _own_source(tool: str, host: str | None) -> dict[str, str]:
+    """_common.source without a ctx: tool (already short) is the component."""
+    if host:
+        return {"component": tool, "kind": "iast", "format": FORMAT, "host": short(host, "source.host")}
+    return {"component": tool, "kind": "iast", "format": FORMAT}
 
 
 def _named(value: Any, what: str, extra: str = "version") -> tuple[str | None, str | None]:
@@ -153,7 +180,9 @@ def _named(value: Any, what: str, extra: str = "version") -> tuple[str | None, s
 def _severity(value: Any) -> str:
     if value is None:
         return "medium"
-    severity = SEVERITIES.get(str(value).lower())
+    severity = SEVERITIES.get(value) if value.__class__ is str else None  # the keys are lower case
+    if severity is None:
+        severity = SEVERITIES.get(str(value).lower())
     if severity is None:
         raise FormatError(f"unknown severity {str(value)[:16]!r}")
     return severity
@@ -161,7 +190,9 @@ def _severity(value: Any) -> str:
 
 def _request(finding: dict[str, Any]) -> dict[str, Any]:
     """Method, path, status and trace context of the request that triggered the finding."""
-    given = finding.get("request") if isinstance(finding.get("request"), dict) else {}
+    given = finding.get("request")
+    if not isinstance(given, dict):
+        given = _NOTHING
     request: dict[str, Any] = {}
     method, path, status = given.get("method"), given.get("path") or given.get("url"), given.get("status")
     if isinstance(method, str) and 0 < len(method) <= 32:
@@ -170,23 +201,33 @@ def _request(finding: dict[str, Any]) -> dict[str, Any]:
         request["path"] = path
     if isinstance(status, int) and not isinstance(status, bool) and 0 <= status <= 999:
         request["status"] = status
-    ids = traceparent(given.get("traceparent"))
-    trace_id = ids[0] if ids else given.get("trace_id") or finding.get("trace_id")
-    span_id = ids[1] if ids else given.get("span_id") or finding.get("span_id")
-    for key, value in (("trace_id", trace_id), ("span_id", span_id)):
-        if isinstance(value, str) and value:
-            request[key] = short(value, f"request.{key}")
+    header = given.get("traceparent")
+    ids = traceparent(header) if header is not None else None
+    if ids:
+        trace_id, span_id = ids
+    else:
+        trace_id = given.get("trace_id") or finding.get("trace_id")
+        span_id = given.get("span_id") or finding.get("span_id")
+    if isinstance(trace_id, str) and trace_id:
+        request["trace_id"] = short(trace_id, "request.trace_id")
+    if isinstance(span_id, str) and span_id:
+        request["span_id"] = short(span_id, "request.span_id")
     return request
+
+
+_NOTHING: dict[str, Any] = {}  # read only
 
 
 def _target(location: Any) -> dict[str, str] | None:
     """The code location as 'file:line' (or the function when there is no file)."""
     if not isinstance(location, dict):
         return None
-    file, line, function = location.get("file"), location.get("line"), location.get("function")
+    file = location.get("file")
     if isinstance(file, str) and file:
+        line = location.get("line")
         name = f"{file}:{line}" if isinstance(line, int) and not isinstance(line, bool) else file
         return {"type": "code", "name": name}
+    function = location.get("function")
     if isinstance(function, str) and function:
         return {"type": "code", "name": function}
     return None
@@ -201,7 +242,8 @@ def _attributes(
     safe: Callable[[Any], Any],
 ) -> dict[str, Any]:
     attributes: dict[str, Any] = {"iast.rule": rule, "iast.status": status}
-    cwe = finding.get("cwe")
+    get = finding.get
+    cwe = get("cwe")
     if cwe is not None:
         text = str(cwe).upper()
         attributes["vulnerability.cwe"] = [text if text.startswith("CWE-") else f"CWE-{text}"]
@@ -209,9 +251,17 @@ def _attributes(
         attributes["iast.application"] = application
     if agent_version:
         attributes["iast.agent_version"] = agent_version
-    for key in EXTRA_KEYS:
-        if finding.get(key) not in (None, "", [], {}):
-            attributes[f"iast.{key}"] = safe(finding[key])
-    if isinstance(finding.get("location"), dict):
-        attributes["iast.location"] = safe(finding["location"])
+    if not _EXTRA_SET.isdisjoint(finding):
+        for key, name in _EXTRA_NAMES:
+            value = get(key)
+            if value is not None and (value or value.__class__ not in _EMPTIABLE):  # not None, "", [] or {}
+                attributes[name] = value if safe is as_is else safe(value)
+    location = get("location")
+    if isinstance(location, dict):
+        attributes["iast.location"] = location if safe is as_is else safe(location)
     return attributes
+
+
+_EXTRA_NAMES = tuple((key, f"iast.{key}") for key in EXTRA_KEYS)
+_EXTRA_SET = frozenset(EXTRA_KEYS)
+_EMPTIABLE = (str, list, dict)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -222,3 +223,16 @@ def test_otlp_typed_decoding_takes_the_common_shape():
     assert records is not None and len(records) == 1
     assert records[0][2]["attributes"]["map.attribute"] == {"some.map.key": "some value"}
     assert otlp._typed_records(b'{"resourceLogs": [{"resource": {"attributes": [{"key": 1}]}}]}') is None
+
+
+def test_a_timestamp_with_digits_that_are_not_ascii_is_refused_by_the_parser():
+    """`\\d` also matches '\u0661' (Arabic-Indic one): such a stamp used to pass the fast path and come
+    out with those digits, for the event validation to refuse later. The parser names it now."""
+    from trailseal.formats._common import rfc3339
+
+    for stamp in ("2003-08-24T05:14:15.\u0661\u0662Z", "2003-08-24T05:14:\u0661\u0665Z", "\u0662003-08-24T05:14:15Z"):
+        with pytest.raises(FormatError, match="RFC 3339"):
+            rfc3339(stamp)
+    assert rfc3339("2003-08-24T05:14:15.12Z") == "2003-08-24T05:14:15.120000Z"
+    with pytest.raises(FormatError):
+        syslog.parse("<34>1 2003-08-24T05:14:15.\u0661\u0662Z host app - - - hello".encode())

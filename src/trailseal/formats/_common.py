@@ -25,7 +25,7 @@ MONTHS = {
     )
 }
 SHORT_MAX = 1024  # event.ShortStr
-_UTC_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.(\d{1,6}))?Z\Z")
+_UTC_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.(\d{1,6}))?Z\Z", re.ASCII)  # ASCII digits only
 _IPV4_RE = re.compile(r"(?:\d{1,3}\.){3}\d{1,3}\Z")
 _IPV6_RE = re.compile(r"[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(?:%[\w.-]+)?\Z")
 _SNAKE_1 = re.compile(r"([A-Z]+)([A-Z][a-z])")

@@ -21,7 +21,6 @@ is not copied (it echoes stored objects, secrets included) — raw_hash ties the
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -30,12 +29,12 @@ import msgspec
 from trailseal.event import ID_PATTERN
 from trailseal.formats import FormatError
 from trailseal.formats._common import (
+    SHORT_MAX,
     all_or_error,
     api_outcome,
     as_is,
     bounded,
     client_ip,
-    collect,
     json_safe,
     lines,
     load_sealable_json,
@@ -62,6 +61,11 @@ AUTHZ_REVIEWS = frozenset(
 MAX_OBJECT_BYTES = 16384
 _NAME_AND_GROUPS = frozenset({"username", "groups"})
 _ID_RE = re.compile(ID_PATTERN)
+# A sealable record this short has no request body whose JSON is over MAX_OBJECT_BYTES (re-encoding a
+# decoded value gives at most 4.5 times its source text: 1e15 becomes 1000000000000000.0; strings do not
+# grow, omitted secret values grow less), so _request_object skips the encoding that measures it.
+_SMALL_RAW = MAX_OBJECT_BYTES // 8
+_RULES: dict[tuple[str, str | None, str | None], tuple[str, str]] = {}  # see _rule
 
 
 def split(data: bytes) -> list[bytes]:
@@ -83,7 +87,17 @@ def parse_batch(raw: bytes, **ctx: Any) -> tuple[list[dict[str, Any]], list[tupl
     doc, sealable = load_sealable_json(raw, 1)
     safe = as_is if sealable else json_safe
     digest = sha256_hex(raw)
-    return collect(_items(doc), lambda item: audit_event(item, digest, ctx, safe))
+    items = _items(doc)
+    origin = _batch_source(ctx)
+    small = sealable and len(raw) <= _SMALL_RAW
+    events: list[dict[str, Any]] = []
+    rejected: list[tuple[int, str]] = []
+    for index, item in enumerate(items):  # _common.collect, without a call per item
+        try:
+            events.append(_event(item, digest, ctx, safe, origin, small))
+        except FormatError as exc:
+            rejected.append((index, exc.reason))
+    return events, rejected
 
 
 def _items(doc: Any) -> list[Any]:
@@ -98,48 +112,117 @@ def _items(doc: Any) -> list[Any]:
     return [doc]
 
 
+def _batch_source(ctx: dict[str, Any]) -> dict[str, str] | None:
+    """The source every event of a batch shares, or None if ctx makes it fail (then each event does)."""
+    try:
+        return source(ctx, FORMAT, "kubernetes", "kube-apiserver")
+    except Exception:  # noqa: BLE001 (raised again, in its turn, for each event that gets that far)
+        return None
+
+
 def audit_event(
     item: Any, digest: str, ctx: dict[str, Any], safe: Callable[[Any], Any] = json_safe
 ) -> dict[str, Any]:
     """One audit.k8s.io Event -> one trailseal event (safe: json_safe, or as_is for a sealable document)."""
+    return _event(item, digest, ctx, safe, None, False)
+
+
+def _event(
+    item: Any,
+    digest: str,
+    ctx: dict[str, Any],
+    safe: Callable[[Any], Any],
+    origin: dict[str, str] | None,
+    small: bool,
+) -> dict[str, Any]:
+    """audit_event, given the batch's source (None: build it) and whether the record is small."""
     if not isinstance(item, dict):
         raise FormatError(f"an audit Event must be an object, not {type(item).__name__}")
-    _check_kind(item)
-    audit_id, stage, verb = _required(item, "auditID"), _required(item, "stage"), _required(item, "verb")
-    user = item.get("user")
-    if not isinstance(user, dict) or not isinstance(user.get("username"), str) or not user["username"]:
+    get = item.get
+    api_version = _check_kind(item)
+    audit_id, stage, verb = get("auditID"), get("stage"), get("verb")
+    if not isinstance(audit_id, str) or not audit_id:
+        raise FormatError("audit Event has no auditID")
+    if not isinstance(stage, str) or not stage:
+        raise FormatError("audit Event has no stage")
+    if not isinstance(verb, str) or not verb:
+        raise FormatError("audit Event has no verb")
+    user = get("user")
+    name = user.get("username") if isinstance(user, dict) else None
+    if not isinstance(name, str) or not name:
         raise FormatError("audit Event has no user.username")
-    ref, status = _object(item, "objectRef"), _object(item, "responseStatus")
-    code = status.get("code")
+    ref = get("objectRef")
+    if not isinstance(ref, dict):
+        ref = {}
+    status = get("responseStatus")
+    if not isinstance(status, dict):
+        status = None
+    code = status.get("code") if status is not None else None
     if not (isinstance(code, int) and 0 <= code <= 999):
         code = None
     outcome = "error" if stage == "Panic" else api_outcome(code)
+    event_id = f"k8s:{audit_id}:{stage}"
+    if not _ID_RE.match(event_id):
+        raise FormatError(f"auditID/stage not usable as an event id: {event_id[:80]!r}")
+    time = rfc3339(get("stageTimestamp") or get("requestReceivedTimestamp") or get("timestamp"))
+    resource, subresource = ref.get("resource"), ref.get("subresource")
+    if not isinstance(resource, str):
+        resource = None
+    if not isinstance(subresource, str):
+        subresource = None
+    category, action = _RULES.get((verb, resource, subresource)) or _rule(verb, resource, subresource)
+    actor = _actor(name, user, item, ctx)
+    origin = origin.copy() if origin is not None else source(ctx, FORMAT, "kubernetes", "kube-apiserver")
     event: dict[str, Any] = {
-        "id": _event_id(audit_id, stage),
-        "time": rfc3339(
-            item.get("stageTimestamp") or item.get("requestReceivedTimestamp") or item.get("timestamp")
-        ),
-        "category": category_for(verb, ref),
-        "action": action_for(verb, ref),
+        "id": event_id,
+        "time": time,
+        "category": category,
+        "action": action,
         "outcome": outcome,
-        "actor": _actor(user, item, ctx),
-        "source": source(ctx, FORMAT, "kubernetes", "kube-apiserver"),
+        "actor": actor,
+        "source": origin,
         "raw_hash": digest,
-        "attributes": _attributes(item, ref, verb, stage, safe),
+        "attributes": _attributes(item, user, ref, status, api_version, verb, stage, safe, small),
     }
-    path = item.get("requestURI")
-    request = {"path": path} if isinstance(path, str) and path else {}
-    if code is not None:
-        request["status"] = code
-    if request:
-        event["request"] = request
-    target = _target(ref)
+    path = get("requestURI")
+    if isinstance(path, str) and path:
+        event["request"] = {"path": path, "status": code} if code is not None else {"path": path}
+    elif code is not None:
+        event["request"] = {"status": code}
+    target = _target(ref) if ref else None
     if target:
         event["target"] = target
-    reason = _reason(status, item) if outcome != "success" else None
+    reason = _reason(status or {}, item) if outcome != "success" else None
     if reason:
         event["reason"] = reason
-    return bounded(event)
+    if _may_be_too_long(actor, path, target, reason):
+        return bounded(event)
+    return event
+
+
+def _may_be_too_long(
+    actor: dict[str, Any], path: Any, target: dict[str, str] | None, reason: str | None
+) -> bool:
+    """Whether bounded() may refuse the event: only these fields can be over their limits (actor.id and
+    actor.ip are checked by short(), the source is checked by _common.source)."""
+    return (
+        len(actor.get("user_agent", "")) > SHORT_MAX
+        or (isinstance(path, str) and len(path) > SHORT_MAX)
+        or (target is not None and max(map(len, target.values())) > SHORT_MAX)
+        or (reason is not None and len(reason) > SHORT_MAX)
+    )
+
+
+def _rule(verb: str, resource: str | None, subresource: str | None) -> tuple[str, str]:
+    """(category, action) for a verb on an objectRef's resource and subresource (text, else None);
+    kept in _RULES when the names are short (a cluster has few), which is emptied at 4096 entries."""
+    ref = {"resource": resource, "subresource": subresource}
+    rule = category_for(verb, ref), action_for(verb, ref)
+    if len(verb) + len(resource or "") + len(subresource or "") <= 256:
+        if len(_RULES) >= 4096:
+            _RULES.clear()
+        _RULES[verb, resource, subresource] = rule
+    return rule
 
 
 def action_for(verb: str, ref: dict[str, Any]) -> str:
@@ -178,12 +261,6 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _object(item: dict[str, Any], key: str) -> dict[str, Any]:
-    """item[key] if it is an object, else an empty one."""
-    value = item.get(key)
-    return value if isinstance(value, dict) else {}
-
-
 def _texts(values: list[Any], longest: int) -> bool:
     """Whether every value is a string of at most `longest` characters."""
     for value in values:
@@ -192,7 +269,16 @@ def _texts(values: list[Any], longest: int) -> bool:
     return True
 
 
-def _check_kind(item: dict[str, Any]) -> None:
+def _all_texts(values: list[Any]) -> bool:
+    """Whether every value is a string."""
+    for value in values:
+        if not isinstance(value, str):
+            return False
+    return True
+
+
+def _check_kind(item: dict[str, Any]) -> Any:
+    """The item's apiVersion; FormatError if it or the kind is not an audit Event's."""
     api_version, kind = item.get("apiVersion"), item.get("kind")
     if api_version is not None and not (
         isinstance(api_version, str) and api_version.startswith("audit.k8s.io/")
@@ -200,42 +286,29 @@ def _check_kind(item: dict[str, Any]) -> None:
         raise FormatError(f"not an audit event: apiVersion {str(api_version)[:64]!r}")
     if kind is not None and kind != "Event":
         raise FormatError(f"not an audit event: kind {str(kind)[:64]!r}")
+    return api_version
 
 
-def _required(item: dict[str, Any], key: str) -> str:
-    value = item.get(key)
-    if not isinstance(value, str) or not value:
-        raise FormatError(f"audit Event has no {key}")
-    return value
-
-
-def _event_id(audit_id: str, stage: str) -> str:
-    event_id = f"k8s:{audit_id}:{stage}"
-    if not _ID_RE.match(event_id):
-        raise FormatError(f"auditID/stage not usable as an event id: {event_id[:80]!r}")
-    return event_id
-
-
-def _actor(user: dict[str, Any], item: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
+def _actor(name: str, user: dict[str, Any], item: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
     """The authenticated user: type by username, groups as roles, client ip and user agent."""
-    name = user["username"]
     if name == "system:anonymous":
         kind = "anonymous"
-    elif name.startswith("system:serviceaccount:"):
-        kind = "service"
     elif name.startswith("system:"):
-        kind = "system"
+        kind = "service" if name.startswith("system:serviceaccount:") else "system"
     else:
         kind = "user"
-    actor: dict[str, Any] = {"id": short(name, "actor.id"), "type": kind}
+    if len(name) > SHORT_MAX:
+        short(name, "actor.id")
+    actor: dict[str, Any] = {"id": name, "type": kind}
     groups = user.get("groups")
     if isinstance(groups, list) and groups and _texts(groups, 1024):
         actor["roles"] = groups[:256]
     ips = item.get("sourceIPs")
-    if isinstance(ips, list) and ips and _texts(ips, sys.maxsize):
-        ip = client_ip(ips, ctx.get("trusted_proxies") or ())
+    if isinstance(ips, list) and ips and _all_texts(ips):
+        trusted = ctx.get("trusted_proxies")
+        ip = client_ip(ips, trusted) if trusted else ips[-1]
         if ip:
-            actor["ip"] = short(ip, "actor.ip")
+            actor["ip"] = short(ip, "actor.ip") if len(ip) > SHORT_MAX else ip
     agent = item.get("userAgent")
     if isinstance(agent, str) and agent:
         actor["user_agent"] = agent
@@ -253,9 +326,12 @@ def _target(ref: dict[str, Any]) -> dict[str, str] | None:
     if namespace and name and resource != "namespaces":
         name = f"{namespace}/{name}"
     target = {}
-    for key, value in (("type", resource), ("name", name), ("id", uid)):
-        if isinstance(value, str) and value:
-            target[key] = value
+    if isinstance(resource, str) and resource:
+        target["type"] = resource
+    if isinstance(name, str) and name:
+        target["name"] = name
+    if isinstance(uid, str) and uid:
+        target["id"] = uid
     return target or None
 
 
@@ -272,50 +348,63 @@ def _reason(status: dict[str, Any], item: dict[str, Any]) -> str | None:
 
 
 def _attributes(
-    item: dict[str, Any], ref: dict[str, Any], verb: str, stage: str, safe: Callable[[Any], Any]
+    item: dict[str, Any],
+    user: dict[str, Any],
+    ref: dict[str, Any],
+    status: Any,
+    api_version: Any,
+    verb: str,
+    stage: str,
+    safe: Callable[[Any], Any],
+    small: bool,
 ) -> dict[str, Any]:
     """The audit fields an investigation or a Sigma rule needs, under k8s.*."""
+    get = item.get
     attributes: dict[str, Any] = {"k8s.verb": verb, "k8s.stage": stage}
-    for key, name in (
-        ("level", "k8s.audit_level"),
-        ("apiVersion", "k8s.api_version"),
-        ("annotations", "k8s.annotations"),
-        ("impersonatedUser", "k8s.impersonated_user"),
-    ):
-        value = item.get(key)
-        if value:
-            attributes[name] = safe(value)
-    status = item.get("responseStatus")
+    level = get("level")
+    if level:
+        attributes["k8s.audit_level"] = safe(level)
+    if api_version:
+        attributes["k8s.api_version"] = safe(api_version)
+    annotations = get("annotations")
+    if annotations:
+        attributes["k8s.annotations"] = safe(annotations)
+    impersonated = get("impersonatedUser")
+    if impersonated:
+        attributes["k8s.impersonated_user"] = safe(impersonated)
     if isinstance(status, dict):
-        attributes["k8s.response_status"] = safe({k: v for k, v in status.items() if k != "metadata"})
+        if "metadata" in status:
+            status = status.copy()
+            del status["metadata"]
+        attributes["k8s.response_status"] = safe(status)
     if ref:
         attributes["k8s.object_ref"] = safe(ref)
-        if isinstance(ref.get("namespace"), str):
-            attributes["k8s.namespace"] = ref["namespace"]
-    user = item["user"]
-    extra = (
-        {k: v for k, v in user.items() if k not in _NAME_AND_GROUPS and v}
-        if not user.keys() <= _NAME_AND_GROUPS
-        else None
-    )
-    if extra:
-        attributes["k8s.user"] = safe(extra)
-    ips = item.get("sourceIPs")
+        namespace = ref.get("namespace")
+        if isinstance(namespace, str):
+            attributes["k8s.namespace"] = namespace
+    if len(user) > 2 or (len(user) == 2 and "groups" not in user):  # keys other than username, groups
+        extra = {k: v for k, v in user.items() if k not in _NAME_AND_GROUPS and v}
+        if extra:
+            attributes["k8s.user"] = safe(extra)
+    ips = get("sourceIPs")
     if isinstance(ips, list) and len(ips) > 1:
         attributes["k8s.source_ips"] = safe(ips)
-    if item.get("requestObject") is not None:
-        attributes["k8s.request_object"] = _request_object(item["requestObject"], ref.get("resource"), safe)
+    body = get("requestObject")
+    if body is not None:
+        attributes["k8s.request_object"] = _request_object(body, ref.get("resource"), safe, small)
     return attributes
 
 
-def _request_object(body: Any, resource: Any, safe: Callable[[Any], Any]) -> Any:
-    """The request body, with Secret data values omitted and large bodies replaced by their size."""
+def _request_object(body: Any, resource: Any, safe: Callable[[Any], Any], small: bool = False) -> Any:
+    """The request body, with Secret data values omitted and large bodies replaced by their size
+    (small: the record is too short for the body to be large)."""
     if resource == "secrets" and isinstance(body, dict):
         body = {
             k: ({key: "[omitted]" for key in v} if k in ("data", "stringData") and isinstance(v, dict) else v)
             for k, v in body.items()
         }
-    encoded = msgspec.json.encode(body)
-    if len(encoded) > MAX_OBJECT_BYTES:
-        return {"omitted": f"request body of {len(encoded)} bytes is over {MAX_OBJECT_BYTES}"}
+    if not small:
+        encoded = msgspec.json.encode(body)
+        if len(encoded) > MAX_OBJECT_BYTES:
+            return {"omitted": f"request body of {len(encoded)} bytes is over {MAX_OBJECT_BYTES}"}
     return safe(body)

@@ -48,7 +48,6 @@ from trailseal.formats._common import (
     as_is,
     bounded,
     category_for_action,
-    collect,
     from_unix_nanos,
     http_outcome,
     is_ip,
@@ -100,22 +99,44 @@ def parse_request(
     body: bytes, content_type: str = "application/json", **ctx: Any
 ) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
     """(events, [(record index, reason)]) for an OTLP/HTTP logs body; FormatError if it is unreadable."""
-    media = content_type.split(";", 1)[0].strip().lower()
-    safe = json_safe
-    if media in ("application/x-protobuf", "application/protobuf"):
-        records = list(_protobuf_records(body))
-    elif media == "application/json":
+    media = _MEDIA.get(content_type) or content_type.split(";", 1)[0].strip().lower()
+    typed = False
+    if media == "application/json":
         records = _typed_records(body)
         if records is None:
             records = list(_json_records(load_json(body)))
         else:
-            safe = as_is
+            typed = True
+    elif media in ("application/x-protobuf", "application/protobuf"):
+        records = list(_protobuf_records(body))
     else:
         raise FormatError(
             f"unsupported content type {content_type!r}; expected application/json or application/x-protobuf"
         )
-    digest = sha256_hex(body)
-    return collect(records, lambda item: record_event(*item, digest, ctx, safe))
+    return _events(records, sha256_hex(body), ctx, typed)
+
+
+_MEDIA = {"application/json": "application/json", "application/x-protobuf": "application/x-protobuf"}
+
+
+def _events(
+    records: list[Record], digest: str, ctx: dict[str, Any], typed: bool
+) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
+    """collect() over the records, with what a resource or a scope gives its records worked out once
+    for each (records of one resource or scope share its dict)."""
+    events: list[dict[str, Any]] = []
+    rejected: list[tuple[int, str]] = []
+    resource = scope = origin = scope_info = None
+    for index, (resource_attributes, scope_doc, record) in enumerate(records):
+        if resource_attributes is not resource:
+            resource, origin = resource_attributes, _Origin(resource_attributes, ctx)
+        if scope_doc is not scope:
+            scope, scope_info = scope_doc, _scope_info(scope_doc)
+        try:
+            events.append(_event(origin, scope_info, record, digest, typed))
+        except FormatError as exc:
+            rejected.append((index, exc.reason))
+    return events, rejected
 
 
 # --- decoding: both encodings yield (resource attributes, scope, normalized record) -------------
@@ -202,11 +223,11 @@ def _json_kvlist(items: Any) -> dict[str, Any]:
 # generic path would treat specially (a wrong type, a null where a value belongs, a bad integer)
 # fails here, and the request is read again by the generic path, which says what is wrong. So does
 # anything json_safe would change (an integer past 2**53, nesting past MAX_DEPTH): the values of a
-# typed request are kept without the json_safe walk.
+# typed request are kept without the json_safe walk. The Structs hold no cycles, so gc=False.
 _DEEPEST_PLACE = 4  # json_safe depth of a scope attribute's value: attributes > otel.scope > attributes
 
 
-class _AnyValue(msgspec.Struct):
+class _AnyValue(msgspec.Struct, gc=False):
     stringValue: str | UnsetType = UNSET
     boolValue: bool | UnsetType = UNSET
     intValue: int | str | UnsetType = UNSET
@@ -216,20 +237,20 @@ class _AnyValue(msgspec.Struct):
     bytesValue: str | UnsetType = UNSET
 
 
-class _KeyValue(msgspec.Struct):
+class _KeyValue(msgspec.Struct, gc=False):
     key: str
     value: _AnyValue | None = None
 
 
-class _ArrayValue(msgspec.Struct):
+class _ArrayValue(msgspec.Struct, gc=False):
     values: list[_AnyValue] | None = None
 
 
-class _KvList(msgspec.Struct):
+class _KvList(msgspec.Struct, gc=False):
     values: list[_KeyValue] | None = None
 
 
-class _LogRecord(msgspec.Struct):
+class _LogRecord(msgspec.Struct, gc=False):
     timeUnixNano: int | str | None = None
     time_unix_nano: int | str | None = None
     observedTimeUnixNano: int | str | None = None
@@ -248,29 +269,29 @@ class _LogRecord(msgspec.Struct):
     event_name: str | None = None
 
 
-class _Scope(msgspec.Struct):
+class _Scope(msgspec.Struct, gc=False):
     name: str | None = None
     version: str | None = None
     attributes: list[_KeyValue] | None = None
 
 
-class _ScopeLogs(msgspec.Struct):
+class _ScopeLogs(msgspec.Struct, gc=False):
     scope: _Scope | None = None
     logRecords: list[_LogRecord] | None = None
     log_records: list[_LogRecord] | None = None
 
 
-class _Resource(msgspec.Struct):
+class _Resource(msgspec.Struct, gc=False):
     attributes: list[_KeyValue] | None = None
 
 
-class _ResourceLogs(msgspec.Struct):
+class _ResourceLogs(msgspec.Struct, gc=False):
     resource: _Resource | None = None
     scopeLogs: list[_ScopeLogs] | None = None
     scope_logs: list[_ScopeLogs] | None = None
 
 
-class _Request(msgspec.Struct):
+class _Request(msgspec.Struct, gc=False):
     resourceLogs: list[_ResourceLogs] | None = None
     resource_logs: list[_ResourceLogs] | None = None
 
@@ -285,7 +306,7 @@ def _typed_records(body: bytes) -> list[Record] | None:
         records = []
         for resource_logs in _either(request.resourceLogs, request.resource_logs):
             resource = resource_logs.resource
-            resource_attributes = _typed_kvlist(resource.attributes if resource else None, _DEEPEST_PLACE)
+            resource_attributes = _typed_kvlist(resource.attributes, _DEEPEST_PLACE) if resource else {}
             for scope_logs in _either(resource_logs.scopeLogs, resource_logs.scope_logs):
                 scope_doc = scope_logs.scope
                 scope = (
@@ -319,7 +340,13 @@ def _typed_record(record: _LogRecord) -> dict[str, Any]:
         ),
         "severity_number": _int(r.severityNumber if r.severityNumber is not None else r.severity_number),
         "severity_text": r.severityText if r.severityText is not None else r.severity_text,
-        "body": None if body is None else _typed_any(body, _DEEPEST_PLACE),
+        "body": (
+            None
+            if body is None
+            else text
+            if (text := body.stringValue) is not UNSET
+            else _typed_any(body, _DEEPEST_PLACE)
+        ),
         "attributes": _typed_kvlist(r.attributes, _DEEPEST_PLACE),
         "trace_id": (r.traceId if r.traceId is not None else r.trace_id) or "",
         "span_id": (r.spanId if r.spanId is not None else r.span_id) or "",
@@ -330,23 +357,32 @@ def _typed_record(record: _LogRecord) -> dict[str, Any]:
 def _typed_any(value: _AnyValue, depth: int) -> Any:
     """A decoded AnyValue as a plain value (the same precedence as _json_any); FormatError for what
     json_safe would change at that depth."""
-    if value.stringValue is not UNSET:
-        return value.stringValue
-    if value.boolValue is not UNSET:
-        return value.boolValue
-    if value.intValue is not UNSET:
-        number = _int(value.intValue)
+    text = value.stringValue
+    if text is not UNSET:
+        return text
+    flag = value.boolValue
+    if flag is not UNSET:
+        return flag
+    number = value.intValue
+    if number is not UNSET:
+        number = _int(number)
         if not -MAX_SAFE_INT <= number <= MAX_SAFE_INT:
             raise FormatError("integer past 2**53: left to the generic path")
         return number
-    if value.doubleValue is not UNSET:
-        return _double(value.doubleValue)
-    if value.arrayValue is not UNSET or value.kvlistValue is not UNSET:
+    number = value.doubleValue
+    if number is not UNSET:
+        return number if type(number) is float else _double(number)
+    array, kvlist = value.arrayValue, value.kvlistValue
+    if array is not UNSET or kvlist is not UNSET:
         if depth > MAX_DEPTH - 1:
             raise FormatError("nested too deep: left to the generic path")
-        if value.arrayValue is not UNSET:
-            return [_typed_any(v, depth + 1) for v in value.arrayValue.values or ()]
-        return _typed_kvlist(value.kvlistValue.values, depth + 1)
+        if array is not UNSET:
+            depth += 1
+            return [
+                text if (text := v.stringValue) is not UNSET else _typed_any(v, depth)
+                for v in array.values or ()
+            ]
+        return _typed_kvlist(kvlist.values, depth + 1)
     if value.bytesValue is not UNSET:
         return value.bytesValue
     return None
@@ -356,7 +392,15 @@ def _typed_kvlist(items: list[_KeyValue] | None, depth: int) -> dict[str, Any]:
     """Attributes as a dict whose values sit at json_safe depth `depth`."""
     if not items:
         return {}
-    return {item.key: None if item.value is None else _typed_any(item.value, depth) for item in items}
+    attributes = {}
+    for item in items:
+        value = item.value
+        if value is None:
+            attributes[item.key] = None
+        else:  # a string, the usual value, without the call
+            text = value.stringValue
+            attributes[item.key] = text if text is not UNSET else _typed_any(value, depth)
+    return attributes
 
 
 def _protobuf_records(body: bytes) -> Iterator[Record]:
@@ -393,8 +437,16 @@ def _protobuf_records(body: bytes) -> Iterator[Record]:
                 )
 
 
+_PROTO_SCALARS = frozenset({"string_value", "bool_value", "int_value", "double_value"})
+
+
 def _proto_any(value: Any) -> Any:
     kind = value.WhichOneof("value")
+    return getattr(value, kind) if kind in _PROTO_SCALARS else _proto_other(value, kind)
+
+
+def _proto_other(value: Any, kind: str | None) -> Any:
+    """An AnyValue that is not a scalar, given which of its fields is set."""
     if kind == "array_value":
         return [_proto_any(v) for v in value.array_value.values]
     if kind == "kvlist_value":
@@ -405,7 +457,12 @@ def _proto_any(value: Any) -> Any:
 
 
 def _proto_kvlist(items: Any) -> dict[str, Any]:
-    return {item.key: _proto_any(item.value) for item in items}
+    attributes = {}
+    for item in items:
+        key, value = item.key, item.value
+        kind = value.WhichOneof("value")  # a scalar, the usual value, without a call
+        attributes[key] = getattr(value, kind) if kind in _PROTO_SCALARS else _proto_other(value, kind)
+    return attributes
 
 
 def _get(doc: dict[str, Any], camel: str, snake: str) -> Any:
@@ -449,6 +506,11 @@ def _double(number: int | float) -> float:
 
 def _int(value: Any) -> int:
     """An OTLP/JSON integer: a number or a decimal string (int64 fields)."""
+    kind = type(value)
+    if kind is int:
+        return value
+    if kind is str and len(value) <= 20 and value.removeprefix("-").isdecimal():
+        return int(value)
     if value is None:
         return 0
     if isinstance(value, bool):
@@ -463,6 +525,56 @@ def _int(value: Any) -> int:
 # --- mapping ------------------------------------------------------------------------------------
 
 
+class _Origin:
+    """What a resource gives each of its records: the source (or why it has none), the service as
+    a fallback actor and the remaining resource attributes."""
+
+    __slots__ = ("source", "problem", "service", "rest")
+
+    def __init__(self, resource: dict[str, Any], ctx: dict[str, Any]):
+        service, host = _str(resource.get("service.name")), _str(resource.get("host.name"))
+        self.service = service or "unknown"
+        self.rest = rest = dict(resource)
+        rest.pop("service.name", None)
+        rest.pop("host.name", None)
+        self.source, self.problem = (
+            _own_source(service, host) if not ctx else _source_or_problem(ctx, service, host)
+        )
+
+    def new_source(self) -> dict[str, str]:
+        """A fresh copy of the source (events must not share it); FormatError if it cannot be one."""
+        if self.problem is not None:
+            raise FormatError(self.problem)
+        return dict(self.source)
+
+
+def _source_or_problem(
+    ctx: dict[str, Any], service: str | None, host: str | None
+) -> tuple[dict[str, str], str | None]:
+    """(source, None), or ({}, why) if the resource's service or host cannot be the source."""
+    try:
+        return source(ctx, FORMAT, "app", service, host), None
+    except FormatError as exc:
+        return {}, exc.reason
+
+
+@lru_cache(maxsize=256)
+def _cached_source(service: str | None, host: str | None) -> tuple[dict[str, str], str | None]:
+    return _source_or_problem({}, service, host)
+
+
+def _own_source(service: str | None, host: str | None) -> tuple[dict[str, str], str | None]:
+    """_source_or_problem without a ctx, cached per (service, host) of at most 256 characters each."""
+    if len(service or "") <= 256 and len(host or "") <= 256:
+        return _cached_source(service, host)
+    return _source_or_problem({}, service, host)
+
+
+def _scope_info(scope: dict[str, Any]) -> dict[str, Any]:
+    """The scope's name, version and attributes, those that are set (otel.scope)."""
+    return {k: v for k, v in scope.items() if v}
+
+
 def record_event(
     resource: dict[str, Any],
     scope: dict[str, Any],
@@ -472,37 +584,70 @@ def record_event(
     safe: Callable[..., Any] = json_safe,
 ) -> dict[str, Any]:
     """One normalized LogRecord (with its resource and scope) -> one event (safe: json_safe, or as_is
-    for the values of a typed request)."""
+    for the values of a typed request); the record is left as it is."""
+    if "error" not in record:
+        record = {**record, "attributes": dict(record["attributes"])}
+    return _event(_Origin(resource, ctx), _scope_info(scope), record, digest, safe is as_is)
+
+
+_NO_EXPLICIT: dict[str, Any] = {}  # shared by the records without trailseal.* attributes: only read
+# Every record attribute the mapping below reads. A record with none of them (and no trailseal.*
+# attribute) is a plain log.record of its service: the lookups for them are skipped.
+_MAPPED = frozenset(
+    {
+        "event.name",
+        "event.outcome",
+        "error.type",
+        "http.request.method",
+        "url.path",
+        "http.response.status_code",
+        "http.response.body.size",
+        "user.id",
+        "enduser.id",
+        "user.name",
+        "session.id",
+        "user.roles",
+        "client.address",
+        "user_agent.original",
+        "log.record.uid",
+        "db.collection.name",
+        "db.sql.table",
+        *DB_KEYS,
+    }
+)
+
+
+def _event(
+    origin: _Origin, scope_info: dict[str, Any], record: dict[str, Any], digest: str, typed: bool
+) -> dict[str, Any]:
+    """record_event on a record of its own (its attributes are consumed); typed: its values need no
+    json_safe."""
     if "error" in record:
         raise FormatError(record["error"])
-    attributes = dict(record["attributes"])
+    attributes = record["attributes"]
     explicit = (
         {k: attributes.pop(k) for k in [k for k in attributes if k.startswith("trailseal.")]}
-        if "\0trailseal." in "\0".join(["", *attributes])  # one scan in C for the usual none
-        else {}
+        if "trailseal." in "\0".join(attributes)  # one scan in C for the usual none
+        else _NO_EXPLICIT
     )
+    mapped = bool(explicit) or not _MAPPED.isdisjoint(attributes)
     action = _action(explicit, attributes, record)
-    event: dict[str, Any] = {
-        "time": _time(record),
-        "category": _category(explicit, action, attributes),
-        "action": action,
-        "outcome": _outcome(explicit, attributes),
-        "actor": _actor(explicit, attributes, resource),
-        "source": source(
-            ctx, FORMAT, "app", _str(resource.get("service.name")), _str(resource.get("host.name"))
-        ),
-        "raw_hash": digest,
-    }
-    _optional(event, explicit, attributes, record)
-    event["attributes"] = safe(_leftovers(attributes, record, resource, scope), 1)
-    return bounded(event)
-
-
-def _time(record: dict[str, Any]) -> str:
     nanos = record["time_ns"] or record["observed_ns"]
     if not nanos:
         raise FormatError("log record has neither timeUnixNano nor observedTimeUnixNano")
-    return from_unix_nanos(nanos)
+    event: dict[str, Any] = {
+        "time": from_unix_nanos(nanos),
+        "category": _category(explicit, action, attributes),
+        "action": action,
+        "outcome": _outcome(explicit, attributes) if mapped else "unknown",
+        "actor": _actor(explicit, attributes, origin) if mapped else _service_actor(origin),
+        "source": origin.new_source(),
+        "raw_hash": digest,
+    }
+    _optional(event, explicit, attributes, record, mapped)
+    _leftovers(attributes, record, origin, scope_info)
+    event["attributes"] = attributes if typed else json_safe(attributes, 1)
+    return _bounded(event)
 
 
 def _action(explicit: dict[str, Any], attributes: dict[str, Any], record: dict[str, Any]) -> str:
@@ -552,63 +697,73 @@ def _outcome(explicit: dict[str, Any], attributes: dict[str, Any]) -> str:
     return "unknown"
 
 
-def _actor(explicit: dict[str, Any], attributes: dict[str, Any], resource: dict[str, Any]) -> dict[str, Any]:
+def _actor(explicit: dict[str, Any], attributes: dict[str, Any], origin: _Origin) -> dict[str, Any]:
     """trailseal.actor.*, else user.id/enduser.id, else anonymous (a request) or the service."""
-    user_id = (
-        explicit.get("trailseal.actor.id")
-        or attributes.pop("user.id", None)
-        or attributes.pop("enduser.id", None)
-    )
+    pop = attributes.pop
+    user_id = explicit.get("trailseal.actor.id") or pop("user.id", None) or pop("enduser.id", None)
     if user_id is not None:
+        kind = explicit.get("trailseal.actor.type", "user")
         actor: dict[str, Any] = {
             "id": short(str(user_id), "actor.id"),
-            "type": _choice(
-                explicit.get("trailseal.actor.type", "user"), ACTOR_TYPES, "trailseal.actor.type"
-            ),
+            "type": "user" if kind == "user" else _choice(kind, ACTOR_TYPES, "trailseal.actor.type"),
         }
     elif "client.address" in attributes or "http.request.method" in attributes:
         actor = {"id": "anonymous", "type": "anonymous"}
     else:
-        service = _str(resource.get("service.name")) or "unknown"
-        actor = {"id": short(service, "actor.id"), "type": "service"}
-    name = explicit.get("trailseal.actor.name") or attributes.pop("user.name", None)
-    session = explicit.get("trailseal.actor.session") or attributes.pop("session.id", None)
-    roles = explicit.get("trailseal.actor.roles") or attributes.pop("user.roles", None)
-    for key, value in (("name", name), ("session", session)):
-        if value is not None:
-            actor[key] = short(str(value), f"actor.{key}")
+        actor = _service_actor(origin)
+    name = explicit.get("trailseal.actor.name") or pop("user.name", None)
+    session = explicit.get("trailseal.actor.session") or pop("session.id", None)
+    roles = explicit.get("trailseal.actor.roles") or pop("user.roles", None)
+    if name is not None:
+        actor["name"] = short(str(name), "actor.name")
+    if session is not None:
+        actor["session"] = short(str(session), "actor.session")
     if isinstance(roles, list) and roles and all(isinstance(r, str) and len(r) <= 1024 for r in roles):
         actor["roles"] = roles[:256]
     address = attributes.get("client.address")
     if isinstance(address, str) and is_ip(address):
-        actor["ip"] = attributes.pop("client.address")
-    agent = attributes.pop("user_agent.original", None)
+        actor["ip"] = pop("client.address")
+    agent = pop("user_agent.original", None)
     if isinstance(agent, str) and agent:
         actor["user_agent"] = agent
     return actor
 
 
+def _service_actor(origin: _Origin) -> dict[str, Any]:
+    return {"id": short(origin.service, "actor.id"), "type": "service"}
+
+
 def _optional(
-    event: dict[str, Any], explicit: dict[str, Any], attributes: dict[str, Any], record: dict[str, Any]
+    event: dict[str, Any],
+    explicit: dict[str, Any],
+    attributes: dict[str, Any],
+    record: dict[str, Any],
+    mapped: bool,
 ) -> None:
-    """id, log, reason, severity, request and target, when the record has them."""
-    if "trailseal.id" in explicit:
-        event["id"] = _checked(explicit["trailseal.id"], _ID_RE, "trailseal.id")
-    elif isinstance(attributes.get("log.record.uid"), str):
-        event["id"] = _checked(f"otel:{attributes.pop('log.record.uid')}", _ID_RE, "log.record.uid")
-    if "trailseal.log" in explicit:
-        event["log"] = _checked(explicit["trailseal.log"], _LOG_RE, "trailseal.log")
-    if "trailseal.reason" in explicit:
-        event["reason"] = str(explicit["trailseal.reason"])
+    """id, log, reason, severity, request and target, when the record has them (not mapped: a record
+    with none of the attributes for id, request and target)."""
+    if mapped:
+        if "trailseal.id" in explicit:
+            event["id"] = _checked(explicit["trailseal.id"], _ID_RE, "trailseal.id")
+        elif isinstance(attributes.get("log.record.uid"), str):
+            event["id"] = _checked(f"otel:{attributes.pop('log.record.uid')}", _ID_RE, "log.record.uid")
+        if "trailseal.log" in explicit:
+            event["log"] = _checked(explicit["trailseal.log"], _LOG_RE, "trailseal.log")
+        if "trailseal.reason" in explicit:
+            event["reason"] = str(explicit["trailseal.reason"])
     severity = _severity(explicit, record)
     if severity:
         event["severity"] = severity
-    request = _request(attributes, record)
+    request = _request(attributes, record) if mapped else _trace_context({}, record)
     if request:
         event["request"] = request
-    target = _target(explicit, attributes)
+    target = _target(explicit, attributes) if mapped else None
     if target:
         event["target"] = target
+
+
+# severityNumber 1-24 -> severity: TRACE, DEBUG and INFO info, WARN low, ERROR medium, FATAL critical
+_SEVERITY_OF = (None, *["info"] * 12, *["low"] * 4, *["medium"] * 4, *["critical"] * 4)
 
 
 def _severity(explicit: dict[str, Any], record: dict[str, Any]) -> str | None:
@@ -619,7 +774,7 @@ def _severity(explicit: dict[str, Any], record: dict[str, Any]) -> str | None:
         return None
     if not 1 <= number <= 24:
         raise FormatError(f"severityNumber {number} is outside 1-24")
-    return "info" if number <= 12 else "low" if number <= 16 else "medium" if number <= 20 else "critical"
+    return _SEVERITY_OF[number]
 
 
 def _request(attributes: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
@@ -637,20 +792,32 @@ def _request(attributes: dict[str, Any], record: dict[str, Any]) -> dict[str, An
     size = attributes.get("http.response.body.size")
     if isinstance(size, int) and not isinstance(size, bool) and 0 <= size <= 2**53:
         request["bytes"] = attributes.pop("http.response.body.size")
-    for key, length in (("trace_id", 32), ("span_id", 16)):
-        value = _hex_id(record[key], length, key)
-        if value:
-            request[key] = value
+    return _trace_context(request, record)
+
+
+def _trace_context(request: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    """The request with the record's trace and span id added, those that are set and not all zeros."""
+    trace_id, span_id = record["trace_id"], record["span_id"]
+    if trace_id and (trace_id := _hex_id(trace_id, 32, "trace_id")):
+        request["trace_id"] = trace_id
+    if span_id and (span_id := _hex_id(span_id, 16, "span_id")):
+        request["span_id"] = span_id
     return request
 
 
 def _hex_id(value: Any, length: int, name: str) -> str | None:
-    if not value:
-        return None
-    text = str(value).lower()
-    if len(text) != length or not _HEX_RE.match(text):
-        raise FormatError(f"{name} must be {length} hex digits, got {str(value)[:40]!r}")
-    return None if text.strip("0") == "" else text
+    """A trace or span id as lower-case hex, None if all zeros; FormatError unless `length` hex digits."""
+    try:  # the usual id: a text fromhex takes whole, so hex digits and no spaces
+        usual = type(value) is str and len(value) == length and len(bytes.fromhex(value)) * 2 == length
+    except ValueError:
+        usual = False
+    if usual:
+        text = value.lower()
+    else:
+        text = str(value).lower()
+        if len(text) != length or not _HEX_RE.match(text):
+            raise FormatError(f"{name} must be {length} hex digits, got {str(value)[:40]!r}")
+    return text if text.strip("0") else None
 
 
 def _target(explicit: dict[str, Any], attributes: dict[str, Any]) -> dict[str, str] | None:
@@ -669,9 +836,9 @@ def _target(explicit: dict[str, Any], attributes: dict[str, Any]) -> dict[str, s
 
 
 def _leftovers(
-    attributes: dict[str, Any], record: dict[str, Any], resource: dict[str, Any], scope: dict[str, Any]
-) -> dict[str, Any]:
-    """Unmapped record attributes, the body, severity text, and the resource and scope remainders."""
+    attributes: dict[str, Any], record: dict[str, Any], origin: _Origin, scope_info: dict[str, Any]
+) -> None:
+    """Add the body, severity text, and the resource and scope remainders to the unmapped attributes."""
     body = record["body"]
     if isinstance(body, str):
         attributes["message"] = body
@@ -679,13 +846,19 @@ def _leftovers(
         attributes["body"] = body
     if record.get("severity_text"):
         attributes["log.severity_text"] = record["severity_text"]
-    rest = {k: v for k, v in resource.items() if k not in ("service.name", "host.name")}
-    if rest:
-        attributes["otel.resource"] = rest
-    scope_info = {k: v for k, v in scope.items() if v}
+    if origin.rest:
+        attributes["otel.resource"] = dict(origin.rest)
     if scope_info:
-        attributes["otel.scope"] = scope_info
-    return attributes
+        attributes["otel.scope"] = dict(scope_info)
+
+
+def _bounded(event: dict[str, Any]) -> dict[str, Any]:
+    """bounded(event), skipped when it has nothing bounded() could refuse: actor id, name and session,
+    source and request fields are already within its limits here (short(), _request, _hex_id)."""
+    actor = event["actor"]
+    if "ip" in actor or "user_agent" in actor or "target" in event or "reason" in event:
+        return bounded(event)
+    return event
 
 
 def _choice(value: Any, allowed: tuple[str, ...], name: str) -> str:

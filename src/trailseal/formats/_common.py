@@ -420,13 +420,16 @@ _ACTION_CATEGORIES = (
 )
 
 
-def collect(items: Iterable[Any], build: Any) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
-    """Apply build to each item; a FormatError becomes (index, reason) instead of ending the batch."""
+def collect(
+    items: Iterable[Any], build: Any, *args: Any
+) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
+    """``build(item, *args)`` for each item; a FormatError becomes (index, reason) instead of ending the
+    batch (pass the arguments rather than a lambda: one call per item, not two)."""
     events: list[dict[str, Any]] = []
     rejected: list[tuple[int, str]] = []
     for index, item in enumerate(items):
         try:
-            events.append(build(item))
+            events.append(build(item, *args))
         except FormatError as exc:
             rejected.append((index, exc.reason))
     return events, rejected

@@ -27,6 +27,7 @@ from trailseal.formats._common import (
     all_or_error,
     as_is,
     bounded,
+    collect,
     is_ip,
     json_safe,
     load_sealable_json,
@@ -92,15 +93,7 @@ def parse_batch(raw: bytes, **ctx: Any) -> tuple[list[dict[str, Any]], list[tupl
     doc, sealable = load_sealable_json(raw, 1)
     safe = as_is if sealable else json_safe
     digest = sha256_hex(raw)
-    records = _records(doc)
-    events: list[dict[str, Any]] = []
-    rejected: list[tuple[int, str]] = []
-    for index, record in enumerate(records):  # _common.collect, without a call per record
-        try:
-            events.append(record_event(record, digest, ctx, safe))
-        except FormatError as exc:
-            rejected.append((index, exc.reason))
-    return events, rejected
+    return collect(_records(doc), record_event, digest, ctx, safe)
 
 
 def _records(doc: Any) -> list[Any]:

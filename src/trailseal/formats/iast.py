@@ -40,6 +40,7 @@ from trailseal.formats._common import (
     all_or_error,
     as_is,
     bounded,
+    collect,
     json_safe,
     load_sealable_json,
     rfc3339,
@@ -96,15 +97,7 @@ def parse_batch(raw: bytes, **ctx: Any) -> tuple[list[dict[str, Any]], list[tupl
             return [finding_event(doc, digest, ctx, safe)], []
         except FormatError as exc:
             return [], [(0, exc.reason)]
-    findings = doc if isinstance(doc, list) else (doc,)
-    events: list[dict[str, Any]] = []
-    rejected: list[tuple[int, str]] = []
-    for index, finding in enumerate(findings):  # _common.collect, without a call per finding
-        try:
-            events.append(finding_event(finding, digest, ctx, safe))
-        except FormatError as exc:
-            rejected.append((index, exc.reason))
-    return events, rejected
+    return collect(doc if isinstance(doc, list) else (doc,), finding_event, digest, ctx, safe)
 
 
 def finding_event(

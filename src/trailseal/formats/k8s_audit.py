@@ -35,6 +35,7 @@ from trailseal.formats._common import (
     as_is,
     bounded,
     client_ip,
+    collect,
     json_safe,
     lines,
     load_sealable_json,
@@ -90,14 +91,7 @@ def parse_batch(raw: bytes, **ctx: Any) -> tuple[list[dict[str, Any]], list[tupl
     items = _items(doc)
     origin = _batch_source(ctx)
     small = sealable and len(raw) <= _SMALL_RAW
-    events: list[dict[str, Any]] = []
-    rejected: list[tuple[int, str]] = []
-    for index, item in enumerate(items):  # _common.collect, without a call per item
-        try:
-            events.append(_event(item, digest, ctx, safe, origin, small))
-        except FormatError as exc:
-            rejected.append((index, exc.reason))
-    return events, rejected
+    return collect(items, _event, digest, ctx, safe, origin, small)
 
 
 def _items(doc: Any) -> list[Any]:

@@ -15,13 +15,10 @@ from typing import Any, NamedTuple
 from trailseal.formats import FormatError
 from trailseal.formats._common import (
     MONTHS,
-    SHORT_MAX,
     ctx_year,
     ctx_zone,
     local_time,
     rfc3339,
-    short,
-    source,
 )
 
 _STAMP = (
@@ -187,26 +184,3 @@ def _utc_second(second: str, zone: str) -> str | None:
         return rfc3339(second + zone)[:19]
     except FormatError:
         return None
-
-
-def infra_source(ctx: dict[str, Any], fmt: str, component: str | None, host: str | None) -> dict[str, str]:
-    """_common.source(ctx, fmt, "infra", component, host), built directly when ctx overrides no field."""
-    if "component" in ctx or "kind" in ctx or "host" in ctx:
-        return source(ctx, fmt, "infra", component, host)
-    component = component or fmt
-    if len(component) > SHORT_MAX:
-        short(component, "source.component")
-    result = {"component": component, "kind": "infra", "format": fmt}
-    if host:
-        if len(host) > SHORT_MAX:
-            short(host, "source.host")
-        result["host"] = host
-    return result
-
-
-def add_process_attributes(attributes: dict[str, Any], program: str | None, pid: str | None) -> None:
-    """attributes.update(_common.process_attributes(program, pid)), without the intermediate dict."""
-    if program:
-        attributes["process.name"] = program
-    if pid:
-        attributes["process.pid"] = int(pid) if pid.isdecimal() and len(pid) < 16 else pid

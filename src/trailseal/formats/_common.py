@@ -313,14 +313,18 @@ def source(
     ctx: dict[str, Any], fmt: str, kind: str, component: str | None = None, host: str | None = None
 ) -> dict[str, str]:
     """The event's source: component and host from ctx first, then from the record, then the format."""
-    result = {
-        "component": short(ctx.get("component") or component or fmt, "source.component"),
-        "kind": ctx.get("kind") or kind,
-        "format": fmt,
-    }
-    host = ctx.get("host") or host
+    if ctx:
+        component, kind, host = (
+            ctx.get("component") or component,
+            ctx.get("kind") or kind,
+            ctx.get("host") or host,
+        )
+    component = component or fmt
+    if len(component) > SHORT_MAX:
+        short(component, "source.component")
+    result = {"component": component, "kind": kind, "format": fmt}
     if host:
-        result["host"] = short(host, "source.host")
+        result["host"] = host if len(host) <= SHORT_MAX else short(host, "source.host")
     return result
 
 
@@ -378,14 +382,12 @@ def _made_safe(value: Any, depth: int) -> Any:
     return str(value)
 
 
-def process_attributes(program: str | None, pid: str | None) -> dict[str, Any]:
-    """process.name and process.pid attributes (pid as a number when it is one)."""
-    attributes: dict[str, Any] = {}
+def add_process_attributes(attributes: dict[str, Any], program: str | None, pid: str | None) -> None:
+    """Add process.name and process.pid to attributes (pid as a number when it is one)."""
     if program:
         attributes["process.name"] = program
     if pid:
         attributes["process.pid"] = int(pid) if pid.isdecimal() and len(pid) < 16 else pid
-    return attributes
 
 
 @lru_cache(maxsize=4096)

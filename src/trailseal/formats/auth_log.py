@@ -30,8 +30,17 @@ from collections.abc import Callable
 from hashlib import sha256
 from typing import Any
 
-from trailseal.formats._bsd import add_process_attributes, header_fields, infra_source
-from trailseal.formats._common import SHORT_MAX, bounded, is_ip, lines, short, text
+from trailseal.formats._bsd import header_fields
+from trailseal.formats._common import (
+    SHORT_MAX,
+    add_process_attributes,
+    bounded,
+    is_ip,
+    lines,
+    short,
+    source,
+    text,
+)
 
 FORMAT = "auth_log"
 Fields = dict[str, Any]
@@ -49,7 +58,7 @@ def parse(raw: bytes, **ctx: Any) -> list[dict[str, Any]]:
     fields = interpret(program, message, host) or fallback(program)
     event = {
         "time": time,
-        "source": infra_source(ctx, FORMAT, program, host),
+        "source": source(ctx, FORMAT, "infra", program, host),
         "raw_hash": sha256(raw).hexdigest(),  # _common.sha256_hex
         **fields,
     }
@@ -57,7 +66,7 @@ def parse(raw: bytes, **ctx: Any) -> list[dict[str, Any]]:
     attributes["message"] = message
     add_process_attributes(attributes, program, pid)
     event["attributes"] = attributes
-    return [bounded(event, raw) if len(raw) > 256 else event]
+    return [bounded(event, raw)]
 
 
 def interpret(program: str | None, message: str, host: str | None = None) -> Fields | None:

@@ -144,11 +144,7 @@ def record_event(
         "action": action,
         "outcome": outcome,
         "actor": actor,
-        "source": (
-            source(ctx, FORMAT, "cloud", event_source)
-            if ctx or len(event_source) > SHORT_MAX
-            else {"component": event_source, "kind": "cloud", "format": FORMAT}
-        ),
+        "source": source(ctx, FORMAT, "cloud", event_source),
         "raw_hash": digest,
         "attributes": attributes,
     }

@@ -129,7 +129,7 @@ def finding_event(
         "outcome": STATUS_OUTCOME.get(status, "unknown"),
         "severity": _severity(get("severity")),
         "actor": {"id": tool, "type": "service"},
-        "source": source(ctx, FORMAT, "iast", tool, app_host) if ctx else _own_source(tool, app_host),
+        "source": source(ctx, FORMAT, "iast", tool, app_host),
         "raw_hash": digest,
         "attributes": _attributes(finding, rule, status, application, agent_version, safe),
     }
@@ -149,13 +149,6 @@ def finding_event(
     if (target and len(target["name"]) > 8192) or len(request.get("path", "")) > 8192:
         return bounded(event)  # only these two can be too long: the others are checked as they are taken
     return event
-
-
-def _own_source(tool: str, host: str | None) -> dict[str, str]:
-    """_common.source without a ctx: tool (already short) is the component."""
-    if host:
-        return {"component": tool, "kind": "iast", "format": FORMAT, "host": short(host, "source.host")}
-    return {"component": tool, "kind": "iast", "format": FORMAT}
 
 
 def _named(value: Any, what: str, extra: str = "version") -> tuple[str | None, str | None]:

@@ -21,6 +21,7 @@ is not copied (it echoes stored objects, secrets included) — raw_hash ties the
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -89,9 +90,8 @@ def parse_batch(raw: bytes, **ctx: Any) -> tuple[list[dict[str, Any]], list[tupl
     safe = as_is if sealable else json_safe
     digest = sha256_hex(raw)
     items = _items(doc)
-    origin = _batch_source(ctx)
     small = sealable and len(raw) <= _SMALL_RAW
-    return collect(items, _event, digest, ctx, safe, origin, small)
+    return collect(items, _event, digest, ctx, safe, small)
 
 
 def _items(doc: Any) -> list[Any]:
@@ -106,19 +106,11 @@ def _items(doc: Any) -> list[Any]:
     return [doc]
 
 
-def _batch_source(ctx: dict[str, Any]) -> dict[str, str] | None:
-    """The source every event of a batch shares, or None if ctx makes it fail (then each event does)."""
-    try:
-        return source(ctx, FORMAT, "kubernetes", "kube-apiserver")
-    except Exception:  # noqa: BLE001 (raised again, in its turn, for each event that gets that far)
-        return None
-
-
 def audit_event(
     item: Any, digest: str, ctx: dict[str, Any], safe: Callable[[Any], Any] = json_safe
 ) -> dict[str, Any]:
     """One audit.k8s.io Event -> one trailseal event (safe: json_safe, or as_is for a sealable document)."""
-    return _event(item, digest, ctx, safe, None, False)
+    return _event(item, digest, ctx, safe, False)
 
 
 def _event(
@@ -126,10 +118,9 @@ def _event(
     digest: str,
     ctx: dict[str, Any],
     safe: Callable[[Any], Any],
-    origin: dict[str, str] | None,
     small: bool,
 ) -> dict[str, Any]:
-    """audit_event, given the batch's source (None: build it) and whether the record is small."""
+    """audit_event, told whether the record is small (see _SMALL_RAW)."""
     if not isinstance(item, dict):
         raise FormatError(f"an audit Event must be an object, not {type(item).__name__}")
     get = item.get
@@ -166,7 +157,7 @@ def _event(
         subresource = None
     category, action = _RULES.get((verb, resource, subresource)) or _rule(verb, resource, subresource)
     actor = _actor(name, user, item, ctx)
-    origin = origin.copy() if origin is not None else source(ctx, FORMAT, "kubernetes", "kube-apiserver")
+    origin = source(ctx, FORMAT, "kubernetes", "kube-apiserver")
     event: dict[str, Any] = {
         "id": event_id,
         "time": time,
@@ -263,14 +254,6 @@ def _texts(values: list[Any], longest: int) -> bool:
     return True
 
 
-def _all_texts(values: list[Any]) -> bool:
-    """Whether every value is a string."""
-    for value in values:
-        if not isinstance(value, str):
-            return False
-    return True
-
-
 def _check_kind(item: dict[str, Any]) -> Any:
     """The item's apiVersion; FormatError if it or the kind is not an audit Event's."""
     api_version, kind = item.get("apiVersion"), item.get("kind")
@@ -298,7 +281,7 @@ def _actor(name: str, user: dict[str, Any], item: dict[str, Any], ctx: dict[str,
     if isinstance(groups, list) and groups and _texts(groups, 1024):
         actor["roles"] = groups[:256]
     ips = item.get("sourceIPs")
-    if isinstance(ips, list) and ips and _all_texts(ips):
+    if isinstance(ips, list) and ips and _texts(ips, sys.maxsize):
         trusted = ctx.get("trusted_proxies")
         ip = client_ip(ips, trusted) if trusted else ips[-1]
         if ip:

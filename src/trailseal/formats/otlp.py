@@ -537,9 +537,7 @@ class _Origin:
         self.rest = rest = dict(resource)
         rest.pop("service.name", None)
         rest.pop("host.name", None)
-        self.source, self.problem = (
-            _own_source(service, host) if not ctx else _source_or_problem(ctx, service, host)
-        )
+        self.source, self.problem = _source_or_problem(ctx, service, host)
 
     def new_source(self) -> dict[str, str]:
         """A fresh copy of the source (events must not share it); FormatError if it cannot be one."""
@@ -556,18 +554,6 @@ def _source_or_problem(
         return source(ctx, FORMAT, "app", service, host), None
     except FormatError as exc:
         return {}, exc.reason
-
-
-@lru_cache(maxsize=256)
-def _cached_source(service: str | None, host: str | None) -> tuple[dict[str, str], str | None]:
-    return _source_or_problem({}, service, host)
-
-
-def _own_source(service: str | None, host: str | None) -> tuple[dict[str, str], str | None]:
-    """_source_or_problem without a ctx, cached per (service, host) of at most 256 characters each."""
-    if len(service or "") <= 256 and len(host or "") <= 256:
-        return _cached_source(service, host)
-    return _source_or_problem({}, service, host)
 
 
 def _scope_info(scope: dict[str, Any]) -> dict[str, Any]:

@@ -88,8 +88,7 @@ def _results(run: Any) -> list[Any]:
 def _run_context(
     run: dict[str, Any], ctx: dict[str, Any], safe: Callable[[Any], Any] = json_safe
 ) -> dict[str, Any]:
-    """What every result of a run shares: tool name and version, rules, time, source, and json_safe or
-    as_is."""
+    """What every result of a run shares: tool name and version, rules, time, and json_safe or as_is."""
     driver = (run.get("tool") or {}).get("driver") if isinstance(run.get("tool"), dict) else None
     if not isinstance(driver, dict) or not isinstance(driver.get("name"), str) or not driver["name"]:
         raise FormatError("SARIF run has no tool.driver.name")
@@ -106,17 +105,7 @@ def _run_context(
         "rules_by_id": {r.get("id"): r for r in rules},
         "time": _run_time(run, ctx),
         "safe": safe,
-        "source": _run_source(ctx, tool),
     }
-
-
-def _run_source(ctx: dict[str, Any], tool: str) -> dict[str, str] | None:
-    """The source of the run's events (each event takes a copy), or None if it is refused: then each
-    result is, with the reason."""
-    try:
-        return source(ctx, FORMAT, "scanner", tool)
-    except Exception:  # noqa: BLE001 (each result raises it again, in its turn, as it always did)
-        return None
 
 
 def _run_time(run: dict[str, Any], ctx: dict[str, Any]) -> str:
@@ -152,8 +141,7 @@ def result_event(run: dict[str, Any], result: Any, digest: str, ctx: dict[str, A
     if len(tool) > SHORT_MAX:
         short(tool, "source.component")
     severity = _severity(properties, rule_properties) or LEVEL_SEVERITY[level]
-    run_source = run["source"]
-    event_source = run_source.copy() if run_source is not None else source(ctx, FORMAT, "scanner", tool)
+    event_source = source(ctx, FORMAT, "scanner", tool)
     locations = _locations(get("locations"))
     event: dict[str, Any] = {
         "time": run["time"],

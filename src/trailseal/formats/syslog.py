@@ -19,8 +19,16 @@ from typing import Any
 
 from trailseal.event import utc_now
 from trailseal.formats import FormatError
-from trailseal.formats._bsd import add_process_attributes, header_fields, infra_source, syslog_time
-from trailseal.formats._common import SHORT_MAX, bounded, continued_lines, short, text
+from trailseal.formats._bsd import header_fields, syslog_time
+from trailseal.formats._common import (
+    SHORT_MAX,
+    add_process_attributes,
+    bounded,
+    continued_lines,
+    short,
+    source,
+    text,
+)
 from trailseal.formats.auth_log import interpret
 
 FORMAT = "syslog"
@@ -182,7 +190,7 @@ def _event(
         }
     event = {
         "time": time,
-        "source": infra_source(ctx, FORMAT, app, host),
+        "source": source(ctx, FORMAT, "infra", app, host),
         "raw_hash": sha256(raw).hexdigest(),  # _common.sha256_hex
         **fields,
     }
@@ -197,7 +205,7 @@ def _event(
         attributes["syslog.severity"] = SEVERITY_NAMES[pri & 7]
     add_process_attributes(attributes, app, pid)
     event["attributes"] = attributes
-    return bounded(event, raw) if len(raw) > 256 else event
+    return bounded(event, raw)
 
 
 def structured_data(line: str, pos: int) -> tuple[dict[str, dict[str, Any]], int]:

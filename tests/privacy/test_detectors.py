@@ -6,6 +6,8 @@ import base64
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trailseal.privacy import names
 from trailseal.privacy import validators as v
@@ -192,6 +194,24 @@ def test_ip_validators():
         assert not v.ipv4_ok(bad), bad
     for bad in ("12:30:45", "::", "a::b", "00:1a:2b:3c:4d:5e"):
         assert not v.ipv6_ok(bad), bad
+
+
+def _ipaddress_says_ipv4(candidate: str) -> bool:
+    """What ipv4_ok stands in for: the standard library's parser."""
+    import ipaddress
+
+    try:
+        return not ipaddress.IPv4Address(candidate).is_unspecified
+    except ValueError:
+        return False
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.one_of(st.integers(0, 300).map(str), st.text("0123456789\u0661\uff11", max_size=4)),
+                min_size=1, max_size=5).map(".".join))
+def test_ipv4_validator_takes_what_ipaddress_takes(candidate):
+    """Dotted digits of every kind (leading zeros, > 255, non-ASCII digits, too few or many parts)."""
+    assert v.ipv4_ok(candidate) == _ipaddress_says_ipv4(candidate)
 
 
 def test_phone_validator():

@@ -25,7 +25,15 @@ from hypothesis import strategies as st
 from tests.privacy.test_protect import PLANTED, make_event
 from trailseal.event import Event, EventError, from_dict
 from trailseal.privacy import DEFAULT_POLICY, Keys, Policy, pseudonym, search_token, tokens, verify_commitment
-from trailseal.privacy.detectors import DEFAULT_SCANNER, KINDS, Scanner, ascii_lower, might_match
+from trailseal.privacy.detectors import (
+    DEFAULT_SCANNER,
+    KINDS,
+    Scanner,
+    ascii_lower,
+    ascii_shape,
+    might_match,
+    resolve_overlaps,
+)
 from trailseal.privacy.keyring import LogMac
 from trailseal.privacy.protect import _UNSUPPORTED, _protect_reference, protect
 
@@ -227,13 +235,28 @@ def test_same_as_reference_on_random_events(attributes, actor, source, request, 
     assert_same(event, POLICIES[policy])
 
 
-# -- might_match: never False where a detector finds something ------------------------------------
+# -- might_match and each detector's gate: never False where a detector finds something ------------
 
 
 def raw_findings(text: str, scanner: Scanner = DEFAULT_SCANNER) -> list:
     """What every detector finds in text, without might_match and before overlaps are resolved."""
     lower = ascii_lower(text)
     return [f for d in scanner.detectors if d.wanted(text, lower) for f in d.find(text, lower)]
+
+
+def assert_gates_admit(text: str, scanner: Scanner = DEFAULT_SCANNER) -> None:
+    """Where a detector finds something in text, might_match and (ASCII text) that detector's gate say so;
+    and the scan (gated) finds what every detector finds (ungated)."""
+    assert scanner.scan(text) == resolve_overlaps(raw_findings(text, scanner)), text
+    lower = ascii_lower(text)
+    finders = [d for d in scanner.detectors if d.wanted(text, lower) and next(d.find(text, lower), None)]
+    if not finders:
+        return
+    assert might_match(text), text
+    if text.isascii():
+        shape = ascii_shape(text)
+        for detector in finders:
+            assert detector.possible(shape, shape.count(b"9")), (detector.kind, text)
 
 
 def test_might_match_on_the_corpus_and_slices_of_it():
@@ -245,8 +268,7 @@ def test_might_match_on_the_corpus_and_slices_of_it():
             *(text[i:j] for i, j in (sorted(rng.sample(range(len(text) + 1), 2)) for _ in range(15))),
         ]
         for piece in slices:
-            if raw_findings(piece):
-                assert might_match(piece), piece
+            assert_gates_admit(piece)
 
 
 def test_might_match_on_mutated_positives():
@@ -268,8 +290,7 @@ def test_might_match_on_mutated_positives():
         text = "".join(chars)
         i, j = sorted(rng.sample(range(len(text) + 1), 2))
         for piece in (text, text[i:j]):
-            if raw_findings(piece):
-                assert might_match(piece), piece
+            assert_gates_admit(piece)
 
 
 @settings(max_examples=3000, deadline=None)
@@ -277,8 +298,14 @@ def test_might_match_on_mutated_positives():
     st.one_of(st.text(max_size=60), LOOKALIKE, st.text(alphabet="0123456789 -./+()", min_size=8, max_size=30))
 )
 def test_might_match_on_random_text(text):
-    if raw_findings(text):
-        assert might_match(text)
+    assert_gates_admit(text)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet="0123456789ABCDEGHJKLMNPRSTWXYZ -.+()", min_size=6, max_size=40))
+def test_detector_gates_on_random_digits_and_capitals(text):
+    """Cards, IBANs, phones, NINOs, INSEE numbers and their near misses: each gate admits what its detector finds."""
+    assert_gates_admit(text)
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ the most specific finding where two overlap.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -57,6 +58,15 @@ class Detector:
     needles: tuple[str, ...] = ()
     lowercase_needles: bool = False
     group: int = 0
+    # A gate on ASCII text, by its character classes (``ascii_shape``): the least count of digits a finding
+    # needs (the regex's, or its validator's), and shapes one of which must occur. False positives are fine,
+    # false negatives are not (tests/privacy/test_fast_path.py checks every detector against its gate).
+    min_digits: int = 0
+    shapes: tuple[bytes, ...] = ()
+
+    def possible(self, shape: bytes, digits: int) -> bool:
+        """Whether the ASCII text of this shape (holding ``digits`` digits) may hold a finding."""
+        return digits >= self.min_digits and (not self.shapes or any(s in shape for s in self.shapes))
 
     def __post_init__(self) -> None:
         needles = "|".join(re.escape(n) for n in self.needles)
@@ -337,8 +347,10 @@ def _detectors(national_ids: Iterable[str]) -> list[Detector]:
                 r"\d(?<![\w+-]\d)\d{3}(?:([ -]?)\d{4}\1\d{4}\1\d{1,4}(?:\1\d{1,3})?"
                 r"|([ -]?)\d{6}\2\d{4,5})(?![\w-])"
             ),
+            min_digits=13,
         ),
-        IbanDetector("iban", _re(r"[A-Z](?<!\w.)[A-Z]\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?!\w)")),
+        IbanDetector("iban", _re(r"[A-Z](?<!\w.)[A-Z]\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?!\w)"),
+                     shapes=(b"AA99",)),
         Detector(
             "email",
             _re(
@@ -347,7 +359,7 @@ def _detectors(national_ids: Iterable[str]) -> list[Detector]:
             ),
             needles=("@",),
         ),
-        Detector("phone", _re(_PHONE), v.phone_ok),
+        Detector("phone", _re(_PHONE), v.phone_ok, min_digits=8),  # phone_ok: 8-15 digits
         IpDetector("ip", _re(_IPV4), v.ipv4_ok, (".",)),
         IpDetector("ip", _re(_IPV6), v.ipv6_ok, (":",)),
     ]
@@ -362,6 +374,7 @@ def _detectors(national_ids: Iterable[str]) -> list[Detector]:
                     r"(?![\w-])"
                 ),
                 v.nino_ok,
+                shapes=(b"AA9", b"AA 9"),
             )
         )
     if "insee" in national:
@@ -373,6 +386,7 @@ def _detectors(national_ids: Iterable[str]) -> list[Detector]:
                     r"(?![\w-])"
                 ),
                 v.insee_ok,
+                min_digits=13,
             )
         )
     return found
@@ -399,14 +413,35 @@ class Scanner:
         # What protect() remembers about this scanner's verdicts (bounded; see protect._is_clean):
         self.clean: set[str] = set()  # strings it found nothing in, and sealed as they are
         self.clean_names: dict[str, str | None] = {}  # such attribute names -> what the name says
+        # the detectors' gates (Detector.possible): what they test, and the detectors each outcome admits
+        self.thresholds = sorted({d.min_digits for d in self.detectors if d.min_digits})
+        self.shapes = sorted({s for d in self.detectors for s in d.shapes})
+        self.admitted: dict[tuple, list[Detector]] = {}
 
     def scan(self, text: str) -> list[Finding]:
         """Every finding in text, overlaps resolved, in order of position."""
-        if not might_match(text):
+        if text.isascii():
+            shape = ascii_shape(text)
+            if shape is None:
+                return []
+            detectors = self._possible(shape)
+        elif might_match(text):
+            detectors = self.detectors
+        else:
             return []
         lower = ascii_lower(text)
-        findings = [f for d in self.detectors if d.wanted(text, lower) for f in d.find(text, lower)]
+        findings = [f for d in detectors if d.wanted(text, lower) for f in d.find(text, lower)]
         return resolve_overlaps(findings)
+
+    def _possible(self, shape: bytes) -> list[Detector]:
+        """The detectors whose gates admit an ASCII text of this shape: one list per outcome of the gates'
+        tests (how many digit thresholds it reaches, which shapes occur), made at its first use."""
+        digits = shape.count(b"9")
+        outcome = (bisect_right(self.thresholds, digits), *[s in shape for s in self.shapes])
+        admitted = self.admitted.get(outcome)
+        if admitted is None:
+            admitted = self.admitted[outcome] = [d for d in self.detectors if d.possible(shape, digits)]
+        return admitted
 
 
 def ascii_lower(text: str) -> str:
@@ -478,12 +513,17 @@ _UNICODE_GATE = re.compile(
 def might_match(text: str) -> bool:
     """False only if no detector can find anything in text (True is no promise that one will)."""
     if text.isascii():
-        data = text.encode()
-        if data.isalnum() and data.islower():  # [a-z0-9] with a letter: hex ids, words (see above)
-            return False
-        # "/" in front: a digit run at the very start follows a non-word character
-        return _ASCII_GATE.search((b"/" + data).translate(_CLASSES)) is not None
+        return ascii_shape(text) is not None
     return _UNICODE_GATE.search(" " + text) is not None
+
+
+def ascii_shape(text: str) -> bytes | None:
+    """ASCII text as its character classes (see above), "/" in front; None if no detector can match it."""
+    data = text.encode()
+    if data.isalnum() and data.islower():  # [a-z0-9] with a letter: hex ids, words (see above)
+        return None
+    shape = (b"/" + data).translate(_CLASSES)  # "/" in front: a digit run at the very start follows a non-word
+    return shape if _ASCII_GATE.search(shape) is not None else None  # character
 
 
 DEFAULT_SCANNER = Scanner()

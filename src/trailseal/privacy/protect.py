@@ -157,11 +157,16 @@ def _is_clean(text: str, clean: set[str]) -> bool:
             return False
     elif might_match(text):
         return False
+    _remember_clean(text, clean)
+    return True
+
+
+def _remember_clean(text: str, clean: set[str]) -> None:
+    """Remember a string no detector finds anything in (short ones; the set is emptied when full)."""
     if len(text) <= CLEAN_MAX_CHARS:
         if len(clean) >= CLEAN_MAX_ENTRIES:
             clean.clear()
         clean.add(text)
-    return True
 
 
 def _child_key_kind(key: str, inherited: str | None) -> str | None:
@@ -520,6 +525,7 @@ def _findings(value: str, path: str, plan: Plan, prepared: _Prepared, found: lis
     """value with what the detectors find in it replaced (value itself if they find nothing)."""
     findings = prepared.scan(value)
     if not findings:
+        _remember_clean(value, prepared.clean)  # the next `AUTH` or `GET` costs a set lookup, not a scan
         return value
     return _apply(value, findings, path, plan, prepared, found)
 

@@ -217,12 +217,14 @@ def basic_auth_ok(candidate: str) -> bool:
     return ":" in decoded and decoded.isprintable()
 
 
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"  # 0-255, ASCII digits, no leading zero
+_DOTTED_QUAD = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+
+
 def ipv4_ok(candidate: str) -> bool:
-    """A dotted-quad IPv4 address other than 0.0.0.0 (no leading zeros)."""
-    try:
-        return not ipaddress.IPv4Address(candidate).is_unspecified
-    except ValueError:
-        return False
+    """A dotted-quad IPv4 address other than 0.0.0.0 (no leading zeros): what ipaddress.IPv4Address takes,
+    in one regex match (the detector calls it for every dotted-quad candidate; ipaddress took ~4 us)."""
+    return _DOTTED_QUAD.fullmatch(candidate) is not None and candidate != "0.0.0.0"
 
 
 def ipv6_ok(candidate: str) -> bool:

@@ -132,6 +132,21 @@ def test_json_partial_success_in_json(rapi):
     assert [e["attributes"]["message"] for e in sealed(app.state.service.trail)] == ["fine", "two"]
 
 
+def test_a_record_privacy_protection_refuses_is_a_partial_success(rapi):
+    """A body full of emails just under the event size limit grows past it once each is masked: that
+    record is rejected with the reason (it was a 500 for the whole request), the others are sealed."""
+    client, tokens, app = rapi
+    good = {"timeUnixNano": str(NANOS), "body": {"stringValue": "fine"}}
+    grows = {"timeUnixNano": str(NANOS), "body": {"stringValue": "mail a@b.co " * 5400}}
+    doc = {"resourceLogs": [{"scopeLogs": [{"logRecords": [good, grows, good | {"body": {"stringValue": "two"}}]}]}]}
+    response = client.post("/v1/logs", json=doc, headers=bearer(tokens["ingest"]))
+    assert response.status_code == 200, response.text
+    assert response.json()["partialSuccess"]["rejectedLogRecords"] == 1
+    assert "record 1:" in response.json()["partialSuccess"]["errorMessage"]
+    assert "limit" in response.json()["partialSuccess"]["errorMessage"]
+    assert [e["attributes"]["message"] for e in sealed(app.state.service.trail)] == ["fine", "two"]
+
+
 def test_log_parameter_and_token_scope(rapi):
     client, tokens, app = rapi
     body = request_of(record())

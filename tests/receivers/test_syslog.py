@@ -256,3 +256,17 @@ def test_relay_header_only_for_pri_only_messages():
     assert relay_header(b"<14>1 2026-01-01T00:00:00Z h a - - - x", moment, "h") is None
     assert relay_header(b"<14>Oct 11 22:14:15 host app: x", moment, "h") is None
     assert relay_header(b"no pri", moment, "h") is None
+
+
+def test_a_frame_privacy_protection_refuses_is_rejected_and_the_stream_goes_on(listener, trail):
+    """A message just under the event size limit, full of emails: each `[email]` mask is longer than the
+    address, so the protected event no longer fits. That frame alone is refused, with the reason; the
+    intake keeps sealing (it once lost every later frame: the error stopped its batch task)."""
+    grows = b"<13>1 2026-03-01T10:00:00Z web app - - - " + b"mail a@b.co " * 5400
+    send(listener.addresses["tcp"], [octets(b"<13>1 2026-03-01T10:00:00Z web app - - - before"), octets(grows),
+                                     octets(b"<13>1 2026-03-01T10:00:00Z web app - - - after")], pause=0.05)
+    events = settle(listener, trail, 2)
+    assert [e["attributes"]["message"] for e in events] == ["before", "after"]
+    assert listener.stats.rejected == 1 and listener.stats.failed == 0
+    assert "limit" in " ".join(listener.stats.reasons)
+    assert sum(n["attributes"]["rejected"] for n in notes(trail)) == 1

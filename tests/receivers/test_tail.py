@@ -12,6 +12,7 @@ import time
 import pytest
 
 import trailseal
+from tests.conftest import make_event
 from tests.receivers.conftest import notes, sealed, wait_for
 from trailseal.receivers.tail import Tailer, group, tail
 
@@ -177,6 +178,20 @@ def test_bad_lines_are_recorded_and_skipped(trail, tmp_path, monkeypatch):
     assert all(n["id"].startswith("tail-rejected:") for n in found)
     tail(trail, [log], "access_log", state, once=True)
     assert len(notes(trail)) == len(found)  # nothing is read twice
+
+
+def test_a_line_privacy_protection_refuses_is_rejected_and_the_file_goes_on(trail, tmp_path):
+    """An NDJSON event just under the size limit whose emails, masked, no longer fit: that line is
+    refused with the reason, the lines around it are sealed and the offset moves past it."""
+    log, state = tmp_path / "app.ndjson", tmp_path / "tail.state"
+    lines = [make_event(n, attributes={"message": text})
+             for n, text in enumerate(("before", "mail a@b.co " * 5400, "after"))]
+    log.write_text("".join(json.dumps(e) + "\n" for e in lines))
+    stats = tail(trail, [log], "ndjson", state, once=True)
+    assert [e["attributes"]["message"] for e in sealed(trail)] == ["before", "after"]
+    assert stats.rejected == 1 and "limit" in " ".join(stats.reasons)
+    tail(trail, [log], "ndjson", state, once=True)
+    assert len(sealed(trail)) == 2  # nothing is read twice
 
 
 def test_formats_with_their_own_ids_and_continuations(trail, tmp_path):

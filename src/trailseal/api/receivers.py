@@ -152,6 +152,7 @@ async def seal_records(
     good, bad = prepare(
         events,
         svc.trail.clock(),
+        svc.trail.protection,
         log_name=target_log(request),
         allows_log=token.allows_log if token is not None else None,
     )
@@ -170,6 +171,7 @@ def rejection_note(svc: Service, request: Request, receiver_name: str, rejection
     client = request.client.host if request.client else None
     now = svc.trail.clock()
     return meta_item(
+        svc.trail.protection,
         rejection_event(receiver_name, rejections, actor, now, path=request.url.path[:200], client=client),
         now,
     )

@@ -1,7 +1,8 @@
 """What every receiver shares: parsed dicts to sealable events, rejections, and the meta-log record of them.
 
 A receiver parses its input with a :mod:`trailseal.formats` module, then calls :func:`prepare` to
-validate the event dicts (schema v1, the log a token may write to). Everything refused becomes a
+validate the event dicts (schema v1, the log a token may write to) and protect them (:func:`sealable`:
+a value privacy protection cannot seal refuses that record, not the batch). Everything refused becomes a
 :class:`Rejection` with a reason; :func:`rejection_event` is the ``trailseal.ingest.rejected`` event
 that records a batch of them in the ``trailseal`` meta log (never the rejected bytes themselves,
 only their SHA-256 and length, since they may hold personal data or hostile content).
@@ -16,7 +17,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from trailseal.event import EventError, Sealable, from_dict
+from trailseal.event import EventError, Sealable, normalize, to_event
+from trailseal.protection import Protection, seal_form_or_error
 
 log = logging.getLogger("trailseal.receivers")
 META_LOG = "trailseal"
@@ -83,28 +85,34 @@ def _reason_class(reason: str) -> str:
     return "".join(c for c in head if not c.isdigit()).strip()[:60] or "invalid"
 
 
+def sealable(protection: Protection, event: dict[str, Any], received: str) -> Sealable:
+    """A parsed event validated, normalized and protected, as it will be sealed (encoded once). Raises
+    EventError for the event, protection's own refusals included (a value its masks grew past a limit)."""
+    return seal_form_or_error(protection, normalize(to_event(event), received))
+
+
 def prepare(
     events: list[dict[str, Any]],
     received: str,
+    protection: Protection,
     *,
     log_name: str | None = None,
     allows_log: Callable[[str], bool] | None = None,
 ) -> tuple[list[tuple[int, Sealable]], list[Rejection]]:
-    """Validate parsed events; good ones with their position, one Rejection per bad one."""
+    """Validate and protect parsed events; good ones with their position, one Rejection per bad one."""
     good: list[tuple[int, Sealable]] = []
     bad: list[Rejection] = []
-    for position, event in enumerate(events):
-        if log_name and "log" not in event:
-            event["log"] = log_name
+    for position, data in enumerate(events):
+        if log_name and "log" not in data:
+            data["log"] = log_name
         try:
-            item = from_dict(event, received)
+            event = normalize(to_event(data), received)
+            if allows_log is not None and not allows_log(event.log):  # before protection: a refused
+                bad.append(Rejection(position, f"this token may not write to log {event.log!r}", "log"))
+                continue  # event's values must not be remembered as in the vault
+            good.append((position, seal_form_or_error(protection, event)))
         except EventError as exc:
             bad.append(Rejection(position, exc.reason, exc.field))
-            continue
-        if allows_log is not None and not allows_log(item.log):
-            bad.append(Rejection(position, f"this token may not write to log {item.log!r}", "log"))
-            continue
-        good.append((position, item))
     return good, bad
 
 
@@ -132,10 +140,10 @@ def rejection_event(
     }
 
 
-def meta_item(event: dict[str, Any], received: str) -> Sealable | None:
+def meta_item(protection: Protection, event: dict[str, Any], received: str) -> Sealable | None:
     """A meta-log event ready to seal, or None (logged) if it cannot be built."""
     try:
-        return from_dict(event, received)
+        return sealable(protection, event, received)
     except EventError as exc:  # a bug, not input: say so loudly but keep receiving
         log.error("could not build the rejection record: %s", exc)
         return None

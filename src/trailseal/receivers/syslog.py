@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from trailseal.datadir import Trail
-from trailseal.event import Sealable, from_dict
+from trailseal.event import Sealable
 from trailseal.formats import FormatError
 from trailseal.formats import syslog as syslog_format
 from trailseal.pipeline import Overloaded
@@ -43,6 +43,7 @@ from trailseal.receivers.intake import (
     reason_of,
     rejected_bytes,
     rejection_event,
+    sealable,
 )
 
 Address = str | tuple[str, int]
@@ -194,6 +195,7 @@ class Intake:
         for (peer, transport), rejections in refused.items():
             if rejections:
                 item = meta_item(
+                    self.trail.protection,
                     rejection_event(
                         "syslog",
                         rejections,
@@ -210,7 +212,7 @@ class Intake:
     def _sealable(self, event: dict[str, Any], extra: dict[str, str], received: str) -> Sealable:
         event.setdefault("log", self.log_name)
         event["attributes"].update(extra)
-        return from_dict(event, received)
+        return sealable(self.trail.protection, event, received)
 
     async def _submit(self, items: list[Sealable]) -> list[Future]:
         """Hand a batch to the sealer in slices its queue can hold, waiting (never dropping) while full."""

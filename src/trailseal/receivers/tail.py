@@ -37,7 +37,7 @@ from typing import Any, BinaryIO
 
 from trailseal import formats
 from trailseal.datadir import Trail
-from trailseal.event import EventError, Sealable, from_dict
+from trailseal.event import EventError, Sealable
 from trailseal.formats import FormatError
 from trailseal.pipeline import Overloaded
 from trailseal.receivers.intake import (
@@ -49,6 +49,7 @@ from trailseal.receivers.intake import (
     reason_of,
     rejected_bytes,
     rejection_event,
+    sealable,
 )
 
 log = logging.getLogger("trailseal.receivers.tail")
@@ -507,7 +508,7 @@ class Tailer:
             )
             first = chunk.records[0][0] if chunk.records else source.offset
             note["id"] = f"tail-rejected:{source.identity.key}:{first}"
-            item = meta_item(note, received)
+            item = meta_item(self.trail.protection, note, received)
             items.extend([item] if item else [])
         return items, refused
 
@@ -529,7 +530,7 @@ class Tailer:
             event["id"] = f"tail:{source.identity.key}:{start}" + (f":{n}" if n is not None else "")
         event.setdefault("log", self.log_name)
         event.setdefault("attributes", {}).update({"log.file.path": source.path, "log.file.offset": start})
-        return from_dict(event, received)
+        return sealable(self.trail.protection, event, received)
 
     def close(self) -> None:
         for follower in self.followers:

@@ -62,8 +62,16 @@ class Protection:
         return self._with_rows(event, rows)
 
     def _with_rows(self, event: Event, rows: list) -> Sealable:
-        """The Sealable of a protected event and its new vault rows, each value remembered as held."""
+        """The Sealable of a protected event and its new vault rows, each value remembered as held (and
+        forgotten again if the event cannot be sealed: no later event may reuse a row never written)."""
         rows, swaps = self._reuse(rows)
+        try:
+            return self._swapped(event, rows, swaps)
+        except BaseException:
+            self.unhold(rows)
+            raise
+
+    def _swapped(self, event: Event, rows: list, swaps: dict[str, tuple[str, str]]) -> Sealable:
         swapped = _swap_actor_fields(event, swaps) if swaps else event
         if swapped is not None:
             return Sealable(event.id, event.log, swapped, encode_event(swapped), tuple(rows), protected=True)
@@ -72,6 +80,15 @@ class Protection:
             data = data.replace(fresh.encode(), known.encode())
         event = decode_sealed(data)
         return Sealable(event.id, event.log, event, data, tuple(rows), protected=True)
+
+    def unhold(self, rows: Iterable[Any]) -> None:
+        """Forget the values of vault rows that will not be written after all (their event or batch was
+        refused), so the next event with such a value gets a row of its own instead of reusing one."""
+        with self._lock:
+            for row in rows:
+                key = (row.log, row.subject, row.value)
+                if self._commitments.get(key) == row.commitment:
+                    del self._commitments[key]
 
     def _reuse(self, rows) -> tuple[list, dict[str, tuple[str, str]]]:
         """One vault row per (log, subject, value): a value already held keeps its commitment (and its

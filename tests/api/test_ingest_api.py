@@ -142,6 +142,9 @@ def test_overload_answers_503_with_retry_after_and_drops_nothing(api):
     assert "overloaded" in response.json()["error"]
     sealer.max_queue_events = 1000
     assert post(client, tokens["ingest"], json=[make_event(1)]).status_code == 200
+    # the refused batch's values were not left as held: the retry wrote vault rows, so reads reveal them
+    one = client.get("/v1/events/default/0", headers=bearer(tokens["reader"])).json()
+    assert one["event"]["actor"]["id"] == make_event(1)["actor"]["id"] and '"id":"pd:' in one["sealed"]
 
 
 def test_reads_are_recorded_in_the_meta_log(api):

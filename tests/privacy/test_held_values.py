@@ -71,3 +71,33 @@ def test_a_failed_commit_forgets_held_values(data_dir):
         (row,) = log.store.select(["default"], trailseal.store.base.Filters(), None, 1)
         sealed_id = decode_sealed(row[3]).actor.id
         assert log.store.vault_get([sealed_id])[sealed_id].value == "carol"
+
+
+def test_values_of_an_event_that_cannot_be_sealed_are_not_held():
+    """Protection remembers an event's new values as held before it encodes the event; if the event then
+    cannot be sealed (its masks grew it past the size limit), the next event with those values must get
+    vault rows of its own: reusing the refused event's commitments would seal values no row reveals."""
+    from trailseal.event import EventError
+    from trailseal.protection import seal_form_or_error
+
+    p = protection()
+    actor = {"id": "alice", "type": "user", "ip": "10.1.2.3"}
+    grown = make_event(1, actor=actor, attributes={"note": "mail a@b.co " * 5400})
+    try:
+        seal_form_or_error(p, normalize(to_event(grown), RECEIVED))
+    except EventError as exc:
+        assert "limit" in exc.reason
+    else:
+        raise AssertionError("the grown event was sealed")
+    after = sealed(p, 2, actor=actor)
+    assert sorted(row.field for row in after.vault) == ["actor.id", "actor.ip"]
+
+
+def test_values_of_a_refused_batch_are_not_held():
+    """A batch protected and then refused (an overloaded writer answers 503) gives back its values."""
+    p = protection()
+    actor = {"id": "alice", "type": "user", "ip": "10.1.2.3"}
+    refused = sealed(p, 1, actor=actor)
+    p.unhold(refused.vault)
+    again = sealed(p, 2, actor=actor)
+    assert sorted(row.field for row in again.vault) == ["actor.id", "actor.ip"]

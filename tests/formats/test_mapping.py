@@ -139,3 +139,41 @@ def test_invalid_mappings_fail_at_load(spec):
 def test_mapping_is_required():
     with pytest.raises(FormatError, match="needs ctx"):
         mapping.parse(b"{}")
+
+
+def test_a_used_compiled_mapping_still_pickles_and_maps_the_same():
+    import pickle
+
+    compiled = mapping.load_mapping(BILLING)
+    raw = json.dumps(DOC).encode()
+    events = mapping.parse_batch(raw, mapping=compiled)
+    assert mapping.parse_batch(raw, mapping=pickle.loads(pickle.dumps(compiled))) == events
+
+
+@pytest.mark.parametrize(
+    ("ctx", "record", "reason"),
+    [
+        ({}, {"m": "M" * 40}, "request.method is 40 characters; the limit is 32"),
+        ({"component": "c" * 1100}, {}, "source.component is 1100 characters; the limit is 1024"),
+    ],
+)
+def test_values_the_field_checks_let_through_still_meet_the_schema_limits(ctx, record, reason):
+    spec = BILLING.replace('id = "event_id"', 'id = "event_id"\n"request.method" = "m"')
+    doc = {"events": [{**DOC["events"][0], **record}]}
+    events, rejected = mapping.parse_batch(json.dumps(doc).encode(), mapping=spec, **ctx)
+    assert events == [] and rejected == [(0, reason)]
+
+
+def test_a_mapping_built_directly_has_its_constants_checked_per_record():
+    compiled = mapping.load_mapping(BILLING)
+    direct = mapping.Mapping(
+        fields=compiled.fields,
+        constants={**compiled.constants, "actor.name": "n" * 1100},
+        defaults={},
+        values=compiled.values,
+        attributes={},
+        records_path=compiled.records_path,
+        time_format="unix_ms",
+    )
+    events, rejected = mapping.parse_batch(json.dumps(DOC).encode(), mapping=direct)
+    assert events == [] and rejected[0] == (0, "actor.name is 1100 characters; the limit is 1024")

@@ -110,3 +110,44 @@ def test_csv_records_keep_quoted_newlines_together():
 def test_malformed_entries_are_rejected(line):
     with pytest.raises(FormatError):
         pgaudit.parse(line.encode())
+
+
+def test_entries_of_one_second_keep_their_own_fraction_and_zone():
+    times = [
+        parse_one(
+            "pgaudit", CSV.format(audit="SESSION,1,1,READ,SELECT,,,select 1,<none>").replace(old, new, 1)
+        )["time"]
+        for old, new in (
+            ("10:00:00.123 UTC,", "10:00:00.123 UTC,"),
+            ("10:00:00.123 UTC,", "10:00:00.5 UTC,"),
+            ("10:00:00.123 UTC,", "10:00:00 UTC,"),
+            ("10:00:00.123 UTC,", "10:00:00.123 +02,"),
+        )
+    ]
+    assert times == [
+        "2024-05-01T10:00:00.123000Z",
+        "2024-05-01T10:00:00.500000Z",
+        "2024-05-01T10:00:00.000000Z",
+        "2024-05-01T08:00:00.123000Z",
+    ]
+
+
+def test_a_default_zone_with_a_sub_second_offset_is_applied_exactly():
+    from datetime import timedelta, timezone
+
+    line = CSV.format(audit="SESSION,1,1,READ,SELECT,,,select 1,<none>").replace(" UTC,", " CEST,", 1)
+    odd = timezone(timedelta(hours=1, microseconds=250))
+    assert parse_one("pgaudit", line, default_tz=odd)["time"] == "2024-05-01T09:00:00.122750Z"
+
+
+@pytest.mark.parametrize(
+    ("audit", "reason"),
+    [
+        ("SESSION,1,1,READ,SELECT,,,select\r1,<none>", "malformed pgAudit entry: new-line character"),
+        ("SESSION,1,1,READ,SELECT,,,select 1,<none>,1,2", "pgAudit entry has 11 fields"),
+        (f"SESSION,1,1,READ,SELECT,{'İ' * 600},t,select 1,<none>", "target.type is 1200 characters"),
+    ],
+)
+def test_unusual_audit_entries_are_rejected_with_the_reason(audit, reason):
+    with pytest.raises(FormatError, match=reason):
+        pgaudit.parse(csv_line(audit).encode())

@@ -56,7 +56,7 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
+from functools import cached_property, lru_cache, partial
 from typing import Any
 
 from trailseal.event import ACTION_PATTERN, CATEGORIES, FIELD_PATHS, OUTCOMES, SEVERITIES, SourceKind
@@ -91,6 +91,8 @@ TIME_SCALES = {"unix": 1_000_000_000, "unix_ms": 1_000_000, "unix_us": 1_000, "u
 _TOKEN = re.compile(r'\["((?:[^"\\]|\\.)*)"\]|\[(\d+)\]|([^.\[\]]+)|(\.)')
 _BAD_DOTS = re.compile(r"^\.|\.\.|\.$|\.\[|\](?![.\[]|$)")
 _ACTION_RE = re.compile(ACTION_PATTERN)
+_REQUIRED = frozenset(REQUIRED)
+_PARTS = {name: name.partition(".") for name in FIELDS}  # _nest's split of each event field
 Path = tuple[str | int, ...]
 
 
@@ -114,6 +116,11 @@ class Mapping:
     id_prefix: str = ""
     http_outcome: bool = True
     used_keys: frozenset[str] = field(default_factory=frozenset)
+
+    @cached_property
+    def plan(self) -> _Plan:
+        """The mapping arranged for map_record (built on first use, kept with the mapping)."""
+        return _Plan(self)
 
 
 def load_mapping(spec: str | dict[str, Any]) -> Mapping:
@@ -256,8 +263,7 @@ def parse_batch(raw: bytes, **ctx: Any) -> tuple[list[dict[str, Any]], list[tupl
         raise FormatError(f"no list of records at path {'.'.join(map(str, mapping.records_path))}")
     digest = sha256_hex(raw)
     return collect(
-        records if isinstance(records, list) else [records],
-        lambda record: map_record(mapping, record, digest, ctx, safe),
+        records if isinstance(records, list) else [records], _map_record, mapping.plan, digest, ctx, safe
     )
 
 
@@ -266,41 +272,134 @@ def map_record(
 ) -> dict[str, Any]:
     """One source record -> one event dict, by the mapping (safe: json_safe, or as_is for a sealable
     document)."""
+    return _map_record(record, mapping.plan, digest, ctx, safe)
+
+
+class _Plan:
+    """A mapping arranged so a record is mapped without reading its tables: per field the step to
+    look up, the value map and a quick test that the value needs no conversion. Built once per
+    Mapping, whose tables are not to be changed after it is first used."""
+
+    def __init__(self, mapping: Mapping) -> None:
+        self.mapping = mapping
+        self.constants = mapping.constants
+        self.fields = tuple(
+            (
+                name,
+                path[0] if len(path) == 1 and isinstance(path[0], str) else None,
+                path,
+                mapping.values.get(name),
+                _as_is_test(name),
+            )
+            for name, path in mapping.fields.items()
+        )
+        self.defaults = tuple(mapping.defaults.items())
+        self.time = _time_reader(mapping.time_format, mapping.timezone)
+        self.id_prefix = mapping.id_prefix
+        self.http_outcome = mapping.http_outcome
+        self.rest, self.used_keys = mapping.rest, mapping.used_keys
+        self.attributes = tuple(mapping.attributes.items())
+        self.constants_fit = _fit(self.constants, mapping.defaults)
+
+
+def _map_record(
+    record: Any, plan: _Plan, digest: str, ctx: dict[str, Any], safe: Callable[..., Any]
+) -> dict[str, Any]:
+    """map_record with the arguments in collect's order."""
     if not isinstance(record, dict):
         raise FormatError(f"a record must be a JSON object, not {type(record).__name__}")
-    flat = _flat_fields(mapping, record)
-    if ctx.get("component"):
+    flat = _flat_fields(plan, record)
+    component = ctx.get("component")
+    if component:
         flat["source.component"] = ctx["component"]
-    if "outcome" not in flat and mapping.http_outcome and "request.status" in flat:
+    if "outcome" not in flat and plan.http_outcome and "request.status" in flat:
         flat["outcome"] = http_outcome(flat["request.status"])
-    missing = [name for name in REQUIRED if name not in flat]
-    if missing:
-        where = {name: ".".join(map(str, mapping.fields[name])) for name in missing if name in mapping.fields}
-        raise FormatError(f"record has no {', '.join(missing)}" + (f" (paths {where})" if where else ""))
-    flat["time"] = _time(mapping, flat["time"])
+    if not flat.keys() >= _REQUIRED:
+        _missing(plan.mapping, flat)
+    flat["time"] = plan.time(flat["time"])
     if "id" in flat:
-        flat["id"] = mapping.id_prefix + flat["id"]
+        flat["id"] = plan.id_prefix + flat["id"]
     event = _nest(flat)
     event["raw_hash"] = digest
-    attributes = _attributes(mapping, record, safe)
+    attributes = _attributes(plan, record, safe)
     if attributes:
         event["attributes"] = attributes
-    return bounded(event)
+    # Mapped values passed _typed, whose length limits are bounded's except request.method's: only a
+    # ctx component, a constant load_mapping did not check or a method can fail bounded.
+    if component or not plan.constants_fit or "request.method" in flat:
+        return bounded(event)
+    return event
 
 
-def _flat_fields(mapping: Mapping, record: dict[str, Any]) -> dict[str, Any]:
+def _missing(mapping: Mapping, flat: dict[str, Any]) -> None:
+    """FormatError naming the required fields a record lacks."""
+    missing = [name for name in REQUIRED if name not in flat]
+    where = {name: ".".join(map(str, mapping.fields[name])) for name in missing if name in mapping.fields}
+    raise FormatError(f"record has no {', '.join(missing)}" + (f" (paths {where})" if where else ""))
+
+
+def _fit(constants: dict[str, Any], defaults: dict[str, Any]) -> bool:
+    """Whether the constants and defaults pass bounded (they always do when load_mapping made them)."""
+    try:
+        bounded(_nest(constants))
+        bounded(_nest(defaults))
+    except Exception:  # noqa: BLE001 (any failure: then every event goes through bounded)
+        return False
+    return True
+
+
+def _flat_fields(plan: _Plan, record: dict[str, Any]) -> dict[str, Any]:
     """Constants, then mapped paths (through value maps, checked and typed), then defaults."""
-    flat = dict(mapping.constants)
-    for name, path in mapping.fields.items():
-        value = lookup(record, path)
-        if name in mapping.values and value is not None:
-            table = mapping.values[name]
+    flat = dict(plan.constants)
+    for name, key, path, table, as_is_test in plan.fields:
+        value = record.get(key) if key is not None else lookup(record, path)
+        if table is not None and value is not None:
             value = table.get(str(value).lower() if isinstance(value, bool) else str(value), value)
         if value is not None and value != "":
-            flat[name] = _typed(name, value)
-    for name, value in mapping.defaults.items():
+            flat[name] = value if as_is_test(value) else _typed(name, value)
+    for name, value in plan.defaults:
         flat.setdefault(name, value)
     return flat
+
+
+def _as_is_test(name: str) -> Callable[[Any], bool]:
+    """A quick test that _typed(name, value) gives back the value itself; a value that fails it goes
+    through _typed (for its conversion or its error). Partials of module functions: a plan pickles."""
+    if name == "time":
+        return _always
+    if name in INT_FIELDS:
+        return partial(_small_int, 999 if name == "request.status" else 2**53)
+    if name == "actor.roles":
+        return _never
+    if name in CHOICES:
+        return partial(_choice, frozenset(CHOICES[name]))
+    if name == "action":
+        return _action
+    return partial(_short_text, _text_limit(name))
+
+
+def _always(value: Any) -> bool:
+    return True
+
+
+def _never(value: Any) -> bool:
+    return False
+
+
+def _small_int(limit: int, value: Any) -> bool:
+    return type(value) is int and 0 <= value <= limit
+
+
+def _choice(choices: frozenset[str], value: Any) -> bool:
+    return type(value) is str and value in choices
+
+
+def _action(value: Any) -> bool:
+    return type(value) is str and len(value) <= 1024 and _ACTION_RE.match(value) is not None
+
+
+def _short_text(limit: int, value: Any) -> bool:
+    return type(value) is str and len(value) <= limit
 
 
 def _typed(name: str, value: Any) -> Any:
@@ -323,34 +422,46 @@ def _typed(name: str, value: Any) -> Any:
         raise FormatError(f"{name} must be one of {', '.join(CHOICES[name])}; got {text[:40]!r}")
     if name == "action" and not _ACTION_RE.match(text):
         raise FormatError(f"action {text[:64]!r} is not a dotted lower-case name")
-    if len(text) > (
-        8192 if name in ("reason", "target.id", "target.name", "request.path", "actor.user_agent") else 1024
-    ):
+    if len(text) > _text_limit(name):
         raise FormatError(f"{name} is {len(text)} characters long")
     return text
 
 
-def _time(mapping: Mapping, value: Any) -> str:
-    """The mapped time in the mapping's time format, as UTC RFC 3339."""
-    fmt = mapping.time_format
+def _text_limit(name: str) -> int:
+    return (
+        8192 if name in ("reason", "target.id", "target.name", "request.path", "actor.user_agent") else 1024
+    )
+
+
+def _time_reader(fmt: str, timezone: str | None) -> Callable[[Any], str]:
+    """The function that reads a mapped time in the mapping's time format, as UTC RFC 3339."""
     if fmt == "rfc3339":
-        return rfc3339(value)
+        return rfc3339
     if fmt in TIME_SCALES:
-        try:
-            number = float(value) if not isinstance(value, int) else value
-        except (TypeError, ValueError):
-            raise FormatError(f"time {str(value)[:32]!r} is not a number ({fmt})") from None
-        if isinstance(number, float) and number != number:
-            raise FormatError("time is NaN")
-        return from_unix_nanos(
-            int(number * TIME_SCALES[fmt]) if isinstance(number, float) else number * TIME_SCALES[fmt]
-        )
+        return partial(_unix_time, fmt)
+    return partial(_pattern_time, fmt, timezone)
+
+
+def _unix_time(fmt: str, value: Any) -> str:
+    """A number of seconds (or ms, us, ns: fmt) since the epoch as UTC RFC 3339."""
+    try:
+        number = float(value) if not isinstance(value, int) else value
+    except (TypeError, ValueError):
+        raise FormatError(f"time {str(value)[:32]!r} is not a number ({fmt})") from None
+    if isinstance(number, float) and number != number:
+        raise FormatError("time is NaN")
+    scale = TIME_SCALES[fmt]
+    return from_unix_nanos(int(number * scale) if isinstance(number, float) else number * scale)
+
+
+def _pattern_time(fmt: str, timezone: str | None, value: Any) -> str:
+    """A time read with a strptime pattern (in the mapping's zone if it has no %z) as UTC RFC 3339."""
     try:
         moment = datetime.strptime(str(value), fmt)
     except ValueError:
         raise FormatError(f"time {str(value)[:40]!r} does not match {fmt!r}") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone(mapping.timezone))
+        moment = moment.replace(tzinfo=zone(timezone))
     return utc_text(moment, str(value))
 
 
@@ -358,19 +469,20 @@ def _nest(flat: dict[str, Any]) -> dict[str, Any]:
     """{'actor.id': x} -> {'actor': {'id': x}}."""
     event: dict[str, Any] = {}
     for name, value in flat.items():
-        head, _, tail = name.partition(".")
-        if tail:
-            event.setdefault(head, {})[tail] = value
-        else:
+        head, _, tail = _PARTS.get(name) or name.partition(".")
+        if not tail:
             event[head] = value
+        elif head in event:
+            event[head][tail] = value
+        else:
+            event[head] = {tail: value}
     return event
 
 
-def _attributes(mapping: Mapping, record: dict[str, Any], safe: Callable[..., Any]) -> dict[str, Any]:
-    attributes = {}
-    if mapping.rest:
-        attributes.update({k: v for k, v in record.items() if k not in mapping.used_keys and v is not None})
-    for name, path in mapping.attributes.items():
+def _attributes(plan: _Plan, record: dict[str, Any], safe: Callable[..., Any]) -> dict[str, Any]:
+    used = plan.used_keys
+    attributes = {k: v for k, v in record.items() if k not in used and v is not None} if plan.rest else {}
+    for name, path in plan.attributes:
         value = lookup(record, path)
         if value is not None:
             attributes[name] = value

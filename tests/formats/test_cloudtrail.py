@@ -145,3 +145,27 @@ def test_one_bad_record_is_reported_by_index_and_the_rest_kept():
 def test_digest_file_is_rejected_as_not_events():
     with pytest.raises(FormatError, match="digest file"):
         cloudtrail.parse((LOGS / "cloudtrail_digest_awsdocs.json").read_bytes())
+
+
+@pytest.mark.parametrize(
+    ("event_id", "kept"), [("x" * 100, True), ("x" * 101, False), ("e 1", False), ("é", False), ("", False)]
+)
+def test_event_id_is_printable_ascii_without_spaces(event_id, kept):
+    assert ("id" in one(eventID=event_id)) is kept
+
+
+def test_attributes_skip_nulls_and_the_fields_the_event_takes():
+    attributes = one(awsRegion="us-east-1", requestParameters=None)["attributes"]
+    assert list(attributes) == [
+        "aws.event_version",
+        "aws.event_source",
+        "aws.event_name",
+        "aws.event_id",
+        "aws.user_identity",
+        "aws.region",
+    ]
+
+
+def test_an_address_too_long_for_actor_ip_rejects_the_record():
+    with pytest.raises(FormatError, match="actor.ip is 1200 characters"):
+        cloudtrail.parse(json.dumps(record(sourceIPAddress="1:" * 600)).encode())

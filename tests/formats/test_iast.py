@@ -57,3 +57,32 @@ def test_findings_wrapper_list_and_status():
 def test_invalid_findings_are_rejected(change):
     with pytest.raises(FormatError):
         iast.parse(json.dumps({**FINDING, **change}).encode())
+
+
+@pytest.mark.parametrize(
+    ("finding_id", "event_id"),
+    [
+        ("a" * 120, "iast:" + "a" * 120),
+        (7, "iast:7"),
+        ("a" * 121, None),
+        ("é", None),
+        ("a\x7f", None),
+        ("", None),
+    ],
+)
+def test_finding_id_is_printable_ascii_without_spaces(finding_id, event_id):
+    raw = json.dumps({**FINDING, "id": finding_id}).encode()
+    if event_id is None:
+        with pytest.raises(FormatError, match="is not printable ASCII"):
+            iast.parse(raw)
+    else:
+        assert parse_one("iast", raw)["id"] == event_id
+
+
+def test_status_and_severity_in_other_cases_are_lowered():
+    event = parse_one("iast", json.dumps({**FINDING, "status": "FIXED", "severity": "Note"}))
+    assert (event["outcome"], event["severity"], event["attributes"]["iast.status"]) == (
+        "success",
+        "low",
+        "fixed",
+    )

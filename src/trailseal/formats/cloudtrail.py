@@ -16,7 +16,6 @@ A digest file (the hourly hash manifest) is not events: it is rejected with that
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -144,7 +143,11 @@ def record_event(
         "action": action,
         "outcome": outcome,
         "actor": actor,
-        "source": source(ctx, FORMAT, "cloud", event_source),
+        "source": (
+            source(ctx, FORMAT, "cloud", event_source)
+            if ctx or len(event_source) > SHORT_MAX
+            else {"component": event_source, "kind": "cloud", "format": FORMAT}
+        ),
         "raw_hash": digest,
         "attributes": attributes,
     }
@@ -153,9 +156,7 @@ def record_event(
     target = _target(record)
     if target:
         event["target"] = target
-    event_id = get("eventID")
-    if event_id.__class__ is str and _EVENT_ID.fullmatch(event_id):
-        event["id"] = f"cloudtrail:{event_id}"
+    _set_id(event, get("eventID"))
     if _may_be_too_long(actor, target, reason):
         return bounded(event)
     return event
@@ -165,9 +166,10 @@ def _may_be_too_long(actor: dict[str, Any], target: dict[str, str] | None, reaso
     """Whether bounded could refuse the event: actor.id, actor.name and the source are checked as
     they are taken, and every limit of the others is at least SHORT_MAX characters."""
     return (
-        (target is not None and max(map(len, target.values())) > SHORT_MAX)
+        len(actor.get("user_agent", "")) > SHORT_MAX
+        or len(actor.get("ip", "")) > SHORT_MAX
         or (reason is not None and len(reason) > SHORT_MAX)
-        or max(map(len, actor.values())) > SHORT_MAX
+        or (target is not None and max(map(len, target.values())) > SHORT_MAX)
     )
 
 
@@ -213,11 +215,15 @@ def _text(record: dict[str, Any], key: str) -> str:
 
 
 def _set_id(event: dict[str, Any], event_id: Any) -> None:
-    if isinstance(event_id, str) and _EVENT_ID.fullmatch(event_id):
+    """id 'cloudtrail:<eventID>' when the eventID is printable ASCII but the space ([!-~]{1,100})."""
+    if (
+        event_id.__class__ is str
+        and 0 < len(event_id) <= 100
+        and event_id.isascii()
+        and event_id.isprintable()
+        and " " not in event_id
+    ):
         event["id"] = f"cloudtrail:{event_id}"
-
-
-_EVENT_ID = re.compile(r"[!-~]{1,100}")  # printable ASCII but the space: what an event id may be
 
 
 def _outcome(record: dict[str, Any], name: str) -> tuple[str, str | None]:
@@ -270,9 +276,13 @@ def _actor(record: dict[str, Any], attributes: dict[str, Any]) -> dict[str, Any]
             "type": "service",
         }
     else:
-        principal = str(get("principalId") or get("arn") or get("accountId") or "unknown")
+        principal = get("principalId") or get("arn") or get("accountId") or "unknown"
+        if principal.__class__ is not str:
+            principal = str(principal)
         actor = {"id": principal, "type": "service" if get("invokedBy") else "user"}
-        name = _identity_name(identity, kind)
+        name = get("userName")
+        if name.__class__ is not str or not name:
+            name = _identity_name(identity, kind)
         if name:
             actor["name"] = name if len(name) <= SHORT_MAX else short(name, "actor.name")
         if len(principal) > SHORT_MAX:
@@ -338,10 +348,10 @@ def _target(record: dict[str, Any]) -> dict[str, str] | None:
 def _attributes(record: dict[str, Any], safe: Callable[[Any], Any]) -> dict[str, Any]:
     """Every other non-null field as aws.<snake_name>."""
     names = _ATTRIBUTE_KEYS
-    if safe is as_is:
-        return {
-            names[key]: value for key, value in record.items() if value is not None and key not in _CONSUMED
-        }
+    if safe is as_is:  # the consumed fields are named _TAKEN, and that one entry dropped at the end
+        attributes = {names[key]: value for key, value in record.items() if value is not None}
+        attributes.pop(_TAKEN, None)
+        return attributes
     return {
         names[key]: value if type(value) is str else safe(value)
         for key, value in record.items()
@@ -365,4 +375,5 @@ class _AttributeKeys(dict):
         return name
 
 
-_ATTRIBUTE_KEYS = _AttributeKeys()
+_TAKEN = ""  # no attribute's name: they all start with "aws."
+_ATTRIBUTE_KEYS = _AttributeKeys.fromkeys(_CONSUMED, _TAKEN)

@@ -31,12 +31,12 @@ triggering user go to ``iast.*`` attributes. Source kind ``iast``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
 from trailseal.formats import FormatError
 from trailseal.formats._common import (
+    SHORT_MAX,
     all_or_error,
     as_is,
     bounded,
@@ -72,7 +72,6 @@ STATUS_OUTCOME = {
     "false_positive": "unknown",
 }
 EXTRA_KEYS = ("title", "confidence", "source", "sink", "stack", "evidence", "user", "description")
-_ID = re.compile(r"[\x21-\x7e]{1,120}\Z")
 
 
 split = split_document
@@ -119,36 +118,50 @@ def finding_event(
     if application is not None:
         application, app_host = _named(application, "application", "host")
     status = get("status") or "open"
-    if status.__class__ is not str or status not in STATUS_OUTCOME:  # the keys are lower case already
+    outcome = STATUS_OUTCOME.get(status) if status.__class__ is str else None  # the keys are lower case
+    if outcome is None:
         status = str(status).lower()
-    tool = short(agent or "iast", "source.component")
+        outcome = STATUS_OUTCOME.get(status, "unknown")
+    tool = agent or "iast"
+    if len(tool) > SHORT_MAX:
+        short(tool, "source.component")
+    severity = get("severity")
+    location = get("location")
     event: dict[str, Any] = {
         "time": rfc3339(finding["time"]),
         "category": "finding",
         "action": "finding.report",
-        "outcome": STATUS_OUTCOME.get(status, "unknown"),
-        "severity": _severity(get("severity")),
+        "outcome": outcome,
+        "severity": (severity.__class__ is str and SEVERITIES.get(severity)) or _severity(severity),
         "actor": {"id": tool, "type": "service"},
-        "source": source(ctx, FORMAT, "iast", tool, app_host),
+        "source": (
+            source(ctx, FORMAT, "iast", tool, app_host)
+            if ctx or app_host
+            else {"component": tool, "kind": "iast", "format": FORMAT}
+        ),
         "raw_hash": digest,
-        "attributes": _attributes(finding, rule, status, application, agent_version, safe),
+        "attributes": _attributes(finding, rule, status, application, agent_version, location, safe),
     }
     finding_id = get("id")
     if finding_id is not None:
-        if not _ID.match(str(finding_id)):
-            raise FormatError(
-                f"finding id {str(finding_id)[:40]!r} is not printable ASCII of 1-120 characters"
-            )
-        event["id"] = f"iast:{finding_id}"
+        event["id"] = _event_id(finding_id)
     request = _request(finding)
     if request:
         event["request"] = request
-    target = _target(get("location"))
+    target = _target(location) if location.__class__ is dict else None
     if target:
         event["target"] = target
     if (target and len(target["name"]) > 8192) or len(request.get("path", "")) > 8192:
         return bounded(event)  # only these two can be too long: the others are checked as they are taken
     return event
+
+
+def _event_id(finding_id: Any) -> str:
+    """'iast:<id>' when the id is printable ASCII but the space ([!-~]), 1-120 characters; else FormatError."""
+    text = finding_id if finding_id.__class__ is str else str(finding_id)
+    if not (0 < len(text) <= 120 and text.isascii() and text.isprintable() and " " not in text):
+        raise FormatError(f"finding id {str(finding_id)[:40]!r} is not printable ASCII of 1-120 characters")
+    return f"iast:{finding_id}"
 
 
 def _named(value: Any, what: str, extra: str = "version") -> tuple[str | None, str | None]:
@@ -164,6 +177,7 @@ def _named(value: Any, what: str, extra: str = "version") -> tuple[str | None, s
 
 
 def _severity(value: Any) -> str:
+    """The severity for a value that is not one of SEVERITIES' keys as it is (None: medium)."""
     if value is None:
         return "medium"
     severity = SEVERITIES.get(value) if value.__class__ is str else None  # the keys are lower case
@@ -175,46 +189,43 @@ def _severity(value: Any) -> str:
 
 
 def _request(finding: dict[str, Any]) -> dict[str, Any]:
-    """Method, path, status and trace context of the request that triggered the finding."""
+    """Method, path, status and trace context of the request that triggered the finding (the values are
+    decoded JSON, so `x.__class__ is str` is isinstance(x, str), and `is int` leaves out bool)."""
     given = finding.get("request")
-    if not isinstance(given, dict):
-        given = _NOTHING
+    get = given.get if isinstance(given, dict) else _NOTHING.get
     request: dict[str, Any] = {}
-    method, path, status = given.get("method"), given.get("path") or given.get("url"), given.get("status")
-    if isinstance(method, str) and 0 < len(method) <= 32:
+    method, path, status = get("method"), get("path") or get("url"), get("status")
+    if method.__class__ is str and 0 < len(method) <= 32:
         request["method"] = method
-    if isinstance(path, str) and path:
+    if path.__class__ is str and path:
         request["path"] = path
-    if isinstance(status, int) and not isinstance(status, bool) and 0 <= status <= 999:
+    if status.__class__ is int and 0 <= status <= 999:
         request["status"] = status
-    header = given.get("traceparent")
+    header = get("traceparent")
     ids = traceparent(header) if header is not None else None
     if ids:
         trace_id, span_id = ids
     else:
-        trace_id = given.get("trace_id") or finding.get("trace_id")
-        span_id = given.get("span_id") or finding.get("span_id")
-    if isinstance(trace_id, str) and trace_id:
-        request["trace_id"] = short(trace_id, "request.trace_id")
-    if isinstance(span_id, str) and span_id:
-        request["span_id"] = short(span_id, "request.span_id")
+        trace_id = get("trace_id") or finding.get("trace_id")
+        span_id = get("span_id") or finding.get("span_id")
+    if trace_id.__class__ is str and trace_id:
+        request["trace_id"] = trace_id if len(trace_id) <= SHORT_MAX else short(trace_id, "request.trace_id")
+    if span_id.__class__ is str and span_id:
+        request["span_id"] = span_id if len(span_id) <= SHORT_MAX else short(span_id, "request.span_id")
     return request
 
 
 _NOTHING: dict[str, Any] = {}  # read only
 
 
-def _target(location: Any) -> dict[str, str] | None:
+def _target(location: dict[str, Any]) -> dict[str, str] | None:
     """The code location as 'file:line' (or the function when there is no file)."""
-    if not isinstance(location, dict):
-        return None
     file = location.get("file")
-    if isinstance(file, str) and file:
+    if file.__class__ is str and file:
         line = location.get("line")
-        name = f"{file}:{line}" if isinstance(line, int) and not isinstance(line, bool) else file
-        return {"type": "code", "name": name}
+        return {"type": "code", "name": f"{file}:{line}" if line.__class__ is int else file}
     function = location.get("function")
-    if isinstance(function, str) and function:
+    if function.__class__ is str and function:
         return {"type": "code", "name": function}
     return None
 
@@ -225,11 +236,12 @@ def _attributes(
     status: str,
     application: str | None,
     agent_version: str | None,
+    location: Any,
     safe: Callable[[Any], Any],
 ) -> dict[str, Any]:
+    """The iast.* attributes: rule, status, CWE, application, agent version, the extras and location."""
     attributes: dict[str, Any] = {"iast.rule": rule, "iast.status": status}
-    get = finding.get
-    cwe = get("cwe")
+    cwe = finding.get("cwe")
     if cwe is not None:
         text = str(cwe).upper()
         attributes["vulnerability.cwe"] = [text if text.startswith("CWE-") else f"CWE-{text}"]
@@ -238,12 +250,12 @@ def _attributes(
     if agent_version:
         attributes["iast.agent_version"] = agent_version
     if not _EXTRA_SET.isdisjoint(finding):
+        get = finding.get
         for key, name in _EXTRA_NAMES:
             value = get(key)
             if value is not None and (value or value.__class__ not in _EMPTIABLE):  # not None, "", [] or {}
                 attributes[name] = value if safe is as_is else safe(value)
-    location = get("location")
-    if isinstance(location, dict):
+    if location.__class__ is dict:
         attributes["iast.location"] = location if safe is as_is else safe(location)
     return attributes
 

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.formats.cases import LOGS
-from trailseal.formats import FormatError, access_log, otlp, syslog
+from trailseal.formats import FormatError, access_log, auth_log, otlp, syslog
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SD_PIECES = st.sampled_from(["[", "]", " ", "=", '"', "\\", "a", "id@1", "x", "\n", "-", ' a="', '"]', '\\"'])
@@ -230,9 +230,112 @@ def test_a_timestamp_with_digits_that_are_not_ascii_is_refused_by_the_parser():
     out with those digits, for the event validation to refuse later. The parser names it now."""
     from trailseal.formats._common import rfc3339
 
-    for stamp in ("2003-08-24T05:14:15.\u0661\u0662Z", "2003-08-24T05:14:\u0661\u0665Z", "\u0662003-08-24T05:14:15Z"):
+    for stamp in (
+        "2003-08-24T05:14:15.\u0661\u0662Z",
+        "2003-08-24T05:14:\u0661\u0665Z",
+        "\u0662003-08-24T05:14:15Z",
+    ):
         with pytest.raises(FormatError, match="RFC 3339"):
             rfc3339(stamp)
     assert rfc3339("2003-08-24T05:14:15.12Z") == "2003-08-24T05:14:15.120000Z"
     with pytest.raises(FormatError):
         syslog.parse("<34>1 2003-08-24T05:14:15.\u0661\u0662Z host app - - - hello".encode())
+
+
+# --- BSD syslog header and sudo: the one-match readings agree with the step-by-step ones ------------
+
+
+def one_of(*choices: str) -> Any:
+    return st.sampled_from(choices)
+
+
+# A BSD line of well-formed parts and damaged ones: [<PRI>]STAMP[ TZ YEAR] HOST TAG[PID]: MSG.
+BSD_LINES = st.tuples(
+    one_of("", "<34>", "<192>", "<7", "<0034>"),
+    one_of(
+        "Oct 11 22:14:15",
+        "Feb  5 01:02:03",
+        "Oct 11 22:14:15.003",
+        "Oct 11 22:14:15.",
+        "Foo 11 22:14:15",
+        "Oct 32 22:14:15",
+        "2003-10-11T22:14:15.003Z",
+        "2003-10-11T22:14:15-07:00",
+        "2003-10-11T22:14:15",
+        "Oct 11 22:14:1\u0661",
+        "",
+    ),
+    one_of("", " CST 1987", " UTC 2024", " XY 12345", " CST 1987x"),
+    one_of(" ", "  ", "\t", ""),
+    one_of("host", "---", "10.0.0.1", "h\u00e9", ""),
+    one_of(" ", "", "\t", "  "),
+    one_of("su", "sshd", "a/b", "x" * 65, "su:", "", "CST", "1987", "--- last message repeated 3 times ---"),
+    one_of("[42]", "[]", "[4 2]", "[" + "9" * 33 + "]", "[42", "42]", ""),
+    one_of(": ", ":", " ", "", ":  "),
+    one_of("msg", "", " ", "a\nb", "x: y", "[1]: z"),
+)
+
+
+def header_or_reason(read: Any, line: str) -> Any:
+    try:
+        return read(line, {"year": 2003})
+    except FormatError as exc:
+        return exc.reason
+
+
+@FUZZ
+@given(BSD_LINES.map("".join))
+def test_bsd_header_one_match_agrees_with_the_two_steps(line: str):
+    from trailseal.formats import _bsd
+
+    assert header_or_reason(_bsd.header_fields, line) == header_or_reason(_bsd._two_step, line)
+
+
+def test_bsd_header_one_match_takes_the_common_shapes():
+    from trailseal.formats import _bsd
+
+    for line in (
+        "<34>Oct 11 22:14:15 host su[1]: m",
+        "Oct  5 22:14:15.003 CST 1987 host su: m",
+        "Oct 11 22:14:15 h",
+    ):
+        assert _bsd._LINE.match(line)
+        assert _bsd.header_fields(line, {"year": 2003}) == _bsd._two_step(line, {"year": 2003})
+
+
+# A sudo message of well-formed parts and damaged ones: USER : [REASON ; ]TTY=.. ; PWD=.. ; USER=.. ; COMMAND=..
+SUDO_MESSAGES = st.tuples(
+    one_of("", "  ", "\t"),
+    one_of("ann", "a b", ""),
+    one_of(" : ", " : ", ": "),
+    one_of("", "user NOT in sudoers ; ", " x ; ", "x  ; ", "x ;  ", "a=b ; ", "a;b ; ", "\tx ; ", "A ; B ; "),
+    one_of("TTY=pts/0", "TTY=", "TTY=a;", "TTY=;a", "TTY= a", "TTY=a=b", "TTY=a\tb", "tty=x", "TTY=a b"),
+    one_of(" ; ", " ; ", ";", " ;  ", "  ; "),
+    one_of("PWD=/home/ann", "PWD=/a b", "PWD=a;", "PWD=COMMAND=x"),
+    one_of(" ; ", " ;"),
+    one_of("USER=root", "USER=", "USER=r;", "USER=;"),
+    one_of(" ; ", " ;", "", " ; ENV=A=B ; "),
+    one_of("COMMAND=/bin/ls", "COMMAND=", "COMMAND=a ; b", "", "COMMAND=x\ny"),
+)
+
+
+def sudo_fields(rule: Any, message: str) -> Any:
+    return auth_log._first([rule], message, "sudo")
+
+
+@settings(FUZZ, max_examples=3000)
+@given(SUDO_MESSAGES.map("".join))
+def test_sudo_one_match_agrees_with_the_general_reading(message: str):
+    usual = sudo_fields((auth_log._SUDO_USUAL, auth_log._sudo_usual), message)
+    assert usual is None or usual == sudo_fields((auth_log._SUDO_LINE, auth_log._sudo), message)
+
+
+def test_sudo_one_match_takes_the_common_shapes():
+    for message in (
+        "ann : TTY=pts/0 ; PWD=/home/ann ; USER=root ; COMMAND=/bin/sh -c a ; b",
+        "   ann : user NOT in sudoers ; TTY=pts/0 ; PWD=/ ; USER=root ; COMMAND=/bin/ls",
+    ):
+        assert auth_log._SUDO_USUAL.match(message)
+        assert sudo_fields((auth_log._SUDO_USUAL, auth_log._sudo_usual), message) == sudo_fields(
+            (auth_log._SUDO_LINE, auth_log._sudo), message
+        )

@@ -313,7 +313,7 @@ def source(
     ctx: dict[str, Any], fmt: str, kind: str, component: str | None = None, host: str | None = None
 ) -> dict[str, str]:
     """The event's source: component and host from ctx first, then from the record, then the format."""
-    if ctx:
+    if ctx and ("component" in ctx or "kind" in ctx or "host" in ctx):
         component, kind, host = (
             ctx.get("component") or component,
             ctx.get("kind") or kind,

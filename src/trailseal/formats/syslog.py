@@ -64,8 +64,10 @@ SEVERITIES = ("critical", "critical", "high", "medium", "low", "info", "info", "
 _RFC5424 = re.compile(r"<(\d{1,3})>(\d{1,2}) (\S+) (\S+) (\S+) (\S+) (\S+) ")
 _SD_ESCAPE = re.compile(r'\\(["\\\]])')
 _SD_NAME = r'[^ =\]"]+'
-_SD_VALUE = r'"([^"\\]*(?:\\.[^"\\]*)*)"'  # (?:[^"\\]|\\.)*, unrolled: the same text, faster
-_SD_ELEMENT = re.compile(r"\[(" + _SD_NAME + r")((?: " + _SD_NAME + "=" + _SD_VALUE + r")*)\]", re.S)
+# (?:[^"\\]|\\.)*, unrolled and possessive: the same text (a shorter run could only be followed by
+# one more of its own characters, never by the backslash or quote that must come next), faster.
+_SD_VALUE = r'"([^"\\]*+(?:\\.[^"\\]*+)*+)"'
+_SD_ELEMENT = re.compile(r"\[(" + _SD_NAME + r")((?: " + _SD_NAME + "=" + _SD_VALUE + r")*+)\]", re.S)
 _SD_PARAM = re.compile(r" (" + _SD_NAME + ")=" + _SD_VALUE, re.S)
 _REPEATED = re.compile(r"--- last message repeated (\d+) times? ---")
 
@@ -180,24 +182,19 @@ def _event(
 ) -> dict[str, Any]:
     """The event for one message: interpreted auth fields if any, else system syslog.message."""
     fields = interpret(app, message, host) if app else None
-    if not fields:
-        actor = app or host or "syslog"
-        fields = {
-            "category": "system",
-            "action": "syslog.message",
-            "outcome": "unknown",
-            "actor": {"id": actor if len(actor) <= SHORT_MAX else short(actor, "actor.id"), "type": "system"},
+    if fields:
+        event = {
+            "time": time,
+            "source": source(ctx, FORMAT, "infra", app, host),
+            "raw_hash": sha256(raw).hexdigest(),  # _common.sha256_hex
+            **fields,
         }
-    event = {
-        "time": time,
-        "source": source(ctx, FORMAT, "infra", app, host),
-        "raw_hash": sha256(raw).hexdigest(),  # _common.sha256_hex
-        **fields,
-    }
-    own = fields.get("attributes")  # the rule's own fresh dict: extended, not copied
-    if own:
-        own.update(attributes)
-        attributes = own
+        own = fields.get("attributes")  # the rule's own fresh dict: extended, not copied
+        if own:
+            own.update(attributes)
+            attributes = own
+    else:
+        event = _system_event(raw, ctx, time, host, app)
     attributes["message"] = message
     if pri is not None:
         event["severity"] = SEVERITIES[pri & 7]
@@ -205,7 +202,26 @@ def _event(
         attributes["syslog.severity"] = SEVERITY_NAMES[pri & 7]
     add_process_attributes(attributes, app, pid)
     event["attributes"] = attributes
-    return bounded(event, raw)
+    return bounded(event, raw) if fields else event  # a system event's strings are checked as it is made
+
+
+def _system_event(
+    raw: bytes, ctx: dict[str, Any], time: str, host: str | None, app: str | None
+) -> dict[str, Any]:
+    """The event of a message no rule interprets, up to its attributes: system, syslog.message, outcome
+    unknown, the app (else host) as actor. Its actor and source are checked against the limits here."""
+    actor = app or host or "syslog"
+    if len(actor) > SHORT_MAX:
+        short(actor, "actor.id")
+    return {
+        "time": time,
+        "source": source(ctx, FORMAT, "infra", app, host),
+        "raw_hash": sha256(raw).hexdigest(),  # _common.sha256_hex
+        "category": "system",
+        "action": "syslog.message",
+        "outcome": "unknown",
+        "actor": {"id": actor, "type": "system"},
+    }
 
 
 def structured_data(line: str, pos: int) -> tuple[dict[str, dict[str, Any]], int]:

@@ -138,9 +138,32 @@ def load(directory: Path) -> Config:
         raise ConfigError(f"{path}: {exc}") from None
     apply_env(raw, os.environ)
     try:
-        return msgspec.convert(raw, Config, strict=False)
+        config = msgspec.convert(raw, Config, strict=False)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    problem = limits_problem(config)
+    if problem:
+        raise ConfigError(f"{path}: {problem}")
+    return config
+
+
+def limits_problem(config: Config) -> str | None:
+    """What is wrong with the ingest limits (a request the writer's queue could never take would be
+    answered 503 forever, and its sender would retry it forever), or None."""
+    server = config.server
+    for name in ("max_body_bytes", "max_events_per_request", "max_queue_events"):
+        if getattr(server, name) < 1:
+            return f"[server] {name} = {getattr(server, name)}: it must be at least 1"
+    if not 0 <= server.port <= 65535:
+        return f"[server] port = {server.port}: it must be 0-65535"
+    if server.max_queue_events < server.max_events_per_request:
+        return (f"[server] max_queue_events = {server.max_queue_events} is below max_events_per_request = "
+                f"{server.max_events_per_request}: a full request could never be queued; raise the first or "
+                "lower the second")
+    if config.bus.max_in_flight < server.max_events_per_request:
+        return (f"[bus] max_in_flight = {config.bus.max_in_flight} is below [server] max_events_per_request = "
+                f"{server.max_events_per_request}: an ingest node could never publish a full request")
+    return None
 
 
 def apply_env(raw: dict[str, Any], env: os._Environ | dict[str, str]) -> None:

@@ -66,7 +66,8 @@ class Ready(msgspec.Struct, array_like=True):
 # when an event holds anything else (a datetime, an enum), b"P" + pickle; an answer is marshal of
 # ([(position, id, log, sealed bytes, time, received, category, action, outcome, actor id, vault rows)],
 #   refusal), a refusal being (position, reason, field), the text of an unexpected failure, or None; for
-# JSON lines ("lines", `trailseal ingest`), a list of (position, reason) for every line refused.
+# JSON lines ("lines", `trailseal ingest`) and a receiver's raw records ("records", read by the reader
+# named in the request), a list of (position, reason) for every line or record refused.
 _ready = msgspec.msgpack.Decoder(Ready)
 _encode = msgspec.msgpack.Encoder().encode
 
@@ -180,8 +181,34 @@ class PreparePool:
                                       for share in self._shares(lines, line_subject)])
         finally:
             self._lock.release()
+        return self._read_answers(answers)
+
+    def try_prepare_records(self, reader: str, options: dict[str, Any], records: Sequence[Any], received: str
+                            ) -> tuple[list[Sealable], list[tuple[int, str]]] | None:
+        """A receiver's raw records read and prepared by the workers (``receivers.records.seal_records``,
+        each worker a contiguous share): the Sealables in record order and (position, reason) for each
+        record refused; None when the pool cannot take them now. A subject's records may meet both
+        workers here (who the subject is shows only once read), so a value may get a vault row in each."""
+        if not self._takes(records) or not self._lock.acquire(blocking=False):
+            return None
+        try:
+            answers = self._exchange([request_frame(("records", received, reader, options, *share))
+                                      for share in self._contiguous(records)])
+        finally:
+            self._lock.release()
+        return self._read_answers(answers)
+
+    def _contiguous(self, items: Sequence[Any]) -> list[tuple[list[int], list[Any]]]:
+        """(positions, items) per worker: the items split in as many runs as there are workers."""
+        size = max(1, -(-len(items) // len(self._procs)))
+        return [(list(range(start, min(start + size, len(items)))), list(items[start:start + size]))
+                for start in range(0, size * len(self._procs), size)]
+
+    def _read_answers(self, answers: list[tuple] | None) -> tuple[list[Sealable], list[tuple[int, str]]] | None:
+        """The Sealables in position order and the sorted refusals of answers to "lines" or "records"
+        requests; None if a worker failed on something unexpected (prepared here, where it shows)."""
         if answers is None or any(type(refused) is str for _, refused in answers):
-            return None  # prepared here: the caller sees an unexpected failure itself
+            return None
         refused = sorted(r for _, refusals in answers for r in refusals)
         prepared = sorted((row for rows, _ in answers for row in rows), key=itemgetter(0))
         return [sealable(row) for row in prepared], refused
@@ -489,10 +516,22 @@ def seal_lines(protection: Any, received: str, positions: Sequence[int], lines: 
     return prepared, refused
 
 
+def prepare_records(protection: Any, received: str, reader: str, options: dict, positions: list[int],
+                    records: list) -> tuple[list, list]:
+    """A worker's share of a receiver's raw records: ``seal_records`` with the answer rows the parent reads."""
+    from trailseal.receivers.records import seal_records
+
+    prepared, refused = seal_records(protection, received, reader, options, positions, records)
+    return [answer_row(position, item) for position, item in prepared], refused
+
+
 def answer_row(position: int, sealable: Sealable) -> tuple:
     e = sealable.event
     return (position, sealable.id, sealable.log, sealable.canonical, e.time, e.received, e.category, e.action,
             e.outcome, e.actor.id, tuple(astuple(row) for row in sealable.vault))
+
+
+WORK = {"prepare": prepare_share, "lines": prepare_lines, "records": prepare_records}
 
 
 def serve_requests(directory: Path, stdin, stdout) -> None:
@@ -506,8 +545,8 @@ def serve_requests(directory: Path, stdin, stdout) -> None:
     write_frame(stdout, _encode(describe(protection)))
     while (frame := read_frame(stdin)) is not None:
         request = read_request(frame)
-        if request[0] in ("prepare", "lines"):
-            work = prepare_share if request[0] == "prepare" else prepare_lines
+        if request[0] in WORK:
+            work = WORK[request[0]]
             try:
                 answer = work(protection, *request[1:])
             except Exception as exc:  # noqa: BLE001 - the parent prepares the batch itself and sees it

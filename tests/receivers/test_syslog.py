@@ -16,7 +16,8 @@ import pytest
 import trailseal
 from tests.api.test_real_server import make_cert
 from tests.receivers.conftest import notes, sealed, wait_for
-from trailseal.receivers.syslog import SyslogThread, relay_header, tls_context
+from trailseal.receivers.records import relay_header
+from trailseal.receivers.syslog import SyslogThread, tls_context
 
 RFC5424 = (
     b"<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 "

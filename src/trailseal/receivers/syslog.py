@@ -18,19 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import signal
 import ssl
 import threading
 from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, datetime
 from typing import Any
 
 from trailseal.datadir import Trail
 from trailseal.event import Sealable
-from trailseal.formats import FormatError
-from trailseal.formats import syslog as syslog_format
 from trailseal.pipeline import Overloaded
 from trailseal.receivers.framing import Framer, Rejected, rejected
 from trailseal.receivers.intake import (
@@ -40,15 +36,12 @@ from trailseal.receivers.intake import (
     log,
     meta_item,
     per_log,
-    reason_of,
     rejected_bytes,
     rejection_event,
-    sealable,
 )
+from trailseal.receivers.records import seal_records
 
 Address = str | tuple[str, int]
-_PRI_ONLY = re.compile(rb"<([0-9]{1,3})>(?!1 )")
-_BSD_STAMP = re.compile(rb"[A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} ")
 READ_SIZE = 65536
 SEAL_ATTEMPTS = 5
 
@@ -61,30 +54,6 @@ def parse_address(address: Address) -> tuple[str, int]:
     if not host or not port.isdecimal():
         raise ValueError(f"listen address {address!r} is not host:port")
     return host.strip("[]"), int(port)
-
-
-def relay_header(frame: bytes, moment: datetime, peer: str) -> bytes | None:
-    """``<PRI>text`` with the TIMESTAMP and HOSTNAME a relay adds (RFC 3164 §4.3.3), else None."""
-    match = _PRI_ONLY.match(frame)
-    if match is None or _BSD_STAMP.match(frame, match.end()):
-        return None
-    stamp = f"{moment:%b} {moment.day:2d} {moment:%H:%M:%S}".encode()
-    return frame[: match.end()] + stamp + b" " + peer.encode() + b" " + frame[match.end() :]
-
-
-def parse_frame(frame: bytes, ctx: dict[str, Any], peer: str) -> list[dict[str, Any]]:
-    """The events of one syslog frame; FormatError if it is not syslog."""
-    try:
-        return syslog_format.parse(frame, **ctx)
-    except FormatError:
-        moment = datetime.now(UTC)
-        fixed = relay_header(frame, moment, peer)
-        if fixed is None:
-            raise
-    events = syslog_format.parse(fixed, **{**ctx, "year": moment.year, "default_tz": "UTC"})
-    for event in events:
-        event["attributes"]["syslog.time_missing"] = True
-    return events
 
 
 class Intake:
@@ -176,21 +145,16 @@ class Intake:
     ) -> tuple[list[Sealable], list[Rejection]]:
         """Sealable events for every good frame, and one meta-log record per sender with rejections."""
         received = self.trail.clock()
-        items: list[Sealable] = []
+        records = [(frame, peer, transport) for peer, transport, frames, _ in groups for frame in frames]
+        items, refused_at = self._read(records, received)
         refused: dict[tuple[str, str], list[Rejection]] = defaultdict(list)
-        for peer, transport, frames, unframed in groups:
-            extra = {"network.peer.address": peer, "syslog.transport": transport}
-            refused_here = refused[(peer, transport)]
-            refused_here.extend(
+        for peer, transport, _, unframed in groups:
+            refused[(peer, transport)].extend(
                 Rejection(None, reason, None, digest, size) for reason, digest, size in unframed
             )
-            for frame in frames:
-                try:
-                    items.extend(
-                        self._sealable(event, extra, received) for event in parse_frame(frame, self.ctx, peer)
-                    )
-                except Exception as exc:  # noqa: BLE001 - see reason_of
-                    refused_here.append(rejected_bytes(None, reason_of(exc), frame))
+        for position, reason in refused_at:
+            frame, peer, transport = records[position]
+            refused[(peer, transport)].append(rejected_bytes(None, reason, frame))
         all_refused = [r for rs in refused.values() for r in rs]
         for (peer, transport), rejections in refused.items():
             if rejections:
@@ -209,10 +173,18 @@ class Intake:
                 items.extend([item] if item is not None else [])
         return items, all_refused
 
-    def _sealable(self, event: dict[str, Any], extra: dict[str, str], received: str) -> Sealable:
-        event.setdefault("log", self.log_name)
-        event["attributes"].update(extra)
-        return sealable(self.trail.protection, event, received)
+    def _read(self, records: list[tuple[bytes, str, str]], received: str
+              ) -> tuple[list[Sealable], list[tuple[int, str]]]:
+        """The frames' events as Sealables, and (position, reason) for each frame refused: by the prepare
+        workers when they are free (parsing and protection are most of a frame's CPU), else here."""
+        options = {"ctx": self.ctx, "log": self.log_name}
+        pooled = self.trail.pool.try_prepare_records("syslog", options, records, received)
+        if pooled is not None:
+            return pooled
+        prepared, refused = seal_records(
+            self.trail.protection, received, "syslog", options, range(len(records)), records
+        )
+        return [item for _, item in prepared], refused
 
     async def _submit(self, items: list[Sealable]) -> list[Future]:
         """Hand a batch to the sealer in slices its queue can hold, waiting (never dropping) while full."""

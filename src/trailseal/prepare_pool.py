@@ -181,19 +181,25 @@ class PreparePool:
                                       for share in self._shares(lines, line_subject)])
         finally:
             self._lock.release()
-        return self._read_answers(answers)
+        read = self._read_answers(answers)
+        return None if read is None else ([item for _, item in read[0]], read[1])
 
     def try_prepare_records(self, reader: str, options: dict[str, Any], records: Sequence[Any], received: str
-                            ) -> tuple[list[Sealable], list[tuple[int, str]]] | None:
-        """A receiver's raw records read and prepared by the workers (``receivers.records.seal_records``,
-        each worker a contiguous share): the Sealables in record order and (position, reason) for each
-        record refused; None when the pool cannot take them now. A subject's records may meet both
+                            ) -> tuple[list[tuple[int, Sealable]], list[tuple]] | None:
+        """A receiver's records read and prepared by the workers (``receivers.records.seal_records``, each
+        worker a contiguous share): (position, Sealable) in record order and (position, reason, field) for
+        each record refused; None when the pool cannot take them now. A subject's records may meet both
         workers here (who the subject is shows only once read), so a value may get a vault row in each."""
         if not self._takes(records) or not self._lock.acquire(blocking=False):
             return None
         try:
-            answers = self._exchange([request_frame(("records", received, reader, options, *share))
-                                      for share in self._contiguous(records)])
+            requests = [request_frame(("records", received, reader, options, *share))
+                        for share in self._contiguous(records)]
+        except Exception:  # noqa: BLE001 - what marshal and pickle cannot carry is prepared (and refused) here
+            self._lock.release()
+            return None
+        try:
+            answers = self._exchange(requests)
         finally:
             self._lock.release()
         return self._read_answers(answers)
@@ -204,14 +210,14 @@ class PreparePool:
         return [(list(range(start, min(start + size, len(items)))), list(items[start:start + size]))
                 for start in range(0, size * len(self._procs), size)]
 
-    def _read_answers(self, answers: list[tuple] | None) -> tuple[list[Sealable], list[tuple[int, str]]] | None:
-        """The Sealables in position order and the sorted refusals of answers to "lines" or "records"
+    def _read_answers(self, answers: list[tuple] | None) -> tuple[list[tuple[int, Sealable]], list[tuple]] | None:
+        """(position, Sealable) in position order and the sorted refusals of answers to "lines" or "records"
         requests; None if a worker failed on something unexpected (prepared here, where it shows)."""
         if answers is None or any(type(refused) is str for _, refused in answers):
             return None
         refused = sorted(r for _, refusals in answers for r in refusals)
         prepared = sorted((row for rows, _ in answers for row in rows), key=itemgetter(0))
-        return [sealable(row) for row in prepared], refused
+        return [(row[0], sealable(row)) for row in prepared], refused
 
     def try_stream(self, items: Sequence[Any], received: str) -> Iterator[list[Sealable]] | None:
         """The Sealables of items in parts (``part_bounds``), in order, each as soon as the workers have it

@@ -10,6 +10,7 @@ else ``default``); on ES and HEC also ``format`` and ``component``. See docs/rec
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import functools
@@ -36,10 +37,10 @@ from trailseal.receivers.intake import (
     count,
     meta_item,
     per_log,
-    prepare,
     reason_of,
     rejection_event,
 )
+from trailseal.receivers.records import prepare_records
 from trailseal.receivers.settings import receivers_config, sourcetype_format
 from trailseal.store.base import Receipt
 
@@ -149,15 +150,10 @@ async def seal_records(
     """Validate and seal parsed events (owners[i] = the record event i came from), with a note of the
     refused ones in the meta log in the same commit, so the answer comes after both are durable."""
     svc, token = service(request), request.state.token
-    good, bad = prepare(
-        events,
-        svc.trail.clock(),
-        svc.trail.protection,
-        log_name=target_log(request),
-        allows_log=token.allows_log if token is not None else None,
-    )
+    options = {"log": target_log(request), "logs": list(token.logs) if token is not None and token.logs else None}
+    good, bad = await asyncio.to_thread(prepare_records, svc.trail, "event", options, events, svc.trail.clock())
     items = [item for _, item in good]
-    refused = rejections + [Rejection(owners[r.position], r.reason, r.field) for r in bad]
+    refused = rejections + [Rejection(owners[position], reason, field) for position, reason, field in bad]
     note = rejection_note(svc, request, receiver_name, refused) if refused else None
     receipts = await svc.seal(items + ([note] if note else [])) if items or note else []
     count(svc.metrics, per_log(items), refused, receiver_name)

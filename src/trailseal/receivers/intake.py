@@ -1,8 +1,9 @@
 """What every receiver shares: parsed dicts to sealable events, rejections, and the meta-log record of them.
 
-A receiver parses its input with a :mod:`trailseal.formats` module, then calls :func:`prepare` to
-validate the event dicts (schema v1, the log a token may write to) and protect them (:func:`sealable`:
-a value privacy protection cannot seal refuses that record, not the batch). Everything refused becomes a
+A receiver parses its input with a :mod:`trailseal.formats` module, then has the event dicts validated
+(schema v1, the log a token may write to) and protected, record by record
+(:func:`trailseal.receivers.records.prepare_records`, in the prepare workers when they are free, or
+:func:`sealable` here): a value privacy protection cannot seal refuses that record, not the batch. Everything refused becomes a
 :class:`Rejection` with a reason; :func:`rejection_event` is the ``trailseal.ingest.rejected`` event
 that records a batch of them in the ``trailseal`` meta log (never the rejected bytes themselves,
 only their SHA-256 and length, since they may hold personal data or hostile content).
@@ -13,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,31 +90,6 @@ def sealable(protection: Protection, event: dict[str, Any], received: str) -> Se
     """A parsed event validated, normalized and protected, as it will be sealed (encoded once). Raises
     EventError for the event, protection's own refusals included (a value its masks grew past a limit)."""
     return seal_form_or_error(protection, normalize(to_event(event), received))
-
-
-def prepare(
-    events: list[dict[str, Any]],
-    received: str,
-    protection: Protection,
-    *,
-    log_name: str | None = None,
-    allows_log: Callable[[str], bool] | None = None,
-) -> tuple[list[tuple[int, Sealable]], list[Rejection]]:
-    """Validate and protect parsed events; good ones with their position, one Rejection per bad one."""
-    good: list[tuple[int, Sealable]] = []
-    bad: list[Rejection] = []
-    for position, data in enumerate(events):
-        if log_name and "log" not in data:
-            data["log"] = log_name
-        try:
-            event = normalize(to_event(data), received)
-            if allows_log is not None and not allows_log(event.log):  # before protection: a refused
-                bad.append(Rejection(position, f"this token may not write to log {event.log!r}", "log"))
-                continue  # event's values must not be remembered as in the vault
-            good.append((position, seal_form_or_error(protection, event)))
-        except EventError as exc:
-            bad.append(Rejection(position, exc.reason, exc.field))
-    return good, bad
 
 
 def rejection_event(

@@ -13,10 +13,11 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from trailseal.event import Sealable
+from trailseal.event import EventError, Sealable, normalize, to_event
 from trailseal.formats import FormatError
 from trailseal.formats import syslog as syslog_format
-from trailseal.receivers.intake import reason_of, sealable
+from trailseal.protection import seal_form_or_error
+from trailseal.receivers.intake import reason_of
 
 _PRI_ONLY = re.compile(rb"<([0-9]{1,3})>(?!1 )")
 _BSD_STAMP = re.compile(rb"[A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} ")
@@ -57,25 +58,49 @@ def syslog_events(record: tuple[bytes, str, str], options: dict[str, Any]) -> li
     return events
 
 
-READERS: dict[str, Callable[[Any, dict[str, Any]], list[dict[str, Any]]]] = {"syslog": syslog_events}
+def parsed_events(record: dict[str, Any], options: dict[str, Any]) -> list[dict[str, Any]]:
+    """An event dict a receiver parsed already, in ``options["log"]`` (if set) unless it names its own."""
+    if options.get("log") and "log" not in record:
+        record["log"] = options["log"]
+    return [record]
+
+
+READERS: dict[str, Callable[[Any, dict[str, Any]], list[dict[str, Any]]]] = {
+    "syslog": syslog_events,
+    "event": parsed_events,
+}
 
 
 def seal_records(protection: Any, received: str, reader: str, options: dict[str, Any], positions: Sequence[int],
-                 records: Sequence[Any]) -> tuple[list[tuple[int, Sealable]], list[tuple[int, str]]]:
-    """(position, Sealable) for each event of each record read, and (position, reason) for each record
-    refused: unreadable, or holding an event that cannot be sealed (its other events are not sealed either)."""
-    read = READERS[reader]
+                 records: Sequence[Any]) -> tuple[list[tuple[int, Sealable]], list[tuple[int, str, str | None]]]:
+    """(position, Sealable) for each event of each record read, and (position, reason, field) for each
+    record refused: unreadable, holding an event that cannot be sealed (its other events are not sealed
+    either), or one in a log other than ``options["logs"]`` (when set: the logs a token may write to)."""
+    read, logs = READERS[reader], options.get("logs")
     prepared: list[tuple[int, Sealable]] = []
-    refused: list[tuple[int, str]] = []
+    refused: list[tuple[int, str, str | None]] = []
     for position, record in zip(positions, records, strict=True):
         made: list[Sealable] = []
         try:
-            for event in read(record, options):
-                made.append(sealable(protection, event, received))
+            for data in read(record, options):
+                event = normalize(to_event(data), received)
+                if logs is not None and event.log not in logs:  # before protection: a refused event's
+                    raise EventError(f"this token may not write to log {event.log!r}", "log")  # values
+                made.append(seal_form_or_error(protection, event))  # must not be remembered as in the vault
         except Exception as exc:  # noqa: BLE001 - see reason_of: one poison record never stops the others
             for item in made:  # not sealed after all: their values must not count as in the vault
                 protection.unhold(item.vault)
-            refused.append((position, reason_of(exc)))
+            refused.append((position, reason_of(exc), getattr(exc, "field", None)))
         else:
             prepared.extend((position, item) for item in made)
     return prepared, refused
+
+
+def prepare_records(trail: Any, reader: str, options: dict[str, Any], records: Sequence[Any], received: str
+                    ) -> tuple[list[tuple[int, Sealable]], list[tuple[int, str, str | None]]]:
+    """``seal_records`` of every record: by the prepare workers when they are free (reading and protection
+    are most of a record's CPU, and there they run beside this process's GIL), else here."""
+    pooled = trail.pool.try_prepare_records(reader, options, records, received)
+    if pooled is not None:
+        return pooled
+    return seal_records(trail.protection, received, reader, options, range(len(records)), records)

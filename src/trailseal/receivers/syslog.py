@@ -39,7 +39,7 @@ from trailseal.receivers.intake import (
     rejected_bytes,
     rejection_event,
 )
-from trailseal.receivers.records import seal_records
+from trailseal.receivers.records import prepare_records
 
 Address = str | tuple[str, int]
 READ_SIZE = 65536
@@ -146,13 +146,15 @@ class Intake:
         """Sealable events for every good frame, and one meta-log record per sender with rejections."""
         received = self.trail.clock()
         records = [(frame, peer, transport) for peer, transport, frames, _ in groups for frame in frames]
-        items, refused_at = self._read(records, received)
+        options = {"ctx": self.ctx, "log": self.log_name}
+        prepared, refused_at = prepare_records(self.trail, "syslog", options, records, received)
+        items = [item for _, item in prepared]
         refused: dict[tuple[str, str], list[Rejection]] = defaultdict(list)
         for peer, transport, _, unframed in groups:
             refused[(peer, transport)].extend(
                 Rejection(None, reason, None, digest, size) for reason, digest, size in unframed
             )
-        for position, reason in refused_at:
+        for position, reason, _ in refused_at:
             frame, peer, transport = records[position]
             refused[(peer, transport)].append(rejected_bytes(None, reason, frame))
         all_refused = [r for rs in refused.values() for r in rs]
@@ -172,19 +174,6 @@ class Intake:
                 )
                 items.extend([item] if item is not None else [])
         return items, all_refused
-
-    def _read(self, records: list[tuple[bytes, str, str]], received: str
-              ) -> tuple[list[Sealable], list[tuple[int, str]]]:
-        """The frames' events as Sealables, and (position, reason) for each frame refused: by the prepare
-        workers when they are free (parsing and protection are most of a frame's CPU), else here."""
-        options = {"ctx": self.ctx, "log": self.log_name}
-        pooled = self.trail.pool.try_prepare_records("syslog", options, records, received)
-        if pooled is not None:
-            return pooled
-        prepared, refused = seal_records(
-            self.trail.protection, received, "syslog", options, range(len(records)), records
-        )
-        return [item for _, item in prepared], refused
 
     async def _submit(self, items: list[Sealable]) -> list[Future]:
         """Hand a batch to the sealer in slices its queue can hold, waiting (never dropping) while full."""

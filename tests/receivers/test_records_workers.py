@@ -1,17 +1,19 @@
-"""Syslog frames read and protected by the prepare workers seal what this process would have sealed;
-a bad frame is refused there as here, and a record is sealed whole or not at all."""
+"""Receivers' records (syslog frames, the event dicts of the HTTP receivers) read and protected by the
+prepare workers seal what this process would have sealed; a bad record, or one in a log the token may
+not write to, is refused there as here; and a record is sealed whole or not at all."""
 
 from __future__ import annotations
 
 import os
 
 import trailseal
+from tests.conftest import make_event
 from tests.core.test_prepare_pool import configure, started
-from tests.receivers.conftest import notes, sealed, wait_for
+from tests.receivers.conftest import bearer, notes, sealed, wait_for
 from tests.receivers.test_syslog import octets, send
 from trailseal.prepare_pool import MIN_POOL_BATCH
 from trailseal.receivers import records as records_module
-from trailseal.receivers.records import seal_records
+from trailseal.receivers.records import prepare_records, seal_records
 from trailseal.receivers.syslog import SyslogThread
 
 N = 2 * MIN_POOL_BATCH
@@ -52,9 +54,9 @@ def test_frames_read_by_the_workers_seal_what_this_process_would(tmp_path):
         assert answer is not None, "the workers did not take the records"
         ours, our_refusals = answer
         theirs, their_refusals = seal_records(local.protection, RECEIVED, "syslog", OPTIONS, range(N), records())
-        assert our_refusals == their_refusals and [p for p, _ in our_refusals] == sorted(BAD)
-        assert len(ours) == len(theirs) == N - len(BAD)
-        pooled.sealer.seal(ours)
+        assert our_refusals == their_refusals and [p for p, *_ in our_refusals] == sorted(BAD)
+        assert [p for p, _ in ours] == [p for p, _ in theirs] == [n for n in range(N) if n not in BAD]
+        pooled.sealer.seal([item for _, item in ours])
         local.sealer.seal([item for _, item in theirs])
         a, b = sealed(pooled), sealed(local)
         assert without_ids(a) == without_ids(b), "the workers sealed other events than this process"
@@ -97,7 +99,49 @@ def test_a_record_is_sealed_whole_or_refused_and_its_values_are_not_held(data_di
     monkeypatch.setitem(records_module.READERS, "two", two_events)
     with trailseal.open(data_dir) as trail:
         prepared, refused = seal_records(trail.protection, RECEIVED, "two", {}, [0, 1], ["bad", "ok"])
-        assert [p for p, _ in prepared] == [1] and [p for p, _ in refused] == [0]
-        assert "outcome" in refused[0][1]
+        assert [p for p, _ in prepared] == [1] and [p for p, *_ in refused] == [0]
+        assert refused[0][2] == "outcome" and "not an outcome" in refused[0][1]
         (_, item), = prepared
         assert len(item.vault) == 2, "the record sealed after the refused one reuses no unwritten vault row"
+
+
+def test_parsed_events_in_a_log_the_token_may_not_write_to_are_refused_by_the_workers(tmp_path):
+    """The log check comes before protection there too: a refused event's values are not remembered as
+    in the vault, so the same actor's next event (in an allowed log) still gets its vault rows."""
+    pooled_dir, local_dir = (trailseal.init(tmp_path / name, origin="test.trailseal") for name in ("pool", "local"))
+    configure(pooled_dir, 2)
+    configure(local_dir, 0)
+    events = [make_event(i, log="default" if i % 10 == 3 else "other") for i in range(N)]
+    options = {"log": None, "logs": ["other"]}
+    with trailseal.open(pooled_dir) as pooled, trailseal.open(local_dir) as local:
+        started(pooled)
+        ours, our_refusals = prepare_records(pooled, "event", options, [dict(e) for e in events], RECEIVED)
+        theirs, their_refusals = prepare_records(local, "event", options, [dict(e) for e in events], RECEIVED)
+        assert our_refusals == their_refusals == [
+            (n, "this token may not write to log 'default'", "log") for n in range(N) if n % 10 == 3]
+        assert [p for p, _ in ours] == [p for p, _ in theirs] == [n for n in range(N) if n % 10 != 3]
+        refused_actor = events[3]["actor"]
+        again = make_event(10_000, log="default", actor=refused_actor)  # from a token that may write there
+        (_, item), = prepare_records(local, "event", {"log": None, "logs": None}, [again], RECEIVED)[0]
+        assert refused_actor["ip"] in {row.value for row in item.vault}  # the address is event 3's alone
+
+
+def test_a_big_otlp_request_is_read_by_the_workers_with_partial_success(rapi):
+    client, tokens, app = rapi
+    trail = app.state.service.trail
+    started(trail)
+    calls = []
+    take = trail.pool.try_prepare_records
+    trail.pool.try_prepare_records = lambda *args: calls.append(take(*args)) or calls[-1]
+    good = {"timeUnixNano": "1772359200000000000", "body": {"stringValue": "fine"}}
+    grows = {"timeUnixNano": "1772359200000000000", "body": {"stringValue": "mail a@b.co " * 5400}}
+    records = [grows if n in (7, N - 2) else good | {"body": {"stringValue": f"record {n}"}} for n in range(N)]
+    doc = {"resourceLogs": [{"scopeLogs": [{"logRecords": records}]}]}
+    response = client.post("/v1/logs", json=doc, headers=bearer(tokens["ingest"]))
+    assert response.status_code == 200, response.text
+    assert response.json()["partialSuccess"]["rejectedLogRecords"] == 2
+    assert "record 7:" in response.json()["partialSuccess"]["errorMessage"]
+    assert calls and calls[0] is not None, "the request's records did not go to the prepare workers"
+    kept = [f"record {n}" for n in range(N) if n not in (7, N - 2)]
+    assert [e["attributes"]["message"] for e in sealed(trail)] == kept
+    assert notes(trail)[-1]["attributes"]["rejected"] == 2

@@ -184,13 +184,19 @@ class PreparePool:
         read = self._read_answers(answers)
         return None if read is None else ([item for _, item in read[0]], read[1])
 
-    def try_prepare_records(self, reader: str, options: dict[str, Any], records: Sequence[Any], received: str
-                            ) -> tuple[list[tuple[int, Sealable]], list[tuple]] | None:
+    def try_prepare_records(self, reader: str, options: dict[str, Any], records: Sequence[Any], received: str,
+                            wait: float = 0.0) -> tuple[list[tuple[int, Sealable]], list[tuple]] | None:
         """A receiver's records read and prepared by the workers (``receivers.records.seal_records``, each
         worker a contiguous share): (position, Sealable) in record order and (position, reason, field) for
-        each record refused; None when the pool cannot take them now. A subject's records may meet both
-        workers here (who the subject is shows only once read), so a value may get a vault row in each."""
-        if not self._takes(records) or not self._lock.acquire(blocking=False):
+        each record refused; None when the pool cannot take them within ``wait`` seconds. A subject's
+        records may meet both workers here (who the subject is shows only once read), so a value may get a
+        vault row in each."""
+        if not self._takes(records):
+            return None
+        if not (self._lock.acquire(timeout=wait) if wait > 0 else self._lock.acquire(blocking=False)):
+            return None
+        if self._state != "ready":  # the pool stopped while this caller waited for it
+            self._lock.release()
             return None
         try:
             requests = [request_frame(("records", received, reader, options, *share))

@@ -145,3 +145,20 @@ def test_a_big_otlp_request_is_read_by_the_workers_with_partial_success(rapi):
     kept = [f"record {n}" for n in range(N) if n not in (7, N - 2)]
     assert [e["attributes"]["message"] for e in sealed(trail)] == kept
     assert notes(trail)[-1]["attributes"]["rejected"] == 2
+
+
+def test_a_receivers_batch_waits_for_workers_another_batch_holds(data_dir):
+    """Preparing here would take the CPU the sealer needs: a receiver's batch waits for the workers a
+    while (and only then prepares here); a caller that does not wait is turned away at once."""
+    import threading
+
+    with trailseal.open(data_dir) as trail:
+        started(trail)
+        trail.pool._lock.acquire()  # another batch holds the workers ...
+        threading.Timer(0.2, trail.pool._lock.release).start()  # ... for 0.2 s more
+        assert trail.pool.try_prepare_records("syslog", OPTIONS, records(), RECEIVED) is None
+        answer = trail.pool.try_prepare_records("syslog", OPTIONS, records(), RECEIVED, wait=5)
+        assert answer is not None and len(answer[0]) == N - len(BAD)
+        trail.pool._lock.acquire()
+        threading.Timer(0.5, trail.pool._lock.release).start()
+        assert trail.pool.try_prepare_records("syslog", OPTIONS, records(), RECEIVED, wait=0.05) is None

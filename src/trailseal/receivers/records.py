@@ -96,11 +96,15 @@ def seal_records(protection: Any, received: str, reader: str, options: dict[str,
     return prepared, refused
 
 
+POOL_WAIT_SECONDS = 0.5  # how long a receiver's batch waits for the workers another batch holds
+
+
 def prepare_records(trail: Any, reader: str, options: dict[str, Any], records: Sequence[Any], received: str
                     ) -> tuple[list[tuple[int, Sealable]], list[tuple[int, str, str | None]]]:
-    """``seal_records`` of every record: by the prepare workers when they are free (reading and protection
-    are most of a record's CPU, and there they run beside this process's GIL), else here."""
-    pooled = trail.pool.try_prepare_records(reader, options, records, received)
+    """``seal_records`` of every record: by the prepare workers (reading and protection are most of a
+    record's CPU, and there they run beside this process's GIL), waiting up to ``POOL_WAIT_SECONDS`` for
+    them while another batch has them (here it would take that CPU from the sealer); else here."""
+    pooled = trail.pool.try_prepare_records(reader, options, records, received, POOL_WAIT_SECONDS)
     if pooled is not None:
         return pooled
     return seal_records(trail.protection, received, reader, options, range(len(records)), records)

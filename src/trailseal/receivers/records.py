@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from trailseal.event import EventError, Sealable, normalize, to_event
-from trailseal.formats import FormatError
+from trailseal.formats import FormatError, otlp
 from trailseal.formats import syslog as syslog_format
 from trailseal.protection import seal_form_or_error
 from trailseal.receivers.intake import reason_of
@@ -65,9 +65,16 @@ def parsed_events(record: dict[str, Any], options: dict[str, Any]) -> list[dict[
     return [record]
 
 
+def otlp_events(record: tuple[dict, dict, dict], options: dict[str, Any]) -> list[dict[str, Any]]:
+    """The event of one OTLP log record as ``otlp.read_request`` gives it (options: the body's
+    ``digest``, whether it was ``typed``, and ``log`` as for parsed events)."""
+    return parsed_events(otlp.mapped_record(record, options["digest"], {}, options["typed"]), options)
+
+
 READERS: dict[str, Callable[[Any, dict[str, Any]], list[dict[str, Any]]]] = {
     "syslog": syslog_events,
     "event": parsed_events,
+    "otlp": otlp_events,
 }
 
 

@@ -88,7 +88,13 @@ def bench_syslog_tcp() -> Result:
         )
         start = time.perf_counter()
         sender.start()
-        while server.stats.sealed + server.stats.rejected < EVENTS:  # counted after each commit
+        seen, moved = 0, time.monotonic()
+        while (done := server.stats.sealed + server.stats.rejected) < EVENTS:  # counted after each commit
+            if done > seen:
+                seen, moved = done, time.monotonic()
+            elif time.monotonic() - moved > 60:
+                raise RuntimeError(f"syslog bench stalled at {done:,} of {EVENTS:,} events"
+                                   f" (sender exit code {sender.exitcode})")
             time.sleep(0.005)
         elapsed = time.perf_counter() - start
         sender.join()

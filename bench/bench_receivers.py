@@ -83,6 +83,7 @@ def bench_syslog_tcp() -> Result:
     _, trail = new_trail()
     data = syslog_frames(EVENTS)
     with SyslogThread(trail, tcp=("127.0.0.1", 0)) as server:
+        trail.pool.start()  # the listener starts the prepare workers; a long-running one has them up
         sender = multiprocessing.get_context("spawn").Process(
             target=_send, args=(server.addresses["tcp"], data)
         )

@@ -90,6 +90,7 @@ class Intake:
         self._tasks: list[asyncio.Task] = []
 
     def start(self) -> Intake:
+        self.trail.pool.start(timeout=0)  # the prepare workers, up before the first busy batch (not awaited)
         self._tasks = [asyncio.create_task(self._batches()), asyncio.create_task(self._committed())]
         return self
 

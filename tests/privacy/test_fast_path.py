@@ -28,6 +28,7 @@ from trailseal.privacy import DEFAULT_POLICY, Keys, Policy, pseudonym, search_to
 from trailseal.privacy.detectors import (
     DEFAULT_SCANNER,
     KINDS,
+    Finding,
     Scanner,
     ascii_lower,
     ascii_shape,
@@ -396,3 +397,26 @@ def test_plan_caches_stay_bounded(monkeypatch):
     for i in range(100):
         assert policy.plan("default", f"c{i % 3}", f"attributes.k{i}").kinds["phone"] == "drop"
     assert sum(len(scope._plans) for scope in policy._scopes.values()) <= 10
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet="0123456789 -./+()@:=_%?&#,;[]{}\t'\"\\", min_size=3, max_size=40))
+def test_detectors_said_to_need_a_letter_find_nothing_without_one(text):
+    """Text with every needle's punctuation and no ASCII letter: each gate (a detector that always needs
+    a letter is not run on it) admits what its detector finds."""
+    assert_gates_admit(text)
+
+
+def test_remembered_findings_are_what_a_fresh_scan_finds_and_stay_bounded(monkeypatch):
+    from trailseal.privacy import detectors
+
+    lines = [json.loads(line)["text"] for line in CORPUS.read_text(encoding="utf-8").splitlines()]
+    texts = [*lines, *(f"10.0.{n % 256}.{n // 256}" for n in range(300)), "127.0.0.1", "127.0.0.1"]
+    monkeypatch.setattr(detectors, "FOUND_MAX_ENTRIES", 100)
+    remembering = Scanner()
+    for text in texts + texts:  # the second pass answers from memory where the first remembered
+        findings = remembering.scan(text)
+        assert findings == Scanner()._scan(text), text
+        findings.clear()  # a caller's list is its own: what is remembered stays whole
+        assert len(remembering.found) <= 100
+    assert remembering.scan("127.0.0.1") == [Finding("ip", 0, 9)] and "127.0.0.1" in remembering.found

@@ -63,14 +63,19 @@ class Detector:
     # false negatives are not (tests/privacy/test_fast_path.py checks every detector against its gate).
     min_digits: int = 0
     shapes: tuple[bytes, ...] = ()
+    letter: bool = False  # a match always holds an ASCII letter (implied when every needle has one)
 
     def possible(self, shape: bytes, digits: int) -> bool:
-        """Whether the ASCII text of this shape (holding ``digits`` digits) may hold a finding."""
-        return digits >= self.min_digits and (not self.shapes or any(s in shape for s in self.shapes))
+        """Whether the ASCII text of this shape (holding ``digits`` digits) may hold a finding: it has the
+        digits and a shape the detector needs, and a letter if its matches always have one."""
+        return (digits >= self.min_digits and (not self.shapes or any(s in shape for s in self.shapes))
+                and (not self.needs_letter or has_letter(shape)))
 
     def __post_init__(self) -> None:
         needles = "|".join(re.escape(n) for n in self.needles)
         object.__setattr__(self, "_needle_re", re.compile(needles) if len(self.needles) > 1 else None)
+        object.__setattr__(self, "needs_letter", self.letter or bool(self.needles) and all(
+            any("a" <= c.lower() <= "z" for c in needle) for needle in self.needles))
 
     def wanted(self, text: str, lower: str) -> bool:
         """The cheap prefilter: does the text contain one of the needles?"""
@@ -315,6 +320,7 @@ def _detectors(national_ids: Iterable[str]) -> list[Detector]:
             _url_password_ok,
             ("://",),
             group=1,
+            letter=True,  # the URL's scheme
         ),
         KeyValueDetector(
             "secret",
@@ -358,6 +364,7 @@ def _detectors(national_ids: Iterable[str]) -> list[Detector]:
                 r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w-])"
             ),
             needles=("@",),
+            letter=True,  # the top-level domain
         ),
         Detector("phone", _re(_PHONE), v.phone_ok, min_digits=8),  # phone_ok: 8-15 digits
         IpDetector("ip", _re(_IPV4), v.ipv4_ok, (".",)),
@@ -404,6 +411,10 @@ def resolve_overlaps(findings: list[Finding]) -> list[Finding]:
     return sorted(kept, key=lambda f: f.start)
 
 
+FOUND_MAX_ENTRIES = 32_768  # short strings whose findings a Scanner remembers (emptied when full)
+FOUND_MAX_CHARS = 256
+
+
 class Scanner:
     """All detectors, with a configurable set of national ids."""
 
@@ -417,9 +428,22 @@ class Scanner:
         self.thresholds = sorted({d.min_digits for d in self.detectors if d.min_digits})
         self.shapes = sorted({s for d in self.detectors for s in d.shapes})
         self.admitted: dict[tuple, list[Detector]] = {}
+        self.found: dict[str, tuple[Finding, ...]] = {}  # short strings' findings (`127.0.0.1` recurs)
 
     def scan(self, text: str) -> list[Finding]:
-        """Every finding in text, overlaps resolved, in order of position."""
+        """Every finding in text, overlaps resolved, in order of position (remembered for short text that
+        has some: a scan depends on nothing but the text)."""
+        known = self.found.get(text)
+        if known is not None:
+            return list(known)
+        findings = self._scan(text)
+        if findings and len(text) <= FOUND_MAX_CHARS:
+            if len(self.found) >= FOUND_MAX_ENTRIES:
+                self.found.clear()
+            self.found[text] = tuple(findings)
+        return findings
+
+    def _scan(self, text: str) -> list[Finding]:
         if text.isascii():
             shape = ascii_shape(text)
             if shape is None:
@@ -435,13 +459,22 @@ class Scanner:
 
     def _possible(self, shape: bytes) -> list[Detector]:
         """The detectors whose gates admit an ASCII text of this shape: one list per outcome of the gates'
-        tests (how many digit thresholds it reaches, which shapes occur), made at its first use."""
+        tests (how many digit thresholds it reaches, which shapes occur, whether it has a letter), made at
+        its first use."""
         digits = shape.count(b"9")
-        outcome = (bisect_right(self.thresholds, digits), *[s in shape for s in self.shapes])
+        outcome = (bisect_right(self.thresholds, digits), has_letter(shape), *[s in shape for s in self.shapes])
         admitted = self.admitted.get(outcome)
         if admitted is None:
             admitted = self.admitted[outcome] = [d for d in self.detectors if d.possible(shape, digits)]
         return admitted
+
+
+_LETTER = re.compile(rb"[A-Za-z]")
+
+
+def has_letter(shape: bytes) -> bool:
+    """Whether an ASCII shape (``ascii_shape``: capitals are `A`, small letters themselves) has a letter."""
+    return _LETTER.search(shape) is not None
 
 
 def ascii_lower(text: str) -> str:

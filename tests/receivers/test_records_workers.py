@@ -4,12 +4,17 @@ not write to, is refused there as here; and a record is sealed whole or not at a
 
 from __future__ import annotations
 
+import json
 import os
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import trailseal
 from tests.conftest import make_event
 from tests.core.test_prepare_pool import configure, started
 from tests.receivers.conftest import bearer, notes, sealed, wait_for
+from tests.receivers.test_otlp import json_records
 from tests.receivers.test_syslog import octets, send
 from trailseal.prepare_pool import MIN_POOL_BATCH
 from trailseal.receivers import records as records_module
@@ -162,3 +167,24 @@ def test_a_receivers_batch_waits_for_workers_another_batch_holds(data_dir):
         trail.pool._lock.acquire()
         threading.Timer(0.5, trail.pool._lock.release).start()
         assert trail.pool.try_prepare_records("syslog", OPTIONS, records(), RECEIVED, wait=0.05) is None
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(junk=st.lists(json_records, min_size=1, max_size=6))
+def test_hostile_records_in_a_big_otlp_request_never_5xx_and_every_good_one_is_sealed(rapi, junk):
+    """Random OTLP/JSON records among good ones, enough for the prepare workers: a 200 with each bad
+    record counted, and every good record sealed."""
+    client, tokens, app = rapi
+    trail = app.state.service.trail
+    started(trail)
+    before = trail.store.tree_size("default")
+    good = [{"timeUnixNano": "1772359200000000000", "body": {"stringValue": f"good {n}"}} for n in range(N)]
+    records = good[: N // 2] + junk + good[N // 2:]
+    body = json.dumps({"resourceLogs": [{"scopeLogs": [{"logRecords": records}]}]}, allow_nan=True).encode()
+    response = client.post("/v1/logs", content=body,
+                           headers={**bearer(tokens["ingest"]), "content-type": "application/json"})
+    assert response.status_code in (200, 400), response.text
+    if response.status_code == 200:
+        rejected = response.json().get("partialSuccess", {}).get("rejectedLogRecords", 0)
+        assert rejected <= len(junk)
+        assert trail.store.tree_size("default") - before == len(records) - rejected

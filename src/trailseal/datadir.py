@@ -142,6 +142,12 @@ class Trail:
         sealer.on_failure.append(self.forget_vault_cache)
         return sealer
 
+    def unhold_vault(self, rows: list) -> None:
+        """Vault rows of a batch the writer refused (never written): forget their values here and in the
+        prepare workers, whichever made them, so no later event is sealed under their commitments."""
+        self.protection.unhold(rows)
+        self.pool.unhold(rows)
+
     def forget_vault_cache(self) -> None:
         """Vault rows remembered as written may not be (a failed commit, a refused batch): forget them all."""
         self.protection.forget_all()

@@ -398,6 +398,13 @@ class PreparePool:
         with self._lock:
             self._tell(("forget_all",))
 
+    def unhold(self, rows: Sequence[Any]) -> None:
+        """Vault rows the workers made that will not be written (the writer refused their batch): every
+        worker forgets those values (``Protection.unhold``: only where it holds that very commitment)."""
+        if rows and self._state == "ready":
+            with self._lock:
+                self._tell(("unhold", [astuple(row) for row in rows]))
+
     def _tell(self, message: tuple) -> None:
         """A message every worker reads before its next request (the caller holds the lock)."""
         try:
@@ -570,6 +577,8 @@ def serve_requests(directory: Path, stdin, stdout) -> None:
             protection.forget_all()
         elif request[0] == "hold":
             protection.hold(request[1])
+        elif request[0] == "unhold":
+            protection.unhold(VaultRow(*fields) for fields in request[1])
 
 
 def main() -> None:

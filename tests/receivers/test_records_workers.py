@@ -188,3 +188,24 @@ def test_hostile_records_in_a_big_otlp_request_never_5xx_and_every_good_one_is_s
         rejected = response.json().get("partialSuccess", {}).get("rejectedLogRecords", 0)
         assert rejected <= len(junk)
         assert trail.store.tree_size("default") - before == len(records) - rejected
+
+
+def test_values_of_a_batch_the_sealer_refused_are_forgotten_by_the_workers_too(rapi):
+    """A 503 (sealer overloaded) for a request the workers prepared: their vault rows were never written,
+    so the workers must not seal the same values under those commitments again (they could never be read
+    back or erased)."""
+    client, tokens, app = rapi
+    trail = app.state.service.trail
+    started(trail)
+    attributes = [{"key": "user.id", "value": {"stringValue": "alice"}},
+                  {"key": "client.address", "value": {"stringValue": "203.0.113.9"}}]
+    records = [{"timeUnixNano": "1772359200000000000", "body": {"stringValue": f"record {n}"},
+                "attributes": attributes} for n in range(N)]
+    doc = {"resourceLogs": [{"scopeLogs": [{"logRecords": records}]}]}
+    trail.sealer.max_queue_events = 0
+    assert client.post("/v1/logs", json=doc, headers=bearer(tokens["ingest"])).status_code == 503
+    trail.sealer.max_queue_events = 200_000
+    assert client.post("/v1/logs", json=doc, headers=bearer(tokens["ingest"])).status_code == 200
+    events = sealed(trail)
+    assert len(events) == N
+    assert {(e["actor"]["id"], e["actor"].get("ip")) for e in events} == {("alice", "203.0.113.9")}

@@ -60,7 +60,7 @@ class Service:
             return await asyncio.wrap_future(self.trail.sealer.submit(items))
         except Overloaded as exc:
             self.metrics.rejected.labels(reason="overloaded").inc(len(items))
-            self.trail.protection.unhold(row for item in items for row in item.vault)  # never written
+            await asyncio.to_thread(self.trail.unhold_vault, [row for item in items for row in item.vault])
             raise ApiError(503, f"overloaded: {exc}; retry later", {"Retry-After": "1"}) from None
 
     async def record_read(self, token: Token, request: Request, action: str, **attributes: Any) -> None:

@@ -66,8 +66,8 @@ class Ready(msgspec.Struct, array_like=True):
 # when an event holds anything else (a datetime, an enum), b"P" + pickle; an answer is marshal of
 # ([(position, id, log, sealed bytes, time, received, category, action, outcome, actor id, vault rows)],
 #   refusal), a refusal being (position, reason, field), the text of an unexpected failure, or None; for
-# JSON lines ("lines", `trailseal ingest`) and a receiver's raw records ("records", read by the reader
-# named in the request), a list of (position, reason) for every line or record refused.
+# JSON lines ("lines", `trailseal ingest`), a list of (position, reason) for every line refused; for a
+# receiver's records ("records", read by the reader the request names), (position, reason, field) each.
 _ready = msgspec.msgpack.Decoder(Ready)
 _encode = msgspec.msgpack.Encoder().encode
 
@@ -535,8 +535,8 @@ def seal_lines(protection: Any, received: str, positions: Sequence[int], lines: 
     return prepared, refused
 
 
-def prepare_records(protection: Any, received: str, reader: str, options: dict, positions: list[int],
-                    records: list) -> tuple[list, list]:
+def prepare_records_share(protection: Any, received: str, reader: str, options: dict, positions: list[int],
+                          records: list) -> tuple[list, list]:
     """A worker's share of a receiver's raw records: ``seal_records`` with the answer rows the parent reads."""
     from trailseal.receivers.records import seal_records
 
@@ -550,7 +550,7 @@ def answer_row(position: int, sealable: Sealable) -> tuple:
             e.outcome, e.actor.id, tuple(astuple(row) for row in sealable.vault))
 
 
-WORK = {"prepare": prepare_share, "lines": prepare_lines, "records": prepare_records}
+WORK = {"prepare": prepare_share, "lines": prepare_lines, "records": prepare_records_share}
 
 
 def serve_requests(directory: Path, stdin, stdout) -> None:

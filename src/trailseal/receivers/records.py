@@ -1,7 +1,7 @@
-"""A receiver's raw records to sealable events: here, or in a prepare worker, by the reader's name.
+"""A receiver's records to sealable events: here, or in a prepare worker, by the reader's name.
 
-A reader turns one raw record (a syslog frame, with who sent it and how) into the event dicts it holds;
-``seal_records`` validates and protects them. A record is all or nothing: if one of its events cannot
+A reader turns one record (a syslog frame with who sent it and how, an OTLP log record, an event dict
+another receiver parsed) into the event dicts it holds; ``seal_records`` validates and protects them. A record is all or nothing: if one of its events cannot
 be sealed, none is, and the record is refused with the reason. The prepare workers
 (:mod:`trailseal.prepare_pool`) import this module, so it stays light: no asyncio, no sockets.
 """
@@ -91,9 +91,10 @@ def seal_records(protection: Any, received: str, reader: str, options: dict[str,
         try:
             for data in read(record, options):
                 event = normalize(to_event(data), received)
-                if logs is not None and event.log not in logs:  # before protection: a refused event's
-                    raise EventError(f"this token may not write to log {event.log!r}", "log")  # values
-                made.append(seal_form_or_error(protection, event))  # must not be remembered as in the vault
+                # the log check comes before protection: a refused event's values must not be held
+                if logs is not None and event.log not in logs:
+                    raise EventError(f"this token may not write to log {event.log!r}", "log")
+                made.append(seal_form_or_error(protection, event))
         except Exception as exc:  # noqa: BLE001 - see reason_of: one poison record never stops the others
             for item in made:  # not sealed after all: their values must not count as in the vault
                 protection.unhold(item.vault)

@@ -118,3 +118,23 @@ def test_canonical_bytes_are_rfc8785(attributes, name, reason):
     assert sealed.canonical == rfc8785.dumps(json.loads(sealed.canonical, parse_int=float))
     as_floats = json.loads(sealed.canonical, parse_int=float).get("attributes", {})
     assert as_floats == json.loads(json.dumps(attributes), parse_int=float)
+
+
+def test_new_ids_are_uuid7_strictly_increasing_even_past_4096_in_one_millisecond(monkeypatch):
+    import time
+    import uuid
+    from types import SimpleNamespace
+
+    from trailseal import event as event_module
+
+    ids = [new_id() for _ in range(20_000)]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    for text in ids[::97]:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 7 and parsed.variant == uuid.RFC_4122
+    assert abs((uuid.UUID(ids[-1]).int >> 80) - time.time_ns() // 1_000_000) < 60_000
+    frozen = time.time_ns()
+    monkeypatch.setattr(event_module, "_time", SimpleNamespace(time_ns=lambda: frozen))  # the clock stands still
+    burst = [new_id() for _ in range(5_000)]  # more than the 12-bit sequence holds: the next ms is taken
+    assert burst == sorted(burst) and len(set(burst)) == len(burst) and burst[0] > ids[-1]
+    assert len({text[:13] for text in burst}) >= 2

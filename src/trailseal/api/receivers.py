@@ -143,19 +143,15 @@ def target_log(request: Request) -> str | None:
 async def seal_records(
     request: Request,
     receiver_name: str,
-    events: list[Any],
+    events: list[dict[str, Any]],
     owners: list[int],
     rejections: list[Rejection],
-    reader: str = "event",
-    reading: dict[str, Any] | None = None,
 ) -> Outcome:
-    """Validate and seal parsed events (owners[i] = the record event i came from), or records a reader
-    of ``receivers.records`` maps to events (with ``reading``, its options), with a note of the refused
-    ones in the meta log in the same commit, so the answer comes after both are durable."""
+    """Validate and seal parsed events (owners[i] = the record event i came from), with a note of the
+    refused ones in the meta log in the same commit, so the answer comes after both are durable."""
     svc, token = service(request), request.state.token
-    options = {"log": target_log(request), "logs": list(token.logs) if token is not None and token.logs else None,
-               **(reading or {})}
-    good, bad = await asyncio.to_thread(prepare_records, svc.trail, reader, options, events, svc.trail.clock())
+    options = {"log": target_log(request), "logs": list(token.logs) if token is not None and token.logs else None}
+    good, bad = await asyncio.to_thread(prepare_records, svc.trail, "event", options, events, svc.trail.clock())
     items = [item for _, item in good]
     refused = rejections + [Rejection(owners[position], reason, field) for position, reason, field in bad]
     note = rejection_note(svc, request, receiver_name, refused) if refused else None
@@ -261,12 +257,13 @@ async def otlp_logs(request: Request) -> Response:
         )
     body = await body_of(request)
     try:
-        records, digest, typed = otlp.read_request(body, media)
+        events, rejected = otlp.parse_request(body, media)
     except FormatError as exc:
         raise ApiError(400, exc.reason) from None
-    check_count(request, len(records))
-    outcome = await seal_records(  # mapped to events with the rest of their preparation (prepare workers)
-        request, "otlp", records, list(range(len(records))), [], "otlp", {"digest": digest, "typed": typed}
+    check_count(request, len(events) + len(rejected))
+    rejections = [Rejection(i, reason) for i, reason in rejected]
+    outcome = await seal_records(
+        request, "otlp", events, kept_positions(len(events) + len(rejected), rejected), rejections
     )
     failed = sorted(outcome.rejections, key=lambda r: r.position or 0)
     return otlp_answer(request, len(failed), summary(failed, "log record") if failed else "")

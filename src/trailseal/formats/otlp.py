@@ -99,14 +99,6 @@ def parse_request(
     body: bytes, content_type: str = "application/json", **ctx: Any
 ) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
     """(events, [(record index, reason)]) for an OTLP/HTTP logs body; FormatError if it is unreadable."""
-    records, digest, typed = read_request(body, content_type)
-    return _events(records, digest, ctx, typed)
-
-
-def read_request(body: bytes, content_type: str = "application/json") -> tuple[list[Record], str, bool]:
-    """The records of an OTLP/HTTP logs body, each (resource attributes, scope, normalized record), not
-    mapped yet (``mapped_record``), the body's SHA-256, and whether its values are typed (need no
-    json_safe); FormatError if it is unreadable."""
     media = _MEDIA.get(content_type) or content_type.split(";", 1)[0].strip().lower()
     typed = False
     if media == "application/json":
@@ -121,7 +113,7 @@ def read_request(body: bytes, content_type: str = "application/json") -> tuple[l
         raise FormatError(
             f"unsupported content type {content_type!r}; expected application/json or application/x-protobuf"
         )
-    return records, sha256_hex(body), typed
+    return _events(records, sha256_hex(body), ctx, typed)
 
 
 _MEDIA = {"application/json": "application/json", "application/x-protobuf": "application/x-protobuf"}
@@ -130,34 +122,21 @@ _MEDIA = {"application/json": "application/json", "application/x-protobuf": "app
 def _events(
     records: list[Record], digest: str, ctx: dict[str, Any], typed: bool
 ) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
-    """mapped_record() over the records: the events, and (index, reason) for each record refused."""
+    """collect() over the records, with what a resource or a scope gives its records worked out once
+    for each (records of one resource or scope share its dict)."""
     events: list[dict[str, Any]] = []
     rejected: list[tuple[int, str]] = []
-    for index, record in enumerate(records):
+    resource = scope = origin = scope_info = None
+    for index, (resource_attributes, scope_doc, record) in enumerate(records):
+        if resource_attributes is not resource:
+            resource, origin = resource_attributes, _Origin(resource_attributes, ctx)
+        if scope_doc is not scope:
+            scope, scope_info = scope_doc, _scope_info(scope_doc)
         try:
-            events.append(mapped_record(record, digest, ctx, typed))
+            events.append(_event(origin, scope_info, record, digest, typed))
         except FormatError as exc:
             rejected.append((index, exc.reason))
     return events, rejected
-
-
-# What the last resource and scope mapped give their records, worked out once for each: records of one
-# resource or scope share its dict (also after a trip through marshal, which keeps shared objects shared).
-_last_context: tuple[Any, ...] = (None, None, None, None, None)  # resource, ctx, origin, scope, scope_info
-
-
-def mapped_record(record: Record, digest: str, ctx: dict[str, Any], typed: bool) -> dict[str, Any]:
-    """One record of ``read_request`` -> its event (its attributes are consumed); FormatError if it
-    cannot be one."""
-    global _last_context
-    resource, scope, fields = record
-    last_resource, last_ctx, origin, last_scope, scope_info = _last_context  # one read: threads share it
-    if resource is not last_resource or ctx is not last_ctx:
-        origin = _Origin(resource, ctx)
-    if scope is not last_scope:
-        scope_info = _scope_info(scope)
-    _last_context = (resource, ctx, origin, scope, scope_info)
-    return _event(origin, scope_info, fields, digest, typed)
 
 
 # --- decoding: both encodings yield (resource attributes, scope, normalized record) -------------

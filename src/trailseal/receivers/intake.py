@@ -1,10 +1,10 @@
 """What every receiver shares: parsed dicts to sealable events, rejections, and the meta-log record of them.
 
 A receiver parses its input with a :mod:`trailseal.formats` module, then has the event dicts validated
-(schema v1, the log a token may write to) and protected, record by record
-(:func:`trailseal.receivers.records.prepare_records`, in the prepare workers when they are free, or
-:func:`sealable` here): a value privacy protection cannot seal refuses that record, not the batch. Everything refused becomes a
-:class:`Rejection` with a reason; :func:`rejection_event` is the ``trailseal.ingest.rejected`` event
+(schema v1, the log a token may write to) and protected record by record
+(:func:`trailseal.receivers.records.prepare_records`: in the prepare workers when they are free, else
+here), so a value privacy protection cannot seal refuses that record, not the batch. Everything refused
+becomes a :class:`Rejection` with a reason; :func:`rejection_event` is the ``trailseal.ingest.rejected`` event
 that records a batch of them in the ``trailseal`` meta log (never the rejected bytes themselves,
 only their SHA-256 and length, since they may hold personal data or hostile content).
 """

@@ -1,7 +1,7 @@
 """A receiver's records to sealable events: here, or in a prepare worker, by the reader's name.
 
-A reader turns one record (a syslog frame with who sent it and how, an OTLP log record, an event dict
-another receiver parsed) into the event dicts it holds; ``seal_records`` validates and protects them. A record is all or nothing: if one of its events cannot
+A reader turns one record (a syslog frame with who sent it and how, or an event dict an HTTP receiver
+parsed) into the event dicts it holds; ``seal_records`` validates and protects them. A record is all or nothing: if one of its events cannot
 be sealed, none is, and the record is refused with the reason. The prepare workers
 (:mod:`trailseal.prepare_pool`) import this module, so it stays light: no asyncio, no sockets.
 """
@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from trailseal.event import EventError, Sealable, normalize, to_event
-from trailseal.formats import FormatError, otlp
+from trailseal.formats import FormatError
 from trailseal.formats import syslog as syslog_format
 from trailseal.protection import seal_form_or_error
 from trailseal.receivers.intake import reason_of
@@ -65,16 +65,9 @@ def parsed_events(record: dict[str, Any], options: dict[str, Any]) -> list[dict[
     return [record]
 
 
-def otlp_events(record: tuple[dict, dict, dict], options: dict[str, Any]) -> list[dict[str, Any]]:
-    """The event of one OTLP log record as ``otlp.read_request`` gives it (options: the body's
-    ``digest``, whether it was ``typed``, and ``log`` as for parsed events)."""
-    return parsed_events(otlp.mapped_record(record, options["digest"], {}, options["typed"]), options)
-
-
 READERS: dict[str, Callable[[Any, dict[str, Any]], list[dict[str, Any]]]] = {
     "syslog": syslog_events,
     "event": parsed_events,
-    "otlp": otlp_events,
 }
 
 

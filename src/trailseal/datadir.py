@@ -140,7 +140,15 @@ class Trail:
         sealer.protect = lambda item: protect_or_error(self.protection, item)
         sealer.announce = self._policy_records
         sealer.on_failure.append(self.forget_vault_cache)
+        sealer.on_written.append(self._confirm_vault)
         return sealer
+
+    def _confirm_vault(self, sealed: list[tuple[str, int, bytes, tuple]]) -> None:
+        """The writer committed these entries with their vault rows: their values may be reused as written."""
+        rows = [row for *_, rows in sealed for row in rows]
+        if rows:
+            self.protection.confirm(rows)
+            self.pool.confirm(rows)
 
     def unhold_vault(self, rows: list) -> None:
         """Vault rows of a batch the writer refused (never written): forget their values here and in the

@@ -59,10 +59,14 @@ class Sealer:
         self.stats = CommitStats()
         self.on_commit: list[Callable[[list[tuple[str, int, bytes, tuple]]], None]] = []
         self.on_failure: list[Callable[[], None]] = []  # a commit rolled back (e.g. forget cached vault state)
+        # Called with what was sealed once it is durable and before any waiter hears of it (the privacy
+        # stage's vault rows are written: later events may reuse them without carrying copies)
+        self.on_written: list[Callable[[list[tuple[str, int, bytes, tuple]]], None]] = []
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._queued = 0
         self._queued_lock = threading.Lock()
         self._trees: dict[str, TreeState] = {}
+        self._vault_seen: set[str] = set()
         self.heads: dict[str, str] = {}  # log -> newest signed checkpoint written by this writer
         # The privacy stage, applied here to anything a caller did not already protect, so no ingest
         # path (receivers, meta events) can seal personal data by forgetting it.
@@ -159,6 +163,7 @@ class Sealer:
 
     def _process(self, batch: list[_Request]) -> None:
         started = time.perf_counter()
+        self._vault_seen.clear()  # the commitments of vault rows written in this transaction
         parts = batch[0].parts
         try:
             if parts is not None:
@@ -181,6 +186,8 @@ class Sealer:
             return
         elapsed = time.perf_counter() - started
         self._record(sum(len(r) for r in receipts), elapsed)
+        for observer in self.on_written:
+            observer(sealed)
         for request, result in zip(batch, receipts, strict=True):
             request.future.set_result(result)
         for observer in self.on_commit:
@@ -284,12 +291,21 @@ class Sealer:
                 receipt = seen[item.id] = Receipt(log, index, leaf.hex(), item.id)
                 rows.append(_row(index, item))
                 leaves.append(leaf)
-                vault.extend(item.vault)
+                if item.vault:
+                    vault.extend(self._unwritten(item.vault))
                 fresh.append((log, index, item.canonical, item.vault))
             receipts[r][i] = receipt
         if leaves:
             tree.append(leaves)
         return rows, vault, fresh
+
+    def _unwritten(self, rows: tuple) -> list:
+        """Vault rows not already in this transaction: an event may carry a copy of an earlier event's
+        row whose write was not yet confirmed when it was protected (``Protection.confirm``)."""
+        seen = self._vault_seen
+        fresh = [row for row in rows if row.commitment not in seen]
+        seen.update(row.commitment for row in fresh)
+        return fresh
 
     def _close_log(self, log: str, rows: list[EntryRow], vault: list, created: str) -> Commit:
         """The log's commit: its rows, the tiles they changed, and a checkpoint signed over its new size."""

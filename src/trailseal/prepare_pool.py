@@ -47,6 +47,7 @@ from trailseal.protection import seal_form_or_error
 log = logging.getLogger("trailseal.prepare")
 MIN_POOL_BATCH = 128  # smaller appends are prepared in the caller's process (a round trip costs more)
 STREAM_PART = 250  # events per part of a streamed append: the writer stores one while the next is prepared
+MAX_UNTOLD_ROWS = 200_000  # committed vault values waiting for the workers' next request (the rest: carried)
 FIRST_PART = 64  # events in its first part, which the writer waits for with nothing else to do
 
 
@@ -140,6 +141,8 @@ class PreparePool:
         self._procs: list[subprocess.Popen] = []
         self._lock = threading.Lock()
         self._state = "idle" if workers > 0 else "off"  # idle -> starting -> ready | off
+        self._written: list[tuple[str, str, str, str]] = []  # vault values committed, to tell the workers
+        self._written_lock = threading.Lock()
 
     @property
     def ready(self) -> bool:
@@ -251,6 +254,7 @@ class PreparePool:
         starts (PoolFailure if another batch has it, or it stopped)."""
         if not self._lock.acquire(blocking=False):
             raise PoolFailure("the prepare workers are busy with another batch")
+        self._tell_written()
         if self._state != "ready" or len(first) != len(self._procs):
             self._lock.release()
             raise PoolFailure("the prepare workers stopped")
@@ -360,6 +364,7 @@ class PreparePool:
 
     def _exchange(self, requests: list[bytes]) -> list[tuple] | None:
         """Send each worker its share, then read every answer; None (and the pool off) if one fails."""
+        self._tell_written()
         try:
             for proc, request in zip(self._procs, requests, strict=True):
                 write_frame(proc.stdin, request)  # every worker gets a share, if only an empty one
@@ -404,6 +409,22 @@ class PreparePool:
         if rows and self._state == "ready":
             with self._lock:
                 self._tell(("unhold", [astuple(row) for row in rows]))
+
+    def confirm(self, rows: Sequence[Any]) -> None:
+        """Vault rows the writer committed: the workers hear of them before their next request, and from
+        then on reuse those values without carrying copies of the rows (``Protection.confirm``). Called
+        by the writer thread, which may be iterating a streamed batch that holds the pool: no wait here."""
+        if rows and self._state == "ready":
+            with self._written_lock:
+                if len(self._written) < MAX_UNTOLD_ROWS:  # beyond: those values are carried a while longer
+                    self._written.extend((row.log, row.subject, row.value, row.commitment) for row in rows)
+
+    def _tell_written(self) -> None:
+        """Send every worker the vault values committed since the last request (the caller holds the lock)."""
+        if self._written:
+            with self._written_lock:
+                written, self._written = self._written, []
+            self._tell(("confirm", written))
 
     def _tell(self, message: tuple) -> None:
         """A message every worker reads before its next request (the caller holds the lock)."""
@@ -575,6 +596,8 @@ def serve_requests(directory: Path, stdin, stdout) -> None:
             protection.forget(*request[1:])
         elif request[0] == "forget_all":
             protection.forget_all()
+        elif request[0] == "confirm":
+            protection.confirm_values(request[1])
         elif request[0] == "hold":
             protection.hold(request[1])
         elif request[0] == "unhold":

@@ -14,6 +14,7 @@ import msgspec
 
 from trailseal.event import MAX_DEPTH, Event, EventError, Sealable, decode_sealed, encode_event, from_dict
 from trailseal.privacy import Keys, Policy, PolicyError, commitments_in, protect, reveal, search_token
+from trailseal.privacy.vault import VaultRow
 from trailseal.store.base import Filters
 
 KEY_FILE = "privacy.key"
@@ -27,7 +28,9 @@ class Protection:
     def __init__(self, policy: Policy, keys: Keys, enabled: bool = True, cache_size: int = 100_000):
         self.policy, self.keys, self.enabled = policy, keys, enabled
         self.cache_size = cache_size
-        self._commitments: OrderedDict[tuple[str, str, str], str] = OrderedDict()
+        # (log, subject, value) -> the commitment of a value whose vault row is written; or, until the
+        # writer says it is (``confirm``), the row itself: an event reusing it carries a copy of the row
+        self._commitments: OrderedDict[tuple[str, str, str], str | VaultRow] = OrderedDict()
         self._lock = threading.Lock()
 
     @classmethod
@@ -62,8 +65,8 @@ class Protection:
         return self._with_rows(event, rows)
 
     def _with_rows(self, event: Event, rows: list) -> Sealable:
-        """The Sealable of a protected event and its new vault rows, each value remembered as held (and
-        forgotten again if the event cannot be sealed: no later event may reuse a row never written)."""
+        """The Sealable of a protected event and its vault rows, each new value remembered as held until
+        written (and forgotten again if the event cannot be sealed)."""
         rows, swaps = self._reuse(rows)
         try:
             return self._swapped(event, rows, swaps)
@@ -87,32 +90,54 @@ class Protection:
         with self._lock:
             for row in rows:
                 key = (row.log, row.subject, row.value)
-                if self._commitments.get(key) == row.commitment:
+                if _commitment_of(self._commitments.get(key)) == row.commitment:
                     del self._commitments[key]
 
+    def confirm(self, rows: Iterable[Any]) -> None:
+        """Vault rows the writer committed (``Sealer.on_written``): events may now reuse their commitments
+        without carrying the rows. A row that is no longer the one held for its value changes nothing."""
+        self.confirm_values((row.log, row.subject, row.value, row.commitment) for row in rows)
+
+    def confirm_values(self, values: Iterable[Sequence[str]]) -> None:
+        """``confirm`` of (log, subject, value, commitment) values (what the prepare workers are told)."""
+        with self._lock:
+            commitments = self._commitments
+            for log, subject, value, commitment in values:
+                key = (log, subject, value)
+                known = commitments.get(key)
+                if type(known) is VaultRow and known.commitment == commitment:
+                    commitments[key] = commitment
+
     def _reuse(self, rows) -> tuple[list, dict[str, tuple[str, str]]]:
-        """One vault row per (log, subject, value): a value already held keeps its commitment (and its
-        random salt), so the vault grows with distinct values, not with events. Erasure forgets them.
-        Returns the rows to keep and, for each fresh commitment to replace, (known commitment, field)."""
+        """One commitment per (log, subject, value): a value already held keeps its commitment (and its
+        random salt), so the vault grows with distinct values, not with events. Erasure forgets them. A new
+        value is held as its row until the writer confirms it; an event reusing such a value keeps a copy
+        of the row. Returns the rows to keep and, for each fresh commitment to replace, (known, field)."""
         keep, swaps = [], {}
         with self._lock:
+            commitments = self._commitments
             for row in rows:
                 key = (row.log, row.subject, row.value)
-                known = self._commitments.get(key)
+                known = commitments.get(key)
                 if known is None:
-                    self._commitments[key] = row.commitment
-                    if len(self._commitments) > self.cache_size:
-                        self._commitments.popitem(last=False)
+                    commitments[key] = row
+                    if len(commitments) > self.cache_size:
+                        commitments.popitem(last=False)
                     keep.append(row)
-                else:
-                    self._commitments.move_to_end(key)
+                    continue
+                commitments.move_to_end(key)
+                if type(known) is VaultRow:
+                    if known not in keep:
+                        keep.append(known)  # not yet written: this event carries the row too
+                    known = known.commitment
+                if known != row.commitment:  # a fresh commitment made while another thread held the value
                     swaps[row.commitment] = (known, row.field)
         return keep, swaps
 
     def held(self) -> list[tuple[str, str, str, str]]:
-        """Every value remembered as in the vault, as (log, subject, value, commitment)."""
+        """Every value remembered as in the vault (its row written), as (log, subject, value, commitment)."""
         with self._lock:
-            return [(*key, commitment) for key, commitment in self._commitments.items()]
+            return [(*key, known) for key, known in self._commitments.items() if type(known) is str]
 
     def hold(self, values: Sequence[Sequence[str]]) -> None:
         """Remember (log, subject, value, commitment) values as in the vault (another process's cache)."""
@@ -200,6 +225,10 @@ def read_or_create_key(path: Path) -> bytes:
 
 
 ACTOR_FIELDS = frozenset({"actor.id", "actor.name", "actor.ip", "actor.user_agent", "actor.session"})
+
+
+def _commitment_of(known: str | VaultRow | None) -> str | None:
+    return known.commitment if type(known) is VaultRow else known
 
 
 def _swap_actor_fields(event: Event, swaps: dict[str, tuple[str, str]]) -> Event | None:

@@ -69,7 +69,7 @@ class Protected(NamedTuple):
     vault_rows: list[VaultRow]
 
 
-def protect(event: Event, policy: Policy, keys: Keys, held: Mapping[tuple[str, str, str], str] | None = None
+def protect(event: Event, policy: Policy, keys: Keys, held: Mapping[tuple[str, str, str], str | VaultRow] | None = None
             ) -> Protected:
     """Mask, drop, pseudonymize or commit every personal value of event, as policy says.
 
@@ -77,7 +77,8 @@ def protect(event: Event, policy: Policy, keys: Keys, held: Mapping[tuple[str, s
     change (a nested Struct, dict, list or string) is shared with it, not copied, so treat both as
     read-only (finalize() the input before protecting it, as the ingest pipeline does).
     ``held`` maps (log, subject, value) to the commitment of a value the vault already holds: such a
-    value is sealed under that commitment again, and gets no new vault row.
+    value is sealed under that commitment again, and gets no new vault row; or to the VaultRow of a value
+    whose row is not yet known to be written: that row comes back again, with this event's rows.
     """
     log = event.log or "default"
     scope = policy._scopes.get((log, event.source.component)) or policy.scope(log, event.source.component)
@@ -237,7 +238,7 @@ def _generate(struct: type, prefix: str, inherited: str | None, paths: list[str]
                 "            new = value",
                 "        elif whole == 'erasable' and found.held is not None and "
                 "(known := found.held.get((found.log, found.subject, value))) is not None:",
-                "            new = known  # already in the vault: sealed under the same commitment",
+                "            new = known if type(known) is str else _carry(known, found)  # same commitment",
                 "        elif whole == 'erasable':  # _erasable(), inlined",
                 "            data = value.encode('utf-8', 'surrogatepass')",
                 "            try:",
@@ -356,6 +357,7 @@ def _compile_walk() -> tuple[Any, tuple[str, ...], str]:
         "_list": _list,
         "_all_clean": _all_clean,
         "_dict": _dict,
+        "_carry": _carry,
     }
     exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - our own generated code
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
@@ -580,7 +582,7 @@ def _pseudonym(value: str, prepared: _Prepared) -> str:
 def _erasable(value: str, path: str, prepared: _Prepared, found: list) -> str:
     """Send value to the vault (found collects the rows) and return its commitment."""
     if found.held is not None and (known := found.held.get((found.log, found.subject, value))) is not None:
-        return known
+        return known if type(known) is str else _carry(known, found)
     data = value.encode("utf-8", "surrogatepass")
     try:
         salt = _salts.popleft()  # fresh_salt() without the call, when the pool has one
@@ -593,6 +595,13 @@ def _erasable(value: str, path: str, prepared: _Prepared, found: list) -> str:
     outer.update(inner.digest())
     found.append((commitment, salt, value, path, outer.hexdigest()))
     return commitment
+
+
+def _carry(row: VaultRow, found: list) -> str:
+    """The commitment of a value held but not yet known to be written: the event carries a copy of its
+    vault row, so it never depends on a row that may never be written (the store keeps one per commitment)."""
+    found.append((row.commitment, row.salt, row.value, row.field, row.token))
+    return row.commitment
 
 
 _sha256 = hashlib.sha256

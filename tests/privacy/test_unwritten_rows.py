@@ -1,0 +1,104 @@
+"""A value may only be sealed under an earlier event's commitment without a vault row of its own once that
+row is known to be written. Until the writer has committed it, a later event that reuses the commitment
+carries a copy of the row (the store keeps one row per commitment), so it never depends on a row that may
+not be written: a re-sent event (its rows are not written again), a batch refused after another batch
+reused its values, or a commit that failed."""
+
+from __future__ import annotations
+
+import pytest
+
+import trailseal
+from tests.conftest import make_event
+from trailseal.event import decode_sealed, normalize, to_event
+from trailseal.privacy import Keys, Policy
+from trailseal.protection import Protection
+from trailseal.store.base import Filters
+
+RECEIVED = "2026-11-27T10:00:00.000000Z"
+ACTOR = {"id": "dora", "type": "user", "ip": "10.9.9.9"}
+
+
+def sealed(p: Protection, i: int, **over):
+    return p.seal_form(normalize(to_event(make_event(i, **over)), RECEIVED))
+
+
+def revealed_actor(log, event_id: str) -> tuple[str, str]:
+    """The actor's id and address of a sealed event, as the vault reveals them (commitments if it cannot)."""
+    for row in log.store.select(["default"], Filters(), None, 10_000):
+        event = decode_sealed(row[3])
+        if event.id == event_id:
+            rows = log.store.vault_get([event.actor.id, event.actor.ip])
+            return (rows[event.actor.id].value if event.actor.id in rows else event.actor.id,
+                    rows[event.actor.ip].value if event.actor.ip in rows else event.actor.ip)
+    raise AssertionError(f"{event_id} is not sealed")
+
+
+def test_an_unconfirmed_value_is_reused_with_a_copy_of_its_row():
+    p = Protection(Policy(), Keys(b"\x06" * 32))
+    first = sealed(p, 1, actor=ACTOR)
+    second = sealed(p, 2, actor=ACTOR)
+    assert second.event.actor.id == first.event.actor.id, "one commitment per value"
+    assert sorted(second.vault, key=lambda r: r.field) == sorted(first.vault, key=lambda r: r.field)
+    p.confirm(first.vault)  # the writer committed the first event
+    third = sealed(p, 3, actor=ACTOR)
+    assert third.event.actor.id == first.event.actor.id and third.vault == ()
+
+
+def test_confirming_another_commitment_leaves_the_value_unconfirmed():
+    p = Protection(Policy(), Keys(b"\x06" * 32))
+    first = sealed(p, 1, actor=ACTOR)
+    p.unhold(first.vault)
+    second = sealed(p, 2, actor=ACTOR)  # a fresh commitment
+    p.confirm(first.vault)  # a late word about the old one changes nothing
+    third = sealed(p, 3, actor=ACTOR)
+    assert third.event.actor.id == second.event.actor.id
+    assert sorted(r.commitment for r in third.vault) == sorted(r.commitment for r in second.vault)
+
+
+def test_held_values_handed_to_another_process_are_only_written_ones():
+    p = Protection(Policy(), Keys(b"\x06" * 32))
+    first = sealed(p, 1, actor=ACTOR)
+    assert p.held() == []
+    p.confirm(first.vault)
+    assert sorted(value for _, _, value, _ in p.held()) == ["10.9.9.9", "dora"]
+
+
+@pytest.mark.parametrize("size", [1, 300], ids=["in-process", "prepare-workers"])
+def test_a_resent_event_does_not_leave_its_unwritten_rows_held(data_dir, size):
+    """A client re-sends a batch the server had sealed (its answer was lost); the server restarted meanwhile,
+    so the re-sent events got fresh commitments whose rows the writer skips with the duplicates. The next
+    event of that actor must still be revealed and found."""
+    batch = [make_event(i, actor=ACTOR) for i in range(size)]
+    with trailseal.open(data_dir) as log:
+        log.append(batch)
+    with trailseal.open(data_dir) as log:
+        if size > 1:
+            assert log.pool.start(), "the prepare workers did not start"
+        log.append(batch)  # all duplicates: their original receipts, nothing written
+        log.append([make_event(size + i, actor=ACTOR) for i in range(size)])
+        assert revealed_actor(log, f"evt-{2 * size - 1:08d}") == ("dora", "10.9.9.9")
+        assert revealed_actor(log, f"evt-{size:08d}") == ("dora", "10.9.9.9")
+
+
+def test_a_batch_refused_after_another_reused_its_values(data_dir):
+    """Batch A is protected, batch B reuses A's new values, then A is refused (an overloaded writer): B is
+    sealed and its values must still be revealed."""
+    with trailseal.open(data_dir) as log:
+        a = log.prepare([make_event(1, actor=ACTOR)])
+        b = log.prepare([make_event(2, actor=ACTOR)])
+        log.unhold_vault([row for item in a for row in item.vault])  # A refused: 503
+        log.sealer.seal(b)
+        assert revealed_actor(log, "evt-00000002") == ("dora", "10.9.9.9")
+
+
+def test_the_prepare_workers_hear_which_rows_were_written(data_dir):
+    """Once a batch through the workers is committed, the next one reuses its values without copies."""
+    actors = [{"id": f"user{i}", "type": "user", "ip": f"10.0.0.{i}"} for i in range(3)]
+    with trailseal.open(data_dir) as log:
+        assert log.pool.start(), "the prepare workers did not start"
+        log.append([make_event(i, actor=actors[i % 3]) for i in range(300)])
+        again = log.pool.try_prepare([make_event(300 + i, actor=actors[i % 3]) for i in range(300)],
+                                     RECEIVED)
+        assert again is not None, "the workers did not take the batch"
+        assert [item.vault for item in again] == [()] * 300

@@ -331,10 +331,10 @@ class Trail:
                 for name in names]
 
     def erase(self, subject: str, log: str | None = None, *, by: str = "cli") -> int:
-        """GDPR Art. 17: delete a subject's vault rows; seal the erasure (naming only its HMAC)."""
-        self.protection.forget(subject, log)
-        self.pool.forget(subject, log)
-        count = self.store.vault_erase(subject, log)
+        """GDPR Art. 17: delete a subject's vault rows; seal the erasure (naming only its HMAC). Batches the
+        writer had queued hold rows it commits after the first pass: sealing the erasure event waits for
+        them (the writer takes its queue in order), and a second pass erases their rows."""
+        count = self._erase_vault(subject, log)
         scope = log or "default"
         event = {
             "log": "trailseal", "time": self.clock(), "category": "data_change", "action": "privacy.erase",
@@ -344,7 +344,13 @@ class Trail:
             "attributes": {"vault_rows_erased": count, "scope": log or "*"},
         }
         self.sealer.seal([from_dict(event, self.clock())])
-        return count
+        return count + self._erase_vault(subject, log)
+
+    def _erase_vault(self, subject: str, log: str | None) -> int:
+        """Forget the subject's values (here and in the workers), then delete its vault rows."""
+        self.protection.forget(subject, log)
+        self.pool.forget(subject, log)
+        return self.store.vault_erase(subject, log)
 
     def read_events(self, rows: list[tuple[str, int, bytes]]) -> list[dict[str, Any]]:
         """(log, index, sealed bytes) -> dicts with log, index and the event, vault values joined back."""

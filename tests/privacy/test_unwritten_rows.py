@@ -102,3 +102,32 @@ def test_the_prepare_workers_hear_which_rows_were_written(data_dir):
                                      RECEIVED)
         assert again is not None, "the workers did not take the batch"
         assert [item.vault for item in again] == [()] * 300
+
+
+def test_erasure_also_removes_values_of_a_batch_in_flight(data_dir):
+    """A batch of the subject's events queued for the writer when the erasure runs is committed after it:
+    its vault rows must be erased too, and the subject's next event gets fresh commitments."""
+    import threading
+
+    with trailseal.open(data_dir) as log:
+        log.append([make_event(1, actor=ACTOR)])
+        sealer, gate = log.sealer, threading.Event()
+        process = sealer._process
+
+        def held_back(batch):
+            gate.wait(10)
+            process(batch)
+
+        sealer._process = held_back
+        moved = {**ACTOR, "ip": "10.9.9.10"}  # a new address: a new vault row in the batch in flight
+        in_flight = sealer.submit(log.prepare([make_event(2, actor=moved)]))
+        erasing = threading.Thread(target=lambda: log.erase("dora"))
+        erasing.start()
+        threading.Timer(0.3, gate.set).start()  # the writer goes on while the erasure waits for its event
+        erasing.join(20)
+        assert in_flight.result(10)[0].index == 1
+        left = log.store._conn().execute("SELECT count(*) FROM vault WHERE subject = 'dora'").fetchone()[0]
+        assert left == 0, "values of the batch in flight outlived the erasure"
+        sealer._process = process
+        after = log.prepare([make_event(3, actor=ACTOR)])[0]
+        assert sorted(row.field for row in after.vault) == ["actor.id", "actor.ip"], "fresh commitments"

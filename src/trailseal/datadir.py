@@ -143,9 +143,9 @@ class Trail:
         sealer.on_written.append(self._confirm_vault)
         return sealer
 
-    def _confirm_vault(self, sealed: list[tuple[str, int, bytes, tuple]]) -> None:
-        """The writer committed these entries with their vault rows: their values may be reused as written."""
-        rows = [row for *_, rows in sealed for row in rows]
+    def _confirm_vault(self, rows: list) -> None:
+        """The writer committed these vault rows (or the bus took them): their values may be reused as
+        written, here and in the prepare workers."""
         if rows:
             self.protection.confirm(rows)
             self.pool.confirm(rows)
@@ -165,6 +165,9 @@ class Trail:
         """Put another writer behind `sealer` (scale-out roles: the NATS bus, or a leader's Sealer)."""
         with self._sealer_lock:
             self._sealer = sealer
+        written = getattr(sealer, "on_written", None)  # a writer without it: values are carried, never confirmed
+        if written is not None and self._confirm_vault not in written:
+            written.append(self._confirm_vault)
 
     def _policy_records(self, log: str) -> list[Sealable]:
         """A `privacy.policy` record for ``log``, unless the policy in force is the one last recorded."""

@@ -59,14 +59,16 @@ class Sealer:
         self.stats = CommitStats()
         self.on_commit: list[Callable[[list[tuple[str, int, bytes, tuple]]], None]] = []
         self.on_failure: list[Callable[[], None]] = []  # a commit rolled back (e.g. forget cached vault state)
-        # Called with what was sealed once it is durable and before any waiter hears of it (the privacy
-        # stage's vault rows are written: later events may reuse them without carrying copies)
-        self.on_written: list[Callable[[list[tuple[str, int, bytes, tuple]]], None]] = []
+        # Called with the vault rows a commit wrote, once durable and before any waiter hears of it (later
+        # events may reuse their values without carrying copies: Protection.confirm)
+        self.on_written: list[Callable[[list], None]] = []
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._queued = 0
         self._queued_lock = threading.Lock()
         self._trees: dict[str, TreeState] = {}
-        self._vault_seen: set[str] = set()
+        self._vault_seen: set[str] = set()  # commitments of the vault rows in this transaction
+        self._vault_written: list = []  # those rows
+        self._orphans: list = []  # of them, the rows of re-sent events (written all the same: see _seal_entries)
         self.heads: dict[str, str] = {}  # log -> newest signed checkpoint written by this writer
         # The privacy stage, applied here to anything a caller did not already protect, so no ingest
         # path (receivers, meta events) can seal personal data by forgetting it.
@@ -163,7 +165,8 @@ class Sealer:
 
     def _process(self, batch: list[_Request]) -> None:
         started = time.perf_counter()
-        self._vault_seen.clear()  # the commitments of vault rows written in this transaction
+        self._vault_seen.clear()
+        self._vault_written, self._orphans = [], []
         parts = batch[0].parts
         try:
             if parts is not None:
@@ -187,7 +190,7 @@ class Sealer:
         elapsed = time.perf_counter() - started
         self._record(sum(len(r) for r in receipts), elapsed)
         for observer in self.on_written:
-            observer(sealed)
+            observer(self._vault_written)
         for request, result in zip(batch, receipts, strict=True):
             request.future.set_result(result)
         for observer in self.on_commit:
@@ -220,9 +223,11 @@ class Sealer:
             if commit is not None:
                 commits.append(commit)
                 sealed.extend(fresh)
+        if self._orphans:
+            commits.append(Commit(self._orphans[0].log, [], [], 0, "", created, self._orphans))
         if commits:
             self.store.commit(commits)
-            self.heads.update((c.log, c.checkpoint) for c in commits)
+            self.heads.update((c.log, c.checkpoint) for c in commits if c.checkpoint)
         self._announced |= first_seen
         return receipts[:count], sealed
 
@@ -256,6 +261,8 @@ class Sealer:
             if self.announce is not None:
                 records = [r for log in sorted(set(touched) - self._announced) for r in self.announce(log)]
                 yield entries_of(records, [None] * len(records))
+            if self._orphans:
+                yield [Commit(self._orphans[0].log, [], [], 0, "", created, self._orphans)]
             closing.extend(self._close_log(log, [], [], created) for log in touched)
             yield closing
 
@@ -285,6 +292,10 @@ class Sealer:
         sha256 = hashlib.sha256
         for r, i, item in entries:
             receipt = seen.get(item.id)
+            if receipt is not None and item.vault:
+                # a re-sent event seals nothing, but its vault rows are written: the protection that made
+                # them holds their values (an ingest node confirmed them when the bus took the event)
+                self._orphans.extend(self._unwritten(item.vault))
             if receipt is None:
                 index = tree.size + len(rows)
                 leaf = sha256(b"\x00" + item.canonical).digest()  # leaf_hash, inlined: this loop is hot
@@ -305,6 +316,7 @@ class Sealer:
         seen = self._vault_seen
         fresh = [row for row in rows if row.commitment not in seen]
         seen.update(row.commitment for row in fresh)
+        self._vault_written.extend(fresh)
         return fresh
 
     def _close_log(self, log: str, rows: list[EntryRow], vault: list, created: str) -> Commit:

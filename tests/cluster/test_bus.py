@@ -119,3 +119,26 @@ def test_detector_follows_the_store_and_publishes_findings(cluster_dir):
         detector_trail.close()
     assert found, "the detector sealed no brute-force finding through the bus"
     assert b"mallory" not in found[0], "a finding is sealed: the actor stays a commitment"
+
+
+def test_values_the_bus_took_are_reused_without_copies(cluster_dir):
+    """An ingest node confirms the vault rows of events JetStream stored (the sequencer writes them): the
+    next events with those values carry no rows. Events JetStream held already (a re-sent batch after the
+    node restarted, with fresh commitments) are not confirmed: the next event carries their rows."""
+    from tests.privacy.test_unwritten_rows import revealed_actor
+
+    actor = {"id": "erin", "type": "user", "ip": "10.7.7.7"}
+    with running_sequencer(cluster_dir):
+        with ingest_trail(cluster_dir) as trail:
+            trail.sealer.seal(trail.prepare([make_event(i, actor=actor) for i in range(5)]))
+            assert trail.prepare([make_event(10, actor=actor)])[0].vault == ()
+        with ingest_trail(cluster_dir) as trail:  # restarted: nothing remembered
+            again = trail.prepare([make_event(0, actor=actor)])
+            assert trail.sealer.seal(again)[0].leaf_hash is None, "JetStream held it already"
+            following = trail.prepare([make_event(20, actor=actor)])
+            assert sorted(r.commitment for r in following[0].vault) == sorted(r.commitment for r in again[0].vault)
+            trail.sealer.seal(following)
+        assert wait_sealed(cluster_dir, 6, 30) == 6
+        wait_drained(cluster_dir, 30)
+    with trailseal.open(cluster_dir) as reader:
+        assert revealed_actor(reader, "evt-00000020") == ("erin", "10.7.7.7")

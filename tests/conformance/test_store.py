@@ -111,6 +111,32 @@ def test_resent_ids_return_original_receipts(make_store, signer):
     sealer.stop()
 
 
+def test_resent_events_vault_rows_are_written_without_a_new_checkpoint(make_store, signer):
+    """A re-sent event seals nothing, but the vault rows it brings are written (the protection that made
+    them holds their values for later events, which carry no rows of their own), in a batch of duplicates
+    only too: no checkpoint, no entry."""
+    import msgspec
+
+    from trailseal.privacy.vault import VaultRow
+
+    store = make_store()
+    sealer = Sealer(store, signer).start()
+    written: list = []
+    sealer.on_written.append(written.extend)
+    original = sealables(0, 2)
+    sealer.seal(original)
+    head = store.latest_checkpoint("default")
+    rows = [VaultRow("alice", "default", f"pd:{i:064x}", bytes(32), f"10.0.0.{i}", "actor.ip", f"{i:064x}")
+            for i in range(3)]
+    resent = [msgspec.structs.replace(original[0], vault=tuple(rows[:2])),
+              msgspec.structs.replace(original[1], vault=tuple(rows[1:]))]
+    assert [r.index for r in sealer.seal(resent)] == [0, 1]
+    assert sorted(store.vault_get([row.commitment for row in rows])) == sorted(row.commitment for row in rows)
+    assert sorted(row.commitment for row in written) == sorted(row.commitment for row in rows), "each row once"
+    assert store.latest_checkpoint("default") == head and store.tree_size("default") == 2
+    sealer.stop()
+
+
 def test_group_commit_joins_concurrent_submitters(make_store, signer):
     store = make_store()
     sealer = Sealer(store, signer).start()

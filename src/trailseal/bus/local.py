@@ -38,6 +38,7 @@ class Bus(Protocol):
     heads: dict[str, str]
     stats: CommitStats
     on_commit: list[Callable[[list[tuple[str, int, bytes, tuple]]], None]]
+    on_written: list[Callable[[list], None]]  # vault rows that will be in the store: their values are reused
 
     @property
     def queue_depth(self) -> int: ...

@@ -79,6 +79,9 @@ class NatsBus:
         self.heads: dict[str, str] = {}  # nothing is sealed here; routes read checkpoints from the store
         self.stats = CommitStats()
         self.on_commit: list = []
+        # Called with the vault rows of the events JetStream stored (not those it held already): the
+        # sequencer writes them, re-sent events' too, so their values may be reused as written
+        self.on_written: list = []
         self.published = self.duplicates = self.unavailable = 0
         self._in_flight = 0
         self._lock = threading.Lock()
@@ -151,6 +154,9 @@ class NatsBus:
                                  f"{exc or 'timed out'})") from None
         self.published += len(items)
         self.duplicates += sum(1 for ack in acks if ack.duplicate)
+        written = [row for item, ack in zip(items, acks, strict=True) if not ack.duplicate for row in item.vault]
+        for observer in self.on_written:
+            observer(written)
         return [Queued(item.log, item.id, None if ack.duplicate else leaf_of(item), ack.seq)
                 for item, ack in zip(items, acks, strict=True)]
 

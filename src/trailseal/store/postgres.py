@@ -145,8 +145,9 @@ class PostgresStore:
                      for c in commits for r in c.vault]
             if vault:
                 cur.executemany("INSERT INTO vault VALUES (%s,%s,%s,%s,%s,%s,%s) ON CONFLICT DO NOTHING", vault)
-            cur.executemany(INSERT_CHECKPOINT, [(c.log, c.size, c.checkpoint, c.created) for c in commits])
-            cur.executemany(UPSERT_LOG, [(c.log, c.size, c.checkpoint) for c in commits])
+            signed = [c for c in commits if c.checkpoint]  # a commit of vault rows only has none
+            cur.executemany(INSERT_CHECKPOINT, [(c.log, c.size, c.checkpoint, c.created) for c in signed])
+            cur.executemany(UPSERT_LOG, [(c.log, c.size, c.checkpoint) for c in signed])
 
     def _ensure_months(self, months: set[date]) -> None:
         """Create the monthly partitions not yet known to exist, in their own short transaction."""

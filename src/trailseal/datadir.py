@@ -334,10 +334,15 @@ class Trail:
                 for name in names]
 
     def erase(self, subject: str, log: str | None = None, *, by: str = "cli") -> int:
-        """GDPR Art. 17: delete a subject's vault rows; seal the erasure (naming only its HMAC). Batches the
-        writer had queued hold rows it commits after the first pass: sealing the erasure event waits for
-        them (the writer takes its queue in order), and a second pass erases their rows."""
-        count = self._erase_vault(subject, log)
+        """GDPR Art. 17: delete a subject's vault rows; seal the erasure (naming only its HMAC). Events of
+        the subject received before now that reach the writer later (queued, or still being protected) are
+        sealed without their vault rows."""
+        record = getattr(self.sealer, "erased", None)  # the embedded writer; not the bus (docs/SCALING.md)
+        if record is not None:
+            record(subject, log, self.clock())
+        self.protection.forget(subject, log)
+        self.pool.forget(subject, log)
+        count = self.store.vault_erase(subject, log)
         scope = log or "default"
         event = {
             "log": "trailseal", "time": self.clock(), "category": "data_change", "action": "privacy.erase",
@@ -347,13 +352,7 @@ class Trail:
             "attributes": {"vault_rows_erased": count, "scope": log or "*"},
         }
         self.sealer.seal([from_dict(event, self.clock())])
-        return count + self._erase_vault(subject, log)
-
-    def _erase_vault(self, subject: str, log: str | None) -> int:
-        """Forget the subject's values (here and in the workers), then delete its vault rows."""
-        self.protection.forget(subject, log)
-        self.pool.forget(subject, log)
-        return self.store.vault_erase(subject, log)
+        return count
 
     def read_events(self, rows: list[tuple[str, int, bytes]]) -> list[dict[str, Any]]:
         """(log, index, sealed bytes) -> dicts with log, index and the event, vault values joined back."""

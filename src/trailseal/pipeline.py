@@ -21,6 +21,8 @@ from trailseal.keys import log_origin, log_signer
 from trailseal.ledger import Checkpoint, Signer, TreeState, leaf_hash, parse_checkpoint, sign
 from trailseal.store.base import Commit, EntryRow, Receipt, Store, StoreError
 
+MAX_ERASURES = 10_000  # erasures the writer remembers (``Sealer.erasures``)
+
 
 class Overloaded(RuntimeError):
     """The writer's queue is full: answer 429/503 with Retry-After, never drop."""
@@ -69,6 +71,9 @@ class Sealer:
         self._vault_seen: set[str] = set()  # commitments of the vault rows in this transaction
         self._vault_written: list = []  # those rows
         self._orphans: list = []  # of them, the rows of re-sent events (written all the same: see _seal_entries)
+        # (subject, log or None for every log) -> when it was erased: rows of that subject's events received
+        # before then are not written (a request protected before an erasure may reach the writer after it)
+        self.erasures: dict[tuple[str, str | None], str] = {}
         self.heads: dict[str, str] = {}  # log -> newest signed checkpoint written by this writer
         # The privacy stage, applied here to anything a caller did not already protect, so no ingest
         # path (receivers, meta events) can seal personal data by forgetting it.
@@ -295,7 +300,7 @@ class Sealer:
             if receipt is not None and item.vault:
                 # a re-sent event seals nothing, but its vault rows are written: the protection that made
                 # them holds their values (an ingest node confirmed them when the bus took the event)
-                self._orphans.extend(self._unwritten(item.vault))
+                self._orphans.extend(self._unwritten(item.vault, item.event.received))
             if receipt is None:
                 index = tree.size + len(rows)
                 leaf = sha256(b"\x00" + item.canonical).digest()  # leaf_hash, inlined: this loop is hot
@@ -303,21 +308,36 @@ class Sealer:
                 rows.append(_row(index, item))
                 leaves.append(leaf)
                 if item.vault:
-                    vault.extend(self._unwritten(item.vault))
+                    vault.extend(self._unwritten(item.vault, item.event.received))
                 fresh.append((log, index, item.canonical, item.vault))
             receipts[r][i] = receipt
         if leaves:
             tree.append(leaves)
         return rows, vault, fresh
 
-    def _unwritten(self, rows: tuple) -> list:
-        """Vault rows not already in this transaction: an event may carry a copy of an earlier event's
-        row whose write was not yet confirmed when it was protected (``Protection.confirm``)."""
+    def _unwritten(self, rows: tuple, received: str) -> list:
+        """Vault rows to write: not already in this transaction (an event may carry a copy of an earlier
+        event's row whose write was not yet confirmed when it was protected: ``Protection.confirm``), nor of
+        a subject erased after the event was received."""
         seen = self._vault_seen
         fresh = [row for row in rows if row.commitment not in seen]
+        if self.erasures:
+            fresh = [row for row in fresh if not self._erased(row, received)]
         seen.update(row.commitment for row in fresh)
         self._vault_written.extend(fresh)
         return fresh
+
+    def _erased(self, row, received: str) -> bool:
+        when = self.erasures.get((row.subject, row.log)) or self.erasures.get((row.subject, None))
+        return when is not None and received <= when
+
+    def erased(self, subject: str, log: str | None, when: str) -> None:
+        """Record an erasure (see ``erasures``); past MAX_ERASURES the oldest are forgotten (by then no
+        request received before them still waits for the writer)."""
+        self.erasures.pop((subject, log), None)
+        self.erasures[(subject, log)] = when
+        while len(self.erasures) > MAX_ERASURES:
+            del self.erasures[next(iter(self.erasures))]
 
     def _close_log(self, log: str, rows: list[EntryRow], vault: list, created: str) -> Commit:
         """The log's commit: its rows, the tiles they changed, and a checkpoint signed over its new size."""

@@ -131,3 +131,18 @@ def test_erasure_also_removes_values_of_a_batch_in_flight(data_dir):
         sealer._process = process
         after = log.prepare([make_event(3, actor=ACTOR)])[0]
         assert sorted(row.field for row in after.vault) == ["actor.id", "actor.ip"], "fresh commitments"
+
+
+def test_erasure_also_removes_values_of_events_received_before_it_and_sealed_after(data_dir):
+    """A request received (and protected) before the erasure reaches the writer only after it: the values
+    it brings are the subject's from before the erasure, and are not written. Its events are sealed."""
+    with trailseal.open(data_dir) as log:
+        log.append([make_event(1, actor=ACTOR)])
+        late = log.prepare([make_event(2, actor={**ACTOR, "ip": "10.9.9.11"})])
+        log.erase("dora")
+        assert log.sealer.seal(late)[0].index == 1
+        left = log.store._conn().execute("SELECT count(*) FROM vault WHERE subject = 'dora'").fetchone()[0]
+        assert left == 0, "values of an event received before the erasure outlived it"
+        after = log.prepare([make_event(3, actor={**ACTOR, "ip": "10.9.9.11"})])
+        log.sealer.seal(after)
+        assert revealed_actor(log, "evt-00000003") == ("dora", "10.9.9.11"), "values sent after it are kept"

@@ -47,7 +47,7 @@ from trailseal.protection import seal_form_or_error
 log = logging.getLogger("trailseal.prepare")
 MIN_POOL_BATCH = 128  # smaller appends are prepared in the caller's process (a round trip costs more)
 STREAM_PART = 250  # events per part of a streamed append: the writer stores one while the next is prepared
-MAX_UNTOLD_ROWS = 200_000  # committed vault values waiting for the workers' next request (the rest: carried)
+MAX_UNTOLD_ROWS = 500_000  # vault rows the workers made that the parent remembers until they are committed
 FIRST_PART = 64  # events in its first part, which the writer waits for with nothing else to do
 
 
@@ -141,7 +141,8 @@ class PreparePool:
         self._procs: list[subprocess.Popen] = []
         self._lock = threading.Lock()
         self._state = "idle" if workers > 0 else "off"  # idle -> starting -> ready | off
-        self._written: list[tuple[str, str, str, str]] = []  # vault values committed, to tell the workers
+        self._made_rows: set[str] = set()  # commitments of vault rows the workers made, not yet committed
+        self._written: list[tuple[str, str, str, str]] = []  # of those, the ones committed: to tell the workers
         self._written_lock = threading.Lock()
 
     @property
@@ -226,6 +227,7 @@ class PreparePool:
             return None
         refused = sorted(r for _, refusals in answers for r in refusals)
         prepared = sorted((row for rows, _ in answers for row in rows), key=itemgetter(0))
+        self._made(prepared)
         return [(row[0], sealable(row)) for row in prepared], refused
 
     def try_stream(self, items: Sequence[Any], received: str) -> Iterator[list[Sealable]] | None:
@@ -336,7 +338,9 @@ class PreparePool:
         if refused:
             position, reason, field = min(refused)
             raise EventError(reason, f"[{position}]" + (f".{field}" if field else ""))
-        return [sealable(row) for row in sorted((row for rows, _ in answers for row in rows), key=itemgetter(0))]
+        rows = sorted((row for rows, _ in answers for row in rows), key=itemgetter(0))
+        self._made(rows)
+        return [sealable(row) for row in rows]
 
     def _prepare(self, items: Sequence[Any], received: str) -> list[Sealable] | None:
         try:
@@ -410,14 +414,25 @@ class PreparePool:
             with self._lock:
                 self._tell(("unhold", [astuple(row) for row in rows]))
 
-    def confirm(self, rows: Sequence[Any]) -> None:
-        """Vault rows the writer committed: the workers hear of them before their next request, and from
-        then on reuse those values without carrying copies of the rows (``Protection.confirm``). Called
-        by the writer thread, which may be iterating a streamed batch that holds the pool: no wait here."""
-        if rows and self._state == "ready":
+    def _made(self, answer_rows: list[tuple]) -> None:
+        """Remember the commitments of the vault rows in workers' answer rows (see the frame layout)."""
+        made = [fields[2] for row in answer_rows for fields in row[10]]
+        if made:
             with self._written_lock:
-                if len(self._written) < MAX_UNTOLD_ROWS:  # beyond: those values are carried a while longer
-                    self._written.extend((row.log, row.subject, row.value, row.commitment) for row in rows)
+                if len(self._made_rows) > MAX_UNTOLD_ROWS:  # never committed (refused batches): forgotten
+                    self._made_rows.clear()
+                self._made_rows.update(made)
+
+    def confirm(self, rows: Sequence[Any]) -> None:
+        """Vault rows the writer committed: the workers that made them hear of it before their next request,
+        and from then on reuse those values without carrying copies (``Protection.confirm``). Called by the
+        writer thread, which may be iterating a streamed batch that holds the pool: no wait here."""
+        if rows and self._made_rows:
+            with self._written_lock:
+                made = self._made_rows
+                mine = [row for row in rows if row.commitment in made]
+                made.difference_update(row.commitment for row in mine)
+                self._written.extend((row.log, row.subject, row.value, row.commitment) for row in mine)
 
     def _tell_written(self) -> None:
         """Send every worker the vault values committed since the last request (the caller holds the lock)."""

@@ -146,3 +146,14 @@ def test_erasure_also_removes_values_of_events_received_before_it_and_sealed_aft
         after = log.prepare([make_event(3, actor={**ACTOR, "ip": "10.9.9.11"})])
         log.sealer.seal(after)
         assert revealed_actor(log, "evt-00000003") == ("dora", "10.9.9.11"), "values sent after it are kept"
+
+
+def test_the_workers_hear_only_of_rows_they_made(data_dir):
+    """A server seals most small requests in its own process: their rows are none of the workers' business,
+    and must not pile up waiting for the workers' next request."""
+    with trailseal.open(data_dir) as log:
+        assert log.pool.start(), "the prepare workers did not start"
+        log.append([make_event(i, actor={"id": f"u{i}", "type": "user"}) for i in range(10)])  # here
+        assert log.pool._written == []
+        log.append([make_event(100 + i, actor={"id": f"w{i}", "type": "user"}) for i in range(300)])
+        assert sorted(subject for _, subject, _, _ in log.pool._written) == sorted(f"w{i}" for i in range(300))

@@ -9,6 +9,7 @@ so an acknowledgement always means durable.
 from __future__ import annotations
 
 import hashlib
+import logging
 import queue
 import threading
 import time
@@ -21,6 +22,7 @@ from trailseal.keys import log_origin, log_signer
 from trailseal.ledger import Checkpoint, Signer, TreeState, leaf_hash, parse_checkpoint, sign
 from trailseal.store.base import Commit, EntryRow, Receipt, Store, StoreError
 
+logger = logging.getLogger("trailseal.pipeline")
 MAX_ERASURES = 10_000  # erasures the writer remembers (``Sealer.erasures``)
 
 
@@ -195,7 +197,10 @@ class Sealer:
         elapsed = time.perf_counter() - started
         self._record(sum(len(r) for r in receipts), elapsed)
         for observer in self.on_written:
-            observer(self._vault_written)
+            try:
+                observer(self._vault_written)
+            except Exception:  # noqa: BLE001 - the commit is durable: its waiters must hear of it regardless
+                logger.exception("an on_written observer failed; the commit stands")
         for request, result in zip(batch, receipts, strict=True):
             request.future.set_result(result)
         for observer in self.on_commit:

@@ -157,3 +157,14 @@ def test_the_workers_hear_only_of_rows_they_made(data_dir):
         assert log.pool._written == []
         log.append([make_event(100 + i, actor={"id": f"w{i}", "type": "user"}) for i in range(300)])
         assert sorted(subject for _, subject, _, _ in log.pool._written) == sorted(f"w{i}" for i in range(300))
+
+
+def test_a_failing_written_observer_does_not_hold_up_the_commit(data_dir):
+    def broken(rows):
+        raise RuntimeError("observer bug")
+
+    with trailseal.open(data_dir) as log:
+        log.sealer.on_written.insert(0, broken)
+        receipts = log.sealer.seal(log.prepare([make_event(1, actor=ACTOR)]), timeout=10)
+        assert receipts[0].index == 0
+        assert log.prepare([make_event(2, actor=ACTOR)])[0].vault == (), "the other observers still ran"

@@ -333,8 +333,9 @@ class Sealer:
         return fresh
 
     def _erased(self, row, received: str) -> bool:
-        when = self.erasures.get((row.subject, row.log)) or self.erasures.get((row.subject, None))
-        return when is not None and received <= when
+        """True if the row's subject was erased (in its log, or in every log) after the event was received."""
+        when = max(self.erasures.get((row.subject, row.log), ""), self.erasures.get((row.subject, None), ""))
+        return bool(when) and received <= when
 
     def erased(self, subject: str, log: str | None, when: str) -> None:
         """Record an erasure (see ``erasures``); past MAX_ERASURES the oldest are forgotten (by then no

@@ -168,3 +168,19 @@ def test_a_failing_written_observer_does_not_hold_up_the_commit(data_dir):
         receipts = log.sealer.seal(log.prepare([make_event(1, actor=ACTOR)]), timeout=10)
         assert receipts[0].index == 0
         assert log.prepare([make_event(2, actor=ACTOR)])[0].vault == (), "the other observers still ran"
+
+
+def test_the_writer_takes_the_latest_erasure_of_a_subject():
+    """An erasure in one log, then one in every log: rows of events received between them are erased."""
+    from trailseal.pipeline import Sealer
+    from trailseal.privacy.vault import VaultRow
+
+    sealer = Sealer.__new__(Sealer)
+    sealer.erasures = {}
+    sealer.erased("dora", "default", "2026-11-27T10:00:00.000000Z")
+    sealer.erased("dora", None, "2026-11-27T11:00:00.000000Z")
+    row = VaultRow("dora", "default", "pd:" + "0" * 64, bytes(32), "10.9.9.9", "actor.ip", "0" * 64)
+    assert sealer._erased(row, "2026-11-27T10:30:00.000000Z")
+    assert not sealer._erased(row, "2026-11-27T11:30:00.000000Z")
+    assert not sealer._erased(VaultRow("erin", "default", row.commitment, bytes(32), "x", "actor.ip", "0"),
+                              "2026-11-27T10:30:00.000000Z")

@@ -12,8 +12,10 @@ in-process prepare would have sealed.
 
 The privacy stage remembers which values the vault already holds (``Protection``'s cache, one per
 worker here): every event of one subject goes to the same worker, so a value still gets one vault row.
-Whatever may have left a worker's memory out of step with the vault (a batch refused for one bad event,
-a failed commit, an erasure) makes every worker forget, as the in-process cache does. A worker that
+A worker reuses a value without carrying a copy of its row only once the writer committed that row
+(``confirm``: the worker hears of it before its next request). Whatever may have left a worker's
+memory out of step with the vault (a batch refused for one bad event, a failed commit, an erasure)
+makes every worker forget, as the in-process cache does. A worker that
 fails, or a policy the workers do not see as this process does, turns the pool off: prepare then runs
 in this process, as it always could.
 """

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -21,7 +23,10 @@ from trailseal.prepare_pool import PoolFailure, PreparePool, default_workers
 from trailseal.protection import Protection, protect_or_error, seal_form_or_error
 from trailseal.store.base import Receipt, Store, StoreError
 
+logger = logging.getLogger("trailseal.datadir")
 LOCK_FILE = "writer.lock"
+ERASE_DRAIN_SECONDS = 60.0  # on the bus: how long an erasure waits for the stream to reach it
+ERASE_POLL_SECONDS = 0.1
 
 
 class DataDirError(RuntimeError):
@@ -351,8 +356,28 @@ class Trail:
             "target": {"type": "data_subject", "id": f"subject:{self.protection.subject_token(subject, scope)}"},
             "attributes": {"vault_rows_erased": count, "scope": log or "*"},
         }
-        self.sealer.seal([from_dict(event, self.clock())])
+        erasure = from_dict(event, self.clock())
+        self.sealer.seal([erasure])
+        if record is None:  # the bus: events published before the erasure may be sealed only now
+            count += self._erase_after_stream(subject, log, erasure.id)
         return count
+
+    def _erase_after_stream(self, subject: str, log: str | None, erasure_id: str,
+                            timeout: float = ERASE_DRAIN_SECONDS) -> int:
+        """On the bus, the sequencer writes the vault rows of events published before the erasure after
+        it: wait until the erasure event itself is sealed (the sequencer takes the stream in order), then
+        erase again. Rows published later by a node that protected them before the erasure, or sealed by
+        another shard's sequencer after this, are not covered (docs/SCALING.md)."""
+        deadline = time.monotonic() + timeout
+        while not self.store.find_ids("trailseal", [erasure_id]):
+            if time.monotonic() > deadline:
+                logger.warning("erasure of a subject recorded, but the stream did not reach it in %.0f s: values of "
+                             "events published before it may remain; run the erasure again later", timeout)
+                return 0
+            time.sleep(ERASE_POLL_SECONDS)
+        self.protection.forget(subject, log)
+        self.pool.forget(subject, log)
+        return self.store.vault_erase(subject, log)
 
     def read_events(self, rows: list[tuple[str, int, bytes]]) -> list[dict[str, Any]]:
         """(log, index, sealed bytes) -> dicts with log, index and the event, vault values joined back."""

@@ -142,3 +142,23 @@ def test_values_the_bus_took_are_reused_without_copies(cluster_dir):
         wait_drained(cluster_dir, 30)
     with trailseal.open(cluster_dir) as reader:
         assert revealed_actor(reader, "evt-00000020") == ("erin", "10.7.7.7")
+
+
+def test_erasure_on_the_bus_waits_for_the_stream_to_reach_it(cluster_dir):
+    """Events of the subject published before the erasure are sealed (their vault rows written) only once
+    a sequencer runs, after the erasure deleted the rows: the erasure waits until the stream reached its
+    own event, then erases again."""
+    actor = {"id": "fay", "type": "user", "ip": "10.8.8.8"}
+    with ingest_trail(cluster_dir) as trail:
+        trail.sealer.seal(trail.prepare([make_event(i, actor=actor) for i in range(3)]))  # in the stream only
+        erased: list[int] = []
+        erasing = threading.Thread(target=lambda: erased.append(trail.erase("fay")))
+        erasing.start()
+        time.sleep(0.5)  # the first pass found nothing written; the erasure now waits for the stream
+        assert erasing.is_alive(), "the erasure did not wait for its event to be sealed"
+        with running_sequencer(cluster_dir):
+            erasing.join(30)
+            assert erased and erased[0] == 2, "the second pass erased the id and the address"
+    with trailseal.open(cluster_dir) as reader:
+        left = reader.store._conn().execute("SELECT count(*) FROM vault WHERE subject = %s", ["fay"]).fetchone()[0]
+    assert left == 0, "values of events published before the erasure outlived it"

@@ -345,9 +345,7 @@ class Trail:
         record = getattr(self.sealer, "erased", None)  # the embedded writer; not the bus (docs/SCALING.md)
         if record is not None:
             record(subject, log, self.clock())
-        self.protection.forget(subject, log)
-        self.pool.forget(subject, log)
-        count = self.store.vault_erase(subject, log)
+        count = self._erase_vault(subject, log)
         scope = log or "default"
         event = {
             "log": "trailseal", "time": self.clock(), "category": "data_change", "action": "privacy.erase",
@@ -375,6 +373,10 @@ class Trail:
                              "events published before it may remain; run the erasure again later", timeout)
                 return 0
             time.sleep(ERASE_POLL_SECONDS)
+        return self._erase_vault(subject, log)
+
+    def _erase_vault(self, subject: str, log: str | None) -> int:
+        """Forget the subject's values (here and in the prepare workers), then delete its vault rows."""
         self.protection.forget(subject, log)
         self.pool.forget(subject, log)
         return self.store.vault_erase(subject, log)

@@ -70,8 +70,7 @@ class Sealer:
         self._queued = 0
         self._queued_lock = threading.Lock()
         self._trees: dict[str, TreeState] = {}
-        self._vault_seen: set[str] = set()  # commitments of the vault rows in this transaction
-        self._vault_written: list = []  # those rows
+        self._vault_written: dict[str, object] = {}  # commitment -> vault row written in this transaction
         self._orphans: list = []  # of them, the rows of re-sent events (written all the same: see _seal_entries)
         # (subject, log or None for every log) -> when it was erased: rows of that subject's events received
         # before then are not written (a request protected before an erasure may reach the writer after it)
@@ -172,8 +171,7 @@ class Sealer:
 
     def _process(self, batch: list[_Request]) -> None:
         started = time.perf_counter()
-        self._vault_seen.clear()
-        self._vault_written, self._orphans = [], []
+        self._vault_written, self._orphans = {}, []
         parts = batch[0].parts
         try:
             if parts is not None:
@@ -198,7 +196,7 @@ class Sealer:
         self._record(sum(len(r) for r in receipts), elapsed)
         for observer in self.on_written:
             try:
-                observer(self._vault_written)
+                observer(list(self._vault_written.values()))
             except Exception:  # noqa: BLE001 - the commit is durable: its waiters must hear of it regardless
                 logger.exception("an on_written observer failed; the commit stands")
         for request, result in zip(batch, receipts, strict=True):
@@ -324,12 +322,11 @@ class Sealer:
         """Vault rows to write: not already in this transaction (an event may carry a copy of an earlier
         event's row whose write was not yet confirmed when it was protected: ``Protection.confirm``), nor of
         a subject erased after the event was received."""
-        seen = self._vault_seen
-        fresh = [row for row in rows if row.commitment not in seen]
+        written = self._vault_written
+        fresh = [row for row in rows if row.commitment not in written]
         if self.erasures:
             fresh = [row for row in fresh if not self._erased(row, received)]
-        seen.update(row.commitment for row in fresh)
-        self._vault_written.extend(fresh)
+        written.update((row.commitment, row) for row in fresh)
         return fresh
 
     def _erased(self, row, received: str) -> bool:

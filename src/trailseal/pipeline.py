@@ -123,6 +123,14 @@ class Sealer:
         """Submit and wait for the durable receipts."""
         return self.submit(items).result(timeout)
 
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until every batch queued before this call was committed (or refused)."""
+        if self._thread is None:
+            return
+        request = _Request([])
+        self._queue.put(request)
+        request.future.result(timeout)
+
     def seal_parts(self, parts: Iterator[Sequence[Sealable]], count: int) -> list[Receipt]:
         """Seal one batch of ``count`` protected events that arrives in parts, in order, as one commit: the
         writer stores each part while the next is still being prepared (the prepare workers), and commits
@@ -173,6 +181,10 @@ class Sealer:
         started = time.perf_counter()
         self._vault_written, self._orphans = {}, []
         parts = batch[0].parts
+        if parts is None and not any(request.items for request in batch):  # only flushes: nothing to commit
+            for request in batch:
+                request.future.set_result([])
+            return
         try:
             if parts is not None:
                 receipts, sealed = self._commit_parts(parts)

@@ -68,7 +68,7 @@ def test_the_server_app_starts_the_checkpointer(data_dir):
 
 def test_erase_tries_the_wal_truncation_again_while_another_checkpoint_holds_it():
     """serve's checkpointer or the indexer child can make a TRUNCATE checkpoint answer busy for a moment."""
-    from trailseal.store.sqlite import _truncate_wal
+    from trailseal.store.sqlite import truncate_wal
 
     class Answers:
         def __init__(self, busy: int) -> None:
@@ -83,6 +83,6 @@ def test_erase_tries_the_wal_truncation_again_while_another_checkpoint_holds_it(
             return (1 if self.calls <= self.busy else 0, 10, 10)
 
     twice = Answers(busy=2)
-    assert _truncate_wal(twice, attempts=5, pause=0) and twice.calls == 3
+    assert truncate_wal(twice, attempts=5, pause=0) and twice.calls == 3
     always = Answers(busy=99)
-    assert not _truncate_wal(always, attempts=5, pause=0) and always.calls == 5
+    assert not truncate_wal(always, attempts=5, pause=0) and always.calls == 5

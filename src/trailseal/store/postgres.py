@@ -233,14 +233,9 @@ class PostgresStore:
         return [r[0] for r in self._conn().execute(sql, params).fetchall()]
 
     def vault_erase(self, subject: str, log: str | None = None) -> int:
-        where, params = "subject = %s", [_text(subject)]
-        if log is not None:
-            where, params = where + " AND log = %s", [_text(subject), log]
         conn = self._conn()
-        with conn.transaction():  # the search index forgets the subject's sealed addresses with them
-            conn.execute(f"DELETE FROM search_ips WHERE commitment IN (SELECT commitment FROM vault WHERE {where})",
-                         params)
-            return conn.execute(f"DELETE FROM vault WHERE {where}", params).rowcount
+        with conn.transaction():
+            return erase_subjects(conn, [subject], log)
 
     def close(self) -> None:
         with self._guard:
@@ -315,3 +310,13 @@ def _redact(url: str) -> str:
         return "<unparsable PostgreSQL URL>"
     params.pop("password", None)
     return conninfo.make_conninfo(**params)
+
+
+def erase_subjects(conn, subjects: Sequence[str], log: str | None) -> int:
+    """Delete the vault rows of these subjects (in one log or all) and, with them, the search index's rows
+    of their sealed addresses; the caller holds the transaction. Returns the vault rows deleted."""
+    where, params = "subject = ANY(%s)", [[_text(subject) for subject in subjects]]
+    if log is not None:
+        where, params = where + " AND log = %s", [*params, log]
+    conn.execute(f"DELETE FROM search_ips WHERE commitment IN (SELECT commitment FROM vault WHERE {where})", params)
+    return conn.execute(f"DELETE FROM vault WHERE {where}", params).rowcount

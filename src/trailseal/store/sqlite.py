@@ -296,14 +296,9 @@ class SQLiteStore:
 
     def vault_erase(self, subject: str, log: str | None = None) -> int:
         conn = self._conn()
-        where, params = vault.of_subject(subject, log)
         with write_transaction(conn):
-            from trailseal.query.index import forget_erased_ips
-
-            erased_ips = f"SELECT commitment, value FROM vault WHERE {where} AND field = ?"
-            forget_erased_ips(conn, conn.execute(erased_ips, [*params, "actor.ip"]).fetchall())
-            count = vault.erase(conn, where, params)
-        if not _truncate_wal(conn):
+            count = erase_subject(conn, subject, log)
+        if not truncate_wal(conn):
             raise StoreError("erased, but old copies remain in the WAL until readers finish: run erase again")
         return count
 
@@ -368,7 +363,18 @@ class WalCheckpointer:
             conn.close()
 
 
-def _truncate_wal(conn: sqlite3.Connection, attempts: int = 50, pause: float = 0.1) -> bool:
+def erase_subject(conn: sqlite3.Connection, subject: str, log: str | None) -> int:
+    """Delete a subject's vault rows (in one log or all) and the IP index rows of its erased addresses;
+    the caller holds the write transaction. Returns the rows deleted."""
+    from trailseal.query.index import forget_erased_ips
+
+    where, params = vault.of_subject(subject, log)
+    erased_ips = f"SELECT commitment, value FROM vault WHERE {where} AND field = ?"
+    forget_erased_ips(conn, conn.execute(erased_ips, [*params, "actor.ip"]).fetchall())
+    return vault.erase(conn, where, params)
+
+
+def truncate_wal(conn: sqlite3.Connection, attempts: int = 50, pause: float = 0.1) -> bool:
     """Copy the whole WAL back and truncate it, so no erased value stays in it. Busy while a reader holds
     an older snapshot or another checkpoint runs (serve's checkpointer, the indexer child): tried again
     for up to ``attempts * pause`` seconds."""

@@ -715,8 +715,11 @@ def retention_apply(data: DataOpt = None, at: AtOpt = None) -> None:
         trail.close()
     for step in applied.steps:
         print(step.line())
+    for log, (subjects, rows) in applied.vault.items():
+        print(f"{log}: vault values of {subjects} subjects expired with their last entries ({rows} rows)")
     out.print(f"archived {applied.count('archive')}, expired {applied.count('expire')}, "
-              f"deleted {len(applied.deleted)} segments")
+              f"deleted {len(applied.deleted)} segments, vault values of "
+              f"{sum(subjects for subjects, _ in applied.vault.values())} subjects expired")
 
 
 @hold_app.command("add")

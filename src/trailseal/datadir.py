@@ -377,9 +377,14 @@ class Trail:
 
     def _erase_vault(self, subject: str, log: str | None) -> int:
         """Forget the subject's values (here and in the prepare workers), then delete its vault rows."""
+        self.forget_subject(subject, log)
+        return self.store.vault_erase(subject, log)
+
+    def forget_subject(self, subject: str, log: str | None) -> None:
+        """The protection caches (here and in the prepare workers) forget a subject's values: its next
+        events get fresh vault rows."""
         self.protection.forget(subject, log)
         self.pool.forget(subject, log)
-        return self.store.vault_erase(subject, log)
 
     def read_events(self, rows: list[tuple[str, int, bytes]]) -> list[dict[str, Any]]:
         """(log, index, sealed bytes) -> dicts with log, index and the event, vault values joined back."""

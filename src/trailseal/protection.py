@@ -13,7 +13,16 @@ from typing import Any
 import msgspec
 
 from trailseal.event import MAX_DEPTH, Event, EventError, Sealable, decode_sealed, encode_event, from_dict
-from trailseal.privacy import Keys, Policy, PolicyError, commitments_in, protect, reveal, search_token
+from trailseal.privacy import (
+    Keys,
+    Policy,
+    PolicyError,
+    commitments_in,
+    protect,
+    pseudonym,
+    reveal,
+    search_token,
+)
 from trailseal.privacy.vault import VaultRow
 from trailseal.store.base import Filters
 
@@ -175,6 +184,11 @@ class Protection:
         for log in logs:
             found.extend(store.vault_find(search_token(actor, log, self.keys), log))
         return found
+
+    def actor_forms(self, store, actor: str, log: str) -> list[str]:
+        """Every ``actor_id`` an event of ``actor`` in ``log`` may be sealed with: as sent, its pseudonym,
+        and each commitment of it the vault holds."""
+        return [actor, pseudonym(actor, log, self.keys), *self.actor_commitments(store, actor, [log])]
 
     def subject_token(self, subject: str, log: str) -> str:
         """What an erasure record names instead of the subject: its keyed HMAC."""

@@ -49,6 +49,7 @@ from trailseal.retention_db import (
     is_postgres,
     timestamp,
 )
+from trailseal.retention_vault import DRAIN_SECONDS, VaultExpiry
 from trailseal.store.base import StoreError
 
 SEGMENT_ENTRIES = 65_536
@@ -353,6 +354,7 @@ class Applied:
     steps: list[Step] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     deferred: list[str] = field(default_factory=list)
+    vault: dict[str, tuple[int, int]] = field(default_factory=dict)  # log -> (subjects, rows) expired
 
     def count(self, action: str) -> int:
         """Entries (or segments) an action touched."""
@@ -536,8 +538,11 @@ class Retention:
     def __init__(self, store, policies: Policies, archive: Archive | None = None, *,
                  verifier: Callable[[str], Verifier] | None = None,
                  clock: Callable[[], datetime] = _utc_now, segment_entries: int = SEGMENT_ENTRIES,
-                 record: Callable[[list[dict]], object] | None = None, actor_ids: ActorIds | None = None):
-        """Work on store; verifier(log) is needed to restore (segments are verified first)."""
+                 record: Callable[[list[dict]], object] | None = None, actor_ids: ActorIds | None = None,
+                 vault: VaultExpiry | None = None):
+        """Work on store; verifier(log) is needed to restore (segments are verified first); with ``vault``,
+        expiring entries also expires the vault values of subjects with nothing retained
+        (retention_vault.py)."""
         self.store = store
         self.policies = policies
         self.archive = archive
@@ -548,6 +553,8 @@ class Retention:
         self.actor_ids = actor_ids
         self.timings = Timings()
         self._progress: Callable[[str, int], None] = lambda action, count: None
+        self.vault = vault
+        self._expired: defaultdict[str, list[tuple[str | None, bytes | None]]] = defaultdict(list)  # this apply's
         self._pool: ThreadPoolExecutor | None = None
         ensure_schema(self.conn)
 
@@ -560,6 +567,7 @@ class Retention:
             from trailseal.archive import open_archive
 
             archive = open_archive(conf["archive"], trail.directory)
+        kwargs.setdefault("vault", VaultExpiry.for_trail(trail, float(conf.get("vault_drain_seconds", DRAIN_SECONDS))))
         return cls(trail.store, Policies.from_config(conf), archive, verifier=getattr(trail, "verifiers", trail.verifier),
                    clock=clock or _utc_now, segment_entries=int(conf.get("segment_entries", SEGMENT_ENTRIES)),
                    record=trail.append if record else None, actor_ids=trail_actor_ids(trail), **kwargs)
@@ -677,16 +685,16 @@ class Retention:
                                       (log, first, last)).fetchall())
 
     def _archived(self, log: str, categories: Sequence[str], period: Period, now: datetime,
-                  held: bool = False) -> list[tuple[int, str]]:
-        """(index, segment) of archived entries of categories with received + period <= now."""
+                  held: bool = False) -> list[tuple[int, str | None]]:
+        """(index, sealed actor id) of archived entries of categories with received + period <= now."""
         held_sql, held_params = self._held_sql("p.")
         marks = ",".join("?" * len(categories))
         sure, bound = period.cutoffs(now)
         rows = self.conn.execute(
-            f"SELECT p.idx, p.segment, p.received FROM pruned p WHERE p.log=? AND p.state='archived' "
+            f"SELECT p.idx, p.actor_id, p.received FROM pruned p WHERE p.log=? AND p.state='archived' "
             f"AND p.category IN ({marks}) AND p.received <= ? AND {'' if held else 'NOT '}{held_sql} "
             "ORDER BY p.idx", (log, *categories, bound, *held_params)).fetchall()
-        return [(idx, segment) for idx, segment, received in rows if period.due(received, now, sure)]
+        return [(idx, actor) for idx, actor, received in rows if period.due(received, now, sure)]
 
     def _governed(self) -> Iterator[tuple[str, Policy, list[str]]]:
         """(log, policy, categories) for every log and every policy that governs some of it."""
@@ -758,12 +766,15 @@ class Retention:
         result = Applied(now)
         self.timings = Timings()
         self._progress = progress or (lambda action, count: None)
+        self._expired.clear()
         with self.timings.phase("total"):
             for log, policy, categories in self._governed():
                 if not policy.keep.forever:
                     result.steps += self._expire(log, policy, categories, now)
                 if policy.hot is not None and self.archive is not None:
                     result.steps += self._archive(log, policy, categories, now)
+            with self.timings.phase("vault"):
+                result.vault = self._expire_vault()
             self._delete_segments(now, result)
             self._sync_segment_holds()
         self._emit_applied(result)
@@ -778,7 +789,9 @@ class Retention:
                 done += self._expire_hot(log, policy, batch, stamp)
                 batch = []
         done += self._expire_hot(log, policy, batch, stamp)
-        archived = [idx for idx, _ in self._archived(log, categories, policy.keep, now)]
+        archived = self._archived(log, categories, policy.keep, now)
+        self._expired[log].extend((actor, None) for _, actor in archived)
+        archived = [idx for idx, _ in archived]
         with self.timings.phase("store"), _Tx(self.conn) as conn:
             conn.executemany("UPDATE pruned SET state='expired', policy=?, expired_at=?, time=NULL, action=NULL, "
                              "outcome=NULL, actor_id=NULL WHERE log=? AND idx=?",
@@ -786,11 +799,23 @@ class Retention:
         indices = sorted(done + archived)
         return [_step(log, policy, "expire", indices)] if indices else []
 
+    def _expire_vault(self) -> dict[str, tuple[int, int]]:
+        """log -> (subjects, vault rows) whose values went with this apply's expired entries."""
+        done = {}
+        if self.vault is not None:
+            for log, expired in self._expired.items():
+                subjects, rows = self.vault.expire(self.conn, log, self.vault.subjects(log, expired))
+                if subjects:
+                    done[log] = (subjects, rows)
+        self._expired.clear()
+        return done
+
     def _expire_hot(self, log: str, policy: Policy, rows: list[_Row], stamp: str) -> list[int]:
         """Drop hot payloads past keep, recording their re-computed leaf hash (a tampered one still fails)."""
         if not rows:
             return []
         self._progress("expire", len(rows))
+        self._expired[log].extend((r.actor_id, r.data) for r in rows)
         with self.timings.phase("store"), _Tx(self.conn) as conn:
             conn.executemany(
                 "INSERT INTO pruned (log, idx, id, leaf_hash, category, received, state, policy, expired_at) "
@@ -1001,6 +1026,8 @@ class Retention:
                                                  "last": s.last, "segment": s.segment}, s.log)
         for key in result.deleted:
             self._emit("retention.segment.delete", {"segment": key})
+        for log, (subjects, rows) in result.vault.items():
+            self._emit("retention.vault.expire", {"subjects": subjects, "vault_rows": rows}, log)
 
     # -- reading ---------------------------------------------------------------------------------
     def status(self, log: str, index: int) -> str:

@@ -7,9 +7,7 @@ Policies (conftest.CONFIG): data_access hot 30d keep 180d; authentication hot 90
 
 from __future__ import annotations
 
-import json
 import secrets
-from collections.abc import Iterator
 from datetime import timedelta
 
 import psycopg
@@ -19,38 +17,11 @@ import trailseal
 from tests.archive.helpers import T0, FakeClock, entries
 from tests.conftest import make_event
 from tests.postgres.fixtures import pg_database, pg_server, pg_url  # noqa: F401 - PostgreSQL fixtures
-from tests.retention.conftest import CONFIG
-from trailseal.archive.crypto import add_key_file
+from tests.retention.conftest import CONFIG, configured, retention_of
 from trailseal.ledger import verify_proof
 from trailseal.retention import PrunedEntry, PrunedError, Retention
 
 DATA_ACCESS = [i for i in range(50) if i % 5 in (1, 3)]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request, tmp_path) -> Iterator[tuple[str, trailseal.Trail, FakeClock]]:
-    """(engine name, an open trail on that store with an injected clock, the clock)."""
-    store = request.getfixturevalue("pg_url") if request.param == "postgresql" else "sqlite:trailseal.db"
-    directory = configured(trailseal.init(tmp_path / "data", origin="test.trailseal", store=store))
-    clock = FakeClock(T0)
-    with trailseal.open(directory, clock=clock) as trail:
-        yield request.param, trail, clock
-
-
-def configured(directory):
-    """CONFIG's policies and a directory archive in trailseal.toml, so reads find the archive too."""
-    policies = "\n".join(f"{name} = " + json.dumps(spec).replace(":", " =") for name, spec in CONFIG["policies"].items())
-    config = directory / "trailseal.toml"
-    config.write_text(config.read_text() + f"\n[retention.policies]\n{policies}\n\n[retention.archive]\n"
-                      'type = "dir"\nkey_file = "archive.keys"\n')
-    add_key_file(directory / "archive.keys", "k1")
-    return directory
-
-
-def retention_of(trail, clock, archive=None) -> Retention:
-    retention = Retention.from_trail(trail, clock=clock.moment)
-    assert retention.policies.get("data_access").hot.text == "30d" and retention.archive is not None
-    return retention
 
 
 def test_hot_archive_expire_on_both_engines(engine):

@@ -35,6 +35,7 @@ from trailseal.privacy.detectors import KINDS, NATIONAL_ID_KINDS, SECRET_KINDS, 
 POLICY_VERSION = 1
 ACTIONS = ("mask", "drop", "pseudonymize", "erasable", "keep")
 FIELD_ACTIONS = (*ACTIONS, "scan")
+IDENTIFYING = ("erasable", "pseudonymize", "keep")  # what leaves a sealed value naming its subject
 LAYER_KEYS = frozenset({"kinds", "fields"})
 TOP_KEYS = frozenset({"national_ids", "kinds", "fields", "logs", "sources"})
 
@@ -224,6 +225,13 @@ class Policy:
             for rule in layer.matching(path):
                 kinds.update(rule.kinds)
         return Plan(whole, kinds)
+
+    def identifies_actor(self, log: str) -> bool:
+        """Whether every event of ``log`` is sealed with an ``actor.id`` that names its subject (kept, a
+        pseudonym or a commitment), whatever its source: masked or dropped, it names nobody."""
+        components = ["", *self.sources]
+        return all(self._resolve(self.layers(log, component), "actor.id").whole in IDENTIFYING
+                   for component in components)
 
     def canonical(self) -> dict[str, Any]:
         """The document the fingerprint covers: format version, built-in defaults and this policy."""

@@ -1,0 +1,169 @@
+"""Vault values of expired entries go with them (GDPR Art. 5(1)(e), storage limitation).
+
+A vault row belongs to one data subject in one log: the actor of the event that made it (the protection
+cache is keyed by subject, so every event reusing a row's commitment has that actor). The subject's rows in
+a log are needed while any entry of theirs there is retained: hot (held and restored ones included) or
+archived. When `Retention.apply` expires entries, it deletes the rows of their subjects once nothing of
+theirs is retained in that log:
+
+1. the subjects of the expired entries, from the sealed actor id: a commitment is read back through the
+   vault, a pseudonym through the commitments the entry holds, an id kept as sent is the subject itself;
+2. of those, the ones no retained entry names, in any form their actor id may be sealed in;
+3. forgotten by the protection caches (this process and its prepare workers), so that a new event of theirs
+   gets new rows instead of reusing one about to go;
+4. after a drain (an event protected before that reaches the writer) and a flush of the writer's queue,
+   checked again and deleted in one write transaction (on PostgreSQL with `entries` and `vault` locked
+   against the writer, which SQLite's write lock does by itself).
+
+Only logs whose policy seals a subject-naming actor id (`Policy.identifies_actor`) are handled: a masked or
+dropped actor id names nobody, so whose rows an entry needs cannot be told from it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from trailseal.privacy.tokens import COMMITMENT_RE, PSEUDONYM_PREFIX
+from trailseal.retention_db import Transaction, is_postgres
+
+log = logging.getLogger("trailseal.retention")
+DRAIN_SECONDS = 1.0  # an event protected before the caches forgot a subject reaches the writer within this
+FORMS_PER_QUERY = 2000  # sealed actor ids looked up per statement
+_COMMITMENT = re.compile(COMMITMENT_RE.pattern.encode())  # tokens.COMMITMENT_RE, over sealed bytes
+
+
+@dataclass
+class VaultExpiry:
+    """What retention needs to expire vault rows: the store, how a subject's actor id is sealed, and how to
+    make the live writer and caches let go of a subject."""
+
+    store: Any
+    forms: Callable[[str, str], list[str]]  # (subject, log) -> every actor_id its events may be sealed with
+    identifies: Callable[[str], bool]  # log -> whether its sealed actor ids name their subjects
+    forget: Callable[[str, str], None] = lambda subject, log: None  # the protection caches forget a subject
+    flush: Callable[[], None] = lambda: None  # wait until the writer committed everything queued
+    drain: float = 0.0
+
+    @classmethod
+    def for_trail(cls, trail, drain: float = DRAIN_SECONDS) -> VaultExpiry:
+        """Vault expiry of an open data dir, its caches and its writer."""
+        protection = trail.protection
+        return cls(trail.store, lambda subject, log_: protection.actor_forms(trail.store, subject, log_),
+                   protection.policy.identifies_actor, trail.forget_subject,
+                   lambda: getattr(trail.sealer, "flush", lambda: None)(), drain)
+
+    def subjects(self, log_name: str, expired: Iterable[tuple[str | None, bytes | None]]) -> set[str]:
+        """The subjects in ``log_name`` of expired entries, given as (sealed actor id, sealed bytes or None)."""
+        plain: set[str] = set()
+        commitments: set[str] = set()
+        for actor_id, data in expired:
+            if actor_id is None:
+                continue
+            if actor_id.startswith("pd:"):
+                commitments.add(actor_id)
+            elif actor_id.startswith(PSEUDONYM_PREFIX):
+                if data is not None:  # its other values' rows name the subject
+                    commitments.update(match.decode() for match in _COMMITMENT.findall(data))
+            else:
+                plain.add(actor_id)
+        rows = self.store.vault_get(sorted(commitments)) if commitments else {}
+        return plain | {row.subject for row in rows.values() if row.log == log_name}
+
+    def expire(self, conn, log_name: str, subjects: set[str]) -> tuple[int, int]:
+        """Delete the vault rows in ``log_name`` of those subjects with nothing retained there; returns
+        (subjects whose rows went, rows deleted)."""
+        if not subjects or not self.identifies(log_name):
+            return 0, 0
+        forms = {subject: self.forms(subject, log_name) for subject in _with_rows(conn, log_name, subjects)}
+        gone = self._unretained(conn, log_name, forms)
+        if not gone:
+            return 0, 0
+        for subject in gone:
+            self.forget(subject, log_name)
+        if self.drain > 0:
+            time.sleep(self.drain)
+        self.flush()
+        with Transaction(conn):
+            if is_postgres(conn):  # the writer commits nothing in this log's entries or vault meanwhile
+                conn.execute("LOCK TABLE entries, vault IN SHARE ROW EXCLUSIVE MODE")
+            gone = self._unretained(conn, log_name, {subject: forms[subject] for subject in gone})
+            rows = _delete(conn, log_name, gone)
+        if not is_postgres(conn):
+            from trailseal.store.sqlite import truncate_wal
+
+            if not truncate_wal(conn):
+                log.warning("expired vault values of %d subjects, but old copies stay in the WAL until its "
+                            "readers finish (the next checkpoint removes them)", len(gone))
+        return len(gone), rows
+
+    def _unretained(self, conn, log_name: str, forms: dict[str, list[str]]) -> list[str]:
+        """The subjects of ``forms`` no retained entry in ``log_name`` names."""
+        wanted = sorted({form for found in forms.values() for form in found})
+        retained: set[str] = set()
+        for start in range(0, len(wanted), FORMS_PER_QUERY):
+            retained |= _retained(conn, log_name, wanted[start:start + FORMS_PER_QUERY])
+        return [subject for subject, found in forms.items() if retained.isdisjoint(found)]
+
+
+def _retained(conn, log_name: str, forms: list[str]) -> set[str]:
+    """Those of ``forms`` that some hot or archived entry of ``log_name`` is sealed with as its actor id."""
+    if is_postgres(conn):
+        rows = conn.execute("SELECT actor_id FROM entries WHERE log = ? AND actor_id = ANY(?) UNION "
+                            "SELECT actor_id FROM pruned WHERE log = ? AND state != 'expired' AND actor_id = ANY(?)",
+                            (log_name, forms, log_name, forms))
+        return {row[0] for row in rows.fetchall()}
+    wanted = json.dumps(forms)
+    upto = _indexed_upto(conn)  # entries the search index holds are found through its actor table
+    sql = ["SELECT actor_id FROM entries WHERE seq > ? AND log = ? AND actor_id IN (SELECT value FROM json_each(?))",
+           "SELECT actor_id FROM pruned WHERE log = ? AND state != 'expired' "
+           "AND actor_id IN (SELECT value FROM json_each(?))"]
+    params: list[Any] = [upto, log_name, wanted, log_name, wanted]
+    if upto:
+        sql.append("SELECT actor FROM entries_actor WHERE log = ? AND actor IN (SELECT value FROM json_each(?))")
+        params += [log_name, wanted]
+    return {row[0] for row in conn.execute(" UNION ".join(sql), params).fetchall()}
+
+
+def _with_rows(conn, log_name: str, subjects: set[str]) -> list[str]:
+    """Those of ``subjects`` with vault rows in ``log_name``, sorted."""
+    if is_postgres(conn):
+        rows = conn.execute("SELECT DISTINCT subject FROM vault WHERE log = ? AND subject = ANY(?)",
+                            (log_name, sorted(subjects))).fetchall()
+        return sorted(row[0] for row in rows)
+    from trailseal.store.sqlite_vault import of_subject
+
+    found = []
+    for subject in sorted(subjects):
+        where, params = of_subject(subject, log_name)
+        if conn.execute(f"SELECT 1 FROM vault WHERE {where} LIMIT 1", params).fetchone():
+            found.append(subject)
+    return found
+
+
+def _indexed_upto(conn) -> int:
+    """The last entries.seq the SQLite search index holds (0 without one)."""
+    if conn.execute("SELECT count(*) FROM sqlite_master WHERE name IN ('entries_actor', 'query_state')"
+                    ).fetchone()[0] < 2:
+        return 0
+    from trailseal.query.index import indexed_up_to
+
+    return indexed_up_to(conn)
+
+
+def _delete(conn, log_name: str, subjects: list[str]) -> int:
+    """Delete the subjects' vault rows in ``log_name`` (inside the caller's transaction)."""
+    if not subjects:
+        return 0
+    if is_postgres(conn):
+        from trailseal.store.postgres import erase_subjects
+
+        return erase_subjects(conn.raw, subjects, log_name)
+    from trailseal.store.sqlite import erase_subject
+
+    return sum(erase_subject(conn, subject, log_name) for subject in subjects)

@@ -49,7 +49,7 @@ from trailseal.retention_db import (
     is_postgres,
     timestamp,
 )
-from trailseal.retention_vault import DRAIN_SECONDS, VaultExpiry
+from trailseal.retention_vault import DRAIN_SECONDS, VaultExpiry, names_of
 from trailseal.store.base import StoreError
 
 SEGMENT_ENTRIES = 65_536
@@ -554,7 +554,7 @@ class Retention:
         self.timings = Timings()
         self._progress: Callable[[str, int], None] = lambda action, count: None
         self.vault = vault
-        self._expired: defaultdict[str, list[tuple[str | None, bytes | None]]] = defaultdict(list)  # this apply's
+        self._expired: defaultdict[str, set[str]] = defaultdict(set)  # log -> names_of this apply's expired entries
         self._pool: ThreadPoolExecutor | None = None
         ensure_schema(self.conn)
 
@@ -790,7 +790,7 @@ class Retention:
                 batch = []
         done += self._expire_hot(log, policy, batch, stamp)
         archived = self._archived(log, categories, policy.keep, now)
-        self._expired[log].extend((actor, None) for _, actor in archived)
+        self._expired[log].update(name for _, actor in archived for name in names_of(actor, None))
         archived = [idx for idx, _ in archived]
         with self.timings.phase("store"), _Tx(self.conn) as conn:
             conn.executemany("UPDATE pruned SET state='expired', policy=?, expired_at=?, time=NULL, action=NULL, "
@@ -815,7 +815,7 @@ class Retention:
         if not rows:
             return []
         self._progress("expire", len(rows))
-        self._expired[log].extend((r.actor_id, r.data) for r in rows)
+        self._expired[log].update(name for r in rows for name in names_of(r.actor_id, r.data))
         with self.timings.phase("store"), _Tx(self.conn) as conn:
             conn.executemany(
                 "INSERT INTO pruned (log, idx, id, leaf_hash, category, received, state, policy, expired_at) "

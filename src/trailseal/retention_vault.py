@@ -25,7 +25,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,22 +58,12 @@ class VaultExpiry:
                    protection.policy.identifies_actor, trail.forget_subject,
                    lambda: getattr(trail.sealer, "flush", lambda: None)(), drain)
 
-    def subjects(self, log_name: str, expired: Iterable[tuple[str | None, bytes | None]]) -> set[str]:
-        """The subjects in ``log_name`` of expired entries, given as (sealed actor id, sealed bytes or None)."""
-        plain: set[str] = set()
-        commitments: set[str] = set()
-        for actor_id, data in expired:
-            if actor_id is None:
-                continue
-            if actor_id.startswith("pd:"):
-                commitments.add(actor_id)
-            elif actor_id.startswith(PSEUDONYM_PREFIX):
-                if data is not None:  # its other values' rows name the subject
-                    commitments.update(match.decode() for match in _COMMITMENT.findall(data))
-            else:
-                plain.add(actor_id)
-        rows = self.store.vault_get(sorted(commitments)) if commitments else {}
-        return plain | {row.subject for row in rows.values() if row.log == log_name}
+    def subjects(self, log_name: str, names: set[str]) -> set[str]:
+        """The subjects in ``log_name`` that these names of expired entries (``names_of``) stand for."""
+        commitments = sorted(name for name in names if name.startswith("pd:"))
+        rows = self.store.vault_get(commitments) if commitments else {}
+        return {name for name in names if not name.startswith("pd:")} | \
+            {row.subject for row in rows.values() if row.log == log_name}
 
     def expire(self, conn, log_name: str, subjects: set[str]) -> tuple[int, int]:
         """Delete the vault rows in ``log_name`` of those subjects with nothing retained there; returns
@@ -109,6 +99,16 @@ class VaultExpiry:
         for start in range(0, len(wanted), FORMS_PER_QUERY):
             retained |= _retained(conn, log_name, wanted[start:start + FORMS_PER_QUERY])
         return [subject for subject, found in forms.items() if retained.isdisjoint(found)]
+
+
+def names_of(actor_id: str | None, data: bytes | None) -> list[str]:
+    """What names the subject of an expired entry: its sealed actor id, or, for a pseudonym (which cannot
+    be read back), the commitments among its sealed bytes (their vault rows name the subject)."""
+    if actor_id is None:
+        return []
+    if not actor_id.startswith(PSEUDONYM_PREFIX):
+        return [actor_id]
+    return [match.decode() for match in _COMMITMENT.findall(data)] if data is not None else []
 
 
 def _retained(conn, log_name: str, forms: list[str]) -> set[str]:

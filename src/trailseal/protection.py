@@ -185,10 +185,12 @@ class Protection:
             found.extend(store.vault_find(search_token(actor, log, self.keys), log))
         return found
 
-    def actor_forms(self, store, actor: str, log: str) -> list[str]:
-        """Every ``actor_id`` an event of ``actor`` in ``log`` may be sealed with: as sent, its pseudonym,
-        and each commitment of it the vault holds."""
-        return [actor, pseudonym(actor, log, self.keys), *self.actor_commitments(store, actor, [log])]
+    def actor_forms(self, store, actor: str, logs: Iterable[str]) -> list[str]:
+        """Every ``actor_id`` an event of ``actor`` in these logs may be sealed with, whatever the policy
+        did to it: as sent (kept), its pseudonym in each log, and each commitment of it the vault holds."""
+        logs = list(logs)
+        pseudonyms = [pseudonym(actor, log, self.keys) for log in logs]
+        return list(dict.fromkeys([actor, *pseudonyms, *self.actor_commitments(store, actor, logs)]))
 
     def subject_token(self, subject: str, log: str) -> str:
         """What an erasure record names instead of the subject: its keyed HMAC."""

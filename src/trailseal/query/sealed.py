@@ -10,14 +10,13 @@ from typing import Any
 from trailseal.query.language import And, Node, Not, Or, Term, parse
 from trailseal.query.search import Page, search, timeline
 
-NOTHING = "pd:none"  # matches no sealed value: an actor the vault does not know
-
 
 def resolve_actors(node: Node, trail, logs: list[str]) -> Node:
-    """Replace exact `actor.id` terms by the sealed commitments of that actor."""
+    """Replace exact `actor.id` terms by every form that actor's id may be sealed in (its commitments, its
+    pseudonym, as sent), whichever the policy chose."""
     if isinstance(node, Term) and node.field == "actor.id" and node.op == "=" and len(node.value) == 1:
-        found = trail.protection.actor_commitments(trail.store, node.value[0], logs)
-        return Or(tuple(Term("actor.id", (c,)) for c in found)) if found else Term("actor.id", (NOTHING,))
+        found = trail.protection.actor_forms(trail.store, node.value[0], logs)
+        return Or(tuple(Term("actor.id", (form,)) for form in found))
     if isinstance(node, Not):
         return Not(resolve_actors(node.item, trail, logs))
     if isinstance(node, And | Or):

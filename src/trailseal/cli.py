@@ -567,7 +567,7 @@ def _search_local(data: Path | None, params: dict, limit: int) -> list[dict]:
         filters = Filters(**{names.get(k, k): (v.rstrip("*") if k == "action" else v) for k, v in params.items()})
         if filters.actor_id and trail.protection.enabled:
             logs = [log] if log else [info.name for info in trail.logs()]
-            found = trail.protection.actor_forms(trail.store, filters.actor_id, logs)
+            found = trail.protection.sealed_forms(trail.store, filters.actor_id, logs)
             filters = msgspec.structs.replace(filters, actor_id=None, actor_in=found)
         if filters.actor_id or filters.actor_in is not None:
             from trailseal.cli_index import catch_up_index

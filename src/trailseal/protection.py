@@ -185,12 +185,13 @@ class Protection:
             found.extend(store.vault_find(search_token(actor, log, self.keys), log))
         return found
 
-    def actor_forms(self, store, actor: str, logs: Iterable[str]) -> list[str]:
-        """Every ``actor_id`` an event of ``actor`` in these logs may be sealed with, whatever the policy
-        did to it: as sent (kept), its pseudonym in each log, and each commitment of it the vault holds."""
+    def sealed_forms(self, store, value: str, logs: Iterable[str]) -> list[str]:
+        """Every form a field's value may be sealed in, in these logs, whatever the policy did to it: as
+        sent (kept), its pseudonym in each log, and each commitment of it the vault holds (found by its
+        search token)."""
         logs = list(logs)
-        pseudonyms = [pseudonym(actor, log, self.keys) for log in logs]
-        return list(dict.fromkeys([actor, *pseudonyms, *self.actor_commitments(store, actor, logs)]))
+        pseudonyms = [pseudonym(value, log, self.keys) for log in logs]
+        return list(dict.fromkeys([value, *pseudonyms, *self.actor_commitments(store, value, logs)]))
 
     def subject_token(self, subject: str, log: str) -> str:
         """What an erasure record names instead of the subject: its keyed HMAC."""

@@ -275,10 +275,10 @@ def compile_query(text: str, alias: str = "", actor_ids: ActorIds | None = None)
 
 
 def trail_actor_ids(trail) -> ActorIds:
-    """actor -> the actor_id values the trail may store for it (``Protection.actor_forms``)."""
+    """actor -> the actor_id values the trail may store for it (``Protection.sealed_forms``)."""
     def resolve(actor: str) -> list[str]:
         logs = [info.name for info in trail.store.logs()]
-        return trail.protection.actor_forms(trail.store, actor, logs)
+        return trail.protection.sealed_forms(trail.store, actor, logs)
     return resolve
 
 

@@ -54,7 +54,7 @@ class VaultExpiry:
     def for_trail(cls, trail, drain: float = DRAIN_SECONDS) -> VaultExpiry:
         """Vault expiry of an open data dir, its caches and its writer."""
         protection = trail.protection
-        return cls(trail.store, lambda subject, log_: protection.actor_forms(trail.store, subject, [log_]),
+        return cls(trail.store, lambda subject, log_: protection.sealed_forms(trail.store, subject, [log_]),
                    protection.policy.identifies_actor, trail.forget_subject,
                    lambda: getattr(trail.sealer, "flush", lambda: None)(), drain)
 

@@ -1,6 +1,6 @@
 """`actor:<plaintext>` finds an actor whatever the policy sealed its id as: a commitment (erasable, the
 default), a keyed pseudonym, or the id as sent. Every reader resolves it the same way
-(``Protection.actor_forms``): the query language, timelines, the API's `actor=` filter, `trailseal search`."""
+(``Protection.sealed_forms``): the query language, timelines, the API's `actor=` filter, `trailseal search`."""
 
 from __future__ import annotations
 
@@ -60,3 +60,19 @@ def test_the_api_and_the_command_find_the_actor(data_dir, action):
     local = CliRunner().invoke(app, ["search", "--data", str(data_dir), "--actor", "bob"])
     assert local.exit_code == 0, local.output
     assert "evt-00000001" in local.output and "evt-00000003" in local.output and "evt-00000000" not in local.output
+
+
+def test_every_field_the_default_policy_seals_is_found_by_its_value(data_dir):
+    """Sessions are pseudonymized, names and user agents committed: exact terms and session timelines
+    still find them (their sealed forms), and a value nobody sent finds nothing."""
+    with trailseal.open(data_dir) as trail:
+        trail.append([make_event(i, actor={"id": "alice", "type": "user", "session": "sess-42" if i < 3 else "sess-7",
+                                           "name": "Alice Doe", "user_agent": "curl/8.5"}) for i in range(5)])
+        stored = json.loads(next(iter(trail.store.read_entries("default", 0, 1)))[1])["actor"]
+        assert stored["session"].startswith("ps:") and stored["name"].startswith("pd:")
+        for query, count in [("session:sess-42", 3), ("actor.session:sess-7", 2), ('actor.name:"Alice Doe"', 5),
+                             ("actor.user_agent:curl/8.5", 5), ('actor.name:"Bob Doe"', 0),
+                             ("session:sess-42 AND NOT actor.user_agent:curl/8.5", 0)]:
+            assert len(search_trail(trail, query).events) == count, query
+        assert [e["id"] for e in timeline_trail(trail, "session", "sess-7")] == ["evt-00000003", "evt-00000004"]
+        assert {e["actor"]["session"] for e in timeline_trail(trail, "session", "sess-42")} == {stored["session"]}

@@ -115,11 +115,11 @@ async def list_events(request: Request) -> Response:
 
 def by_sealed_actor(svc, filters: Filters, logs: list[str] | None) -> Filters:
     """Actor ids are sealed as commitments or pseudonyms: find them by the actor's search token and keyed
-    HMAC (``Protection.actor_forms``), never by plaintext."""
+    HMAC (``Protection.sealed_forms``), never by plaintext."""
     if filters.actor_id is None or not svc.trail.protection.enabled:
         return filters
     names = logs if logs is not None else [info.name for info in svc.trail.logs()]
-    forms = svc.trail.protection.actor_forms(svc.trail.store, filters.actor_id, names)
+    forms = svc.trail.protection.sealed_forms(svc.trail.store, filters.actor_id, names)
     return msgspec.structs.replace(filters, actor_id=None, actor_in=forms)
 
 

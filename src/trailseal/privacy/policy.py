@@ -229,9 +229,16 @@ class Policy:
     def identifies_actor(self, log: str) -> bool:
         """Whether every event of ``log`` is sealed with an ``actor.id`` that names its subject (kept, a
         pseudonym or a commitment), whatever its source: masked or dropped, it names nobody."""
-        components = ["", *self.sources]
-        return all(self._resolve(self.layers(log, component), "actor.id").whole in IDENTIFYING
-                   for component in components)
+        return all(whole in IDENTIFYING for whole in self._wholes(log, "actor.id"))
+
+    def seals(self, log: str, path: str) -> bool:
+        """Whether some source's events of ``log`` have the field at ``path`` sealed as a commitment or a
+        pseudonym (a search for its value must look for those forms)."""
+        return any(whole in ("erasable", "pseudonymize") for whole in self._wholes(log, path))
+
+    def _wholes(self, log: str, path: str) -> set[str]:
+        """The whole-value actions for ``path`` in ``log``, over every source (and none)."""
+        return {self._resolve(self.layers(log, component), path).whole for component in ["", *self.sources]}
 
     def canonical(self) -> dict[str, Any]:
         """The document the fingerprint covers: format version, built-in defaults and this policy."""

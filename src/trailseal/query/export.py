@@ -27,7 +27,7 @@ import msgspec
 from trailseal.privacy.tokens import COMMITMENT_RE
 from trailseal.query import ecs, index, ocsf
 from trailseal.query.language import parse
-from trailseal.query.sealed import resolve_actors
+from trailseal.query.sealed import resolve_sealed
 from trailseal.query.search import plan
 from trailseal.query.stored_pages import StoredPages, VaultValues
 from trailseal.store.base import on_postgres
@@ -116,7 +116,7 @@ def _matching(
     node = parse(query)
     logs = [log] if log else sorted(info.name for info in trail.logs())
     if trail.protection.enabled:
-        node = resolve_actors(node, trail, logs)
+        node = resolve_sealed(node, trail, logs)
     if on_postgres(trail.store):
         yield from _matching_pg(trail.store, node, logs, page)
         return

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 import trailseal
 from tests.api.conftest import bearer
 from tests.conftest import make_event
+from tests.postgres.fixtures import pg_database, pg_server, pg_url  # noqa: F401 - PostgreSQL fixtures
 from trailseal.api import create_app
 from trailseal.cli import app
 from trailseal.query.sealed import search_trail, timeline_trail
@@ -62,10 +63,12 @@ def test_the_api_and_the_command_find_the_actor(data_dir, action):
     assert "evt-00000001" in local.output and "evt-00000003" in local.output and "evt-00000000" not in local.output
 
 
-def test_every_field_the_default_policy_seals_is_found_by_its_value(data_dir):
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_every_field_the_default_policy_seals_is_found_by_its_value(request, tmp_path, engine):
     """Sessions are pseudonymized, names and user agents committed: exact terms and session timelines
     still find them (their sealed forms), and a value nobody sent finds nothing."""
-    with trailseal.open(data_dir) as trail:
+    store = request.getfixturevalue("pg_url") if engine == "postgresql" else "sqlite:trailseal.db"
+    with trailseal.open(trailseal.init(tmp_path / "data", origin="test.trailseal", store=store)) as trail:
         trail.append([make_event(i, actor={"id": "alice", "type": "user", "session": "sess-42" if i < 3 else "sess-7",
                                            "name": "Alice Doe", "user_agent": "curl/8.5"}) for i in range(5)])
         stored = json.loads(next(iter(trail.store.read_entries("default", 0, 1)))[1])["actor"]

@@ -655,7 +655,6 @@ AtOpt = Annotated[str | None, typer.Option("--at", help="Pretend it is this RFC 
 
 
 def _retention(trail: Trail):
-    from rich.markup import escape
 
     from trailseal.archive import ArchiveError
     from trailseal.archive.crypto import CryptoError
@@ -664,7 +663,7 @@ def _retention(trail: Trail):
     try:
         return Retention.from_trail(trail)
     except (RetentionError, ValueError, ArchiveError, CryptoError, OSError, StoreError) as exc:
-        fail(escape(f"[retention] in trailseal.toml: {exc}"))
+        fail(f"[retention] in trailseal.toml: {exc}")  # fail() escapes the markup
         raise
 
 

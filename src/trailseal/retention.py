@@ -55,6 +55,7 @@ from trailseal.store.base import StoreError
 SEGMENT_ENTRIES = 65_536
 BULK_CACHE_KIB_PER_ENTRY = 4  # SQLite page cache per segment entry while segments move (a segment's dirty pages)
 FOREVER_LOCK_YEARS = 100
+MAX_DRAIN_SECONDS = 600
 _PAGE = 8192
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _PERIOD = re.compile(r"(\d+)\s*(h|d|w|m|y)")
@@ -478,6 +479,15 @@ def _ahead(pool: ThreadPoolExecutor, items: Iterator[Any], between: Callable[[],
         wait([running])
 
 
+def _drain_seconds(conf: Mapping[str, Any]) -> float:
+    """[retention] vault_drain_seconds: how long vault expiry waits for events protected before it."""
+    drain = conf.get("vault_drain_seconds", DRAIN_SECONDS)
+    if isinstance(drain, bool) or not isinstance(drain, int | float) or not 0 <= drain <= MAX_DRAIN_SECONDS:
+        raise RetentionError(f"vault_drain_seconds must be a number of seconds from 0 to "
+                             f"{MAX_DRAIN_SECONDS}, not {drain!r}")
+    return float(drain)
+
+
 def _moment(received: str) -> datetime:
     """A stored RFC 3339 'Z' timestamp as an aware datetime."""
     return datetime.fromisoformat(received[:-1]).replace(tzinfo=UTC)
@@ -567,7 +577,7 @@ class Retention:
             from trailseal.archive import open_archive
 
             archive = open_archive(conf["archive"], trail.directory)
-        kwargs.setdefault("vault", VaultExpiry.for_trail(trail, float(conf.get("vault_drain_seconds", DRAIN_SECONDS))))
+        kwargs.setdefault("vault", VaultExpiry.for_trail(trail, _drain_seconds(conf)))
         return cls(trail.store, Policies.from_config(conf), archive, verifier=getattr(trail, "verifiers", trail.verifier),
                    clock=clock or _utc_now, segment_entries=int(conf.get("segment_entries", SEGMENT_ENTRIES)),
                    record=trail.append if record else None, actor_ids=trail_actor_ids(trail), **kwargs)

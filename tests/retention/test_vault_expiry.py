@@ -208,3 +208,18 @@ def test_the_command_says_whose_values_went(tmp_path):
     assert "vault values of 2 subjects expired" in done.output.splitlines()[-1]
     with trailseal.open(directory) as trail:
         assert set(vault_subjects(trail)) == {"carol"}
+
+
+@pytest.mark.parametrize("value", ['"1"', "-1", "601", "true"])
+def test_a_bad_drain_setting_is_refused_with_its_name(tmp_path, value):
+    from typer.testing import CliRunner
+
+    from trailseal.cli import app
+
+    directory = configured(trailseal.init(tmp_path / "data", origin="test.trailseal"))
+    config = directory / "trailseal.toml"
+    config.write_text(config.read_text().replace("[retention.policies]", f"[retention]\nvault_drain_seconds = {value}\n\n"
+                                                 "[retention.policies]"))
+    done = CliRunner().invoke(app, ["retention", "apply", "--data", str(directory)])
+    assert done.exit_code == 2 and "[retention] in trailseal.toml: vault_drain_seconds must be a number of " \
+        "seconds" in done.output and "\\[" not in done.output

@@ -654,14 +654,22 @@ app.add_typer(hold_app, name="hold")
 AtOpt = Annotated[str | None, typer.Option("--at", help="Pretend it is this RFC 3339 time (plans ahead).")]
 
 
-def _retention(trail: Trail):
-
+def _retention(trail: Trail, writes: bool = False):
+    """Retention of the data dir; ``writes``: the command changes the store and seals records of it, so it
+    takes the writer lock first (and stops, before changing anything, while `serve` holds it)."""
     from trailseal.archive import ArchiveError
     from trailseal.archive.crypto import CryptoError
     from trailseal.retention import Retention, RetentionError
 
     try:
+        if writes:
+            trail.sealer  # noqa: B018 - the writer lock, taken now
         return Retention.from_trail(trail)
+    except DataDirError as exc:
+        fail(f"{exc} (retention changes the store and seals a record of each change: run it where no other "
+             "trailseal process writes to the data dir; `serve` applies retention itself every "
+             "[retention] apply_interval_seconds)")
+        raise
     except (RetentionError, ValueError, ArchiveError, CryptoError, OSError, StoreError) as exc:
         fail(f"[retention] in trailseal.toml: {exc}")  # fail() escapes the markup
         raise
@@ -707,7 +715,7 @@ def retention_apply(data: DataOpt = None, at: AtOpt = None) -> None:
     try:
         with _progress(1) as progress:
             task = progress.add_task("applying retention", total=None)
-            applied = _retention(trail).apply(_at(at), progress=advance)
+            applied = _retention(trail, writes=True).apply(_at(at), progress=advance)
     except (RetentionError, DataDirError, StoreError) as exc:
         fail(str(exc))
     finally:
@@ -732,7 +740,7 @@ def hold_add(reason: Annotated[str, typer.Option(help="Why (case number, request
 
     trail = open_trail(data)
     try:
-        held = _retention(trail).hold(reason=reason, ids=[i for i in (ids or "").split(",") if i], query=query,
+        held = _retention(trail, writes=True).hold(reason=reason, ids=[i for i in (ids or "").split(",") if i], query=query,
                                       log=log)
     except RetentionError as exc:
         fail(str(exc))
@@ -749,7 +757,7 @@ def hold_release(hold_id: Annotated[int, typer.Argument(help="The hold id from `
 
     trail = open_trail(data)
     try:
-        _retention(trail).release(hold_id)
+        _retention(trail, writes=True).release(hold_id)
     except RetentionError as exc:
         fail(str(exc))
     finally:

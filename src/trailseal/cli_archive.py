@@ -26,10 +26,11 @@ def _cli():
     return cli
 
 
-def _retention(trail):
-    """Retention for the trail, failing with a hint when no archive is configured."""
+def _retention(trail, writes: bool = False):
+    """Retention for the trail, failing with a hint when no archive is configured (``writes``: see
+    cli._retention)."""
     cli = _cli()
-    retention = cli._retention(trail)  # noqa: SLF001 - the shared config-checking constructor
+    retention = cli._retention(trail, writes)  # noqa: SLF001 - the shared config-checking constructor
     if retention.archive is None:
         cli.fail("no archive configured: add a \\[retention.archive] table to trailseal.toml "
                  "(type = \"dir\" or \"s3\", see docs/retention.md)")
@@ -160,7 +161,7 @@ def archive_restore(data: Annotated[Path | None, typer.Option("--data", "-d", he
         cli.fail(f"--to {end} must be greater than --from {start}")
     trail = cli.open_trail(data)
     try:
-        retention = _retention(trail)
+        retention = _retention(trail, writes=True)
         segments = [] if query else retention.restorable(log, start, 2**62 if end is None else end)
         with cli._progress(len(segments) or None) as progress:  # noqa: SLF001
             task = progress.add_task("restoring segments", total=len(segments) or None)
@@ -193,7 +194,7 @@ def archive_rotate_key(data: Annotated[Path | None, typer.Option("--data", "-d",
     cli = _cli()
     trail = cli.open_trail(data)
     try:
-        retention = _retention(trail)
+        retention = _retention(trail, writes=True)
         conf = trail.config.retention["archive"]
         if new_id:
             if not conf.get("key_file"):

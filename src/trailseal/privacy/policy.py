@@ -166,6 +166,7 @@ class Policy:
             raise PolicyError(f"national_ids: {exc}") from None
         self._scopes: dict[tuple[str, str], Scope] = {}
         self._plans_cached = 0  # in all scopes; past MAX_PLANS every scope starts over
+        self._wholes_seen: dict[tuple[str, str], frozenset[str]] = {}  # (log, path) -> _wholes
 
     @classmethod
     def from_toml(cls, text: str) -> Policy:
@@ -236,9 +237,16 @@ class Policy:
         pseudonym (a search for its value must look for those forms)."""
         return any(whole in ("erasable", "pseudonymize") for whole in self._wholes(log, path))
 
-    def _wholes(self, log: str, path: str) -> set[str]:
-        """The whole-value actions for ``path`` in ``log``, over every source (and none)."""
-        return {self._resolve(self.layers(log, component), path).whole for component in ["", *self.sources]}
+    def _wholes(self, log: str, path: str) -> frozenset[str]:
+        """The whole-value actions for ``path`` in ``log``, over every source (and none); remembered."""
+        key = (log, path)
+        found = self._wholes_seen.get(key)
+        if found is None:
+            if len(self._wholes_seen) > MAX_SCOPES:
+                self._wholes_seen.clear()
+            found = self._wholes_seen[key] = frozenset(
+                self._resolve(self.layers(log, component), path).whole for component in ["", *self.sources])
+        return found
 
     def canonical(self) -> dict[str, Any]:
         """The document the fingerprint covers: format version, built-in defaults and this policy."""

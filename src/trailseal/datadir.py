@@ -33,6 +33,10 @@ class DataDirError(RuntimeError):
     """The data dir is missing, unreadable or in use; the message says what to do."""
 
 
+class ErasureRefused(DataDirError):
+    """A legal hold keeps events of the subject: their personal values must stay until it is released."""
+
+
 def init(directory: str | os.PathLike | None = None, *, origin: str | None = None,
          store: str = "sqlite:trailseal.db") -> Path:
     """Create a data dir with config, an Ed25519 signing key (0600) and an empty store."""
@@ -343,6 +347,7 @@ class Trail:
         the subject received before now that reach the writer later (queued, or still being protected) are
         sealed without their vault rows."""
         record = getattr(self.sealer, "erased", None)  # the embedded writer; not the bus (docs/SCALING.md)
+        self._refuse_held(subject, log)
         if record is not None:
             record(subject, log, self.clock())
         count = self._erase_vault(subject, log)
@@ -359,6 +364,21 @@ class Trail:
         if record is None:  # the bus: events published before the erasure may be sealed only now
             count += self._erase_after_stream(subject, log, erasure.id)
         return count
+
+    def _refuse_held(self, subject: str, log: str | None) -> None:
+        """Raise ErasureRefused if an active legal hold keeps an event of the subject (GDPR Art. 17(3)(e):
+        erasure does not apply where the data is needed for legal claims)."""
+        from trailseal.retention import Policies, Retention, trail_actor_ids
+        from trailseal.retention_db import connection, has_active_holds
+
+        if not has_active_holds(connection(self.store)):
+            return
+        holds = Retention(self.store, Policies(), actor_ids=trail_actor_ids(self)).holds_on_subject(subject, log)
+        if holds:
+            named = "; ".join(f"hold {hold.id} ({hold.reason})" for hold in holds)
+            raise ErasureRefused(f"not erased: {named} keeps events of this subject, and with them their personal "
+                                 "values; release the hold (`trailseal hold release ID`) once the case allows, "
+                                 "then erase")
 
     def _erase_after_stream(self, subject: str, log: str | None, erasure_id: str,
                             timeout: float = ERASE_DRAIN_SECONDS) -> int:

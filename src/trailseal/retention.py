@@ -49,7 +49,7 @@ from trailseal.retention_db import (
     is_postgres,
     timestamp,
 )
-from trailseal.retention_vault import DRAIN_SECONDS, VaultExpiry, names_of
+from trailseal.retention_vault import DRAIN_SECONDS, VaultExpiry, actor_entries, names_of
 from trailseal.store.base import StoreError
 
 SEGMENT_ENTRIES = 65_536
@@ -634,6 +634,39 @@ class Retention:
         where = "WHERE released IS NULL" if active else ""
         rows = self.conn.execute(f"SELECT id FROM legal_holds {where} ORDER BY id").fetchall()
         return [self._hold(row[0]) for row in rows]
+
+    def holds_on_subject(self, subject: str, log: str | None = None) -> list[Hold]:
+        """The active holds that keep an event of this data subject (in ``log``, or in any): its personal
+        values are needed for the legal claim each hold is for (GDPR Art. 17(3)(e))."""
+        active = self.holds()
+        if not active:
+            return []
+        forms = self.actor_ids(subject) if self.actor_ids is not None else [subject]
+        entries = [(name, found) for name in ([log] if log else self._logs())
+                   if (found := actor_entries(self.conn, name, forms))]
+        return [hold for hold in active if any(self._covers(hold, name, found) for name, found in entries)]
+
+    def _covers(self, hold: Hold, log: str, indices: list[int]) -> bool:
+        """Whether the hold keeps any of these entries (hot or archived) of ``log``."""
+        clauses, params = [], []
+        if hold.ids:
+            clauses.append("EXISTS (SELECT 1 FROM legal_hold_ids h WHERE h.hold = ? AND h.log = e.log AND h.id = e.id)")
+            params.append(hold.id)
+        if hold.query:
+            clause, values = compile_query(hold.query, "e.", self.actor_ids)
+            clauses.append(clause)
+            params += values
+        held = "(" + " OR ".join(clauses) + ")"
+        for start in range(0, len(indices), 500):
+            chunk = indices[start:start + 500]
+            row = self.conn.execute(
+                f"SELECT 1 FROM (SELECT log, idx, id, {timestamp(self.conn, 'time')} AS time, category, action, "
+                "outcome, actor_id FROM entries UNION ALL SELECT log, idx, id, time, category, action, outcome, "
+                f"actor_id FROM pruned WHERE state != 'expired') e WHERE e.log = ? AND e.idx IN "
+                f"({','.join('?' * len(chunk))}) AND {held} LIMIT 1", (log, *chunk, *params)).fetchone()
+            if row:
+                return True
+        return False
 
     def _hold(self, hold_id: int) -> Hold:
         """One hold by id."""

@@ -129,6 +129,16 @@ def _postgres_ready(conn: PostgresConnection) -> bool:
     return bool(row[0])
 
 
+def has_active_holds(conn) -> bool:
+    """Whether the store holds any legal hold not yet released (False before retention ever ran)."""
+    if is_postgres(conn):
+        if not conn.execute("SELECT to_regclass('legal_holds') IS NOT NULL").fetchone()[0]:
+            return False
+    elif not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'legal_holds'").fetchone():
+        return False
+    return conn.execute("SELECT 1 FROM legal_holds WHERE released IS NULL LIMIT 1").fetchone() is not None
+
+
 def timestamp(conn, column: str) -> str:
     """SQL reading a store timestamp column as RFC 3339 text with microseconds and Z."""
     if not is_postgres(conn):

@@ -146,6 +146,25 @@ def _with_rows(conn, log_name: str, subjects: set[str]) -> list[str]:
     return found
 
 
+def actor_entries(conn, log_name: str, forms: list[str]) -> list[int]:
+    """The indexes of the hot and archived entries of ``log_name`` sealed with one of ``forms`` as actor id."""
+    if is_postgres(conn):
+        rows = conn.execute("SELECT idx FROM entries WHERE log = ? AND actor_id = ANY(?) UNION "
+                            "SELECT idx FROM pruned WHERE log = ? AND state != 'expired' AND actor_id = ANY(?)",
+                            (log_name, forms, log_name, forms))
+        return sorted(row[0] for row in rows.fetchall())
+    wanted = json.dumps(forms)
+    upto = _indexed_upto(conn)
+    sql = ["SELECT idx FROM entries WHERE seq > ? AND log = ? AND actor_id IN (SELECT value FROM json_each(?))",
+           "SELECT idx FROM pruned WHERE log = ? AND state != 'expired' AND actor_id IN (SELECT value FROM json_each(?))"]
+    params: list[Any] = [upto, log_name, wanted, log_name, wanted]
+    if upto:
+        sql.append("SELECT e.idx FROM entries_actor a JOIN entries e ON e.seq = a.seq WHERE a.log = ? "
+                   "AND a.actor IN (SELECT value FROM json_each(?))")
+        params += [log_name, wanted]
+    return sorted(row[0] for row in conn.execute(" UNION ".join(sql), params).fetchall())
+
+
 def _indexed_upto(conn) -> int:
     """The last entries.seq the SQLite search index holds (0 without one)."""
     if conn.execute("SELECT count(*) FROM sqlite_master WHERE name IN ('entries_actor', 'query_state')"

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from trailseal.api.common import ApiError, json_response, requires, service
+from trailseal.datadir import ErasureRefused
 from trailseal.store.base import StoreError
 
 
@@ -34,6 +35,8 @@ async def erase(request: Request) -> Response:
         count = await asyncio.to_thread(svc.trail.erase, wanted.subject, wanted.log, by=f"token:{token.id}")
     except StoreError as exc:  # e.g. readers kept old WAL copies of the erased values: the caller retries
         raise ApiError(503, str(exc), {"Retry-After": "1"}) from None
+    except ErasureRefused as exc:  # a legal hold keeps the subject's events
+        raise ApiError(409, str(exc)) from None
     return json_response({"erased": count, "subject": "(not echoed)", "log": wanted.log})
 
 

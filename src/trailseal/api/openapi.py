@@ -63,11 +63,12 @@ OPERATIONS: dict[tuple[str, str], dict] = {
                                          "parameters": [_param("log", "path"), _param("rest", "path")],
                                          "responses": _responses(_text("application/octet-stream"), 400, 404)},
     ("/v1/admin/erase", "post"): {
-        "summary": "GDPR erasure: delete a subject's vault values; the erasure is sealed.",
+        "summary": "GDPR erasure: delete a subject's vault values; the erasure is sealed (409 while a legal "
+                   "hold keeps events of the subject).",
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "required": ["subject"], "additionalProperties": False,
             "properties": {"subject": {"type": "string"}, "log": {"type": "string"}}}}}},
-        "responses": _responses(_json({"type": "object"}), 400, 401, 403)},
+        "responses": _responses(_json({"type": "object"}), 400, 401, 403, 409)},
     ("/v1/alerts", "get"): {"summary": "Alerts raised (sealed finding events), newest first.",
                             "parameters": [_param("cursor"), _param("limit", schema={"type": "integer", "minimum": 1,
                                                                                       "maximum": 1000})],

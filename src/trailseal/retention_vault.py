@@ -113,21 +113,7 @@ def names_of(actor_id: str | None, data: bytes | None) -> list[str]:
 
 def _retained(conn, log_name: str, forms: list[str]) -> set[str]:
     """Those of ``forms`` that some hot or archived entry of ``log_name`` is sealed with as its actor id."""
-    if is_postgres(conn):
-        rows = conn.execute("SELECT actor_id FROM entries WHERE log = ? AND actor_id = ANY(?) UNION "
-                            "SELECT actor_id FROM pruned WHERE log = ? AND state != 'expired' AND actor_id = ANY(?)",
-                            (log_name, forms, log_name, forms))
-        return {row[0] for row in rows.fetchall()}
-    wanted = json.dumps(forms)
-    upto = _indexed_upto(conn)  # entries the search index holds are found through its actor table
-    sql = ["SELECT actor_id FROM entries WHERE seq > ? AND log = ? AND actor_id IN (SELECT value FROM json_each(?))",
-           "SELECT actor_id FROM pruned WHERE log = ? AND state != 'expired' "
-           "AND actor_id IN (SELECT value FROM json_each(?))"]
-    params: list[Any] = [upto, log_name, wanted, log_name, wanted]
-    if upto:
-        sql.append("SELECT actor FROM entries_actor WHERE log = ? AND actor IN (SELECT value FROM json_each(?))")
-        params += [log_name, wanted]
-    return {row[0] for row in conn.execute(" UNION ".join(sql), params).fetchall()}
+    return {row[0] for row in _by_actor(conn, log_name, forms, "actor_id")}
 
 
 def _with_rows(conn, log_name: str, subjects: set[str]) -> list[str]:
@@ -148,21 +134,30 @@ def _with_rows(conn, log_name: str, subjects: set[str]) -> list[str]:
 
 def actor_entries(conn, log_name: str, forms: list[str]) -> list[int]:
     """The indexes of the hot and archived entries of ``log_name`` sealed with one of ``forms`` as actor id."""
+    return sorted(row[0] for row in _by_actor(conn, log_name, forms, "idx"))
+
+
+def _by_actor(conn, log_name: str, forms: list[str], column: str) -> list[tuple]:
+    """``column`` (``actor_id`` or ``idx``) of the hot and archived entries of ``log_name`` whose actor id is
+    one of ``forms``, each value once. PostgreSQL finds them through ``entries_by_actor``; SQLite through the
+    search index's actor table, plus the entries it does not hold yet; ``pruned`` has no actor index (one
+    pass over the log's rows)."""
     if is_postgres(conn):
-        rows = conn.execute("SELECT idx FROM entries WHERE log = ? AND actor_id = ANY(?) UNION "
-                            "SELECT idx FROM pruned WHERE log = ? AND state != 'expired' AND actor_id = ANY(?)",
-                            (log_name, forms, log_name, forms))
-        return sorted(row[0] for row in rows.fetchall())
+        return conn.execute(f"SELECT {column} FROM entries WHERE log = ? AND actor_id = ANY(?) UNION SELECT "
+                            f"{column} FROM pruned WHERE log = ? AND state != 'expired' AND actor_id = ANY(?)",
+                            (log_name, forms, log_name, forms)).fetchall()
     wanted = json.dumps(forms)
     upto = _indexed_upto(conn)
-    sql = ["SELECT idx FROM entries WHERE seq > ? AND log = ? AND actor_id IN (SELECT value FROM json_each(?))",
-           "SELECT idx FROM pruned WHERE log = ? AND state != 'expired' AND actor_id IN (SELECT value FROM json_each(?))"]
+    among = "IN (SELECT value FROM json_each(?))"
+    sql = [f"SELECT {column} FROM entries WHERE seq > ? AND log = ? AND actor_id {among}",
+           f"SELECT {column} FROM pruned WHERE log = ? AND state != 'expired' AND actor_id {among}"]
     params: list[Any] = [upto, log_name, wanted, log_name, wanted]
     if upto:
-        sql.append("SELECT e.idx FROM entries_actor a JOIN entries e ON e.seq = a.seq WHERE a.log = ? "
-                   "AND a.actor IN (SELECT value FROM json_each(?))")
+        found = "a.actor FROM entries_actor a" if column == "actor_id" else \
+            f"e.{column} FROM entries_actor a JOIN entries e ON e.seq = a.seq"
+        sql.append(f"SELECT {found} WHERE a.log = ? AND a.actor {among}")
         params += [log_name, wanted]
-    return sorted(row[0] for row in conn.execute(" UNION ".join(sql), params).fetchall())
+    return conn.execute(" UNION ".join(sql), params).fetchall()
 
 
 def _indexed_upto(conn) -> int:

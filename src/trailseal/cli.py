@@ -729,35 +729,70 @@ def retention_apply(data: DataOpt = None, at: AtOpt = None) -> None:
               f"{sum(subjects for subjects, _ in applied.vault.values())} subjects expired")
 
 
+ServerOpt = Annotated[str | None, typer.Option("--url", envvar="TRAILSEAL_URL",
+                                               help="Ask a running server ($TRAILSEAL_URL) instead of the data dir.")]
+
+
+def _operator() -> str:
+    """Who a command acts for, in its sealed records: the login running it."""
+    return f"cli:{os.environ.get('USER', 'unknown')}"
+
+
+def _ask_server(url: str, token: str | None, method: str, path: str, body: dict | None = None) -> dict:
+    """One request to a running server's API; exits with its reason if it fails."""
+    from trailseal.sdk.transport import SendError, Transport
+
+    if not token:
+        fail("no token: pass --token or set TRAILSEAL_TOKEN")
+    transport = Transport(url, token)
+    try:
+        return transport.get(path) if method == "GET" else transport.post_json(path, body or {})
+    except SendError as exc:
+        fail(str(exc))
+        raise
+    finally:
+        transport.close()
+
+
 @hold_app.command("add")
 def hold_add(reason: Annotated[str, typer.Option(help="Why (case number, request).")],
              data: DataOpt = None,
              ids: Annotated[str | None, typer.Option(help="Comma-separated event ids.")] = None,
              query: Annotated[str | None, typer.Option(help="e.g. 'actor:alice category:admin'.")] = None,
-             log: LogOpt = "default") -> None:
-    """Place a legal hold (sealed in the `trailseal` log with who placed it)."""
+             log: LogOpt = "default", url: ServerOpt = None, token: TokenOpt = None) -> None:
+    """Place a legal hold (sealed in the `trailseal` log with who placed it). Beside a running `serve`,
+    use --url and an admin --token."""
     from trailseal.retention import RetentionError
 
+    chosen = [i for i in (ids or "").split(",") if i]
+    if url:
+        held = _ask_server(url, token, "POST", "/v1/admin/holds",
+                           {"reason": reason, "ids": chosen, "log": log, **({"query": query} if query else {})})
+        out.print(f"hold {held['id']} placed")
+        return
     trail = open_trail(data)
     try:
-        held = _retention(trail, writes=True).hold(reason=reason, ids=[i for i in (ids or "").split(",") if i], query=query,
-                                      log=log)
+        placed = _retention(trail, writes=True).hold(reason=reason, ids=chosen, query=query, log=log, by=_operator())
     except RetentionError as exc:
         fail(str(exc))
     finally:
         trail.close()
-    out.print(f"hold {held.id} placed")
+    out.print(f"hold {placed.id} placed")
 
 
 @hold_app.command("release")
 def hold_release(hold_id: Annotated[int, typer.Argument(help="The hold id from `hold list`.")],
-                 data: DataOpt = None) -> None:
-    """Release a legal hold; its events follow their policies again."""
+                 data: DataOpt = None, url: ServerOpt = None, token: TokenOpt = None) -> None:
+    """Release a legal hold; its events follow their policies again (sealed with who released it)."""
     from trailseal.retention import RetentionError
 
+    if url:
+        _ask_server(url, token, "POST", f"/v1/admin/holds/{hold_id}/release")
+        out.print(f"hold {hold_id} released")
+        return
     trail = open_trail(data)
     try:
-        _retention(trail, writes=True).release(hold_id)
+        _retention(trail, writes=True).release(hold_id, by=_operator())
     except RetentionError as exc:
         fail(str(exc))
     finally:
@@ -766,18 +801,20 @@ def hold_release(hold_id: Annotated[int, typer.Argument(help="The hold id from `
 
 
 @hold_app.command("list")
-def hold_list(data: DataOpt = None) -> None:
+def hold_list(data: DataOpt = None, url: ServerOpt = None, token: TokenOpt = None) -> None:
     """Active legal holds, one JSON object per line (id, reason, query, created, ids held)."""
     import dataclasses
 
+    if url:
+        for held in _ask_server(url, token, "GET", "/v1/admin/holds")["holds"]:
+            print(json.dumps(held, ensure_ascii=False))
+        return
     trail = open_trail(data)
     try:
-        for held in _retention(trail).holds():
-            print(json.dumps(dataclasses.asdict(held), ensure_ascii=False))  # one JSON object per hold
+        for found in _retention(trail).holds():
+            print(json.dumps(dataclasses.asdict(found), ensure_ascii=False))  # one JSON object per hold
     finally:
         trail.close()
-
-
 
 
 # -- receivers (syslog listeners, file tail) --------------------------------------------------------

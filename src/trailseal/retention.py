@@ -600,8 +600,9 @@ class Retention:
 
     # -- holds -----------------------------------------------------------------------------------
     def hold(self, *, reason: str, ids: Sequence[str] = (), query: str | None = None,
-             log: str = "default") -> Hold:
-        """Place a legal hold on events by id (in log) or by query; held events are never pruned."""
+             log: str = "default", by: str | None = None) -> Hold:
+        """Place a legal hold on events by id (in log) or by query; held events are never pruned. ``by``: who
+        placed it (the sealed record's actor; trailseal itself when not given)."""
         if not reason.strip():
             raise RetentionError("a legal hold needs a reason")
         if not ids and not query:
@@ -615,10 +616,10 @@ class Retention:
                              [(hold_id, log, id_) for id_ in ids])
         self._sync_segment_holds()
         held = self._hold(hold_id)
-        self._emit("retention.hold.add", {"hold": held.id, "reason": reason, "query": query, "ids": len(ids)})
+        self._emit("retention.hold.add", {"hold": held.id, "reason": reason, "query": query, "ids": len(ids)}, by=by)
         return held
 
-    def release(self, hold_id: int) -> Hold:
+    def release(self, hold_id: int, by: str | None = None) -> Hold:
         """Release a legal hold; its events follow their policies again from the next apply()."""
         with _Tx(self.conn) as conn:
             cur = conn.execute("UPDATE legal_holds SET released=? WHERE id=? AND released IS NULL",
@@ -626,7 +627,7 @@ class Retention:
             if cur.rowcount != 1:
                 raise RetentionError(f"no active legal hold {hold_id}")
         self._sync_segment_holds()
-        self._emit("retention.hold.release", {"hold": hold_id})
+        self._emit("retention.hold.release", {"hold": hold_id}, by=by)
         return self._hold(hold_id)
 
     def holds(self, *, active: bool = True) -> list[Hold]:
@@ -1050,12 +1051,14 @@ class Retention:
         return report
 
     # -- recording -------------------------------------------------------------------------------
-    def _emit(self, action: str, attributes: dict[str, Any], target: str | None = None) -> None:
-        """Seal a record of a retention action in the `trailseal` meta log (if recording)."""
+    def _emit(self, action: str, attributes: dict[str, Any], target: str | None = None, by: str | None = None) -> None:
+        """Seal a record of a retention action in the `trailseal` meta log (if recording); its actor is ``by``
+        (who asked for it) or trailseal itself (scheduled work)."""
         if self.record is None:
             return
+        actor = {"id": by, "type": "service"} if by else {"id": "trailseal", "type": "system"}
         event = {"log": "trailseal", "category": "system", "action": action, "outcome": "success",
-                 "time": rfc3339(self.clock()), "actor": {"id": "trailseal", "type": "system"},
+                 "time": rfc3339(self.clock()), "actor": actor,
                  "source": {"component": "retention", "kind": "trailseal"},
                  "attributes": {k: v for k, v in attributes.items() if v is not None}}
         if target:

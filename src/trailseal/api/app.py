@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from trailseal import ui
 from trailseal.alerts.integrity import IntegrityWatch
-from trailseal.api import admin, alerts, export, ingest, ops, read, receivers, tlog
+from trailseal.api import admin, alerts, export, holds, ingest, ops, read, receivers, tlog
 from trailseal.api.auth import RateLimiter, TokenStore
 from trailseal.api.common import ApiError, Service, error_response, json_response, requires
 from trailseal.api.metrics import Metrics
@@ -65,7 +65,7 @@ def create_app(trail: Trail, *, record_reads: bool = True, detect: bool | None =
         trail.close()
         svc.tokens.close()
 
-    routes = [*ingest.routes, *read.routes, *tlog.routes, *ops.routes, *admin.routes, *alerts.routes,
+    routes = [*ingest.routes, *read.routes, *tlog.routes, *ops.routes, *admin.routes, *holds.routes, *alerts.routes,
               Route("/openapi.json", openapi, methods=["GET"]), *receivers.routes,
               *export.routes, *ui.routes]
     app = Starlette(routes=routes, lifespan=lifespan,

@@ -15,8 +15,8 @@ def _param(name: str, where: str = "query", schema: dict | None = None, required
             "schema": schema or {"type": "string"}}
 
 
-def _responses(ok: dict[str, Any], *codes: int) -> dict:
-    answers = {"200": ok}
+def _responses(ok: dict[str, Any], *codes: int, success: int = 200) -> dict:
+    answers = {str(success): ok}
     for code in codes:
         answers[str(code)] = {"description": "error", "content": {"application/json": {"schema": ERROR}}}
     return answers
@@ -69,6 +69,23 @@ OPERATIONS: dict[tuple[str, str], dict] = {
             "type": "object", "required": ["subject"], "additionalProperties": False,
             "properties": {"subject": {"type": "string"}, "log": {"type": "string"}}}}}},
         "responses": _responses(_json({"type": "object"}), 400, 401, 403, 409)},
+    ("/v1/admin/holds", "get"): {
+        "summary": "Legal holds: the active ones (all=true: released ones too).",
+        "parameters": [_param("all", schema={"type": "boolean"})],
+        "responses": _responses(_json({"type": "object"}), 401, 403, 503)},
+    ("/v1/admin/holds", "post"): {
+        "summary": "Place a legal hold by query or by event ids; sealed with the token that placed it.",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["reason"], "additionalProperties": False,
+            "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 1000},
+                           "query": {"type": "string"}, "ids": {"type": "array", "items": {"type": "string"},
+                                                                "maxItems": 10000},
+                           "log": {"type": "string"}}}}}},
+        "responses": _responses(_json({"type": "object"}), 400, 401, 403, 413, 503, success=201)},
+    ("/v1/admin/holds/{hold}/release", "post"): {
+        "summary": "Release an active legal hold; sealed with the token that released it.",
+        "parameters": [_param("hold", "path")],
+        "responses": _responses(_json({"type": "object"}), 400, 401, 403, 404, 503)},
     ("/v1/alerts", "get"): {"summary": "Alerts raised (sealed finding events), newest first.",
                             "parameters": [_param("cursor"), _param("limit", schema={"type": "integer", "minimum": 1,
                                                                                       "maximum": 1000})],

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import httpx
 import msgspec
@@ -130,9 +131,22 @@ class Transport:
         raise SendError("retries exhausted")  # pragma: no cover - loop always returns or raises
 
     def get(self, path: str, params: dict | None = None) -> dict:
-        response = self.client.get(path, params=params)
+        return self._answer(self._request("GET", path, params=params))
+
+    def post_json(self, path: str, body: dict) -> dict:
+        """POST a JSON object once (no retry: the request may not be idempotent); the decoded answer."""
+        return self._answer(self._request("POST", path, json=body))
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return self.client.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise SendError(f"cannot reach {self.url}: {exc or type(exc).__name__}") from None
+
+    @staticmethod
+    def _answer(response: httpx.Response) -> dict:
         payload = decode_body(response)
-        if response.status_code in (200, 207, 422):
+        if response.status_code in (200, 201, 207, 422):
             return payload
         raise SendError(f"HTTP {response.status_code}: {payload.get('error', payload)}", response.status_code,
                         payload)

@@ -217,7 +217,10 @@ def entry(index: Annotated[int, typer.Argument(help="Entry index in the log.")],
 
 @app.command()
 def verify(bundle: Annotated[Path | None, typer.Argument(
-               help="An evidence bundle (.zip from `trailseal export --bundle`) to check offline.")] = None,
+               help="An evidence bundle (.zip from `trailseal export --bundle`) or an archive segment "
+                    "(.tseg; or the word `segment` and the file) to check offline.")] = None,
+           segment_file: Annotated[Path | None, typer.Argument(
+               metavar="[FILE]", help="After `segment`: the segment file.", show_default=False)] = None,
            data: DataOpt = None,
            log: Annotated[str | None, typer.Option("--log", "-l", help="Only this log.")] = None,
            checkpoint_file: Annotated[Path | None, typer.Option(
@@ -225,10 +228,22 @@ def verify(bundle: Annotated[Path | None, typer.Argument(
            proof: Annotated[Path | None, typer.Option(help="Offline: a C2SP tlog-proof file.")] = None,
            vkey_: Annotated[str | None, typer.Option("--vkey", help="Offline: verifier key text or file.")] = None,
            entry_file: Annotated[Path | None, typer.Option("--entry", help="Offline: the entry's bytes.")] = None,
+           key_file: Annotated[Path | None, typer.Option(help="Offline, a segment: the archive master keys "
+                                                              "('<id> <base64>' lines; else "
+                                                              "$TRAILSEAL_ARCHIVE_KEYS).")] = None,
            ) -> None:
     """Re-hash every entry, rebuild every tile and root, check every checkpoint signature; name the
     first bad index. With --proof/--vkey/--entry, check one tlog-proof offline (no data dir). With
-    BUNDLE, check an evidence bundle offline (no data dir; --vkey pins the key you trust)."""
+    BUNDLE, check an evidence bundle offline (no data dir; --vkey pins the key you trust). With
+    `segment FILE` (or a .tseg file), check one archive segment offline with --vkey and the master key."""
+    segment = _segment_to_verify(bundle, segment_file)
+    if segment is not None:
+        from trailseal.cli_archive import verify_segment_file
+
+        verify_segment_file(segment, [vkey_] if vkey_ else [], key_file, "TRAILSEAL_ARCHIVE_KEYS")
+        return
+    if segment_file is not None:
+        fail(f"unexpected {segment_file}: give one bundle, or `segment` and a segment file")
     if bundle is not None:
         from trailseal.cli_export import verify_bundle_cli
 
@@ -253,6 +268,23 @@ def verify(bundle: Annotated[Path | None, typer.Argument(
     for report in reports:
         (out if report.ok else err).print(report.summary(), markup=False)
     raise typer.Exit(0 if all(r.ok for r in reports) else 1)
+
+
+def _segment_to_verify(first: Path | None, second: Path | None) -> Path | None:
+    """The segment file `trailseal verify` was given (`segment FILE`, or a file that starts like one)."""
+    from trailseal.archive.segment import MAGIC
+
+    if first is None:
+        return None
+    if str(first) == "segment" and not first.exists():
+        if second is None:
+            fail("`trailseal verify segment` needs the segment file: trailseal verify segment FILE --vkey V")
+        return second
+    try:
+        with open(first, "rb") as handle:
+            return first if handle.read(len(MAGIC)) == MAGIC else None
+    except OSError:
+        return None  # not a readable file: the bundle check says why
 
 
 def _read(path: Path) -> str:

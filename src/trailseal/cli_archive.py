@@ -117,16 +117,24 @@ def archive_verify_file(path: Annotated[Path, typer.Argument(help="A segment fil
                         key_env: Annotated[str, typer.Option(help="Else: the variable holding "
                                                                   "'<id>:<base64>' keys.")] = "TRAILSEAL_ARCHIVE_KEYS",
                         ) -> None:
-    """Verify one segment offline, with no data dir: only the log's vkey and the master key.
+    """Verify one segment offline, with no data dir: only the log's vkey and the master key (also
+    `trailseal verify segment FILE`).
 
     Prints what the segment holds and the checkpoint it proves against; exit 1 if it does not verify."""
+    verify_segment_file(path, vkey, key_file, key_env)
+
+
+def verify_segment_file(path: Path, vkeys: list[str], key_file: Path | None, key_env: str) -> None:
+    """Check a segment file offline and exit: 0 if it verifies, 1 if not, 2 if it cannot be checked."""
     from trailseal.archive.crypto import CryptoError, EnvKeys, FileKeys
     from trailseal.archive.segment import verify_segment
     from trailseal.ledger import LedgerError, Verifier
 
     cli = _cli()
+    if not vkeys:
+        cli.fail("a segment is checked against the log's verifier key: pass --vkey (from `trailseal vkey --all`)")
     try:
-        verifiers = [Verifier.from_vkey(_text_or_file(v)) for v in vkey]
+        verifiers = [Verifier.from_vkey(_text_or_file(v)) for v in vkeys]
         keys = FileKeys(key_file) if key_file else EnvKeys(key_env)
         blob = path.read_bytes()
     except (LedgerError, CryptoError, OSError) as exc:

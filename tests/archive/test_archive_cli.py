@@ -191,3 +191,25 @@ def test_verify_file_offline_with_only_the_vkey_and_the_master_key(archived, tmp
     missing = run("archive", "verify-file", str(tmp_path / "nope.tseg"), "--vkey", vkeys[0],
                   "--key-file", str(data_dir / "archive.keys"))
     assert missing.exit_code == 2 and "nope.tseg" in missing.stderr
+
+
+def test_verify_segment_as_the_verify_command_spells_it(archived, tmp_path):
+    """`trailseal verify segment FILE` (and a .tseg file given to `trailseal verify`) checks a segment
+    offline, as `archive verify-file` does; a changed byte fails it."""
+    data_dir, _ = archived
+    segment = sorted((data_dir / "archive").rglob("*.tseg"))[0]
+    vkey = run("vkey", "--all", "--data", str(data_dir)).stdout.split()[0]
+    keys = ["--key-file", str(data_dir / "archive.keys")]
+    for args in (["segment", str(segment)], [str(segment)]):
+        ok = run("verify", *args, "--vkey", vkey, *keys)
+        assert ok.exit_code == 0 and "OK" in ok.stdout and "policy data_access" in ok.stdout, ok.output
+    changed = tmp_path / "changed.tseg"
+    blob = bytearray(segment.read_bytes())
+    blob[-20] ^= 1
+    changed.write_bytes(bytes(blob))
+    bad = run("verify", "segment", str(changed), "--vkey", vkey, *keys)
+    assert bad.exit_code == 1 and "FAILED" in bad.stderr
+    no_key = run("verify", "segment", str(segment), *keys)
+    assert no_key.exit_code == 2 and "pass --vkey" in no_key.stderr
+    no_file = run("verify", "segment", "--vkey", vkey)
+    assert no_file.exit_code == 2 and "needs the segment file" in no_file.stderr

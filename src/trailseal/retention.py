@@ -47,6 +47,7 @@ from trailseal.retention_db import (
     connection,
     ensure_schema,
     is_postgres,
+    source_sql,
     timestamp,
 )
 from trailseal.retention_vault import DRAIN_SECONDS, VaultExpiry, actor_entries, names_of
@@ -125,34 +126,61 @@ class _PolicySpec(msgspec.Struct, forbid_unknown_fields=True):
     hot: str | None = None
     categories: list[str] | None = None
     logs: list[str] | None = None
+    sources: list[str] | None = None
+
+
+class _Source(msgspec.Struct):
+    component: str | None = None
+    kind: str | None = None
+
+
+class _SourceOf(msgspec.Struct):
+    source: _Source = msgspec.field(default_factory=_Source)
+
+
+_source_of = msgspec.json.Decoder(_SourceOf).decode
+
+
+def source_of(data: bytes) -> tuple[str | None, str | None]:
+    """(source.component, source.kind) of a sealed entry."""
+    found = _source_of(data).source
+    return found.component, found.kind
 
 
 @dataclass(frozen=True)
 class Policy:
-    """How long entries of some categories (in some logs) stay hot, and how long they are kept."""
+    """How long entries of some categories (in some logs, from some sources) stay hot, and how long they
+    are kept."""
 
     name: str
     keep: Period
     hot: Period | None = None  # None: hot until kept no longer (never archived)
     categories: frozenset[str] | None = None  # None: every category
     logs: frozenset[str] | None = None  # None: every log
+    sources: frozenset[str] | None = None  # source.component or source.kind values; None: every source
 
     @property
     def specificity(self) -> int:
-        """Log-and-category beats log beats category beats catch-all."""
-        return 2 * (self.logs is not None) + (self.categories is not None)
+        """A source beats a log beats a category beats the catch-all (and each combination the ones below)."""
+        return 4 * (self.sources is not None) + 2 * (self.logs is not None) + (self.categories is not None)
 
-    def governs(self, log: str, category: str) -> bool:
-        """Whether this policy applies to entries of category in log."""
+    def covers(self, log: str, category: str) -> bool:
+        """Whether this policy applies to entries of category in log, from some source."""
         return ((self.logs is None or log in self.logs)
                 and (self.categories is None or category in self.categories))
+
+    def governs(self, log: str, category: str, component: str | None = None, kind: str | None = None) -> bool:
+        """Whether this policy applies to an entry of category in log from that source."""
+        return self.covers(log, category) and (self.sources is None or component in self.sources
+                                               or kind in self.sources)
 
     def describe(self) -> str:
         """'hot 90d, keep 1y' and what it covers."""
         hot = f"hot {self.hot.text}, " if self.hot else ""
         cats = ",".join(sorted(self.categories)) if self.categories else "every category"
         logs = f" in {','.join(sorted(self.logs))}" if self.logs else ""
-        return f"{self.name}: {hot}keep {self.keep.text} ({cats}{logs})"
+        sources = f" from {','.join(sorted(self.sources))}" if self.sources else ""
+        return f"{self.name}: {hot}keep {self.keep.text} ({cats}{logs}{sources})"
 
 
 class Policies:
@@ -171,18 +199,25 @@ class Policies:
         """From `[retention.policies]`: `authentication = { hot = "90d", keep = "1y" }` ..."""
         return cls(_policy(name, spec) for name, spec in (conf.get("policies") or {}).items())
 
-    def for_entry(self, log: str, category: str) -> Policy | None:
+    @property
+    def by_source(self) -> bool:
+        """Whether some policy is chosen by source (then each entry's source decides, row by row)."""
+        return any(policy.sources is not None for policy in self.policies)
+
+    def for_entry(self, log: str, category: str, component: str | None = None,
+                  kind: str | None = None) -> Policy | None:
         """The policy governing one entry, or None (kept forever, hot)."""
-        matching = [p for p in self.policies if p.governs(log, category)]
+        matching = [p for p in self.policies if p.governs(log, category, component, kind)]
         return max(matching, key=lambda p: p.specificity) if matching else None
 
     def categories_by_policy(self, log: str) -> dict[str, list[str]]:
-        """{policy name: categories of log it governs}."""
+        """{policy name: categories of log it governs, for some source}."""
         result: dict[str, list[str]] = defaultdict(list)
         for category in CATEGORIES:
-            policy = self.for_entry(log, category)
-            if policy is not None:
-                result[policy.name].append(category)
+            sourced = [p for p in self.policies if p.sources is not None and p.covers(log, category)]
+            for policy in [self.for_entry(log, category), *sourced]:
+                if policy is not None:
+                    result[policy.name].append(category)
         return dict(result)
 
     def get(self, name: str) -> Policy:
@@ -205,10 +240,14 @@ def _policy(name: str, raw: Any) -> Policy:
     unknown = set(categories or ()) - set(CATEGORIES)
     if unknown:
         raise RetentionError(f"retention policy {name!r}: unknown categories {sorted(unknown)}")
+    if spec.sources is not None and not all(source.strip() for source in spec.sources):
+        raise RetentionError(f"retention policy {name!r}: sources are source.component or source.kind values, "
+                             "not empty")
     keep, hot = parse_period(spec.keep), parse_period(spec.hot) if spec.hot else None
     _check_hot(name, hot, keep)
     return Policy(name, keep, hot, frozenset(categories) if categories is not None else None,
-                  frozenset(spec.logs) if spec.logs is not None else None)
+                  frozenset(spec.logs) if spec.logs is not None else None,
+                  frozenset(spec.sources) if spec.sources is not None else None)
 
 
 def _check_hot(name: str, hot: Period | None, keep: Period) -> None:
@@ -230,7 +269,7 @@ def _check_overlaps(policies: Sequence[Policy]) -> None:
                 continue
             cats = _overlap(a.categories, b.categories)
             logs = _overlap(a.logs, b.logs)
-            if cats and logs:
+            if cats and logs and _overlap(a.sources, b.sources):
                 raise RetentionError(f"retention policies {a.name!r} and {b.name!r} both govern "
                                      f"{sorted(cats)[0] if cats != {'*'} else 'every category'}")
 
@@ -704,8 +743,10 @@ class Retention:
 
     # -- selecting candidates --------------------------------------------------------------------
     def _hot(self, log: str, categories: Sequence[str], period: Period, now: datetime,
-             held: bool = False) -> Iterator[_Row]:
-        """Hot entries of categories with received + period <= now, not held (or only held), by index."""
+             held: bool = False, policy: Policy | None = None) -> Iterator[_Row]:
+        """Hot entries of categories with received + period <= now, not held (or only held), by index; with
+        ``policy``, only those it governs (where policies are chosen by source, each entry's source says)."""
+        sourced = policy is not None and self.policies.by_source
         held_sql, held_params = self._held_sql("e.")
         marks = ",".join("?" * len(categories))
         columns = _HOT_COLUMNS.format(time=timestamp(self.conn, "e.time"), received=timestamp(self.conn, "e.received"))
@@ -717,6 +758,8 @@ class Retention:
             rows = self.conn.execute(sql, (log, last, *categories, bound, *held_params)).fetchall()
             states = self._pruned_states(log, rows[0][0], rows[-1][0]) if rows else {}
             for row in map(_Row._make, rows):  # state NULL until looked up: most pages have no pruned rows
+                if sourced and self.policies.for_entry(log, row.category, *source_of(row.data)) != policy:
+                    continue
                 if row.received <= sure or period.due(row.received, now, sure):
                     yield row._replace(state=states[row.idx]) if row.idx in states else row
             if len(rows) < _PAGE:
@@ -729,16 +772,20 @@ class Retention:
                                       (log, first, last)).fetchall())
 
     def _archived(self, log: str, categories: Sequence[str], period: Period, now: datetime,
-                  held: bool = False) -> list[tuple[int, str | None]]:
-        """(index, sealed actor id) of archived entries of categories with received + period <= now."""
+                  held: bool = False, policy: Policy | None = None) -> list[tuple[int, str | None]]:
+        """(index, sealed actor id) of archived entries of categories with received + period <= now; with
+        ``policy``, only those it governs (by the source recorded when they were archived)."""
         held_sql, held_params = self._held_sql("p.")
         marks = ",".join("?" * len(categories))
         sure, bound = period.cutoffs(now)
         rows = self.conn.execute(
-            f"SELECT p.idx, p.actor_id, p.received FROM pruned p WHERE p.log=? AND p.state='archived' "
-            f"AND p.category IN ({marks}) AND p.received <= ? AND {'' if held else 'NOT '}{held_sql} "
-            "ORDER BY p.idx", (log, *categories, bound, *held_params)).fetchall()
-        return [(idx, actor) for idx, actor, received in rows if period.due(received, now, sure)]
+            f"SELECT p.idx, p.actor_id, p.received, p.category, p.source_component, p.source_kind FROM pruned p "
+            f"WHERE p.log=? AND p.state='archived' AND p.category IN ({marks}) AND p.received <= ? "
+            f"AND {'' if held else 'NOT '}{held_sql} ORDER BY p.idx", (log, *categories, bound, *held_params)).fetchall()
+        sourced = policy is not None and self.policies.by_source
+        return [(idx, actor) for idx, actor, received, category, component, kind in rows
+                if period.due(received, now, sure)
+                and not (sourced and self.policies.for_entry(log, category, component, kind) != policy)]
 
     def _governed(self) -> Iterator[tuple[str, Policy, list[str]]]:
         """(log, policy, categories) for every log and every policy that governs some of it."""
@@ -763,15 +810,15 @@ class Retention:
         """Steps due now for one log and policy: expire, archive, and what a hold keeps back."""
         expiring, held = [], set()
         if not policy.keep.forever:
-            expiring = sorted([r.idx for r in self._hot(log, categories, policy.keep, now)]
-                              + [idx for idx, _ in self._archived(log, categories, policy.keep, now)])
-            held |= {r.idx for r in self._hot(log, categories, policy.keep, now, held=True)}
-            held |= {idx for idx, _ in self._archived(log, categories, policy.keep, now, held=True)}
+            expiring = sorted([r.idx for r in self._hot(log, categories, policy.keep, now, policy=policy)]
+                              + [idx for idx, _ in self._archived(log, categories, policy.keep, now, policy=policy)])
+            held |= {r.idx for r in self._hot(log, categories, policy.keep, now, held=True, policy=policy)}
+            held |= {idx for idx, _ in self._archived(log, categories, policy.keep, now, held=True, policy=policy)}
         moving = []
         if policy.hot is not None and self.archive is not None:
             gone = set(expiring)
-            moving = [r.idx for r in self._hot(log, categories, policy.hot, now) if r.idx not in gone]
-            held |= {r.idx for r in self._hot(log, categories, policy.hot, now, held=True)}
+            moving = [r.idx for r in self._hot(log, categories, policy.hot, now, policy=policy) if r.idx not in gone]
+            held |= {r.idx for r in self._hot(log, categories, policy.hot, now, held=True, policy=policy)}
         steps = [_step(log, policy, "expire", expiring), _step(log, policy, "archive", moving),
                  _step(log, policy, "held", sorted(held))]
         return [s for s in steps if s.count]
@@ -779,14 +826,20 @@ class Retention:
     def _upcoming(self, log: str, policy: Policy, categories: list[str], now: datetime) -> list[Step]:
         """Later archive and expiry dates of one log and policy, counted by day received."""
         marks = ",".join("?" * len(categories))
+        if self.policies.by_source:  # counted by category and source too, each group kept if the policy governs it
+            hot_by, pruned_by = (f"category, {source_sql(self.conn, 'data', 'component')}, "
+                                 f"{source_sql(self.conn, 'data', 'kind')}"), "category, source_component, source_kind"
+        else:
+            hot_by = pruned_by = "NULL, NULL, NULL"
         days = self.conn.execute(
-            f"SELECT substr({timestamp(self.conn, 'received')}, 1, 10), 'hot', count(*) FROM entries WHERE log=? "
-            f"AND category IN ({marks}) "
-            f"GROUP BY 1 UNION ALL SELECT substr(received, 1, 10), state, count(*) FROM pruned WHERE log=? "
-            f"AND category IN ({marks}) AND state != 'expired' GROUP BY 1, 2",
-            (log, *categories, log, *categories)).fetchall()
+            f"SELECT substr({timestamp(self.conn, 'received')}, 1, 10), 'hot', count(*), {hot_by} FROM entries "
+            f"WHERE log=? AND category IN ({marks}) GROUP BY 1, 4, 5, 6 UNION ALL SELECT substr(received, 1, 10), "
+            f"state, count(*), {pruned_by} FROM pruned WHERE log=? AND category IN ({marks}) AND state != 'expired' "
+            "GROUP BY 1, 2, 4, 5, 6", (log, *categories, log, *categories)).fetchall()
+        if self.policies.by_source:
+            days = [row for row in days if self.policies.for_entry(log, *row[3:]) == policy]
         counts: dict[tuple[str, datetime], int] = defaultdict(int)
-        for day, state, count in days:
+        for day, state, count, *_ in days:
             start = datetime.fromisoformat(day).replace(tzinfo=UTC)
             for action, period in self._stages(policy, state):
                 due = period.after(start)
@@ -827,13 +880,13 @@ class Retention:
     def _expire(self, log: str, policy: Policy, categories: list[str], now: datetime) -> list[Step]:
         """Drop payloads past keep (hot and archived); leaf hashes stay in `pruned`."""
         stamp, done, batch = rfc3339(now), [], []
-        for row in self._hot(log, categories, policy.keep, now):
+        for row in self._hot(log, categories, policy.keep, now, policy=policy):
             batch.append(row)
             if len(batch) == self.segment_entries:
                 done += self._expire_hot(log, policy, batch, stamp)
                 batch = []
         done += self._expire_hot(log, policy, batch, stamp)
-        archived = self._archived(log, categories, policy.keep, now)
+        archived = self._archived(log, categories, policy.keep, now, policy=policy)
         self._expired[log].update(name for _, actor in archived for name in names_of(actor, None))
         archived = [idx for idx, _ in archived]
         with self.timings.phase("store"), _Tx(self.conn) as conn:
@@ -900,7 +953,7 @@ class Retention:
         in the archive already and only need dropping locally again."""
         batch: list[_Row] = []
         restored: list[int] = []
-        for row in self._hot(log, categories, policy.hot, now):
+        for row in self._hot(log, categories, policy.hot, now, policy=policy):
             if row.state == "restored":
                 restored.append(row.idx)
                 if len(restored) == _PAGE:
@@ -985,7 +1038,7 @@ class Retention:
                          "retain_until, created) VALUES (?,?,?,?,?,?,?,?,?)",
                          (key, log, policy.name, first, last + 1, len(rows), done.written.manifest.size,
                           rfc3339(done.retain), rfc3339(now)))
-            _insert_archived(conn, log, rows, done.written, policy.name, rfc3339(now))
+            _insert_archived(conn, log, rows, done.written, policy.name, rfc3339(now), self.policies.by_source)
             unindex(conn, log, [r.idx for r in rows], done.words)
             if last - first + 1 == len(rows):  # a run without gaps: the range holds these rows and no others
                 conn.execute("DELETE FROM entries WHERE log=? AND idx BETWEEN ? AND ?", (log, first, last))
@@ -1240,34 +1293,41 @@ class Retention:
 
 
 _PRUNED_COLUMNS = ("log, idx, id, leaf_hash, category, received, time, action, outcome, actor_id, state, policy, "
-                   "segment, archived_at")
+                   "segment, archived_at, source_component, source_kind")
 # ?1 the leaves as one blob (in index order), ?2 policy, ?3 segment key, ?4 stamp, ?5 log; the entries are
 # either a run of indices (?6 first, ?7 last) or a JSON array of them (?6)
 _ARCHIVED = (f"INSERT INTO pruned ({_PRUNED_COLUMNS}) SELECT e.log, e.idx, e.id, substr(?1, {{at}} * 32 + 1, 32), "
-             "e.category, e.received, e.time, e.action, e.outcome, e.actor_id, 'archived', ?2, ?3, ?4 FROM {rows}")
-_ARCHIVED_RUN_SQLITE = _ARCHIVED.format(at="(e.idx - ?6)", rows="entries AS e WHERE e.log = ?5 AND e.idx BETWEEN ?6 AND ?7")
-_ARCHIVED_SQLITE = _ARCHIVED.format(
-    at="j.key", rows="json_each(?6) AS j CROSS JOIN entries AS e ON e.log = ?5 AND e.idx = j.value")
+             "e.category, e.received, e.time, e.action, e.outcome, e.actor_id, 'archived', ?2, ?3, ?4, {source} FROM {rows}")
+_RUN_ROWS = "entries AS e WHERE e.log = ?5 AND e.idx BETWEEN ?6 AND ?7"
+_CHOSEN_ROWS = "json_each(?6) AS j CROSS JOIN entries AS e ON e.log = ?5 AND e.idx = j.value"
+# the entries' sources are recorded only where a policy is chosen by source (json_extract costs every row)
+_SOURCE = {False: "NULL, NULL", True: "json_extract(e.data, '$.source.component'), json_extract(e.data, '$.source.kind')"}
+_ARCHIVED_RUN_SQLITE = {sourced: _ARCHIVED.format(at="(e.idx - ?6)", rows=_RUN_ROWS, source=source)
+                        for sourced, source in _SOURCE.items()}
+_ARCHIVED_SQLITE = {sourced: _ARCHIVED.format(at="j.key", rows=_CHOSEN_ROWS, source=source)
+                    for sourced, source in _SOURCE.items()}
 
 
-def _insert_archived(conn, log: str, rows: list[_Row], written: Written, policy: str, stamp: str) -> None:
+def _insert_archived(conn, log: str, rows: list[_Row], written: Written, policy: str, stamp: str,
+                     sourced: bool = False) -> None:
     """Record rows, just written to a segment, in `pruned` as archived, with the leaf hashes the segment
-    checked against the tiles.
+    checked against the tiles (``sourced``: and each entry's source, which later picks its policy).
 
     SQLite: one INSERT ... SELECT that takes the columns from the `entries` rows (a range of indices, or a
     JSON array of them where the rows have gaps; the leaves as one blob), not a statement per row; every row
     must still be there (the transaction rolls back otherwise)."""
     if is_postgres(conn):
         conn.executemany(
-            f"INSERT INTO pruned ({_PRUNED_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,'archived',?,?,?)",
+            f"INSERT INTO pruned ({_PRUNED_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,'archived',?,?,?,?,?)",
             [(log, r.idx, r.id, leaf, r.category, r.received, r.time, r.action, r.outcome, r.actor_id, policy,
-              written.key, stamp) for r, leaf in zip(rows, written.leaves, strict=True)])
+              written.key, stamp, *(source_of(r.data) if sourced else (None, None)))
+             for r, leaf in zip(rows, written.leaves, strict=True)])
         return
     first, last, given = rows[0].idx, rows[-1].idx, (b"".join(written.leaves), policy, written.key, stamp, log)
     if last - first + 1 == len(rows):
-        count = conn.execute(_ARCHIVED_RUN_SQLITE, (*given, first, last)).rowcount
+        count = conn.execute(_ARCHIVED_RUN_SQLITE[sourced], (*given, first, last)).rowcount
     else:
-        count = conn.execute(_ARCHIVED_SQLITE, (*given, json.dumps([r.idx for r in rows]))).rowcount
+        count = conn.execute(_ARCHIVED_SQLITE[sourced], (*given, json.dumps([r.idx for r in rows]))).rowcount
     if count != len(rows):
         raise RetentionError(f"segment {written.key}: {len(rows) - count} of its entries left the store while "
                              "it was written; nothing was recorded (run apply again)")

@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS pruned (log TEXT NOT NULL, idx INTEGER NOT NULL, id T
     time TEXT, action TEXT, outcome TEXT, actor_id TEXT,
     state TEXT NOT NULL CHECK (state IN ('archived', 'restored', 'expired')),
     policy TEXT NOT NULL, segment TEXT, archived_at TEXT, expired_at TEXT,
+    source_component TEXT, source_kind TEXT,
     PRIMARY KEY (log, idx)) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS pruned_by_id ON pruned (log, id);
 CREATE TABLE IF NOT EXISTS archive_segments (key TEXT PRIMARY KEY, log TEXT NOT NULL, policy TEXT NOT NULL,
@@ -43,7 +44,10 @@ CREATE TABLE IF NOT EXISTS pruned (log text COLLATE "C" NOT NULL, idx bigint NOT
     time text COLLATE "C", action text COLLATE "C", outcome text COLLATE "C", actor_id text COLLATE "C",
     state text NOT NULL CHECK (state IN ('archived', 'restored', 'expired')),
     policy text NOT NULL, segment text, archived_at text, expired_at text,
+    source_component text, source_kind text,
     PRIMARY KEY (log, idx));
+ALTER TABLE pruned ADD COLUMN IF NOT EXISTS source_component text;
+ALTER TABLE pruned ADD COLUMN IF NOT EXISTS source_kind text;
 CREATE UNIQUE INDEX IF NOT EXISTS pruned_by_id ON pruned (log, id);
 CREATE TABLE IF NOT EXISTS archive_segments (key text COLLATE "C" PRIMARY KEY, log text NOT NULL,
     policy text NOT NULL, start_idx bigint NOT NULL, end_idx bigint NOT NULL, count bigint NOT NULL,
@@ -109,6 +113,10 @@ def ensure_schema(conn) -> None:
     """Create retention's tables (and, on PostgreSQL, the prune-only DELETE trigger) if missing."""
     if not is_postgres(conn):
         conn.executescript(SQLITE_SCHEMA)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(pruned)")}
+        for column in ("source_component", "source_kind"):  # a data dir from before source policies
+            if column not in columns:
+                conn.execute(f"ALTER TABLE pruned ADD COLUMN {column} TEXT")
         return
     if _postgres_ready(conn):
         return
@@ -125,7 +133,9 @@ def ensure_schema(conn) -> None:
 def _postgres_ready(conn: PostgresConnection) -> bool:
     """Whether the tables and the trigger are already there."""
     row = conn.raw.execute("SELECT to_regclass('pruned') IS NOT NULL AND EXISTS (SELECT 1 FROM pg_trigger "
-                           "WHERE tgname = 'entries_pruned' AND tgrelid = to_regclass('entries'))").fetchone()
+                           "WHERE tgname = 'entries_pruned' AND tgrelid = to_regclass('entries')) AND EXISTS "
+                           "(SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('pruned') "
+                           "AND attname = 'source_kind')").fetchone()
     return bool(row[0])
 
 
@@ -137,6 +147,13 @@ def has_active_holds(conn) -> bool:
     elif not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'legal_holds'").fetchone():
         return False
     return conn.execute("SELECT 1 FROM legal_holds WHERE released IS NULL LIMIT 1").fetchone() is not None
+
+
+def source_sql(conn, column: str, field: str) -> str:
+    """SQL reading ``source.<field>`` out of an entries ``data`` column (sealed canonical JSON)."""
+    if is_postgres(conn):
+        return f"(convert_from({column}, 'UTF8')::jsonb -> 'source' ->> '{field}')"
+    return f"json_extract({column}, '$.source.{field}')"
 
 
 def timestamp(conn, column: str) -> str:

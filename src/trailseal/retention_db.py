@@ -139,6 +139,19 @@ def _postgres_ready(conn: PostgresConnection) -> bool:
     return bool(row[0])
 
 
+def minimum_index(conn, log: str, size: int) -> int:
+    """The log's C2SP tlog-tiles *minimum index*: every entry bundle from it on can be served whole (no entry
+    in it expired), so it is the end of the bundle holding the newest expired entry (0 if none expired,
+    never past ``size``). Expiry here is per category, not a prefix: entries below it may still be there."""
+    if is_postgres(conn):
+        if not conn.execute("SELECT to_regclass('pruned') IS NOT NULL").fetchone()[0]:
+            return 0
+    elif not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'pruned'").fetchone():
+        return 0
+    newest = conn.execute("SELECT max(idx) FROM pruned WHERE log = ? AND state = 'expired'", (log,)).fetchone()[0]
+    return 0 if newest is None else min(size, (newest // 256 + 1) * 256)
+
+
 def has_active_holds(conn) -> bool:
     """Whether the store holds any legal hold not yet released (False before retention ever ran)."""
     if is_postgres(conn):

@@ -16,6 +16,7 @@ SAMPLES = {
     ("/v1/logs", "GET"): {},
     ("/tlog/{log}/checkpoint", "GET"): {"url": "/tlog/default/checkpoint"},
     ("/tlog/{log}/vkey", "GET"): {"url": "/tlog/default/vkey"},
+    ("/tlog/{log}/minimum-index", "GET"): {"url": "/tlog/default/minimum-index"},
     ("/tlog/{log}/tile/{rest:path}", "GET"): {"url": "/tlog/default/tile/0/000.p/1"},
     ("/healthz", "GET"): {},
     ("/readyz", "GET"): {},

@@ -165,8 +165,11 @@ def proof_body(svc, log: str, index: int) -> dict:
 async def list_logs(request: Request) -> Response:
     svc = service(request)
     token = request.state.token
+    from trailseal.retention_db import connection, minimum_index
+
+    conn = connection(svc.trail.store)
     logs = [{"name": info.name, "size": info.size, "checkpoint": info.checkpoint,
-             "vkey": svc.trail.vkey(info.name)}
+             "vkey": svc.trail.vkey(info.name), "minimum_index": minimum_index(conn, info.name, info.size)}
             for info in svc.trail.logs() if token is None or token.allows_log(info.name)]
     return json_response({"logs": logs})
 

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from trailseal import retention_db
 from trailseal.api.common import ApiError, check_log_scope, requires, service
 from trailseal.ledger import TileError, encode_entry_bundle, parse_tile_path
 from trailseal.ledger.tiles import tile_width
@@ -28,6 +29,19 @@ async def checkpoint(request: Request) -> Response:
     log, _ = _log_size(request)
     note = service(request).trail.checkpoint(log)
     return Response(note, 200, {"Cache-Control": "no-cache"}, media_type="text/plain; charset=utf-8")
+
+
+@requires("tlog")
+async def minimum_index(request: Request) -> Response:
+    """The log's C2SP tlog-tiles minimum index (a decimal line): entry bundles that end at or below it may
+    be gone (retention expired entries in them); hash tiles, and so every proof, stay served."""
+    log, size = _log_size(request)
+    return Response(f"{_minimum_index(request, log, size)}\n", 200, {"Cache-Control": SHORT},
+                    media_type="text/plain; charset=utf-8")
+
+
+def _minimum_index(request: Request, log: str, size: int) -> int:
+    return retention_db.minimum_index(retention_db.connection(service(request).trail.store), log, size)
 
 
 @requires("tlog")
@@ -69,12 +83,15 @@ def _entries(request: Request, log: str, index: int, width: int) -> bytes:
     try:  # an entry retention archived comes from its segment; an expired one ends the bundle's life
         entries = [stored[i] if i in stored else trail.entry(i, log) for i in range(start, start + width)]
     except IndexError as exc:
-        raise ApiError(404, f"some entries of this bundle are no longer stored: {exc}") from None
+        floor = _minimum_index(request, log, service(request).trail.store.tree_size(log))
+        raise ApiError(404, f"entry bundle {index} is below the log's minimum index {floor} (C2SP tlog-tiles "
+                            f"pruning): {exc}; its hashes, and every proof, are still served") from None
     return encode_entry_bundle(entries)
 
 
 routes = [
     Route("/tlog/{log}/checkpoint", checkpoint, methods=["GET"]),
     Route("/tlog/{log}/vkey", vkey, methods=["GET"]),
+    Route("/tlog/{log}/minimum-index", minimum_index, methods=["GET"]),
     Route("/tlog/{log}/tile/{rest:path}", tile, methods=["GET"]),
 ]

@@ -700,9 +700,7 @@ class Retention:
         for start in range(0, len(indices), 500):
             chunk = indices[start:start + 500]
             row = self.conn.execute(
-                f"SELECT 1 FROM (SELECT log, idx, id, {timestamp(self.conn, 'time')} AS time, category, action, "
-                "outcome, actor_id FROM entries UNION ALL SELECT log, idx, id, time, category, action, outcome, "
-                f"actor_id FROM pruned WHERE state != 'expired') e WHERE e.log = ? AND e.idx IN "
+                f"SELECT 1 FROM {self._retained_entries()} e WHERE e.log = ? AND e.idx IN "
                 f"({','.join('?' * len(chunk))}) AND {held} LIMIT 1", (log, *chunk, *params)).fetchone()
             if row:
                 return True
@@ -734,12 +732,15 @@ class Retention:
     def is_held(self, log: str, index: int) -> bool:
         """Whether an entry is under an active legal hold."""
         held, params = self._held_sql("e.")
-        row = self.conn.execute(f"SELECT {held} FROM (SELECT log, idx, id, {timestamp(self.conn, 'time')} AS time, "
-                                "category, action, outcome, "
-                                "actor_id FROM entries UNION ALL SELECT log, idx, id, time, category, action, "
-                                "outcome, actor_id FROM pruned WHERE state != 'expired') e "
-                                "WHERE e.log=? AND e.idx=?", (*params, log, index)).fetchone()
+        row = self.conn.execute(f"SELECT {held} FROM {self._retained_entries()} e WHERE e.log=? AND e.idx=?",
+                                (*params, log, index)).fetchone()
         return bool(row and row[0])
+
+    def _retained_entries(self) -> str:
+        """A subquery of every hot or archived entry, with the columns hold queries read."""
+        return (f"(SELECT log, idx, id, {timestamp(self.conn, 'time')} AS time, category, action, outcome, actor_id "
+                "FROM entries UNION ALL SELECT log, idx, id, time, category, action, outcome, actor_id FROM pruned "
+                "WHERE state != 'expired')")
 
     # -- selecting candidates --------------------------------------------------------------------
     def _hot(self, log: str, categories: Sequence[str], period: Period, now: datetime,

@@ -373,7 +373,8 @@ class Trail:
 
         if not has_active_holds(connection(self.store)):
             return
-        holds = Retention(self.store, Policies(), actor_ids=trail_actor_ids(self)).holds_on_subject(subject, log)
+        reader = Retention(self.store, Policies(), actor_ids=trail_actor_ids(self), schema=False)  # no DDL: any role
+        holds = reader.holds_on_subject(subject, log)
         if holds:
             named = "; ".join(f"hold {hold.id} ({hold.reason})" for hold in holds)
             raise ErasureRefused(f"not erased: {named} keeps events of this subject, and with them their personal "

@@ -588,10 +588,10 @@ class Retention:
                  verifier: Callable[[str], Verifier] | None = None,
                  clock: Callable[[], datetime] = _utc_now, segment_entries: int = SEGMENT_ENTRIES,
                  record: Callable[[list[dict]], object] | None = None, actor_ids: ActorIds | None = None,
-                 vault: VaultExpiry | None = None):
+                 vault: VaultExpiry | None = None, schema: bool = True):
         """Work on store; verifier(log) is needed to restore (segments are verified first); with ``vault``,
         expiring entries also expires the vault values of subjects with nothing retained
-        (retention_vault.py)."""
+        (retention_vault.py). ``schema=False``: only read the tables that exist (no DDL, so any role may)."""
         self.store = store
         self.policies = policies
         self.archive = archive
@@ -605,7 +605,8 @@ class Retention:
         self.vault = vault
         self._expired: defaultdict[str, set[str]] = defaultdict(set)  # log -> names_of this apply's expired entries
         self._pool: ThreadPoolExecutor | None = None
-        ensure_schema(self.conn)
+        if schema:
+            ensure_schema(self.conn)
 
     @classmethod
     def from_trail(cls, trail, *, archive: Archive | None = None, clock: Callable[[], datetime] | None = None,

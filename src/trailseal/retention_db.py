@@ -153,10 +153,17 @@ def minimum_index(conn, log: str, size: int) -> int:
 
 
 def has_active_holds(conn) -> bool:
-    """Whether the store holds any legal hold not yet released (False before retention ever ran)."""
+    """Whether the store holds any legal hold not yet released (False before retention ever ran). On
+    PostgreSQL, a role that may not read the holds gets a StoreError saying so (it cannot tell)."""
     if is_postgres(conn):
         if not conn.execute("SELECT to_regclass('legal_holds') IS NOT NULL").fetchone()[0]:
             return False
+        readable = "SELECT bool_and(has_table_privilege(t, 'SELECT')) FROM unnest(ARRAY['legal_holds', " \
+                   "'legal_hold_ids', 'pruned']) AS t"
+        if not conn.execute(readable).fetchone()[0]:
+            raise StoreError("this role may not read the legal holds (legal_holds, legal_hold_ids, pruned), so it "
+                             "cannot tell whether a hold keeps the subject's events: run this as the owner role, "
+                             "or GRANT SELECT on those tables to this role")
     elif not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'legal_holds'").fetchone():
         return False
     return conn.execute("SELECT 1 FROM legal_holds WHERE released IS NULL LIMIT 1").fetchone() is not None

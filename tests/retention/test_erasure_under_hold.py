@@ -65,3 +65,44 @@ def test_the_command_and_the_api_say_which_hold(data_dir):
         refused = client.post("/v1/admin/erase", json={"subject": "alice"}, headers=bearer(admin))
         assert refused.status_code == 409 and "hold 1 (case 14)" in refused.json()["error"]
         assert "alice" in vault_subjects(trail)
+
+
+def test_the_application_role_on_postgresql_says_it_cannot_check_holds(request, tmp_path):
+    """Erasure as the writer role, which may not read retention's tables: a clear refusal, nothing erased;
+    once the holds are readable to it, the check runs and the held subject stays."""
+    import secrets
+
+    from psycopg import sql
+
+    from tests.postgres.fixtures import admin, with_params
+    from trailseal.store.base import StoreError
+
+    url = request.getfixturevalue("pg_url")
+    owner_dir = trailseal.init(tmp_path / "owner", origin="test.trailseal", store=url)
+    with trailseal.open(owner_dir) as trail:
+        trail.append([event_of(1, "alice"), event_of(2, "bob")])
+        Retention.from_trail(trail).hold(reason="case 15", query="actor:alice")
+    role = f"trailseal_app_{secrets.token_hex(4)}"
+    with admin(url) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        conn.execute("SELECT trailseal_grant_writer(%s)", (role,))
+        conn.execute(sql.SQL("GRANT DELETE ON search_ips TO {}").format(sql.Identifier(role)))
+    app_dir = trailseal.init(tmp_path / "app", origin="test.trailseal", store=with_params(url, user=role))
+    for name in ("privacy.key", "signing.key", "signing.vkey"):  # the same log and keys, another role
+        (app_dir / name).write_bytes((owner_dir / name).read_bytes())
+    try:
+        with trailseal.open(app_dir) as trail:
+            with pytest.raises(StoreError, match="may not read the legal holds"):
+                trail.erase("bob")
+            assert {"alice", "bob"} <= vault_subjects(trail)
+        with admin(url) as conn:
+            conn.execute(sql.SQL("GRANT SELECT ON legal_holds, legal_hold_ids, pruned TO {}").format(
+                sql.Identifier(role)))
+        with trailseal.open(app_dir) as trail:
+            with pytest.raises(ErasureRefused, match="case 15"):
+                trail.erase("alice")
+            assert trail.erase("bob") >= 1
+    finally:
+        with admin(url) as conn:
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))

@@ -8,7 +8,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +177,9 @@ class Trail:
         written = getattr(sealer, "on_written", None)  # a writer without it: values are carried, never confirmed
         if written is not None and self._confirm_vault not in written:
             written.append(self._confirm_vault)
+        announced = getattr(sealer, "on_forget", None)  # the bus: other nodes' erasures and expiries
+        if announced is not None and self._forget_announced not in announced:
+            announced.append(self._forget_announced)
 
     def _policy_records(self, log: str) -> list[Sealable]:
         """A `privacy.policy` record for ``log``, unless the policy in force is the one last recorded."""
@@ -404,8 +407,24 @@ class Trail:
     def forget_subject(self, subject: str, log: str | None) -> None:
         """The protection caches (here and in the prepare workers) forget a subject's values: its next
         events get fresh vault rows."""
-        self.protection.forget(subject, log)
-        self.pool.forget(subject, log)
+        self.forget_subjects([subject], log)
+
+    def forget_subjects(self, subjects: Sequence[str], log: str | None) -> None:
+        """``forget_subject`` for each, and on the bus every other node is told (by search token) too."""
+        for subject in subjects:
+            self.protection.forget(subject, log)
+            self.pool.forget(subject, log)
+        tell = getattr(self._sealer, "broadcast_forget", None)
+        if tell is not None and subjects:
+            logs = [log] if log is not None else [info.name for info in self.store.logs()]
+            tell([self.protection.subject_token(subject, name) for subject in subjects for name in logs])
+
+    def _forget_announced(self, tokens: list[str]) -> None:
+        """Another node erased or expired these subjects (by search token): forget them here; the prepare
+        workers, which cannot be told by token, forget every value."""
+        self.protection.forget_tokens(set(tokens))
+        if self.pool.ready:
+            self.pool.forget_all()
 
     def read_events(self, rows: list[tuple[str, int, bytes]]) -> list[dict[str, Any]]:
         """(log, index, sealed bytes) -> dicts with log, index and the event, vault values joined back."""

@@ -161,6 +161,20 @@ class Protection:
         with self._lock:
             self._commitments.clear()
 
+    def forget_tokens(self, tokens: set[str]) -> int:
+        """Forget the values of the subjects whose search tokens these are (another node erased or expired
+        them); returns how many values went."""
+        with self._lock:
+            keys = list(self._commitments)
+        tokens_of: dict[tuple[str, str], str] = {}
+        doomed = [key for key in keys
+                  if (tokens_of.get(key[:2]) or tokens_of.setdefault(key[:2], self.subject_token(key[1], key[0])))
+                  in tokens]
+        with self._lock:
+            for key in doomed:
+                self._commitments.pop(key, None)
+        return len(doomed)
+
     def forget(self, subject: str, log: str | None = None) -> None:
         """After an erasure: the subject's next values get fresh salts and fresh vault rows."""
         with self._lock:

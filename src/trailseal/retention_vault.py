@@ -9,8 +9,8 @@ theirs is retained in that log:
 1. the subjects of the expired entries, from the sealed actor id: a commitment is read back through the
    vault, a pseudonym through the commitments the entry holds, an id kept as sent is the subject itself;
 2. of those, the ones no retained entry names, in any form their actor id may be sealed in;
-3. forgotten by the protection caches (this process and its prepare workers), so that a new event of theirs
-   gets new rows instead of reusing one about to go;
+3. forgotten by the protection caches (this process and its prepare workers; on the bus, every other node
+   is told by search token), so that a new event of theirs gets new rows instead of reusing one about to go;
 4. after a drain (an event protected before that reaches the writer) and a flush of the writer's queue,
    checked again and deleted in one write transaction (on PostgreSQL with `entries` and `vault` locked
    against the writer, which SQLite's write lock does by itself).
@@ -46,7 +46,7 @@ class VaultExpiry:
     store: Any
     forms: Callable[[str, str], list[str]]  # (subject, log) -> every actor_id its events may be sealed with
     identifies: Callable[[str], bool]  # log -> whether its sealed actor ids name their subjects
-    forget: Callable[[str, str], None] = lambda subject, log: None  # the protection caches forget a subject
+    forget: Callable[[list[str], str], None] = lambda subjects, log: None  # the protection caches forget them
     flush: Callable[[], None] = lambda: None  # wait until the writer committed everything queued
     drain: float = 0.0
 
@@ -55,7 +55,7 @@ class VaultExpiry:
         """Vault expiry of an open data dir, its caches and its writer."""
         protection = trail.protection
         return cls(trail.store, lambda subject, log_: protection.sealed_forms(trail.store, subject, [log_]),
-                   protection.policy.identifies_actor, trail.forget_subject,
+                   protection.policy.identifies_actor, trail.forget_subjects,
                    lambda: getattr(trail.sealer, "flush", lambda: None)(), drain)
 
     def subjects(self, log_name: str, names: set[str]) -> set[str]:
@@ -74,8 +74,7 @@ class VaultExpiry:
         gone = self._unretained(conn, log_name, forms)
         if not gone:
             return 0, 0
-        for subject in gone:
-            self.forget(subject, log_name)
+        self.forget(gone, log_name)
         if self.drain > 0:
             time.sleep(self.drain)
         self.flush()

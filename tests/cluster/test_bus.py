@@ -162,3 +162,52 @@ def test_erasure_on_the_bus_waits_for_the_stream_to_reach_it(cluster_dir):
     with trailseal.open(cluster_dir) as reader:
         left = reader.store._conn().execute("SELECT count(*) FROM vault WHERE subject = %s", ["fay"]).fetchone()[0]
     assert left == 0, "values of events published before the erasure outlived it"
+
+
+def test_an_erasure_on_one_node_makes_the_others_forget(cluster_dir):
+    """Node B reuses the values of gus it saw JetStream store; node A erases gus: B is told over the bus (by
+    search token, never the subject) and its next event of gus carries fresh vault rows, not the erased
+    commitments."""
+    actor = {"id": "gus", "type": "user", "ip": "10.9.9.9"}
+    with running_sequencer(cluster_dir), ingest_trail(cluster_dir) as node_b, ingest_trail(cluster_dir) as node_a:
+        first = node_b.prepare([make_event(i, actor=actor) for i in range(3)])
+        node_b.sealer.seal(first)
+        erased = {row.commitment for row in first[0].vault}
+        assert node_b.prepare([make_event(10, actor=actor)])[0].vault == ()  # B reuses them
+        assert wait_sealed(cluster_dir, 3, 30) == 3
+        assert node_a.erase("gus") == 2
+        deadline = time.monotonic() + 10
+        while any(subject == "gus" for _, subject, *_ in node_b.protection.held()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        after = node_b.prepare([make_event(11, actor=actor)])[0]
+        assert len(after.vault) == 2 and not erased & {row.commitment for row in after.vault}
+
+
+def test_forget_announcements_from_the_bus_are_checked(cluster_dir):
+    """Junk on the forget subject is ignored (logged), and the node keeps listening: a well-formed
+    announcement after it still makes the node forget the subject it names by search token."""
+    import asyncio
+
+    import msgspec
+    import nats
+
+    from trailseal.bus.nats import forget_subject
+
+    actor = {"id": "hal", "type": "user", "ip": "10.6.6.6"}
+    with running_sequencer(cluster_dir), ingest_trail(cluster_dir) as node:
+        node.sealer.seal(node.prepare([make_event(i, actor=actor) for i in range(2)]))
+        assert any(subject == "hal" for _, subject, *_ in node.protection.held())
+
+        async def announce() -> None:
+            client = await nats.connect(node.config.bus.url)
+            token = node.protection.subject_token("hal", "default")
+            for payload in (b"junk", b'["other", 5]', b"\xff" * 64, msgspec.json.encode(["other", [token]])):
+                await client.publish(forget_subject(node.config.bus), payload)
+            await client.flush()
+            await client.close()
+
+        asyncio.run(announce())
+        deadline = time.monotonic() + 10
+        while any(subject == "hal" for _, subject, *_ in node.protection.held()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(subject == "hal" for _, subject, *_ in node.protection.held())

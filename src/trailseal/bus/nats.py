@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+import msgspec
 import nats
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
@@ -27,11 +29,17 @@ from trailseal.pipeline import CommitStats
 
 log = logging.getLogger("trailseal.bus")
 T = TypeVar("T")
+FORGET_PER_MESSAGE = 10_000  # search tokens per announcement (66 bytes each: within NATS's 1 MB payload)
 
 
 def subject_for(conf: BusConfig, log_name: str) -> str:
     """The subject one log's events are published on."""
     return f"{conf.subject}.{log_name}"
+
+
+def forget_subject(conf: BusConfig) -> str:
+    """The core NATS subject (outside the stream's) on which nodes tell each other to forget data subjects."""
+    return f"{conf.subject}_forget"
 
 
 def stream_config(conf: BusConfig) -> StreamConfig:
@@ -82,6 +90,10 @@ class NatsBus:
         # Called with the vault rows of the events JetStream stored (not those it held already): the
         # sequencer writes them, re-sent events' too, so their values may be reused as written
         self.on_written: list = []
+        # Called with the search tokens of data subjects another node erased or expired: their values must
+        # not be reused here either (the node forgets them)
+        self.on_forget: list[Callable[[list[str]], None]] = []
+        self._node = secrets.token_hex(8)  # this node's own announcements come back to it: skipped
         self.published = self.duplicates = self.unavailable = 0
         self._in_flight = 0
         self._lock = threading.Lock()
@@ -95,6 +107,7 @@ class NatsBus:
         while True:
             try:
                 self._nc, self._js = await connect(self.conf, self.name, error_cb=self._on_error)
+                await self._nc.subscribe(forget_subject(self.conf), cb=self._on_forget_message)
                 log.info("bus connected to %s", self.conf.url)
                 return
             except Exception as exc:  # noqa: BLE001 - keep trying; submits answer 503 meanwhile
@@ -166,6 +179,46 @@ class NatsBus:
             pending.append(await self._js.publish_async(subject_for(self.conf, item.log), encode(item),
                                                         headers={"Nats-Msg-Id": item.id}))
         return [await ack for ack in pending]  # in order; cheaper than gather's task per future
+
+    # -- forgetting data subjects across nodes ----------------------------------------------------
+    def broadcast_forget(self, tokens: Sequence[str]) -> None:
+        """Tell every other node to forget these data subjects (their search tokens, never the subjects):
+        core NATS, at most once; a node not connected at that moment keeps its cache until it restarts."""
+        if not tokens:
+            return
+        if not self.connected:
+            log.warning("bus: could not tell the other nodes to forget %d subjects (NATS unavailable); their "
+                        "caches may reuse those values until they restart", len(tokens))
+            return
+        for start in range(0, len(tokens), FORGET_PER_MESSAGE):
+            payload = msgspec.json.encode((self._node, list(tokens[start:start + FORGET_PER_MESSAGE])))
+            try:
+                self._loop.submit(self._publish_forget(payload)).result(self.conf.publish_timeout_seconds)
+            except Exception as exc:  # noqa: BLE001 - the local forget and the deletion stand; say so
+                log.warning("bus: telling the other nodes to forget subjects failed (%s)", exc)
+                return
+
+    async def _publish_forget(self, payload: bytes) -> None:
+        await self._nc.publish(forget_subject(self.conf), payload)
+        await self._nc.flush()
+
+    async def _on_forget_message(self, message) -> None:
+        """Another node's announcement: its observers run on a thread of their own (they may wait for the
+        prepare workers), never on the bus's loop."""
+        try:
+            node, tokens = msgspec.json.decode(message.data, type=tuple[str, list[str]])
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            log.warning("bus: ignored a malformed forget announcement")
+            return
+        if node != self._node:
+            threading.Thread(target=self._tell_forget, args=(tokens,), name="trailseal-forget", daemon=True).start()
+
+    def _tell_forget(self, tokens: list[str]) -> None:
+        for observer in self.on_forget:
+            try:
+                observer(tokens)
+            except Exception:  # noqa: BLE001 - one observer's failure must not silence the others
+                log.exception("a forget observer failed")
 
     def stop(self) -> None:
         """Flush and close the connection, then the loop."""

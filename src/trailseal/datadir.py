@@ -390,14 +390,36 @@ class Trail:
         it: wait until the erasure event itself is sealed (the sequencer takes the stream in order), then
         erase again. Rows published later by a node that protected them before the erasure, or sealed by
         another shard's sequencer after this, are not covered (docs/SCALING.md)."""
-        deadline = time.monotonic() + timeout
-        while not self.store.find_ids("trailseal", [erasure_id]):
-            if time.monotonic() > deadline:
-                logger.warning("erasure of a subject recorded, but the stream did not reach it in %.0f s: values of "
-                             "events published before it may remain; run the erasure again later", timeout)
-                return 0
-            time.sleep(ERASE_POLL_SECONDS)
+        if not self._wait_sealed(erasure_id, timeout):
+            logger.warning("erasure of a subject recorded, but the stream did not reach it in %.0f s: values of "
+                           "events published before it may remain; run the erasure again later", timeout)
+            return 0
         return self._erase_vault(subject, log)
+
+    def barrier(self, timeout: float = ERASE_DRAIN_SECONDS) -> bool:
+        """Wait until what was sealed before this call is in the store: the writer's queue committed, or, on
+        the bus, a `trailseal.barrier` event sealed through the stream behind it. False if it did not arrive
+        within ``timeout`` (a sequencer down)."""
+        flush = getattr(self.sealer, "flush", None)
+        if flush is not None:
+            flush()
+            return True
+        marker = from_dict({
+            "log": "trailseal", "time": self.clock(), "category": "system", "action": "trailseal.barrier",
+            "outcome": "success", "actor": {"id": "trailseal", "type": "system"},
+            "source": {"component": "trailseal", "kind": "trailseal", "format": "trailseal"},
+        }, self.clock())
+        self.sealer.seal([marker])
+        return self._wait_sealed(marker.id, timeout)
+
+    def _wait_sealed(self, event_id: str, timeout: float) -> bool:
+        """Whether the `trailseal` log holds the event within ``timeout`` seconds (polled)."""
+        deadline = time.monotonic() + timeout
+        while not self.store.find_ids("trailseal", [event_id]):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(ERASE_POLL_SECONDS)
+        return True
 
     def _erase_vault(self, subject: str, log: str | None) -> int:
         """Forget the subject's values (here and in the prepare workers), then delete its vault rows."""

@@ -50,7 +50,7 @@ from trailseal.retention_db import (
     source_sql,
     timestamp,
 )
-from trailseal.retention_vault import DRAIN_SECONDS, VaultExpiry, actor_entries, names_of
+from trailseal.retention_vault import DRAIN_SECONDS, VaultExpiry, VaultExpiryDeferred, actor_entries, names_of
 from trailseal.store.base import StoreError
 
 SEGMENT_ENTRIES = 65_536
@@ -899,15 +899,35 @@ class Retention:
         return [_step(log, policy, "expire", indices)] if indices else []
 
     def _expire_vault(self) -> dict[str, tuple[int, int]]:
-        """log -> (subjects, vault rows) whose values went with this apply's expired entries."""
+        """log -> (subjects, vault rows) whose values went with this apply's expired entries (and with those of
+        an earlier apply that could not finish: `vault_expiring`)."""
         done = {}
         if self.vault is not None:
-            for log, expired in self._expired.items():
-                subjects, rows = self.vault.expire(self.conn, log, self.vault.subjects(log, expired))
-                if subjects:
-                    done[log] = (subjects, rows)
+            pending = defaultdict(set)
+            for log, subject in self.conn.execute("SELECT log, subject FROM vault_expiring").fetchall():
+                pending[log].add(subject)
+            for log in sorted(set(self._expired) | set(pending)):
+                subjects = self.vault.subjects(log, self._expired.get(log, set())) | pending[log]
+                try:
+                    gone, rows = self.vault.expire(self.conn, log, subjects)
+                except VaultExpiryDeferred:
+                    self._defer_vault(log, subjects - pending[log])
+                    continue
+                self._defer_vault(log, set(), done=pending[log])
+                if gone:
+                    done[log] = (gone, rows)
         self._expired.clear()
         return done
+
+    def _defer_vault(self, log: str, subjects: set[str], done: set[str] = frozenset()) -> None:
+        """Note subjects whose vault expiry could not finish (the next apply takes them up), and drop the
+        notes of those it finished."""
+        if not subjects and not done:
+            return
+        with _Tx(self.conn) as conn:
+            conn.executemany("DELETE FROM vault_expiring WHERE log = ? AND subject = ?", [(log, s) for s in done])
+            conn.executemany("INSERT INTO vault_expiring (log, subject) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                             [(log, s) for s in sorted(subjects)])
 
     def _expire_hot(self, log: str, policy: Policy, rows: list[_Row], stamp: str) -> list[int]:
         """Drop hot payloads past keep, recording their re-computed leaf hash (a tampered one still fails)."""

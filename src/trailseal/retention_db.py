@@ -35,6 +35,8 @@ CREATE TABLE IF NOT EXISTS legal_holds (id INTEGER PRIMARY KEY, reason TEXT NOT 
 CREATE TABLE IF NOT EXISTS legal_hold_ids (hold INTEGER NOT NULL, log TEXT NOT NULL, id TEXT NOT NULL,
     PRIMARY KEY (hold, log, id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS legal_hold_ids_by_id ON legal_hold_ids (log, id);
+CREATE TABLE IF NOT EXISTS vault_expiring (log TEXT NOT NULL, subject TEXT NOT NULL,
+    PRIMARY KEY (log, subject)) WITHOUT ROWID;
 """
 
 POSTGRES_SCHEMA = r"""
@@ -58,6 +60,8 @@ CREATE TABLE IF NOT EXISTS legal_holds (id bigint GENERATED ALWAYS AS IDENTITY P
 CREATE TABLE IF NOT EXISTS legal_hold_ids (hold bigint NOT NULL, log text COLLATE "C" NOT NULL,
     id text COLLATE "C" NOT NULL, PRIMARY KEY (hold, log, id));
 CREATE INDEX IF NOT EXISTS legal_hold_ids_by_id ON legal_hold_ids (log, id);
+CREATE TABLE IF NOT EXISTS vault_expiring (log text COLLATE "C" NOT NULL, subject text COLLATE "C" NOT NULL,
+    PRIMARY KEY (log, subject));
 CREATE OR REPLACE FUNCTION glob(pattern text, value text) RETURNS boolean LANGUAGE sql IMMUTABLE AS
     $$ SELECT value LIKE replace(replace(replace(pattern, '\', '\\'), '%', '\%'), '*', '%') $$;
 CREATE OR REPLACE FUNCTION trailseal_prune_only() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -135,7 +139,7 @@ def _postgres_ready(conn: PostgresConnection) -> bool:
     row = conn.raw.execute("SELECT to_regclass('pruned') IS NOT NULL AND EXISTS (SELECT 1 FROM pg_trigger "
                            "WHERE tgname = 'entries_pruned' AND tgrelid = to_regclass('entries')) AND EXISTS "
                            "(SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('pruned') "
-                           "AND attname = 'source_kind')").fetchone()
+                           "AND attname = 'source_kind') AND to_regclass('vault_expiring') IS NOT NULL").fetchone()
     return bool(row[0])
 
 

@@ -11,7 +11,8 @@ theirs is retained in that log:
 2. of those, the ones no retained entry names, in any form their actor id may be sealed in;
 3. forgotten by the protection caches (this process and its prepare workers; on the bus, every other node
    is told by search token), so that a new event of theirs gets new rows instead of reusing one about to go;
-4. after a drain (an event protected before that reaches the writer) and a flush of the writer's queue,
+4. after a drain (an event protected before that reaches the writer) and a barrier (the writer's queue
+   committed; on the bus, a marker event sealed through the stream behind what was published before),
    checked again and deleted in one write transaction (on PostgreSQL with `entries` and `vault` locked
    against the writer, which SQLite's write lock does by itself).
 
@@ -38,6 +39,10 @@ FORMS_PER_QUERY = 200_000  # sealed actor ids per statement: each scans `pruned`
 _COMMITMENT = re.compile(COMMITMENT_RE.pattern.encode())  # tokens.COMMITMENT_RE, over sealed bytes
 
 
+class VaultExpiryDeferred(RuntimeError):
+    """The barrier did not come through: nothing was deleted; the subjects wait for the next apply."""
+
+
 @dataclass
 class VaultExpiry:
     """What retention needs to expire vault rows: the store, how a subject's actor id is sealed, and how to
@@ -47,7 +52,7 @@ class VaultExpiry:
     forms: Callable[[str, str], list[str]]  # (subject, log) -> every actor_id its events may be sealed with
     identifies: Callable[[str], bool]  # log -> whether its sealed actor ids name their subjects
     forget: Callable[[list[str], str], None] = lambda subjects, log: None  # the protection caches forget them
-    flush: Callable[[], None] = lambda: None  # wait until the writer committed everything queued
+    flush: Callable[[], bool] = lambda: True  # wait until what was sealed before is in the store (False: not)
     drain: float = 0.0
 
     @classmethod
@@ -55,8 +60,7 @@ class VaultExpiry:
         """Vault expiry of an open data dir, its caches and its writer."""
         protection = trail.protection
         return cls(trail.store, lambda subject, log_: protection.sealed_forms(trail.store, subject, [log_]),
-                   protection.policy.identifies_actor, trail.forget_subjects,
-                   lambda: getattr(trail.sealer, "flush", lambda: None)(), drain)
+                   protection.policy.identifies_actor, trail.forget_subjects, trail.barrier, drain)
 
     def subjects(self, log_name: str, names: set[str]) -> set[str]:
         """The subjects in ``log_name`` that these names of expired entries (``names_of``) stand for."""
@@ -77,7 +81,11 @@ class VaultExpiry:
         self.forget(gone, log_name)
         if self.drain > 0:
             time.sleep(self.drain)
-        self.flush()
+        if not self.flush():
+            log.warning("vault values of %d expired subjects kept for now: events sealed before could not be "
+                        "waited for (on the bus: no sequencer reached the barrier); the next apply takes them "
+                        "up again", len(gone))
+            raise VaultExpiryDeferred(len(gone))
         with Transaction(conn):
             if is_postgres(conn):  # the writer commits nothing in this log's entries or vault meanwhile
                 conn.execute("LOCK TABLE entries, vault IN SHARE ROW EXCLUSIVE MODE")

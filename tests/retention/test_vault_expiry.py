@@ -223,3 +223,21 @@ def test_a_bad_drain_setting_is_refused_with_its_name(tmp_path, value):
     done = CliRunner().invoke(app, ["retention", "apply", "--data", str(directory)])
     assert done.exit_code == 2 and "[retention] in trailseal.toml: vault_drain_seconds must be a number of " \
         "seconds" in done.output and "\\[" not in done.output
+
+
+def test_an_expiry_that_cannot_wait_for_the_writer_is_taken_up_by_the_next_apply(tmp_path):
+    directory = configured(trailseal.init(tmp_path / "data", origin="test.trailseal"))
+    clock = FakeClock(T0)
+    with trailseal.open(directory, clock=clock) as trail:
+        trail.append([event_of(1, "alice"), event_of(6, "bob")])
+        before = vault_subjects(trail)
+        clock.now = T0 + 180 * DAY
+        retention = retention_of(trail, clock)
+        answers = iter([False, True])
+        retention.vault.flush = lambda: next(answers)  # the first barrier does not come through
+        assert retention.apply(clock.now).vault == {} and vault_subjects(trail) == before
+        waiting = trail.store._conn().execute("SELECT log, subject FROM vault_expiring ORDER BY 2").fetchall()
+        assert waiting == [("default", "alice"), ("default", "bob")]
+        clock.now += DAY  # nothing else expires now: the subjects waiting are taken up
+        assert retention.apply(clock.now).vault == {"default": (2, before["alice"] + before["bob"])}
+        assert trail.store._conn().execute("SELECT count(*) FROM vault_expiring").fetchone()[0] == 0

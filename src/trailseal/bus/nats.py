@@ -106,8 +106,13 @@ class NatsBus:
         """Connect (retrying every second while NATS is down); later drops reconnect by themselves."""
         while True:
             try:
-                self._nc, self._js = await connect(self.conf, self.name, error_cb=self._on_error)
-                await self._nc.subscribe(forget_subject(self.conf), cb=self._on_forget_message)
+                nc, js = await connect(self.conf, self.name, error_cb=self._on_error)
+                try:
+                    await nc.subscribe(forget_subject(self.conf), cb=self._on_forget_message)
+                except Exception:
+                    await nc.close()
+                    raise
+                self._nc, self._js = nc, js
                 log.info("bus connected to %s", self.conf.url)
                 return
             except Exception as exc:  # noqa: BLE001 - keep trying; submits answer 503 meanwhile

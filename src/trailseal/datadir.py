@@ -433,9 +433,8 @@ class Trail:
 
     def forget_subjects(self, subjects: Sequence[str], log: str | None) -> None:
         """``forget_subject`` for each, and on the bus every other node is told (by search token) too."""
-        for subject in subjects:
-            self.protection.forget(subject, log)
-            self.pool.forget(subject, log)
+        self.protection.forget_subjects(subjects, log)
+        self.pool.forget_subjects(subjects, log)
         tell = getattr(self._sealer, "broadcast_forget", None)
         if tell is not None and subjects:
             logs = [log] if log is not None else [info.name for info in self.store.logs()]

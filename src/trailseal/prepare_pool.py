@@ -401,8 +401,12 @@ class PreparePool:
 
     def forget(self, subject: str, log_name: str | None) -> None:
         """After an erasure: every worker forgets the subject's values (before its next batch)."""
+        self.forget_subjects([subject], log_name)
+
+    def forget_subjects(self, subjects: Sequence[str], log_name: str | None) -> None:
+        """``forget`` of many subjects, in one message to each worker."""
         with self._lock:
-            self._tell(("forget", subject, log_name))
+            self._tell(("forget", list(subjects), log_name))
 
     def forget_all(self) -> None:
         """After a failed commit or a refused batch: every worker forgets every value it remembered."""
@@ -610,7 +614,7 @@ def serve_requests(directory: Path, stdin, stdout) -> None:
                 answer = [], f"{type(exc).__name__}: {exc}"
             write_frame(stdout, marshal.dumps(answer))
         elif request[0] == "forget":
-            protection.forget(*request[1:])
+            protection.forget_subjects(*request[1:])
         elif request[0] == "forget_all":
             protection.forget_all()
         elif request[0] == "confirm":

@@ -166,10 +166,8 @@ class Protection:
         them); returns how many values went."""
         with self._lock:
             keys = list(self._commitments)
-        tokens_of: dict[tuple[str, str], str] = {}
-        doomed = [key for key in keys
-                  if (tokens_of.get(key[:2]) or tokens_of.setdefault(key[:2], self.subject_token(key[1], key[0])))
-                  in tokens]
+        token_of = {pair: self.subject_token(pair[1], pair[0]) for pair in {key[:2] for key in keys}}
+        doomed = [key for key in keys if token_of[key[:2]] in tokens]
         with self._lock:
             for key in doomed:
                 self._commitments.pop(key, None)
@@ -177,8 +175,13 @@ class Protection:
 
     def forget(self, subject: str, log: str | None = None) -> None:
         """After an erasure: the subject's next values get fresh salts and fresh vault rows."""
+        self.forget_subjects([subject], log)
+
+    def forget_subjects(self, subjects: Iterable[str], log: str | None = None) -> None:
+        """``forget`` of many subjects, in one pass over the cache (retention may expire thousands)."""
+        doomed = set(subjects)
         with self._lock:
-            for key in [k for k in self._commitments if k[1] == subject and (log is None or k[0] == log)]:
+            for key in [k for k in self._commitments if k[1] in doomed and (log is None or k[0] == log)]:
                 del self._commitments[key]
 
     def reveal_all(self, store, events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

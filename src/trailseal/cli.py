@@ -689,21 +689,19 @@ AtOpt = Annotated[str | None, typer.Option("--at", help="Pretend it is this RFC 
 def _retention(trail: Trail, writes: bool = False):
     """Retention of the data dir; ``writes``: the command changes the store and seals records of it, so it
     takes the writer lock first (and stops, before changing anything, while `serve` holds it)."""
-    from trailseal.archive import ArchiveError
-    from trailseal.archive.crypto import CryptoError
-    from trailseal.retention import Retention, RetentionError
+    from trailseal.retention import RetentionConfigError, configured_retention
 
     try:
         if writes:
             trail.sealer  # noqa: B018 - the writer lock, taken now
-        return Retention.from_trail(trail)
+        return configured_retention(trail)
     except DataDirError as exc:
         fail(f"{exc} (retention changes the store and seals a record of each change: run it where no other "
              "trailseal process writes to the data dir; `serve` applies retention itself every "
              "[retention] apply_interval_seconds)")
         raise
-    except (RetentionError, ValueError, ArchiveError, CryptoError, OSError, StoreError) as exc:
-        fail(f"[retention] in trailseal.toml: {exc}")  # fail() escapes the markup
+    except RetentionConfigError as exc:
+        fail(str(exc))  # fail() escapes the markup
         raise
 
 

@@ -68,6 +68,21 @@ class RetentionError(ValueError):
     """Retention is misconfigured or was asked something impossible; the message says what to fix."""
 
 
+class RetentionConfigError(RetentionError):
+    """The data dir's `[retention]` table, or the archive it names, cannot be opened."""
+
+
+def configured_retention(trail) -> Retention:
+    """``Retention.from_trail``, every way its configuration or archive can fail raised as one
+    RetentionConfigError that names the `[retention]` table (for the CLI and the API alike)."""
+    from trailseal.archive.crypto import CryptoError
+
+    try:
+        return Retention.from_trail(trail)
+    except (RetentionError, ValueError, ArchiveError, CryptoError, OSError, StoreError) as exc:
+        raise RetentionConfigError(f"[retention] in trailseal.toml: {exc}") from None
+
+
 # -- periods -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Period:

@@ -30,15 +30,12 @@ class HoldRequest(msgspec.Struct, forbid_unknown_fields=True):
 def _retention(svc) -> Any:
     """Retention of the served data dir, as configured (its archive gets segment holds too); 503 with the
     reason when its configuration or archive cannot be opened."""
-    from trailseal.archive import ArchiveError
-    from trailseal.archive.crypto import CryptoError
-    from trailseal.retention import Retention, RetentionError
-    from trailseal.store.base import StoreError
+    from trailseal.retention import RetentionConfigError, configured_retention
 
     try:
-        return Retention.from_trail(svc.trail)
-    except (RetentionError, ValueError, ArchiveError, CryptoError, OSError, StoreError) as exc:
-        raise ApiError(503, f"[retention] in trailseal.toml: {exc}") from None
+        return configured_retention(svc.trail)
+    except RetentionConfigError as exc:
+        raise ApiError(503, str(exc)) from None
 
 
 def _hold_body(hold) -> dict[str, Any]:

@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS pruned (log TEXT NOT NULL, idx INTEGER NOT NULL, id T
     source_component TEXT, source_kind TEXT,
     PRIMARY KEY (log, idx)) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS pruned_by_id ON pruned (log, id);
+CREATE INDEX IF NOT EXISTS pruned_expired ON pruned (log, idx) WHERE state = 'expired';
 CREATE TABLE IF NOT EXISTS archive_segments (key TEXT PRIMARY KEY, log TEXT NOT NULL, policy TEXT NOT NULL,
     start_idx INTEGER NOT NULL, end_idx INTEGER NOT NULL, count INTEGER NOT NULL, size INTEGER NOT NULL,
     retain_until TEXT NOT NULL, created TEXT NOT NULL, held INTEGER NOT NULL DEFAULT 0, deleted TEXT);
@@ -51,6 +52,7 @@ CREATE TABLE IF NOT EXISTS pruned (log text COLLATE "C" NOT NULL, idx bigint NOT
 ALTER TABLE pruned ADD COLUMN IF NOT EXISTS source_component text;
 ALTER TABLE pruned ADD COLUMN IF NOT EXISTS source_kind text;
 CREATE UNIQUE INDEX IF NOT EXISTS pruned_by_id ON pruned (log, id);
+CREATE INDEX IF NOT EXISTS pruned_expired ON pruned (log, idx) WHERE state = 'expired';
 CREATE TABLE IF NOT EXISTS archive_segments (key text COLLATE "C" PRIMARY KEY, log text NOT NULL,
     policy text NOT NULL, start_idx bigint NOT NULL, end_idx bigint NOT NULL, count bigint NOT NULL,
     size bigint NOT NULL, retain_until text NOT NULL, created text NOT NULL, held integer NOT NULL DEFAULT 0,
@@ -139,20 +141,28 @@ def _postgres_ready(conn: PostgresConnection) -> bool:
     row = conn.raw.execute("SELECT to_regclass('pruned') IS NOT NULL AND EXISTS (SELECT 1 FROM pg_trigger "
                            "WHERE tgname = 'entries_pruned' AND tgrelid = to_regclass('entries')) AND EXISTS "
                            "(SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('pruned') "
-                           "AND attname = 'source_kind') AND to_regclass('vault_expiring') IS NOT NULL").fetchone()
+                           "AND attname = 'source_kind') AND to_regclass('vault_expiring') IS NOT NULL "
+                           "AND to_regclass('pruned_expired') IS NOT NULL").fetchone()
     return bool(row[0])
 
 
 def minimum_index(conn, log: str, size: int) -> int:
     """The log's C2SP tlog-tiles *minimum index*: every entry bundle from it on can be served whole (no entry
     in it expired), so it is the end of the bundle holding the newest expired entry (0 if none expired,
-    never past ``size``). Expiry here is per category, not a prefix: entries below it may still be there."""
+    never past ``size``). Expiry here is per category, not a prefix: entries below it may still be there.
+    One seek in ``pruned_expired`` (archived rows above it are not scanned)."""
     if is_postgres(conn):
         if not conn.execute("SELECT to_regclass('pruned') IS NOT NULL").fetchone()[0]:
             return 0
-    elif not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'pruned'").fetchone():
-        return 0
-    newest = conn.execute("SELECT max(idx) FROM pruned WHERE log = ? AND state = 'expired'", (log,)).fetchone()[0]
+        expired = "pruned"
+    else:
+        found = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE name IN ('pruned', "
+                                                "'pruned_expired')")}
+        if "pruned" not in found:
+            return 0
+        # without statistics SQLite would walk the primary key (the index is made when retention next opens)
+        expired = "pruned INDEXED BY pruned_expired" if "pruned_expired" in found else "pruned"
+    newest = conn.execute(f"SELECT max(idx) FROM {expired} WHERE log = ? AND state = 'expired'", (log,)).fetchone()[0]
     return 0 if newest is None else min(size, (newest // 256 + 1) * 256)
 
 

@@ -754,6 +754,8 @@ def retention_apply(data: DataOpt = None, at: AtOpt = None) -> None:
         print(step.line())
     for log, (subjects, rows) in applied.vault.items():
         print(f"{log}: vault values of {subjects} subjects expired with their last entries ({rows} rows)")
+    if applied.scrubbed:
+        print(f"{applied.scrubbed} free database pages overwritten with zeros")
     out.print(f"archived {applied.count('archive')}, expired {applied.count('expire')}, "
               f"deleted {len(applied.deleted)} segments, vault values of "
               f"{sum(subjects for subjects, _ in applied.vault.values())} subjects expired")

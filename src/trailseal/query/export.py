@@ -8,7 +8,6 @@ size of the export. Every export is sealed in the `trailseal` meta log (who, que
 from __future__ import annotations
 
 import csv
-import gc
 import io
 import json
 import operator
@@ -16,7 +15,6 @@ import os
 import re
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +28,7 @@ from trailseal.query.language import parse
 from trailseal.query.sealed import resolve_sealed
 from trailseal.query.search import plan
 from trailseal.query.stored_pages import StoredPages, VaultValues
+from trailseal.runtime import paused_gc
 from trailseal.store.base import on_postgres
 from trailseal.store.readers import read_only
 
@@ -509,18 +508,6 @@ def parquet_workers() -> int:
         return PARQUET_WORKERS
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return 0 if cpus < 2 else min(cpus, 4)
-
-
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """The cyclic garbage collector off for a block (as it was before, after)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 # -- who exported what -----------------------------------------------------------------------------

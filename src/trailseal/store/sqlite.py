@@ -386,6 +386,44 @@ def truncate_wal(conn: sqlite3.Connection, attempts: int = 50, pause: float = 0.
     return False
 
 
+SCRUB_CHUNK_PAGES = 8192
+SECURE_DELETE_MODES = ("OFF", "ON", "FAST")  # PRAGMA secure_delete reads back 0, 1, 2 (setting 2 means ON)
+
+
+def pragma_text(name: str, value: int) -> str:
+    """A pragma's value as read back, in the form that sets it again."""
+    return SECURE_DELETE_MODES[value] if name == "secure_delete" else str(int(value))
+
+
+def scrub_free_pages(conn: sqlite3.Connection) -> int:
+    """Overwrite every free page of the database with zeros, then copy the WAL back: pages freed while
+    ``secure_delete`` was FAST (retention's archive moves, whose bytes the archive keeps) hold their old
+    bytes until SQLite reuses them. A scratch table takes every free page as a zero blob and is dropped
+    again. The caller is outside a transaction. Returns the pages overwritten."""
+    (free,) = conn.execute("PRAGMA freelist_count").fetchone()
+    if not free:
+        return 0
+    (usable,) = conn.execute("PRAGMA page_size").fetchone()
+    (secure,) = conn.execute("PRAGMA secure_delete").fetchone()
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        (free,) = conn.execute("PRAGMA freelist_count").fetchone()
+        conn.execute("CREATE TABLE trailseal_scrub (zeros BLOB)")
+        while left := conn.execute("PRAGMA freelist_count").fetchone()[0]:
+            pages = min(left, SCRUB_CHUNK_PAGES)
+            conn.execute("INSERT INTO trailseal_scrub VALUES (zeroblob(?))", ((usable - 4) * pages,))
+        conn.execute("PRAGMA secure_delete=FAST")  # the pages hold zeros already: no second write
+        conn.execute("DROP TABLE trailseal_scrub")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.execute(f"PRAGMA secure_delete={pragma_text('secure_delete', secure)}")
+    truncate_wal(conn)
+    return free
+
+
 def _stamp(path: str) -> tuple[int, int] | None:
     """(size, mtime) of a file by stat alone (never opened: see WalCheckpointer)."""
     try:

@@ -27,7 +27,7 @@ from bench.common import QUICK, Result, percentile, report
 from trailseal.event import Actor, Event, Request, Sealable, Source, Target
 from trailseal.query import index
 from trailseal.query.language import parse
-from trailseal.query.sealed import resolve_actors, reveal
+from trailseal.query.sealed import resolve_sealed, reveal
 from trailseal.query.search import search
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -230,7 +230,7 @@ def search_page(log, query: str) -> list[dict]:
     """One first page as `trailseal search` gets it (query/sealed.py), at the bench's fixed now."""
     node = parse(query)
     if log.protection.enabled:
-        node = resolve_actors(node, log, [info.name for info in log.logs()])
+        node = resolve_sealed(node, log, [info.name for info in log.logs()])
     return reveal(log, search(log.store, node, limit=100, now=END).events)
 
 

@@ -398,30 +398,34 @@ def pragma_text(name: str, value: int) -> str:
 def scrub_free_pages(conn: sqlite3.Connection) -> int:
     """Overwrite every free page of the database with zeros, then copy the WAL back: pages freed while
     ``secure_delete`` was FAST (retention's archive moves, whose bytes the archive keeps) hold their old
-    bytes until SQLite reuses them. A scratch table takes every free page as a zero blob and is dropped
-    again. The caller is outside a transaction. Returns the pages overwritten."""
+    bytes until SQLite reuses them. A scratch table takes the free pages as zero blobs, one write
+    transaction per ``SCRUB_CHUNK_PAGES`` (a writer beside it waits for one chunk, not the whole scrub), and
+    is dropped again. The caller is outside a transaction. Returns the pages that were free."""
     (free,) = conn.execute("PRAGMA freelist_count").fetchone()
     if not free:
         return 0
-    (usable,) = conn.execute("PRAGMA page_size").fetchone()
+    (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+    conn.execute("CREATE TABLE IF NOT EXISTS trailseal_scrub (zeros BLOB)")
+    while _fill_free_pages(conn, page_size):
+        pass
     (secure,) = conn.execute("PRAGMA secure_delete").fetchone()
-    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("PRAGMA secure_delete=FAST")  # the pages hold zeros already: no second write
     try:
-        (free,) = conn.execute("PRAGMA freelist_count").fetchone()
-        conn.execute("CREATE TABLE trailseal_scrub (zeros BLOB)")
-        while left := conn.execute("PRAGMA freelist_count").fetchone()[0]:
-            pages = min(left, SCRUB_CHUNK_PAGES)
-            conn.execute("INSERT INTO trailseal_scrub VALUES (zeroblob(?))", ((usable - 4) * pages,))
-        conn.execute("PRAGMA secure_delete=FAST")  # the pages hold zeros already: no second write
         conn.execute("DROP TABLE trailseal_scrub")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     finally:
         conn.execute(f"PRAGMA secure_delete={pragma_text('secure_delete', secure)}")
     truncate_wal(conn)
     return free
+
+
+def _fill_free_pages(conn: sqlite3.Connection, page_size: int) -> bool:
+    """In one write transaction, a zero blob over up to SCRUB_CHUNK_PAGES free pages; False if none was free."""
+    with write_transaction(conn):
+        (left,) = conn.execute("PRAGMA freelist_count").fetchone()
+        if left:
+            zeros = (page_size - 4) * min(left, SCRUB_CHUNK_PAGES)  # an overflow page holds page_size - 4 bytes
+            conn.execute("INSERT INTO trailseal_scrub VALUES (zeroblob(?))", (zeros,))
+    return bool(left)
 
 
 def _stamp(path: str) -> tuple[int, int] | None:

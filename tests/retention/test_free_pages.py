@@ -64,3 +64,26 @@ def test_an_apply_that_expires_nothing_scrubs_nothing(trail, retention, clock):
     conn = trail.store._conn()  # the archive's bulk settings are this connection's again, and the collector runs
     assert [conn.execute(f"PRAGMA {name}").fetchone()[0] for name in ("secure_delete", "mmap_size")] == [1, 0]
     assert gc.isenabled()
+
+
+def test_the_command_says_how_many_free_pages_it_zeroed(tmp_path):
+    from typer.testing import CliRunner
+
+    import trailseal
+    from tests.archive.helpers import T0, FakeClock
+    from tests.retention.conftest import configured
+    from trailseal.cli import app
+
+    directory = configured(trailseal.init(tmp_path / "data", origin="test.trailseal"))
+    with trailseal.open(directory, clock=FakeClock(T0)) as trail:
+        trail.append([make_event(i, category="data_access", action="record.read") for i in range(500)])
+
+    def apply(days: int) -> str:
+        at = (T0 + days * DAY).isoformat().replace("+00:00", "Z")
+        done = CliRunner().invoke(app, ["retention", "apply", "--data", str(directory), "--at", at])
+        assert done.exit_code == 0, done.output
+        return done.output
+
+    assert "free database pages" not in apply(31)  # archived: nothing's keep ended
+    zeroed = [line for line in apply(181).splitlines() if line.endswith("free database pages overwritten with zeros")]
+    assert len(zeroed) == 1 and int(zeroed[0].split()[0]) > 0

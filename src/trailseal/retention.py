@@ -940,7 +940,7 @@ class Retention:
             for log, subject in self.conn.execute("SELECT log, subject FROM vault_expiring").fetchall():
                 pending[log].add(subject)
             for log in sorted(set(self._expired) | set(pending)):
-                subjects = self.vault.subjects(log, self._expired.get(log, set())) | pending[log]
+                subjects = self.vault.subjects(self.conn, log, self._expired.get(log, set())) | pending[log]
                 try:
                     gone, rows = self.vault.expire(self.conn, log, subjects)
                 except VaultExpiryDeferred:

@@ -7,7 +7,9 @@ archived. When `Retention.apply` expires entries, it deletes the rows of their s
 theirs is retained in that log:
 
 1. the subjects of the expired entries, from the sealed actor id: a commitment is read back through the
-   vault, a pseudonym through the commitments the entry holds, an id kept as sent is the subject itself;
+   vault, a pseudonym through the commitments the entry holds and by working out the pseudonym of each
+   subject with rows in the log (an archived entry's payload is not at hand), an id kept as sent is the
+   subject itself;
 2. of those, the ones no retained entry names, in any form their actor id may be sealed in;
 3. forgotten by the protection caches (this process and its prepare workers; on the bus, every other node
    is told by search token), so that a new event of theirs gets new rows instead of reusing one about to go;
@@ -30,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from trailseal.privacy.tokens import COMMITMENT_RE, PSEUDONYM_PREFIX
+from trailseal.privacy.tokens import COMMITMENT_RE, PSEUDONYM_PREFIX, pseudonym
 from trailseal.retention_db import Transaction, is_postgres
 
 log = logging.getLogger("trailseal.retention")
@@ -52,6 +54,7 @@ class VaultExpiry:
     forms: Callable[[str, str], list[str]]  # (subject, log) -> every actor_id its events may be sealed with
     identifies: Callable[[str], bool]  # log -> whether its sealed actor ids name their subjects
     forget: Callable[[list[str], str], None] = lambda subjects, log: None  # the protection caches forget them
+    pseudonym: Callable[[str, str], str] = lambda subject, log: ""  # (subject, log) -> its pseudonym there
     flush: Callable[[], bool] = lambda: True  # wait until what was sealed before is in the store (False: not)
     drain: float = 0.0
 
@@ -60,14 +63,25 @@ class VaultExpiry:
         """Vault expiry of an open data dir, its caches and its writer."""
         protection = trail.protection
         return cls(trail.store, lambda subject, log_: protection.sealed_forms(trail.store, subject, [log_]),
-                   protection.policy.identifies_actor, trail.forget_subjects, trail.barrier, drain)
+                   protection.policy.identifies_actor, trail.forget_subjects,
+                   lambda subject, log_: pseudonym(subject, log_, protection.keys), trail.barrier, drain)
 
-    def subjects(self, log_name: str, names: set[str]) -> set[str]:
+    def subjects(self, conn, log_name: str, names: set[str]) -> set[str]:
         """The subjects in ``log_name`` that these names of expired entries (``names_of``) stand for."""
         commitments = sorted(name for name in names if name.startswith("pd:"))
+        pseudonyms = {name for name in names if name.startswith(PSEUDONYM_PREFIX)}
         rows = self.store.vault_get(commitments) if commitments else {}
-        return {name for name in names if not name.startswith("pd:")} | \
-            {row.subject for row in rows.values() if row.log == log_name}
+        return {name for name in names if not name.startswith(("pd:", PSEUDONYM_PREFIX))} | \
+            {row.subject for row in rows.values() if row.log == log_name} | \
+            self._pseudonymous(conn, log_name, pseudonyms)
+
+    def _pseudonymous(self, conn, log_name: str, pseudonyms: set[str]) -> set[str]:
+        """The subjects with vault rows in ``log_name`` whose pseudonym there is one of these: a pseudonym
+        cannot be read back, so each subject's is worked out (an archived entry has no other values to go by)."""
+        if not pseudonyms:
+            return set()
+        rows = conn.execute("SELECT DISTINCT subject FROM vault WHERE log = ?", (log_name,)).fetchall()
+        return {subject for (subject,) in rows if self.pseudonym(subject, log_name) in pseudonyms}
 
     def expire(self, conn, log_name: str, subjects: set[str]) -> tuple[int, int]:
         """Delete the vault rows in ``log_name`` of those subjects with nothing retained there; returns
@@ -109,13 +123,13 @@ class VaultExpiry:
 
 
 def names_of(actor_id: str | None, data: bytes | None) -> list[str]:
-    """What names the subject of an expired entry: its sealed actor id, or, for a pseudonym (which cannot
-    be read back), the commitments among its sealed bytes (their vault rows name the subject)."""
+    """What names the subject of an expired entry: its sealed actor id, and for a pseudonym (which cannot
+    be read back) the commitments among its sealed bytes too, if there (their vault rows name the subject)."""
     if actor_id is None:
         return []
-    if not actor_id.startswith(PSEUDONYM_PREFIX):
+    if not actor_id.startswith(PSEUDONYM_PREFIX) or data is None:
         return [actor_id]
-    return [match.decode() for match in _COMMITMENT.findall(data)] if data is not None else []
+    return [actor_id, *(match.decode() for match in _COMMITMENT.findall(data))]
 
 
 def _retained(conn, log_name: str, forms: list[str]) -> set[str]:

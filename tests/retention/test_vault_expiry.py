@@ -138,6 +138,28 @@ def test_actor_ids_sealed_as_pseudonyms_or_as_sent(tmp_path, action):
         assert set(vault_subjects(trail)) == {"bob"}
 
 
+@pytest.mark.parametrize(("action", "engine_name"), [("pseudonymize", "sqlite"), ("pseudonymize", "postgresql"),
+                                                    ("erasable", "sqlite"), ("keep", "sqlite")])
+def test_archived_entries_name_their_subjects_when_they_expire(request, tmp_path, action, engine_name):
+    """An archived entry's payload is in its segment, so only its recorded actor id names its subject (a
+    pseudonym is matched against the pseudonym of every subject with values in the log)."""
+    store = request.getfixturevalue("pg_url") if engine_name == "postgresql" else "sqlite:trailseal.db"
+    directory = configured(trailseal.init(tmp_path / "data", origin="test.trailseal", store=store))
+    config = directory / "trailseal.toml"
+    config.write_text(config.read_text() + f'\n[privacy.fields]\n"actor.id" = "{action}"\n')
+    clock = FakeClock(T0)
+    with trailseal.open(directory, clock=clock) as trail:
+        trail.append([event_of(1, "alice"), event_of(6, "bob"), event_of(10, "bob")])  # bob: a login, kept
+        before = vault_subjects(trail)
+        retention = retention_of(trail, clock)
+        clock.now = T0 + 31 * DAY
+        assert retention.apply(clock.now).count("archive") == 2  # alice's and bob's data_access events
+        clock.now = T0 + 181 * DAY
+        applied = retention.apply(clock.now)
+        assert applied.count("expire") == 2 and applied.vault == {"default": (1, before["alice"])}
+        assert set(vault_subjects(trail)) == {"bob"}
+
+
 @pytest.mark.parametrize("action", ["mask", "drop"])
 def test_no_values_go_where_a_source_seals_actor_ids_that_name_nobody(tmp_path, action):
     """Alice's address is one vault row for her web and her nginx events alike; her nginx event, kept, has

@@ -387,23 +387,26 @@ class Trail:
     def _erase_after_stream(self, subject: str, log: str | None, erasure_id: str,
                             timeout: float = ERASE_DRAIN_SECONDS) -> int:
         """On the bus, the sequencer writes the vault rows of events published before the erasure after
-        it: wait until the erasure event itself is sealed (the sequencer takes the stream in order), then
-        erase again. Rows published later by a node that protected them before the erasure, or sealed by
-        another shard's sequencer after this, are not covered (docs/SCALING.md)."""
-        if not self._wait_sealed(erasure_id, timeout):
+        it: wait until the erasure event itself is sealed and every event of the erased logs that was in the
+        stream is too (whichever sequencer seals each log), then erase again. Rows published later by a
+        node that protected them before the erasure are not covered (docs/SCALING.md)."""
+        if not self._wait_sealed(erasure_id, timeout) or not self.barrier(log, timeout):
             logger.warning("erasure of a subject recorded, but the stream did not reach it in %.0f s: values of "
                            "events published before it may remain; run the erasure again later", timeout)
             return 0
         return self._erase_vault(subject, log)
 
-    def barrier(self, timeout: float = ERASE_DRAIN_SECONDS) -> bool:
+    def barrier(self, log: str | None = None, timeout: float = ERASE_DRAIN_SECONDS) -> bool:
         """Wait until what was sealed before this call is in the store: the writer's queue committed, or, on
-        the bus, a `trailseal.barrier` event sealed through the stream behind it. False if it did not arrive
-        within ``timeout`` (a sequencer down)."""
+        the bus, every event of ``log`` (None: of every log) that is in the stream sealed (otherwise a
+        `trailseal.barrier` event sealed through the stream behind it). False if that did not happen within
+        ``timeout`` (a sequencer down)."""
         flush = getattr(self.sealer, "flush", None)
         if flush is not None:
             flush()
             return True
+        if hasattr(self.sealer, "wait_sealed"):
+            return self.sealer.wait_sealed(log, timeout)
         marker = from_dict({
             "log": "trailseal", "time": self.clock(), "category": "system", "action": "trailseal.barrier",
             "outcome": "success", "actor": {"id": "trailseal", "type": "system"},

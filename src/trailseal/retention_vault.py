@@ -14,7 +14,7 @@ theirs is retained in that log:
 3. forgotten by the protection caches (this process and its prepare workers; on the bus, every other node
    is told by search token), so that a new event of theirs gets new rows instead of reusing one about to go;
 4. after a drain (an event protected before that reaches the writer) and a barrier (the writer's queue
-   committed; on the bus, a marker event sealed through the stream behind what was published before),
+   committed; on the bus, every event of the log that was in the stream sealed, whichever sequencer seals it),
    checked again and deleted in one write transaction (on PostgreSQL with `entries` and `vault` locked
    against the writer, which SQLite's write lock does by itself).
 
@@ -55,7 +55,7 @@ class VaultExpiry:
     identifies: Callable[[str], bool]  # log -> whether its sealed actor ids name their subjects
     forget: Callable[[list[str], str], None] = lambda subjects, log: None  # the protection caches forget them
     pseudonym: Callable[[str, str], str] = lambda subject, log: ""  # (subject, log) -> its pseudonym there
-    flush: Callable[[], bool] = lambda: True  # wait until what was sealed before is in the store (False: not)
+    flush: Callable[[str], bool] = lambda log: True  # wait until what a log sealed before is stored (False: not)
     drain: float = 0.0
 
     @classmethod
@@ -95,7 +95,7 @@ class VaultExpiry:
         self.forget(gone, log_name)
         if self.drain > 0:
             time.sleep(self.drain)
-        if not self.flush():
+        if not self.flush(log_name):
             log.warning("vault values of %d expired subjects kept for now: events sealed before could not be "
                         "waited for (on the bus: no sequencer reached the barrier); the next apply takes them "
                         "up again", len(gone))

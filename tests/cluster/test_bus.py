@@ -24,9 +24,9 @@ from trailseal.event import utc_now
 
 
 @contextmanager
-def running_sequencer(data_dir):
+def running_sequencer(data_dir, shard: str = "*"):
     trail = trailseal.open(data_dir)
-    sequencer = Sequencer(trail, "*", "in-process")
+    sequencer = Sequencer(trail, shard, "in-process")
     thread = threading.Thread(target=sequencer.run, daemon=True)
     thread.start()
     try:
@@ -242,3 +242,55 @@ def test_vault_expiry_on_the_bus_waits_for_what_the_stream_holds(cluster_dir):
             assert applied and applied[0].count("expire") == 1 and applied[0].vault == {}
     with trailseal.open(cluster_dir) as reader:
         assert revealed_actor(reader, "evt-00000003") == ("ivy", "10.5.5.5")
+
+
+def test_vault_expiry_waits_for_the_logs_own_sequencer(cluster_dir):
+    """With a sequencer per log, the `trailseal` log's sealing what came after says nothing of `default`'s:
+    vault expiry waits until every `default` event that was in the stream is sealed."""
+    from datetime import UTC, datetime, timedelta
+
+    from tests.privacy.test_unwritten_rows import revealed_actor
+    from trailseal.retention import Policies, Retention
+    from trailseal.retention_vault import VaultExpiry
+
+    actor = {"id": "ivy", "type": "user", "ip": "10.5.5.5"}
+    with ingest_trail(cluster_dir) as trail:
+        with running_sequencer(cluster_dir, "default"):
+            trail.sealer.seal(trail.prepare([make_event(1, actor=actor)]))
+            assert wait_sealed(cluster_dir, 1, 30) == 1
+        trail.sealer.seal(trail.prepare([make_event(3, actor=actor)]))  # in the stream only
+        later = datetime.now(UTC) + timedelta(days=200)
+        retention = Retention(trail.store, Policies.from_config({"policies": {"data_access": {"keep": "180d"}}}),
+                              vault=VaultExpiry.for_trail(trail, drain=0), clock=lambda: later)
+        applied: list = []
+        with running_sequencer(cluster_dir, "trailseal"):  # the meta log's own sequencer runs throughout
+            applying = threading.Thread(target=lambda: applied.append(retention.apply(later)))
+            applying.start()
+            time.sleep(1.0)
+            assert applying.is_alive(), "vault expiry did not wait for the default log's sequencer"
+            with running_sequencer(cluster_dir, "default"):
+                applying.join(60)
+        assert applied and applied[0].count("expire") == 1 and applied[0].vault == {}
+    with trailseal.open(cluster_dir) as reader:
+        assert revealed_actor(reader, "evt-00000003") == ("ivy", "10.5.5.5")
+
+
+@pytest.mark.parametrize("scope", [None, "default"])
+def test_an_erasure_waits_for_the_erased_logs_own_sequencer(cluster_dir, scope):
+    """With a sequencer per log, the erasure's own event (in `trailseal`) being sealed says nothing of
+    `default`: the erasure waits until `default`'s events that were in the stream are sealed too."""
+    actor = {"id": "gus", "type": "user", "ip": "10.9.9.9"}
+    with ingest_trail(cluster_dir) as trail:
+        trail.sealer.seal(trail.prepare([make_event(i, actor=actor) for i in range(3)]))  # in the stream only
+        erased: list[int] = []
+        with running_sequencer(cluster_dir, "trailseal"):
+            erasing = threading.Thread(target=lambda: erased.append(trail.erase("gus", scope)))
+            erasing.start()
+            time.sleep(1.0)
+            assert erasing.is_alive(), "the erasure did not wait for the default log's sequencer"
+            with running_sequencer(cluster_dir, "default"):
+                erasing.join(30)
+        assert erased and erased[0] == 2, "the second pass erased the id and the address"
+    with trailseal.open(cluster_dir) as reader:
+        left = reader.store._conn().execute("SELECT count(*) FROM vault WHERE subject = %s", ["gus"]).fetchone()[0]
+    assert left == 0, "values of events published before the erasure outlived it"

@@ -256,7 +256,7 @@ def test_an_expiry_that_cannot_wait_for_the_writer_is_taken_up_by_the_next_apply
         clock.now = T0 + 180 * DAY
         retention = retention_of(trail, clock)
         answers = iter([False, True])
-        retention.vault.flush = lambda: next(answers)  # the first barrier does not come through
+        retention.vault.flush = lambda log: next(answers)  # the first barrier does not come through
         assert retention.apply(clock.now).vault == {} and vault_subjects(trail) == before
         waiting = trail.store._conn().execute("SELECT log, subject FROM vault_expiring ORDER BY 2").fetchall()
         assert waiting == [("default", "alice"), ("default", "bob")]

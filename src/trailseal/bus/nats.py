@@ -29,6 +29,7 @@ from trailseal.pipeline import CommitStats
 
 log = logging.getLogger("trailseal.bus")
 T = TypeVar("T")
+DRAIN_POLL_SECONDS = 0.05  # how often wait_sealed asks the stream for a log's oldest message
 FORGET_PER_MESSAGE = 10_000  # search tokens per announcement (66 bytes each: within NATS's 1 MB payload)
 
 
@@ -184,6 +185,49 @@ class NatsBus:
             pending.append(await self._js.publish_async(subject_for(self.conf, item.log), encode(item),
                                                         headers={"Nats-Msg-Id": item.id}))
         return [await ack for ack in pending]  # in order; cheaper than gather's task per future
+
+    # -- waiting for the sequencers ---------------------------------------------------------------
+    def wait_sealed(self, log_name: str | None, timeout: float) -> bool:
+        """Whether every event of ``log_name`` (None: of every log) that was in the stream at this call is
+        sealed within ``timeout`` seconds: a sequencer acks a message once its commit is durable, and the
+        work-queue stream then drops it, so none left at or below the newest sequence seen now means all are
+        in the store. Per log, so it holds whichever sequencer (one for all logs, or one per shard) seals it."""
+        if not self.connected:
+            return False
+        try:
+            return self._loop.submit(self._all_drained(log_name, timeout)).result(timeout + 10)
+        except Exception as exc:  # noqa: BLE001 - NATS gone or slow: not known to be sealed
+            log.warning("bus: could not tell whether the stream's %s events are sealed (%s)", log_name or "", exc)
+            return False
+
+    async def _all_drained(self, log_name: str | None, timeout: float) -> bool:
+        if log_name is not None:
+            subjects = [subject_for(self.conf, log_name)]
+        else:  # the logs with events in the stream now
+            info = await self._js.stream_info(self.conf.stream, subjects_filter=f"{self.conf.subject}.>")
+            subjects = sorted(info.state.subjects or {})
+        deadline = asyncio.get_running_loop().time() + timeout
+        for subject in subjects:
+            if not await self._drained(subject, max(0.0, deadline - asyncio.get_running_loop().time())):
+                return False
+        return True
+
+    async def _drained(self, subject: str, timeout: float) -> bool:
+        try:
+            newest = (await self._js.get_last_msg(self.conf.stream, subject)).seq
+        except NotFoundError:
+            return True
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            try:
+                oldest = (await self._js.get_msg(self.conf.stream, seq=1, subject=subject, next=True)).seq
+            except NotFoundError:
+                return True
+            if oldest > newest:
+                return True
+            if asyncio.get_running_loop().time() >= deadline:
+                return False
+            await asyncio.sleep(DRAIN_POLL_SECONDS)
 
     # -- forgetting data subjects across nodes ----------------------------------------------------
     def broadcast_forget(self, tokens: Sequence[str]) -> None:

@@ -1431,12 +1431,19 @@ def _restored(payload: dict[int, tuple[bytes, bytes]], idx: int, leaf: bytes) ->
     return data
 
 
-_RESTORED_SQLITE = (
+_RESTORED = (
     "INSERT INTO entries (idx, id, time, received, category, action, outcome, actor_id, data, log) "
-    "SELECT p.idx, p.id, p.time, p.received, p.category, p.action, p.outcome, p.actor_id, "
-    "substr(?1, s.start + 1, s.stop - s.start), p.log FROM (SELECT j.value AS idx, "
-    "CAST(substr(?2, j.key * 20 + 1, 20) AS INTEGER) AS start, CAST(substr(?2, j.key * 20 + 21, 20) AS INTEGER) AS stop "
-    "FROM json_each(?3) AS j) AS s CROSS JOIN pruned AS p ON p.log = ?4 AND p.idx = s.idx AND p.state = 'archived'")
+    "SELECT p.idx, p.id, p.time, p.received, p.category, p.action, p.outcome, p.actor_id, {data}, p.log FROM {rows}")
+_OFFSET = "CAST(substr(?2, {at} * 20 + {plus}, 20) AS INTEGER)"  # where the entry at position `at` starts (1) / ends (21)
+# the i-th entry's bytes: by its position in the JSON array of indices, or, in a run without gaps, by idx - first
+_RESTORED_SQLITE = _RESTORED.format(
+    data="substr(?1, s.start + 1, s.stop - s.start)",
+    rows=f"(SELECT j.value AS idx, {_OFFSET.format(at='j.key', plus=1)} AS start, {_OFFSET.format(at='j.key', plus=21)} "
+         "AS stop FROM json_each(?3) AS j) AS s CROSS JOIN pruned AS p ON p.log = ?4 AND p.idx = s.idx AND p.state = 'archived'")
+_RUN_START, _RUN_STOP = (_OFFSET.format(at="(p.idx - ?5)", plus=plus) for plus in (1, 21))
+_RESTORED_RUN_SQLITE = _RESTORED.format(
+    data=f"substr(?1, {_RUN_START} + 1, {_RUN_STOP} - {_RUN_START})",
+    rows="pruned AS p WHERE p.log = ?4 AND p.idx BETWEEN ?5 AND ?6 AND p.state = 'archived'")
 _RESTORED_POSTGRES = (
     "INSERT INTO entries (idx, id, time, received, category, action, outcome, actor_id, data, log) "
     "SELECT p.idx, p.id, p.time::timestamptz, p.received::timestamptz, p.category, p.action, p.outcome, p.actor_id, "
@@ -1451,7 +1458,12 @@ def _insert_restored(conn, log: str, batch: _Restoring) -> None:
     if is_postgres(conn):
         count = conn.execute(_RESTORED_POSTGRES, (batch.indices, batch.entries, log)).rowcount
     else:
-        count = conn.execute(_RESTORED_SQLITE, (*(batch.packed or _packed(batch).packed), log)).rowcount
+        entries, offsets, indices = batch.packed or _packed(batch).packed
+        first, last = batch.indices[0], batch.indices[-1]
+        if last - first + 1 == len(batch.indices):  # a run without gaps: a range scan, no lookup per entry
+            count = conn.execute(_RESTORED_RUN_SQLITE, (entries, offsets, None, log, first, last)).rowcount
+        else:
+            count = conn.execute(_RESTORED_SQLITE, (entries, offsets, indices, log)).rowcount
     if count != len(batch.indices):
         raise RetentionError(f"{len(batch.indices) - count} of the entries to restore are no longer archived; "
                              "nothing was restored (run restore again)")

@@ -423,6 +423,12 @@ def test_search_indexes_new_entries_and_forget_removes_them(data_dir):
         conn.execute("COMMIT")
         assert [e["index"] for e in search(trail.store, "wombat").events] == [1]
         assert count(trail.store, "ip:10.1.0.0/16") == 0 and count(trail.store, "ip:10.2.0.0/16") == 1
+        forgotten, kept = (conn.execute("SELECT seq FROM entries WHERE log = 'default' AND idx = ?", (i,)).fetchone()[0]
+                           for i in (0, 1))
+        for table in ("entries_ip", "entries_keys", "entries_actor"):  # not even unreachable rows stay
+            rows = dict(conn.execute(f"SELECT seq, count(*) FROM {table} WHERE seq IN (?, ?) GROUP BY seq",
+                                     (forgotten, kept)).fetchall())
+            assert forgotten not in rows and rows.get(kept, 0) >= 1, table
 
 
 def test_with_privacy_on_the_index_holds_no_erasable_plaintext(data_dir):

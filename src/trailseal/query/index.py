@@ -26,6 +26,7 @@ the last call, a bounded batch per transaction. ``serve`` runs it every second i
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import threading
@@ -269,14 +270,14 @@ def forget(conn, log: str, indices: Sequence[int], words: Sequence[str] | None =
         rows = conn.execute(f"SELECT seq, idx, actor_id, time, data FROM entries WHERE log=? AND seq <= ? AND idx "
                             f"IN ({','.join('?' * len(chunk))})", (log, upto, *chunk)).fetchall()
         texts = [known[row[1]] for row in rows] if known is not None else indexed_words([row[4] for row in rows])
-        seqs = [(row[0],) for row in rows]
+        seqs = json.dumps([row[0] for row in rows])  # the IP and key rows go by one statement each
         conn.executemany("DELETE FROM entries_actor WHERE log=? AND actor=? AND time=? AND seq=?",
                          [(log, actor, time_, seq) for seq, _, actor, time_, _ in rows])
         conn.executemany("INSERT INTO entries_fts (entries_fts, rowid, text) VALUES ('delete', ?, ?)",
                          [(row[0], text) for row, text in zip(rows, texts, strict=True)])
-        conn.executemany("DELETE FROM entries_ip WHERE seq = ?", seqs)
+        conn.execute("DELETE FROM entries_ip WHERE seq IN (SELECT value FROM json_each(?))", (seqs,))
         if keys:
-            conn.executemany("DELETE FROM entries_keys WHERE seq = ?", seqs)
+            conn.execute("DELETE FROM entries_keys WHERE seq IN (SELECT value FROM json_each(?))", (seqs,))
 
 
 def _actor_ip(event: dict, plain: dict[str, str]) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import pytest
 from starlette.testclient import TestClient
@@ -213,19 +213,21 @@ def test_forget_announcements_from_the_bus_are_checked(cluster_dir):
         assert not any(subject == "hal" for _, subject, *_ in node.protection.held())
 
 
-def test_vault_expiry_on_the_bus_waits_for_what_the_stream_holds(cluster_dir):
+@pytest.mark.parametrize("per_log", [False, True])
+def test_vault_expiry_on_the_bus_waits_for_what_the_stream_holds(cluster_dir, per_log):
     """Ivy's first event expires; her second, published while no sequencer runs, reuses her values and is
-    only in the stream. Vault expiry waits (a barrier event through the stream) until a sequencer sealed it,
-    finds her retained again, and keeps her values."""
+    only in the stream. Vault expiry waits until a sequencer sealed it, finds her retained again, and keeps
+    her values. With a sequencer per log, the `trailseal` log's own runs throughout: its sealing what came
+    later says nothing of `default`'s."""
     from datetime import UTC, datetime, timedelta
 
     from tests.privacy.test_unwritten_rows import revealed_actor
     from trailseal.retention import Policies, Retention
     from trailseal.retention_vault import VaultExpiry
 
-    actor = {"id": "ivy", "type": "user", "ip": "10.5.5.5"}
+    actor, shard = {"id": "ivy", "type": "user", "ip": "10.5.5.5"}, "default" if per_log else "*"
     with ingest_trail(cluster_dir) as trail:
-        with running_sequencer(cluster_dir):
+        with running_sequencer(cluster_dir, shard):
             trail.sealer.seal(trail.prepare([make_event(1, actor=actor)]))
             assert wait_sealed(cluster_dir, 1, 30) == 1
         trail.sealer.seal(trail.prepare([make_event(3, actor=actor)]))  # in the stream only
@@ -233,42 +235,12 @@ def test_vault_expiry_on_the_bus_waits_for_what_the_stream_holds(cluster_dir):
         retention = Retention(trail.store, Policies.from_config({"policies": {"data_access": {"keep": "180d"}}}),
                               vault=VaultExpiry.for_trail(trail, drain=0), clock=lambda: later)
         applied: list = []
-        applying = threading.Thread(target=lambda: applied.append(retention.apply(later)))
-        applying.start()
-        time.sleep(0.5)
-        assert applying.is_alive(), "vault expiry did not wait for the stream"
-        with running_sequencer(cluster_dir):
-            applying.join(60)
-            assert applied and applied[0].count("expire") == 1 and applied[0].vault == {}
-    with trailseal.open(cluster_dir) as reader:
-        assert revealed_actor(reader, "evt-00000003") == ("ivy", "10.5.5.5")
-
-
-def test_vault_expiry_waits_for_the_logs_own_sequencer(cluster_dir):
-    """With a sequencer per log, the `trailseal` log's sealing what came after says nothing of `default`'s:
-    vault expiry waits until every `default` event that was in the stream is sealed."""
-    from datetime import UTC, datetime, timedelta
-
-    from tests.privacy.test_unwritten_rows import revealed_actor
-    from trailseal.retention import Policies, Retention
-    from trailseal.retention_vault import VaultExpiry
-
-    actor = {"id": "ivy", "type": "user", "ip": "10.5.5.5"}
-    with ingest_trail(cluster_dir) as trail:
-        with running_sequencer(cluster_dir, "default"):
-            trail.sealer.seal(trail.prepare([make_event(1, actor=actor)]))
-            assert wait_sealed(cluster_dir, 1, 30) == 1
-        trail.sealer.seal(trail.prepare([make_event(3, actor=actor)]))  # in the stream only
-        later = datetime.now(UTC) + timedelta(days=200)
-        retention = Retention(trail.store, Policies.from_config({"policies": {"data_access": {"keep": "180d"}}}),
-                              vault=VaultExpiry.for_trail(trail, drain=0), clock=lambda: later)
-        applied: list = []
-        with running_sequencer(cluster_dir, "trailseal"):  # the meta log's own sequencer runs throughout
+        with running_sequencer(cluster_dir, "trailseal") if per_log else nullcontext():
             applying = threading.Thread(target=lambda: applied.append(retention.apply(later)))
             applying.start()
             time.sleep(1.0)
-            assert applying.is_alive(), "vault expiry did not wait for the default log's sequencer"
-            with running_sequencer(cluster_dir, "default"):
+            assert applying.is_alive(), "vault expiry did not wait for the stream"
+            with running_sequencer(cluster_dir, shard):
                 applying.join(60)
         assert applied and applied[0].count("expire") == 1 and applied[0].vault == {}
     with trailseal.open(cluster_dir) as reader:

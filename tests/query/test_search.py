@@ -446,3 +446,26 @@ def test_with_privacy_on_the_index_holds_no_erasable_plaintext(data_dir):
         assert sealed_id.startswith("pd:") and count(trail.store, f"actor:{sealed_id}") == 1
         trail.erase("alice.liddell")
         assert count(trail.store, "ip:10.0.0.0/8") == 0
+
+
+def test_common_text_in_a_sparse_log_is_probed_row_by_row(data_dir):
+    """A word in every event (past the planner's CAP, so pages walk the time index window by window) over a
+    small log whose two rows lie at both ends of a long stretch of another log's: its window's seq range spans
+    that whole stretch, so the text is tested on its own rows, not matched over every log in the range."""
+    from tests.conftest import make_event
+    from trailseal.query import search as search_module
+
+    with trailseal.open(without_privacy(data_dir)) as trail:
+        trail.append([make_event(10**6, log="ops")])
+        total = search_module.CAP + 5000
+        for start in range(0, total, 5000):
+            trail.append([make_event(i) for i in range(start, start + 5000)])
+        trail.append([make_event(10**6 + 1, log="ops")])
+        statements: list[str] = []
+        query_index.connection(trail.store).set_trace_callback(statements.append)
+        page = search(trail.store, "orders", "ops").events
+        assert [e["id"] for e in page] == ["evt-01000001", "evt-01000000"]
+        fts = [sql for sql in statements if "entries_fts" in sql and "e.log = 'ops'" in sql]
+        assert fts and all("EXISTS (SELECT 1 FROM entries_fts" in sql and "rowid BETWEEN" not in sql for sql in fts)
+        everywhere = search(trail.store, "orders").events  # both logs merged, newest first
+        assert [e["id"] for e in everywhere[:3]] == ["evt-01000001", "evt-01000000", f"evt-{total - 1:08d}"]

@@ -17,7 +17,7 @@ import heapq
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -307,6 +307,7 @@ CAP = 20_000  # a driver matching fewer rows than this is read whole and sorted
 KEYS_PER_READ = 50  # index keys tested (on one page) for the cost of one random row read
 PREFETCH_MAX = 4_096  # rows of a set-driven page read ahead on the reader threads (see _prefetch)
 WINDOW = 16_384  # rows of the time index in a windowed plan's first window (it doubles after)
+SPARSE_SPAN = 8  # a window whose rows' seqs spread wider than this many per row is probed row by row
 ACTORS = "entries_actor"  # a table of the query index, not an index of entries (see index.py)
 KEYS = "entries_keys"  # session and trace ids with time and seq: a table of the query index too
 ORDERED = {"actor.id": ACTORS, "action": "entries_by_action", "outcome": "entries_by_outcome_action",
@@ -666,12 +667,21 @@ def _windowed(conn: sqlite3.Connection, chosen: _Plan, log: str, after: tuple[st
         low, high, floor, found = _window(conn, chosen, log, after, size)
         if found == 0:
             break
-        sql, args = _page_sql(chosen, log, after, limit - len(rows), True, (low, high), floor)
+        if high - low + 1 > SPARSE_SPAN * found:  # a sparse log (the meta log's rows among millions of others):
+            sparse = replace(chosen, probe=chosen.probe | _text_leaves(chosen.node))  # its rows tested one by one,
+            sql, args = _page_sql(sparse, log, after, limit - len(rows), True, None, floor)  # not every log's matches
+        else:
+            sql, args = _page_sql(chosen, log, after, limit - len(rows), True, (low, high), floor)
         rows.extend(conn.execute(sql, args).fetchall())
         if floor is None:
             break
         after, size = floor, min(size * 2, 1 << 20)  # the next window starts just below this one
     return rows
+
+
+def _text_leaves(node: Node) -> frozenset[int]:
+    """id() of every free-text leaf of a query."""
+    return frozenset(id(leaf) for leaf in _leaves(node) if isinstance(leaf, Text))
 
 
 def _window(conn: sqlite3.Connection, chosen: _Plan, log: str, after: tuple[str, int] | None,

@@ -398,22 +398,13 @@ class Trail:
 
     def barrier(self, log: str | None = None, timeout: float = ERASE_DRAIN_SECONDS) -> bool:
         """Wait until what was sealed before this call is in the store: the writer's queue committed, or, on
-        the bus, every event of ``log`` (None: of every log) that is in the stream sealed (otherwise a
-        `trailseal.barrier` event sealed through the stream behind it). False if that did not happen within
-        ``timeout`` (a sequencer down)."""
+        the bus, every event of ``log`` (None: of every log) that is in the stream sealed. False if that did
+        not happen within ``timeout`` (a sequencer down)."""
         flush = getattr(self.sealer, "flush", None)
-        if flush is not None:
-            flush()
-            return True
-        if hasattr(self.sealer, "wait_sealed"):
+        if flush is None:
             return self.sealer.wait_sealed(log, timeout)
-        marker = from_dict({
-            "log": "trailseal", "time": self.clock(), "category": "system", "action": "trailseal.barrier",
-            "outcome": "success", "actor": {"id": "trailseal", "type": "system"},
-            "source": {"component": "trailseal", "kind": "trailseal", "format": "trailseal"},
-        }, self.clock())
-        self.sealer.seal([marker])
-        return self._wait_sealed(marker.id, timeout)
+        flush()
+        return True
 
     def _wait_sealed(self, event_id: str, timeout: float) -> bool:
         """Whether the `trailseal` log holds the event within ``timeout`` seconds (polled)."""
@@ -426,16 +417,12 @@ class Trail:
 
     def _erase_vault(self, subject: str, log: str | None) -> int:
         """Forget the subject's values (here and in the prepare workers), then delete its vault rows."""
-        self.forget_subject(subject, log)
+        self.forget_subjects([subject], log)
         return self.store.vault_erase(subject, log)
 
-    def forget_subject(self, subject: str, log: str | None) -> None:
-        """The protection caches (here and in the prepare workers) forget a subject's values: its next
-        events get fresh vault rows."""
-        self.forget_subjects([subject], log)
-
     def forget_subjects(self, subjects: Sequence[str], log: str | None) -> None:
-        """``forget_subject`` for each, and on the bus every other node is told (by search token) too."""
+        """The protection caches (here and in the prepare workers) forget these subjects' values, so their
+        next events get fresh vault rows; on the bus every other node is told (by search token) too."""
         self.protection.forget_subjects(subjects, log)
         self.pool.forget_subjects(subjects, log)
         tell = getattr(self._sealer, "broadcast_forget", None)

@@ -399,12 +399,9 @@ class PreparePool:
             self._tell(("forget_all",))
             return None
 
-    def forget(self, subject: str, log_name: str | None) -> None:
-        """After an erasure: every worker forgets the subject's values (before its next batch)."""
-        self.forget_subjects([subject], log_name)
-
     def forget_subjects(self, subjects: Sequence[str], log_name: str | None) -> None:
-        """``forget`` of many subjects, in one message to each worker."""
+        """After an erasure or a vault expiry: every worker forgets these subjects' values (before its next
+        batch), told in one message."""
         with self._lock:
             self._tell(("forget", list(subjects), log_name))
 

@@ -53,7 +53,7 @@ from trailseal.retention_db import (
 from trailseal.retention_vault import DRAIN_SECONDS, VaultExpiry, VaultExpiryDeferred, actor_entries, names_of
 from trailseal.runtime import paused_gc
 from trailseal.store.base import StoreError
-from trailseal.store.sqlite import pragma_text, scrub_free_pages
+from trailseal.store.sqlite import pragmas, scrub_free_pages
 
 SEGMENT_ENTRIES = 65_536
 BULK_CACHE_KIB_PER_ENTRY = 4  # SQLite page cache per segment entry while segments move (a segment's dirty pages)
@@ -1049,14 +1049,8 @@ class Retention:
             # WAL before its commit writes them again; in KiB (the store sets it so; pages are left alone)
             if cache < 0:
                 settings["cache_size"] = min(int(cache), -BULK_CACHE_KIB_PER_ENTRY * self.segment_entries)
-            before = {name: conn.execute(f"PRAGMA {name}").fetchone()[0] for name in settings}
-            for name, value in settings.items():
-                conn.execute(f"PRAGMA {name}={value}")
-            try:
+            with pragmas(conn, settings):
                 yield lambda: self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            finally:
-                for name, value in before.items():
-                    conn.execute(f"PRAGMA {name}={pragma_text(name, value)}")
 
     def _worker(self) -> ThreadPoolExecutor:
         """The one background thread (with its own store connection) that writes and fetches segments."""

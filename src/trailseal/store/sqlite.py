@@ -390,9 +390,17 @@ SCRUB_CHUNK_PAGES = 8192
 SECURE_DELETE_MODES = ("OFF", "ON", "FAST")  # PRAGMA secure_delete reads back 0, 1, 2 (setting 2 means ON)
 
 
-def pragma_text(name: str, value: int) -> str:
-    """A pragma's value as read back, in the form that sets it again."""
-    return SECURE_DELETE_MODES[value] if name == "secure_delete" else str(int(value))
+@contextmanager
+def pragmas(conn: sqlite3.Connection, settings: dict[str, object]) -> Iterator[sqlite3.Connection]:
+    """These pragmas set on the connection for a block, each put back as it was afterwards."""
+    before = {name: conn.execute(f"PRAGMA {name}").fetchone()[0] for name in settings}
+    for name, value in settings.items():
+        conn.execute(f"PRAGMA {name}={value}")
+    try:
+        yield conn
+    finally:
+        for name, value in before.items():
+            conn.execute(f"PRAGMA {name}={SECURE_DELETE_MODES[value] if name == 'secure_delete' else int(value)}")
 
 
 def scrub_free_pages(conn: sqlite3.Connection) -> int:
@@ -408,12 +416,8 @@ def scrub_free_pages(conn: sqlite3.Connection) -> int:
     conn.execute("CREATE TABLE IF NOT EXISTS trailseal_scrub (zeros BLOB)")
     while _fill_free_pages(conn, page_size):
         pass
-    (secure,) = conn.execute("PRAGMA secure_delete").fetchone()
-    conn.execute("PRAGMA secure_delete=FAST")  # the pages hold zeros already: no second write
-    try:
+    with pragmas(conn, {"secure_delete": "FAST"}):  # the pages hold zeros already: no second write
         conn.execute("DROP TABLE trailseal_scrub")
-    finally:
-        conn.execute(f"PRAGMA secure_delete={pragma_text('secure_delete', secure)}")
     truncate_wal(conn)
     return free
 

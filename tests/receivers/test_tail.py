@@ -237,3 +237,32 @@ def test_grouping_rules():
     )
     records, _ = group(b"x\n\ny\n", 0, "lines", settled=False, final=False)
     assert [(r.start, r.raw) for r in records] == [(0, b"x"), (3, b"y")]
+
+
+def test_a_file_written_between_the_look_and_the_read_still_gets_its_fingerprint(trail, tmp_path, monkeypatch):
+    """The writer appends after the tailer saw an empty file and before it reads: the bytes read must still
+    fingerprint the file, or a later copytruncate finds no copy and the rest of the file is lost."""
+    log, state = tmp_path / "app.log", tmp_path / "tail.state"
+    log.touch()
+    tailer = Tailer(trail, [str(log)], "access_log", state, settle=0.0)
+    tailer.step()  # opens the empty file: no fingerprint yet
+    real_pread, raced = os.pread, []
+
+    def pread_after_a_racing_write(fd, length, offset):
+        if not raced and offset == 0 and os.fstat(fd).st_ino == log.stat().st_ino:
+            raced.append(True)
+            write(log, 0, 40)
+        return real_pread(fd, length, offset)
+
+    monkeypatch.setattr("trailseal.receivers.tail.os.pread", pread_after_a_racing_write)
+    tailer.step()
+    monkeypatch.setattr("trailseal.receivers.tail.os.pread", real_pread)
+    assert raced and trail.store.tree_size("default") == 40
+    write(log, 40, 60)
+    shutil.copyfile(log, tmp_path / "app.log.1")
+    os.truncate(log, 0)
+    write(log, 60, 70)
+    tailer.step()
+    tailer.step()
+    tailer.close()
+    assert numbers(trail) == list(range(70))

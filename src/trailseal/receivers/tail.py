@@ -31,7 +31,7 @@ import os
 import re
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -405,8 +405,8 @@ class Tailer:
 
     def _read(self, source: Source, once: bool) -> Chunk:
         """The next complete records of a source, at most ``batch`` of them."""
-        self._fingerprint(source)
         data = os.pread(source.file.fileno(), READ_SIZE, source.offset)
+        self._fingerprint(source, data)
         now = time.monotonic()
         if len(data) != source.size_seen:
             source.size_seen, source.changed_at = len(data), now
@@ -421,19 +421,12 @@ class Tailer:
             records = records[: self.batch]
         return Chunk(source, [(r.start, r.raw) for r in records], accounted)
 
-    def _fingerprint(self, source: Source) -> None:
-        """Give a file that was empty when opened the identity of its first bytes, before reading any."""
-        if source.identity.fp_len == 0 and source.offset == 0:
-            size = os.fstat(source.file.fileno()).st_size
-            if size:
-                length = min(size, FP_BYTES)
-                source.identity = Identity(
-                    source.identity.dev,
-                    source.identity.ino,
-                    source.identity.gen,
-                    head_hash(source.file, length),
-                    length,
-                )
+    def _fingerprint(self, source: Source, data: bytes) -> None:
+        """Give a file that was empty when opened the identity of its first bytes, taken from the very bytes
+        read (a size looked up before the read can be stale: the writer may append in between)."""
+        if source.identity.fp_len == 0 and source.offset == 0 and data:
+            head = data[:FP_BYTES]
+            source.identity = replace(source.identity, fp=hashlib.sha256(head).hexdigest(), fp_len=len(head))
 
     def _skip_long(self, source: Source, data: bytes) -> Chunk:
         """Reject a line longer than READ_SIZE, up to and including its LF (or up to the end of what is

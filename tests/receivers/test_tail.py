@@ -184,8 +184,10 @@ def test_a_line_privacy_protection_refuses_is_rejected_and_the_file_goes_on(trai
     """An NDJSON event just under the size limit whose emails, masked, no longer fit: that line is
     refused with the reason, the lines around it are sealed and the offset moves past it."""
     log, state = tmp_path / "app.ndjson", tmp_path / "tail.state"
-    lines = [make_event(n, attributes={"message": text})
-             for n, text in enumerate(("before", "mail a@b.co " * 5400, "after"))]
+    lines = [
+        make_event(n, attributes={"message": text})
+        for n, text in enumerate(("before", "mail a@b.co " * 5400, "after"))
+    ]
     log.write_text("".join(json.dumps(e) + "\n" for e in lines))
     stats = tail(trail, [log], "ndjson", state, once=True)
     assert [e["attributes"]["message"] for e in sealed(trail)] == ["before", "after"]
@@ -239,7 +241,9 @@ def test_grouping_rules():
     assert [(r.start, r.raw) for r in records] == [(0, b"x"), (3, b"y")]
 
 
-def test_a_file_written_between_the_look_and_the_read_still_gets_its_fingerprint(trail, tmp_path, monkeypatch):
+def test_a_file_written_between_the_look_and_the_read_still_gets_its_fingerprint(
+    trail, tmp_path, monkeypatch
+):
     """The writer appends after the tailer saw an empty file and before it reads: the bytes read must still
     fingerprint the file, or a later copytruncate finds no copy and the rest of the file is lost."""
     log, state = tmp_path / "app.log", tmp_path / "tail.state"

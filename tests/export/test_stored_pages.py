@@ -1,61 +1,106 @@
-"""Pages read by index from the SQLite store (what OCSF Parquet workers read) equal the pages an export
-reads and joins itself, with or without every index of a run, and leave out what is no longer stored."""
+"""Pages read by index from the SQLite store (what JSONL and OCSF Parquet exports read) hold the stored
+entries, as a JSON array or as JSONL lines, with or without every index of a run, and leave out what is no
+longer stored; the export joins their vault values as a lookup of each would."""
 
 from __future__ import annotations
 
 import sqlite3
 
 import pyarrow.parquet as pq
+import pytest
 
 from trailseal.query import export
 from trailseal.query.export import export_to
-from trailseal.query.stored_pages import StoredPages, VaultValues
+from trailseal.query.stored_pages import StoredPages, VaultValues, jsonl_line
 
 
-def expected(trail, indexes: list[int]) -> bytes:
-    """The entries at ``indexes`` as one JSON array text, vault values joined by ``VaultValues``."""
+def stored_rows(trail, indexes: list[int]) -> list[tuple[int, bytes]]:
+    """(index, sealed text) of the entries at ``indexes`` that are stored, one lookup each."""
     conn = sqlite3.connect(trail.store.path)
     try:
-        rows = [conn.execute("SELECT data FROM entries WHERE log = 'default' AND idx = ?", (i,)).fetchone()
-                for i in indexes]
-        text = b"[%b]" % b",".join(row[0] for row in rows if row is not None)
+        found = [(i, conn.execute("SELECT data FROM entries WHERE log = 'default' AND idx = ?", (i,)).fetchone())
+                 for i in indexes]
+    finally:
+        conn.close()
+    return [(i, row[0]) for i, row in found if row is not None]
+
+
+def stored(trail, indexes: list[int], lines: bool = False) -> bytes:
+    """The stored entries at ``indexes`` as one JSON array text, or as JSONL lines."""
+    rows = stored_rows(trail, indexes)
+    if lines:
+        return b"".join(map(jsonl_line, rows))
+    return b"[%b]" % b",".join(data for _, data in rows)
+
+
+def joined(trail, text: bytes) -> bytes:
+    """The text with its vault values joined by ``VaultValues``, one lookup each."""
+    conn = sqlite3.connect(trail.store.path)
+    try:
         return VaultValues().reveal_text(conn, text)
     finally:
         conn.close()
 
 
-def test_a_run_of_indexes_reads_as_the_export_reads_it(trail):
-    stored = StoredPages(trail.store.path)
+@pytest.mark.parametrize("lines", [False, True], ids=["array", "lines"])
+def test_a_run_of_indexes_reads_what_is_stored(trail, lines):
+    reader = StoredPages(trail.store.path, lines=lines)
     try:
-        text, found = stored.read("default", list(range(10, 200)))
+        text, found = reader.read("default", list(range(10, 200)))
     finally:
-        stored.close()
+        reader.close()
     assert found == list(range(10, 200))
-    assert text == expected(trail, found)
-    assert b'"gone"' not in text  # nothing of the erased subject comes back
+    assert text == stored(trail, found, lines) and b"pd:" in text  # commitments are joined by the export
 
 
-def test_chosen_indexes_read_in_index_order(trail):
+@pytest.mark.parametrize("lines", [False, True], ids=["array", "lines"])
+def test_chosen_indexes_read_in_index_order(trail, lines):
     chosen = [3, 4, 17, 90, 91, 250, 380]
-    stored = StoredPages(trail.store.path)
+    reader = StoredPages(trail.store.path, lines=lines)
     try:
-        text, found = stored.read("default", chosen)
-        rows_text, rows_found = stored._read_rows("default", chosen)  # the row-by-row fallback
+        text, found = reader.read("default", chosen)
+        rows_text, rows_found = reader._read_rows("default", chosen)  # the row-by-row fallback
     finally:
-        stored.close()
+        reader.close()
     assert found == rows_found == chosen
-    assert text == rows_text == expected(trail, chosen)
+    assert text == rows_text == stored(trail, chosen, lines)
 
 
-def test_indexes_no_longer_stored_are_left_out(trail):
-    stored = StoredPages(trail.store.path)
+@pytest.mark.parametrize("lines", [False, True], ids=["array", "lines"])
+def test_indexes_no_longer_stored_are_left_out(trail, lines):
+    empty = b"" if lines else b"[]"
+    reader = StoredPages(trail.store.path, lines=lines)
     try:
-        assert stored.read("default", [5, 10_000, 10_001]) == (expected(trail, [5]), [5])
-        assert stored.read("default", [10_000, 10_001]) == (b"[]", [])
-        assert stored.read("default", []) == (b"[]", [])
-        assert stored.read("nosuchlog", [1, 2]) == (b"[]", [])
+        assert reader.read("default", [5, 10_000, 10_001]) == (stored(trail, [5], lines), [5])
+        assert reader.read("default", [10_000, 10_001]) == (empty, [])
+        assert reader.read("default", []) == (empty, [])
+        assert reader.read("nosuchlog", [1, 2]) == (empty, [])
     finally:
-        stored.close()
+        reader.close()
+
+
+@pytest.mark.parametrize("lines", [False, True], ids=["array", "lines"])
+def test_the_export_joins_each_page_read_ahead_as_lookups_would(trail, lines):
+    """Pages read in a thread of their own, their values joined here with one cache: every page's text is
+    the stored text with each value looked up, and nothing of the erased subject comes back."""
+    pages = list(export._stored_pages(trail, "", "default", 37, lines))
+    assert len(pages) > 5 and [found for _, found, _ in pages] == [
+        list(range(n, min(n + 37, trail.store.tree_size("default"))))
+        for n in range(0, trail.store.tree_size("default"), 37)
+    ]
+    for text, found, name in pages:
+        assert name == "default"
+        assert text == joined(trail, stored(trail, found, lines))
+        assert b'"gone"' not in text
+
+
+def test_an_error_while_reading_ahead_is_raised_to_the_exporter(trail, monkeypatch):
+    def broken(self, log, indexes):
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    monkeypatch.setattr(StoredPages, "read", broken)
+    with pytest.raises(sqlite3.DatabaseError, match="malformed"):
+        list(export._stored_pages(trail, "", "default", 37, lines=True))
 
 
 def test_pages_read_here_and_built_by_workers_write_the_same_files(trail, tmp_path, monkeypatch):

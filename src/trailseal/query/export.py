@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import operator
 import os
 import re
 import sqlite3
@@ -27,7 +26,8 @@ from trailseal.query import ecs, index, ocsf
 from trailseal.query.language import parse
 from trailseal.query.sealed import resolve_sealed
 from trailseal.query.search import plan
-from trailseal.query.stored_pages import StoredPages, VaultValues
+from trailseal.query.stored_pages import StoredPages, VaultValues, jsonl_line
+from trailseal.read_ahead import read_ahead
 from trailseal.runtime import paused_gc
 from trailseal.store.base import on_postgres
 from trailseal.store.readers import read_only
@@ -108,19 +108,34 @@ def matching_rows(
 
 def _matching(
     trail, query: str, log: str | None, page: int | None, columns: str = "e.idx, e.data"
-) -> Iterator[tuple[str, list[tuple[Any, ...]], sqlite3.Connection]]:
+) -> Iterator[tuple[str, list[tuple[Any, ...]], Any]]:
     """One statement per log, planned like ``search.count`` (the cheapest index, no ordering by time),
     on a read-only connection of its own (yielded too), so the export holds no page in memory. Rows
     are (index, sealed bytes), or on SQLite the ``columns`` asked for."""
+    node, logs = _prepared(trail, query, log)
+    if on_postgres(trail.store):
+        yield from _matching_pg(trail.store, node, logs, page)
+        return
+    yield from _sqlite_rows(trail.store.path, node, logs, page, columns)
+
+
+def _prepared(trail, query: str, log: str | None) -> tuple[Any, list[str]]:
+    """The query parsed (sealed values resolved) and the logs it reads; on SQLite the search tables brought
+    up to date (vault keys settled too: page lookups skip no tail)."""
     node = parse(query)
     logs = [log] if log else sorted(info.name for info in trail.logs())
     if trail.protection.enabled:
         node = resolve_sealed(node, trail, logs)
-    if on_postgres(trail.store):
-        yield from _matching_pg(trail.store, node, logs, page)
-        return
-    index.refresh(index.connection(trail.store))  # vault keys settled too: page lookups skip no tail
-    conn = _reader(trail.store.path)
+    if not on_postgres(trail.store):
+        index.refresh(index.connection(trail.store))
+    return node, logs
+
+
+def _sqlite_rows(
+    path: str, node, logs: list[str], page: int | None, columns: str
+) -> Iterator[tuple[str, list[tuple[Any, ...]], sqlite3.Connection]]:
+    """``_matching`` on a SQLite store, on a connection opened here (so in the thread that reads)."""
+    conn = _reader(path)
     try:
         now = datetime.now(UTC)
         for name in logs:
@@ -134,6 +149,32 @@ def _matching(
                 yield name, rows, conn
     finally:
         conn.close()
+
+
+def _stored_pages(trail, query: str, log: str | None, page: int, lines: bool) -> Iterator[tuple[bytes, list[int], str]]:
+    """(the text of a page's entries, vault values joined; their indexes; the log) of each page on a SQLite
+    store: a JSON array, or JSONL lines with ``index`` first. SQLite reads and concatenates each page in a
+    thread of its own (``read_ahead``) while this one joins the values of the page before, on a
+    connection of its own, with one cache of values for the whole export."""
+    node, logs = _prepared(trail, query, log)
+    path = trail.store.path
+    vault, conn = VaultValues(), read_only(path)
+    try:
+        for text, found, name in read_ahead(lambda: _raw_pages(path, node, logs, page, lines)):
+            yield vault.reveal_text(conn, text), found, name
+    finally:
+        conn.close()
+
+
+def _raw_pages(path: str, node, logs: list[str], page: int, lines: bool) -> Iterator[tuple[bytes, list[int], str]]:
+    """The same pages as they are stored (commitments not yet joined), read in the calling thread."""
+    reader = StoredPages(path, lines=lines)
+    try:
+        for name, rows, _ in _sqlite_rows(path, node, logs, page, "e.idx"):
+            text, found = reader.read(name, [idx for (idx,) in rows])
+            yield text, found, name
+    finally:
+        reader.close()
 
 
 def _matching_pg(store, node, logs: list[str], page: int | None):
@@ -289,24 +330,17 @@ def stream(
 
 
 def _jsonl_stream(trail, query: str, log: str | None, counter: ExportResult) -> Iterator[bytes]:
-    """JSONL straight from the sealed JSON text: ``index`` goes in first (SQLite writes each line),
+    """JSONL straight from the sealed JSON text: ``index`` goes in first (SQLite writes each page's lines),
     vault values are joined into the page's text, nothing is decoded or re-encoded."""
+    if not on_postgres(trail.store):
+        for text, found, _ in _stored_pages(trail, query, log, PAGE, lines=True):
+            counter.rows += len(found)
+            yield text
+        return
     vault = VaultValues()
-    sqlite = not on_postgres(trail.store)
-    for _, rows, conn in _matching(trail, query, log, None, _JSONL_LINE if sqlite else "e.idx, e.data"):
+    for _, rows, conn in _matching(trail, query, log, None):
         counter.rows += len(rows)
-        text = b"".join(map(_first, rows)) if sqlite else b"".join(map(jsonl_line, rows))
-        yield vault.reveal_text(conn, text)
-
-
-def jsonl_line(row: tuple[int, bytes]) -> bytes:
-    """A sealed entry's JSON text with ``index`` put in first, as a line (what _JSONL_LINE makes in SQL)."""
-    return b'{"index":%d,%b\n' % (row[0], row[1][1:])
-
-
-# The same line from SQLite: a BLOB joined with `||` is taken as text, byte for byte, and cast back.
-_JSONL_LINE = "CAST('{\"index\":' || e.idx || ',' || substr(e.data, 2) || char(10) AS BLOB)"
-_first = operator.itemgetter(0)
+        yield vault.reveal_text(conn, b"".join(map(jsonl_line, rows)))
 
 
 # -- one file per OCSF class -----------------------------------------------------------------------
@@ -490,13 +524,7 @@ def _parquet_pages(trail, query: str, log: str | None, path: str | None) -> Iter
             positions, entries = zip(*rows, strict=True)
             yield vault.reveal_text(conn, b"[%b]" % b",".join(entries)), list(positions), name
         return
-    reader = StoredPages(path)
-    try:
-        for name, rows, _ in _matching(trail, query, log, PARQUET_PAGE, columns="e.idx"):
-            text, found = reader.read(name, [idx for (idx,) in rows])
-            yield text, found, name
-    finally:
-        reader.close()
+    yield from _stored_pages(trail, query, log, PARQUET_PAGE, lines=False)
 
 
 def parquet_workers() -> int:

@@ -1,8 +1,9 @@
-"""Pages of sealed entries as one JSON array text, vault values joined: ``VaultValues`` and ``StoredPages``.
+"""Pages of sealed entries as one text, vault values joined: ``StoredPages`` and ``VaultValues``.
 
-An OCSF Parquet export reads each page from the SQLite store this way (``StoredPages.read``: SQLite
-concatenates the entries, so no row becomes a Python object), joins the vault values with one cache for
-the whole export, and hands the text to its worker processes. One cache matters: a page's values are
+JSONL and OCSF Parquet exports read each page from the SQLite store this way (``StoredPages.read``: SQLite
+concatenates the entries, a JSON array or JSONL lines, so no row becomes a Python object), in a thread of
+their own, join the vault values with one cache for the whole export, and write the lines or hand the
+array to the Parquet worker processes. One cache matters: a page's values are
 mostly new, but many recur from recent pages (an actor's id, the address it came from), and a cache per
 worker misses those first sealed in the pages the other workers built (1M default-policy events over
 three builders: 0.26 lookups one by one per event, against none with one cache). A page read after an
@@ -28,13 +29,15 @@ _COMMITMENT_DIGITS = re.compile(rb"pd:([0-9a-f]{64})")
 RUN_ABOVE = 64  # a page missing more values than this reads its stretch of the vault as one run
 ANCHORS = 5  # commitments at each end of a page whose newest vault row bounds that run
 RUN_SLACK = 4  # the run is read only if it is at most this many rows per value still missing
-# one row: how many entries, their indexes and their texts as JSON arrays, in the index order
+# one row: how many entries, their indexes as a JSON array, and their texts, in the index order: as one JSON
+# array, or as JSONL lines with `index` put in first (a BLOB joined with `||` is taken as text, byte for byte)
+_ARRAY = "CAST('[' || group_concat(data, ',') || ']' AS BLOB)"
+_LINES = "CAST(group_concat('{\"index\":' || idx || ',' || substr(data, 2) || char(10), '') AS BLOB)"
 _PAGE = (
-    "SELECT count(*), '[' || group_concat(idx) || ']', CAST('[' || group_concat(data, ',') || ']' AS BLOB)"
+    "SELECT count(*), '[' || group_concat(idx) || ']', {text}"
     " FROM (SELECT idx, data FROM entries WHERE log = ? AND idx BETWEEN ? AND ?{only} ORDER BY idx)"
 )
-_RUN = _PAGE.format(only="")  # every index of a run: no list needed
-_CHOSEN = _PAGE.format(only=" AND idx IN (SELECT value FROM json_each(?))")
+_CHOSEN = " AND idx IN (SELECT value FROM json_each(?))"
 
 
 class VaultValues:
@@ -78,8 +81,9 @@ class VaultValues:
             self.older, self.values = self.values, {}  # before the page's lookups: they all land in values
         missing = wanted.difference(self.values)
         if self.older and missing:
-            again = missing.intersection(self.older)
-            self.values.update({key: self.older[key] for key in again})
+            older = self.older  # a dict: looked up once per value missing (set.intersection would walk it)
+            again = {key: older[key] for key in missing if key in older}
+            self.values.update(again)
             missing.difference_update(again)
         if len(missing) > RUN_ABOVE and isinstance(conn, sqlite3.Connection):
             missing = self._load_run(conn, digits, missing)
@@ -125,41 +129,54 @@ def vault_values(conn: Any, commitments: list[str]) -> Iterator[tuple[str, str]]
                                 chunk)
 
 
-class StoredPages:
-    """Pages read by index from a SQLite store, on a read-only connection of their own."""
+def jsonl_line(row: tuple[int, bytes]) -> bytes:
+    """A sealed entry's JSON text with ``index`` put in first, as a line (what ``_LINES`` makes in SQL)."""
+    return b'{"index":%d,%b\n' % (row[0], row[1][1:])
 
-    def __init__(self, path: str):
-        self.path = path
+
+class StoredPages:
+    """Pages read by index from a SQLite store, as they are stored (commitments not joined), on a read-only
+    connection of their own: each as one JSON array text, or with ``lines`` as JSONL lines."""
+
+    def __init__(self, path: str, lines: bool = False):
+        self.path, self.lines = path, lines
         self.conn: sqlite3.Connection | None = None
-        self.vault = VaultValues()
+        text = _LINES if lines else _ARRAY
+        self.run = _PAGE.format(text=text, only="")  # every index of a run: no list needed
+        self.chosen = _PAGE.format(text=text, only=_CHOSEN)
 
     def read(self, log: str, indexes: list[int]) -> tuple[bytes, list[int]]:
-        """(the JSON array text of the log's entries at ``indexes``, ascending, with vault values joined,
-        the indexes found): an index no longer stored is left out."""
+        """(the text of the log's entries at ``indexes``, ascending, the indexes found): an index no longer
+        stored is left out."""
         if not indexes:
-            return b"[]", []
+            return self._text([]), []
         conn = self.connection()
         first, last = indexes[0], indexes[-1]
         if last - first + 1 == len(indexes):
-            found, numbers, text = conn.execute(_RUN, (log, first, last)).fetchone()
+            found, numbers, text = conn.execute(self.run, (log, first, last)).fetchone()
         else:
-            found, numbers, text = conn.execute(_CHOSEN, (log, first, last, _encode(indexes))).fetchone()
+            found, numbers, text = conn.execute(self.chosen, (log, first, last, _encode(indexes))).fetchone()
         if not found:
-            return b"[]", []
+            return self._text([]), []
         positions = _decode_indexes(numbers)
         if positions != sorted(positions):  # never seen: the order group_concat keeps is SQLite's choice
             return self._read_rows(log, positions)
-        return self.vault.reveal_text(conn, text), positions
+        return text, positions
 
     def _read_rows(self, log: str, indexes: list[int]) -> tuple[bytes, list[int]]:
         """The same, row by row, in index order."""
-        conn = self.connection()
         rows = sorted(
-            conn.execute("SELECT idx, data FROM entries WHERE log = ? AND idx IN (SELECT value FROM json_each(?))",
-                         (log, _encode(indexes)))
+            self.connection().execute(
+                "SELECT idx, data FROM entries WHERE log = ? AND idx IN (SELECT value FROM json_each(?))",
+                (log, _encode(indexes)),
+            )
         )
-        text = b"[%b]" % b",".join(data for _, data in rows)
-        return self.vault.reveal_text(conn, text), [idx for idx, _ in rows]
+        return self._text(rows), [idx for idx, _ in rows]
+
+    def _text(self, rows: list[tuple[int, bytes]]) -> bytes:
+        if self.lines:
+            return b"".join(map(jsonl_line, rows))
+        return b"[%b]" % b",".join(data for _, data in rows)
 
     def connection(self) -> sqlite3.Connection:
         if self.conn is None:

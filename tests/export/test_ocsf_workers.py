@@ -50,14 +50,23 @@ def test_pages_queued_to_one_worker_come_back_in_order(monkeypatch):
         held.append(counts[0] if worker == 0 else -1)
         return worker
 
+    built_here: list[int] = []
+    real_build = ocsf_workers.build
+
+    def build(page, *args):
+        built_here.append(page[1][0])
+        return real_build(page, *args)
+
     monkeypatch.setattr(ocsf_workers.Workers, "free", free)
     monkeypatch.setattr(ocsf_workers.Workers, "answered", lambda self, worker: False)  # results taken late
+    monkeypatch.setattr(ocsf_workers, "build", build)
     got = list(ocsf_workers.batches_in_order(pages, workers=1))
     assert [{u: b.to_pylist() for u, b in g.items()} for g in got] == [
         {u: b.to_pylist() for u, b in e.items()} for e in expected
     ]
     assert max(held) == ocsf_workers.DEPTH - 1  # a page was sent while the worker still held one
-    assert -1 in held  # and one was built here while the worker held DEPTH
+    assert -1 in held  # the worker held DEPTH: the next page waited for the oldest result
+    assert built_here == [0]  # only the first page (built while the worker started), none beside it
 
 
 def test_a_worker_builds_and_sends_pages_without_numpy():

@@ -187,3 +187,22 @@ def test_values_met_again_after_the_cache_fills_up_are_not_looked_up_again(monke
     reveal(range(60, 90))  # overflows again: values 30-59 and 0-2 become the older ones, 3-29 are forgotten
     reveal([3, 4, 0, 31])
     assert sorted(looked_up[90:]) == [commitment[3][3:].encode(), commitment[4][3:].encode()]
+
+
+def test_a_row_group_the_writer_thread_cannot_write_fails_the_export(trail, tmp_path, monkeypatch):
+    """Row groups are written by a thread of their own: an error there (a full disk) is raised by the export,
+    not lost with the thread."""
+    import pyarrow.parquet as parquet
+
+    written = []
+
+    def full_disk(self, table, *args, **kwargs):
+        written.append(table.num_rows)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(export, "PARQUET_ROWS", 50)
+    monkeypatch.setattr(parquet.ParquetWriter, "write_table", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        export_to(trail, "", "ocsf-parquet", tmp_path / "full")
+    assert written  # the thread tried
+    assert not [t for t in __import__("threading").enumerate() if t.name.startswith("trailseal-parquet")]

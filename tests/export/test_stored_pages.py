@@ -206,3 +206,32 @@ def test_a_row_group_the_writer_thread_cannot_write_fails_the_export(trail, tmp_
         export_to(trail, "", "ocsf-parquet", tmp_path / "full")
     assert written  # the thread tried
     assert not [t for t in __import__("threading").enumerate() if t.name.startswith("trailseal-parquet")]
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [None, 'say "hi"', "back\\slash", "tab\there\nnewline\x01\x1f", "nul\x00inside", "é 😀 \u2028 \x7f", ""],
+    ids=["plain", "quote", "backslash", "controls", "nul", "unicode", "empty"],
+)
+def test_a_run_of_vault_values_read_as_one_row_equals_them_read_row_by_row(odd):
+    """The run is read as one row and split: each commitment's value JSON-escaped as msgspec writes it, for
+    values needing escapes, a NUL (which would shift the split: read row by row then) or none at all."""
+    import msgspec
+
+    from trailseal.privacy.vault import VaultRow
+    from trailseal.query.stored_pages import run_values
+    from trailseal.store import sqlite_vault
+
+    conn = sqlite3.connect(":memory:")
+    sqlite_vault.create(conn)
+    values = [f"10.0.{n // 250}.{n % 250}" for n in range(300)]
+    if odd is not None:
+        values[150] = odd
+    rows = [VaultRow("s", "default", f"pd:{n * 7919 % 10_007:064x}", b"\0" * 32, v, "actor.ip", "0" * 64)
+            for n, v in enumerate(values)]
+    sqlite_vault.insert(conn, rows)
+    encode = msgspec.json.Encoder().encode
+    expected = {row.commitment[3:].encode(): encode(row.value)[1:-1] for row in rows}
+    assert dict(run_values(conn, 1, 300)) == expected
+    assert dict(run_values(conn, 101, 200)) == {k: expected[k] for k in list(expected)[100:200]}
+    assert list(run_values(conn, 400, 500)) == []

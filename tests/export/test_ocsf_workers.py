@@ -84,3 +84,15 @@ def test_a_worker_builds_and_sends_pages_without_numpy():
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["[3002]", "False"]
+
+
+def test_a_workers_pipes_are_widened_to_take_a_page_in_a_few_writes():
+    import fcntl
+
+    pool = ocsf_workers.Workers(1)
+    try:
+        process = pool.processes[0]
+        for pipe in (process.stdin, process.stdout):
+            assert fcntl.fcntl(pipe.fileno(), fcntl.F_GETPIPE_SZ) == ocsf_workers.PIPE_BYTES > 64 * 1024
+    finally:
+        pool.close()

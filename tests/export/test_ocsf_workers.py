@@ -89,10 +89,12 @@ def test_a_worker_builds_and_sends_pages_without_numpy():
 def test_a_workers_pipes_are_widened_to_take_a_page_in_a_few_writes():
     import fcntl
 
+    from trailseal.frames import PIPE_BYTES
+
     pool = ocsf_workers.Workers(1)
     try:
         process = pool.processes[0]
         for pipe in (process.stdin, process.stdout):
-            assert fcntl.fcntl(pipe.fileno(), fcntl.F_GETPIPE_SZ) == ocsf_workers.PIPE_BYTES > 64 * 1024
+            assert fcntl.fcntl(pipe.fileno(), fcntl.F_GETPIPE_SZ) == PIPE_BYTES > 64 * 1024
     finally:
         pool.close()

@@ -20,7 +20,6 @@ when every page is built here. A worker that fails gets no more pages: its page 
 
 from __future__ import annotations
 
-import fcntl
 import gc
 import os
 import queue
@@ -36,12 +35,11 @@ from typing import BinaryIO
 import msgspec
 import pyarrow as pa
 
-from trailseal.frames import read_frame, write_frame, write_frames
+from trailseal.frames import read_frame, widen_pipe, write_frame, write_frames
 from trailseal.query.ocsf_arrow import Classes, page_batches
 
 # (JSON array text of the entries, vault values joined; their indexes; the log's name)
 Page = tuple[bytes, list[int], str]
-PIPE_BYTES = 1 << 20  # the buffer asked for each worker's pipes (Linux's default is 64 KiB)
 DEPTH = 2  # pages a worker holds at most: the one it builds and the next
 # pyarrow then loads without NumPy: a worker uses none of it, and importing it is half of a worker's start
 WITHOUT_NUMPY = "import sys; sys.modules['numpy'] = None"
@@ -120,7 +118,8 @@ class Workers:
             except OSError:
                 self.close()
                 raise
-            _widen(self.processes[-1].stdin, self.processes[-1].stdout)
+            widen_pipe(self.processes[-1].stdin)
+            widen_pipe(self.processes[-1].stdout)  # a page crosses in a few writes, not a hundred
         self.ready: set[int] = set()  # workers that said they are up (an empty frame once imported)
         self.window = DEPTH * count + 2  # pages in flight at most
         for process in self.processes:
@@ -209,16 +208,6 @@ class Workers:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-
-
-def _widen(*pipes) -> None:
-    """Give each pipe PIPE_BYTES of buffer where the system allows (Linux), so a page of several MB crosses
-    in a few writes, not a hundred 64 KiB turns of both processes."""
-    for pipe in pipes:
-        try:
-            fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
-        except (AttributeError, OSError):  # not Linux, or above /proc/sys/fs/pipe-max-size
-            pass
 
 
 def _send_frames(stream: BinaryIO, frames: queue.SimpleQueue) -> None:

@@ -5,6 +5,7 @@ longer stored; the export joins their vault values as a lookup of each would."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 
 import pyarrow.parquet as pq
 import pytest
@@ -205,7 +206,7 @@ def test_a_row_group_the_writer_thread_cannot_write_fails_the_export(trail, tmp_
     with pytest.raises(OSError, match="No space left"):
         export_to(trail, "", "ocsf-parquet", tmp_path / "full")
     assert written  # the thread tried
-    assert not [t for t in __import__("threading").enumerate() if t.name.startswith("trailseal-parquet")]
+    assert not [t for t in threading.enumerate() if t.name.startswith("trailseal-parquet")]
 
 
 @pytest.mark.parametrize(

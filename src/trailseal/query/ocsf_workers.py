@@ -11,11 +11,10 @@ files, and builds pages itself only until a worker is up (so nothing waits while
 or once every worker is gone; a page no worker can take then waits for the oldest page's result (it has
 its own work, reading and joining pages and writing the files: building pages too made it the one busy
 process while the workers waited; 1M default-policy events on 2 CPUs, 97-98k -> 104-108k/s). A thread
-per worker writes its pages, so this process goes on reading results while a page is
-on its way. Frames carry the page's text and the batches' Arrow IPC streams as they are (beside a
-small msgpack header),
-so nothing large is copied twice. Results are taken in the pages' order, so the files are the same as
-when every page is built here. A worker that fails gets no more pages: its page is built here.
+per worker writes its pages, so this process goes on reading results while a page is on its way. Frames
+carry the page's text and the batches' Arrow IPC streams as they are (beside a small msgpack header), so
+nothing large is copied twice. Results are taken in the pages' order, so the files are the same as when
+every page is built here. A worker that fails gets no more pages: its page is built here.
 """
 
 from __future__ import annotations

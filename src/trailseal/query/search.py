@@ -667,9 +667,11 @@ def _windowed(conn: sqlite3.Connection, chosen: _Plan, log: str, after: tuple[st
         low, high, floor, found = _window(conn, chosen, log, after, size)
         if found == 0:
             break
-        if high - low + 1 > SPARSE_SPAN * found:  # a sparse log (the meta log's rows among millions of others):
-            sparse = replace(chosen, probe=chosen.probe | _text_leaves(chosen.node))  # its rows tested one by one,
-            sql, args = _page_sql(sparse, log, after, limit - len(rows), True, None, floor)  # not every log's matches
+        if high - low + 1 > SPARSE_SPAN * found:
+            # a sparse log (the meta log's rows among millions of others): its rows' text tested one by one,
+            # not every log's text matches over the window's seq range
+            sparse = replace(chosen, probe=chosen.probe | _text_leaves(chosen.node))
+            sql, args = _page_sql(sparse, log, after, limit - len(rows), True, None, floor)
         else:
             sql, args = _page_sql(chosen, log, after, limit - len(rows), True, (low, high), floor)
         rows.extend(conn.execute(sql, args).fetchall())

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Iterable, Iterator
+from itertools import starmap
 from typing import Any
 
 import msgspec
@@ -115,7 +116,7 @@ class VaultValues:
     def _load(self, conn: Any, missing: set[bytes]) -> None:
         wanted = sorted("pd:" + digits.decode() for digits in missing)
         self.values.update((c[3:].encode(), c.encode()) for c in wanted)  # erased: stays pd:<digits>
-        self.values.update((c[3:].encode(), _encode(v)[1:-1]) for c, v in vault_values(conn, wanted))
+        self.values.update(starmap(_cached, vault_values(conn, wanted)))
 
 
 def run_values(conn: sqlite3.Connection, first: int, last: int) -> Iterable[tuple[bytes, bytes]]:
@@ -129,10 +130,20 @@ def run_values(conn: sqlite3.Connection, first: int, last: int) -> Iterable[tupl
     texts = values.split(b"\0")
     if len(digits) != count or len(texts) != count:  # a value holding a NUL (or an odd commitment)
         rows = conn.execute("SELECT commitment, value FROM vault WHERE rowid BETWEEN ? AND ?", (first, last))
-        return [(commitment[3:].encode(), _encode(value)[1:-1]) for commitment, value in rows]
+        return list(starmap(_cached, rows))
     if _NEEDS_ESCAPE.search(values):
-        texts = [_encode(text.decode())[1:-1] if _NEEDS_ESCAPE.search(text) else text for text in texts]
+        texts = [_escaped(text.decode()) if _NEEDS_ESCAPE.search(text) else text for text in texts]
     return zip(digits, texts, strict=True)
+
+
+def _cached(commitment: str, value: str) -> tuple[bytes, bytes]:
+    """A vault row as the cache holds it: the commitment's 64 digits, and the value as it goes in JSON text."""
+    return commitment[3:].encode(), _escaped(value)
+
+
+def _escaped(value: str) -> bytes:
+    """A value JSON-escaped, without its quotes."""
+    return _encode(value)[1:-1]
 
 
 def _newest_rowid(conn: sqlite3.Connection, digits: list[bytes]) -> int | None:

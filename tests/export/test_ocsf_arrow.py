@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import rfc8785
@@ -143,6 +144,48 @@ def test_millis_of_a_column_equals_ocsf_millis():
     assert ocsf_arrow.millis(pa.array(stamps)).to_pylist() == [ocsf.millis(s) for s in stamps]
     mixed = [*stamps, "2026-11-01T00:00:00.5+01:00"]
     assert ocsf_arrow.millis(pa.array(mixed)).to_pylist() == [ocsf.millis(s) for s in mixed]
+
+
+@pytest.mark.parametrize(
+    "stamps",
+    [
+        ["2026-11-27T10:00:00.123456Z"] * 3 + ["2026-11-27T10:00:00.12345Z"],  # one digit short
+        ["2026-11-27T10:00:00.123456", "Z2026-11-27T10:00:00.123456Z"],  # 26 + 28 bytes: the shape twice over
+        ["2026-11-27 10:00:00.123456Z"],  # a space for the T
+        ["2026-11-27T10:00:00.12345\u00e9Z"[:27]],  # a letter where a digit goes
+        ["2026-11-27T10:00:00.123456Z", "2026-11-27T10:00:00.1234567"],  # 27 characters, no Z
+        ["2026-11-27T10:00:00.123456Z", None, "1970-01-01T00:00:00.000000Z"],  # a null: the regex decides
+        [f"2026-11-27T10:00:{s:02d}.{s:06d}Z" for s in range(60)],
+    ],
+)
+def test_the_sealed_form_is_told_as_its_regular_expression_tells_it(stamps):
+    column = pa.array(stamps, pa.string())
+    by_regex = pc.all(pc.match_substring_regex(column, ocsf_arrow._SEALED)).as_py() is not False
+    assert ocsf_arrow._all_sealed(column) is by_regex
+    expected = [_millis_or_error(s) for s in stamps]
+    if "error" in expected:
+        with pytest.raises(ValueError):
+            ocsf_arrow.millis(column)
+    else:
+        assert ocsf_arrow.millis(column).to_pylist() == expected
+
+
+def _millis_or_error(stamp):
+    try:
+        return ocsf.millis(stamp)
+    except ValueError:
+        return "error"
+
+
+def test_columns_of_constants_are_slices_that_cross_ipc_whole():
+    from trailseal.query.ocsf_workers import ipc_stream
+
+    short, long = ocsf_arrow.constant("x", pa.string(), 3), ocsf_arrow.constant("x", pa.string(), 5000)
+    assert short.to_pylist() == ["x"] * 3 and long.to_pylist() == ["x"] * 5000
+    batch = pa.RecordBatch.from_arrays([ocsf_arrow.constant("x", pa.string(), 3)], names=["c"])
+    streamed = pa.ipc.open_stream(ipc_stream(batch)).read_all()
+    assert streamed.column("c").to_pylist() == ["x"] * 3
+    assert ipc_stream(batch).size < 1024  # the slice, not the array it is cut from
 
 
 def test_vault_values_join_into_a_page_as_join_values_does(monkeypatch):

@@ -16,6 +16,7 @@ written compact. ``tests/export/test_ocsf_arrow.py`` and
 from __future__ import annotations
 
 import re
+from array import array as packed
 from collections.abc import Callable
 from itertools import accumulate
 from operator import itemgetter
@@ -275,6 +276,7 @@ class Columns:
         self.actors = [e.actor or _NO_ACTOR for e in self.events]
         self.requests = [e.request or _NO_REQUEST for e in self.events]
         self.arrays: dict[str, pa.Array] = {}
+        self.encodings: dict[int, tuple[pa.Array, list[Any], pa.Array]] = {}  # id(array) -> see mapped()
 
     @property
     def attributes(self) -> list[dict[str, Any]]:
@@ -306,7 +308,18 @@ class Columns:
         return field_values(rows, name)
 
     def const(self, value: Any, kind) -> pa.Array:
-        return pa.nulls(self.size, kind).fill_null(pa.scalar(value, kind))
+        return constant(value, kind, self.size)
+
+    def mapped(self, values: pa.Array, function: Callable[[Any], Any], kind) -> pa.Array:
+        """``function`` of every value, computed once per distinct value (None included); the distinct
+        values of an array are found once for all the columns mapped from it (a code and its name)."""
+        found = self.encodings.get(id(values))
+        if found is None or found[0] is not values:
+            encoded = values.dictionary_encode()
+            distinct = encoded.dictionary.to_pylist()
+            found = self.encodings[id(values)] = (values, distinct, encoded.indices.fill_null(len(distinct)))
+        _, distinct, positions = found
+        return pa.array([function(v) for v in distinct] + [function(None)], kind).take(positions)
 
     def one_each(self, values: pa.Array, nulls: list[bool] | None = None) -> pa.ListArray:
         """A list column holding one of ``values`` a row; rows where ``nulls`` is true are null and
@@ -342,29 +355,29 @@ class Columns:
 
     def c_activity_name(self):
         names = ocsf.ACTIVITY_NAMES[self.uid]
-        return mapped(self.c_activity_id(), lambda a: names.get(a, "Other"), _STRING)
+        return self.mapped(self.c_activity_id(), lambda a: names.get(a, "Other"), _STRING)
 
     def c_type_uid(self):
         return pc.add(pc.cast(self.c_activity_id(), _INT64), self.uid * 100)
 
     def c_type_name(self):
         names, prefix = ocsf.ACTIVITY_NAMES[self.uid], ocsf.CLASSES[self.uid][0]
-        return mapped(self.c_activity_id(), lambda a: f"{prefix}: {names.get(a, 'Other')}", _STRING)
+        return self.mapped(self.c_activity_id(), lambda a: f"{prefix}: {names.get(a, 'Other')}", _STRING)
 
     def c_time(self):
         return millis(self.strings("event", "time"))
 
     def c_severity_id(self):
-        return mapped(self.strings("event", "severity"), lambda s: _severity(s)[0], _INT32)
+        return self.mapped(self.strings("event", "severity"), lambda s: _severity(s)[0], _INT32)
 
     def c_severity(self):
-        return mapped(self.strings("event", "severity"), lambda s: _severity(s)[1], _STRING)
+        return self.mapped(self.strings("event", "severity"), lambda s: _severity(s)[1], _STRING)
 
     def c_status_id(self):
-        return mapped(self.strings("event", "outcome"), lambda s: _status(s)[0], _INT32)
+        return self.mapped(self.strings("event", "outcome"), lambda s: _status(s)[0], _INT32)
 
     def c_status(self):
-        return mapped(self.strings("event", "outcome"), lambda s: _status(s)[1], _STRING)
+        return self.mapped(self.strings("event", "outcome"), lambda s: _status(s)[1], _STRING)
 
     def c_status_detail(self):
         return self.strings("event", "reason")
@@ -408,8 +421,8 @@ class Columns:
             {
                 "uid": self.strings("actor", "id"),
                 "name": self.strings("actor", "name"),
-                "type_id": mapped(kinds, lambda t: _user_type(t)[0], _INT32),
-                "type": mapped(kinds, lambda t: _user_type(t)[1], _STRING),
+                "type_id": self.mapped(kinds, lambda t: _user_type(t)[0], _INT32),
+                "type": self.mapped(kinds, lambda t: _user_type(t)[1], _STRING),
             },
             falsy(self.strings("actor", "id")),
         )
@@ -429,7 +442,7 @@ class Columns:
         if self.uid in (6003, 6005):
             names = pc.if_else(none, pa.scalar("unknown", _STRING), pa.scalar(None, _STRING))
             return struct({"ip": ips, "name": names})
-        return struct({"ip": ips, "name": pa.nulls(self.size, _STRING)}, none)
+        return struct({"ip": ips, "name": self.const(None, _STRING)}, none)
 
     def c_dst_endpoint(self):
         hosts, ips = self.strings("source", "host"), self.strings("source", "ip")
@@ -444,7 +457,7 @@ class Columns:
             {
                 "trailseal.log": self.const(log, _STRING),
                 "trailseal.index": pc.cast(self.sequences(), _STRING),
-                "category": mapped(self.strings("event", "category"), _text_or_none, _STRING),
+                "category": self.mapped(self.strings("event", "category"), _text_or_none, _STRING),
                 "source": pa.array(self.rows.source_texts, _STRING),
                 "target": pa.array(self.rows.target_texts, _STRING),
                 "attributes": self.rows.attributes,
@@ -465,10 +478,10 @@ class Columns:
                 "uid": pa.array([t.id if c else a.id or "unknown" for c, t, a in rows], _STRING),
                 "name": pa.array([t.name if c else a.name if a.id else None for c, t, a in rows], _STRING),
                 "type_id": choose(
-                    by_target, 1, by_actor, mapped(kinds, lambda t: _user_type(t)[0], _INT32), 0, _INT32
+                    by_target, 1, by_actor, self.mapped(kinds, lambda t: _user_type(t)[0], _INT32), 0, _INT32
                 ),
                 "type": choose(
-                    by_target, "User", by_actor, mapped(kinds, lambda t: _user_type(t)[1], _STRING), "Unknown", _STRING
+                    by_target, "User", by_actor, self.mapped(kinds, lambda t: _user_type(t)[1], _STRING), "Unknown", _STRING
                 ),
             }
         )
@@ -508,7 +521,7 @@ class Columns:
 
     def c_app(self):
         return struct(
-            {"name": self.app_name(), "vendor_name": pa.nulls(self.size, _STRING), "version": pa.nulls(self.size, _STRING)}
+            {"name": self.app_name(), "vendor_name": self.const(None, _STRING), "version": self.const(None, _STRING)}
         )
 
     def c_api(self):
@@ -582,12 +595,19 @@ def falsy(values: pa.Array) -> pa.BooleanArray:
     return pc.or_kleene(pc.is_null(values), pc.equal(values, ""))
 
 
-def mapped(values: pa.Array, function: Callable[[Any], Any], kind) -> pa.Array:
-    """``function`` of every value, computed once per distinct value (None included)."""
-    encoded = values.dictionary_encode()
-    distinct = encoded.dictionary.to_pylist()
-    table = pa.array([function(v) for v in distinct] + [function(None)], kind)
-    return table.take(encoded.indices.fill_null(len(distinct)))
+_CONSTANTS: dict[tuple[Any, pa.DataType], pa.Array] = {}
+
+
+def constant(value: Any, kind: pa.DataType, size: int) -> pa.Array:
+    """``size`` rows of ``value``: a slice of one array kept per (value, type), made again only to grow
+    (a column of constants costs a slice, not a fill, per batch)."""
+    array = _CONSTANTS.get((value, kind))
+    if array is None or len(array) < size:
+        if len(_CONSTANTS) > 1024:
+            _CONSTANTS.clear()
+        array = pa.nulls(max(size, 1024), kind).fill_null(pa.scalar(value, kind))
+        _CONSTANTS[(value, kind)] = array
+    return array.slice(0, size)
 
 
 def json_texts(values: list[Any]) -> pa.StringArray:
@@ -644,16 +664,23 @@ def _text_or_none(value: Any) -> str | None:
 
 
 def millis(stamps: pa.Array) -> pa.Array:
-    """``ocsf.millis`` of every stamp, worked out once per distinct stamp when they repeat (``received``)."""
-    encoded = stamps.dictionary_encode()
-    if 2 * len(encoded.dictionary) < len(stamps):
-        return _millis(encoded.dictionary).take(encoded.indices)
+    """``ocsf.millis`` of every stamp, worked out once per distinct stamp when they repeat (``received``:
+    one per batch ingested; a sample of the first rows tells, before any hashing, when they do not)."""
+    if _may_repeat(stamps):
+        encoded = stamps.dictionary_encode()
+        if 2 * len(encoded.dictionary) < len(stamps):
+            return _millis(encoded.dictionary).take(encoded.indices)
     return _millis(stamps)
+
+
+def _may_repeat(stamps: pa.Array) -> bool:
+    sample = stamps.slice(0, 64).to_pylist()
+    return 4 * len(set(sample)) < 3 * len(sample)
 
 
 def _millis(stamps: pa.Array) -> pa.Array:
     """Arrow parses the sealed form; any other form goes through Python."""
-    if len(stamps) and pc.all(pc.match_substring_regex(stamps, _SEALED)).as_py() is not False:
+    if len(stamps) and _all_sealed(stamps):
         micros = pc.cast(pc.cast(stamps, _TIMESTAMP), _INT64)
         negative = pc.less(micros, 0)
         if pc.any(negative).as_py():  # floor, as ocsf.millis, before 1970
@@ -662,8 +689,27 @@ def _millis(stamps: pa.Array) -> pa.Array:
     return pa.array([ocsf.millis(s) for s in stamps.to_pylist()], _INT64)
 
 
+def _all_sealed(stamps: pa.StringArray) -> bool:
+    """Whether every stamp not null has the sealed form YYYY-MM-DDTHH:MM:SS.ffffffZ (``_SEALED``). Without
+    nulls, read off the array's buffers: offsets 27 bytes apart, and the bytes, digits zeroed, the
+    form's shape again and again (a regular expression costs ten times more per stamp)."""
+    size = len(stamps)
+    if stamps.null_count or stamps.offset or pa.types.is_large_string(stamps.type):
+        return pc.all(pc.match_substring_regex(stamps, _SEALED)).as_py() is not False
+    _, offsets, data = stamps.buffers()
+    steps = _SEALED_STEPS[0]
+    if len(steps) < 4 * (size + 1):
+        steps = _SEALED_STEPS[0] = packed("i", range(0, 27 * (2 * size + 1), 27)).tobytes()
+    if offsets.to_pybytes()[: 4 * (size + 1)] != steps[: 4 * (size + 1)] or data is None:
+        return False
+    return data.to_pybytes()[: 27 * size].translate(_ZEROED) == _SEALED_SHAPE * size
+
+
 _RESOURCE = (("uid", "id"), ("name", "name"), ("type", "type"))
 _SEALED = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$"
+_SEALED_SHAPE = b"0000-00-00T00:00:00.000000Z"  # _SEALED with every digit 0
+_ZEROED = bytes.maketrans(b"123456789", b"000000000")
+_SEALED_STEPS = [packed("i").tobytes()]  # int32 offsets 0, 27, 54, ... (little-endian, as Arrow's), grown
 
 
 def _severity(value: str | None) -> tuple[int, str]:

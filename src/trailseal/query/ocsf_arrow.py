@@ -119,8 +119,6 @@ def page_batches(
     """class_uid -> the record batch of its events, for a page given as one JSON array text (sealed
     entries, vault values joined) and the entries' indexes; ``only`` keeps one class."""
     try:
-        if b"null" in text and _PART_NULL.search(text):
-            raise msgspec.ValidationError("a null in source or target")
         if b"\n" in text:  # not compact, as nothing sealed is: sources and attributes are split by newlines
             raise msgspec.ValidationError("a page that is not compact JSON")
         events = _decode_sealed(text)
@@ -192,6 +190,8 @@ class TextMemo:
         return [value for value, _ in found], [text for _, text in found]
 
     def learn(self, key: bytes) -> tuple[Any, str | None]:
+        if b"null" in key and _PART_NULL.search(key):  # the typed value would drop it: the text would differ
+            raise msgspec.ValidationError("a null in source or target")
         value = self.decode(key) if key else None  # b"": the event has no such field
         text = None if value is None else _json(value).decode()
         found = self.known[key] = (self.empty if value is None else value, None if text == "{}" else text)

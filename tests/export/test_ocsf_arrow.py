@@ -241,10 +241,14 @@ def test_a_source_is_typed_once_per_distinct_text():
     memo = ocsf_arrow.TextMemo(ocsf_arrow.Source, ocsf_arrow._NO_SOURCE)
     texts = [msgspec.Raw(b'{"component":"web","kind":"app"}'), msgspec.Raw(), msgspec.Raw(b"null"),
              msgspec.Raw(b'{"component":"web","kind":"app"}'), msgspec.Raw(b"{}")]
-    sources, source_texts = memo.typed(texts)
+    typed = memo.typed(texts)
+    sources = typed.values
     assert sources[0] is sources[3] and sources[0] == ocsf_arrow.Source("web", "app")
     assert sources[1] is sources[2] is ocsf_arrow._NO_SOURCE and sources[4] == ocsf_arrow.Source()
-    assert source_texts == ['{"component":"web","kind":"app"}', None, None, '{"component":"web","kind":"app"}', None]
+    assert typed.numbers == [0, 1, 2, 0, 3]  # b"" (none) and b"null" are distinct texts, both typed as none
+    assert typed.distinct.values == [ocsf_arrow.Source("web", "app"), ocsf_arrow._NO_SOURCE, ocsf_arrow._NO_SOURCE,
+                                     ocsf_arrow.Source()]
+    assert typed.distinct.texts == ['{"component":"web","kind":"app"}', None, None, None]
     with pytest.raises(msgspec.ValidationError):
         memo.typed([msgspec.Raw(b'{"component":"web","shoe":1}')])
 

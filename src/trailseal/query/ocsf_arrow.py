@@ -20,7 +20,7 @@ from array import array as packed
 from collections.abc import Callable
 from itertools import accumulate
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import pyarrow as pa
@@ -122,9 +122,10 @@ def page_batches(
         if b"\n" in text:  # not compact, as nothing sealed is: sources and attributes are split by newlines
             raise msgspec.ValidationError("a page that is not compact JSON")
         events = _decode_sealed(text)
-        rows = Rows(events, indexes, *classes.sources.typed(field_values(events, "source")),
-                    *classes.targets.typed(field_values(events, "target")),
-                    attribute_texts(field_values(events, "attributes")))
+        sources = classes.sources.typed(field_values(events, "source"))
+        targets = classes.targets.typed(field_values(events, "target"))
+        rows = Rows(events, indexes, sources.values, sources.numbers, targets.values, targets.numbers,
+                    attribute_texts(field_values(events, "attributes")), sources.distinct, targets.distinct)
     except msgspec.ValidationError:
         return record_by_record(_decode_dicts(text), indexes, log, only)
     batches = {}
@@ -149,25 +150,44 @@ def record_by_record(
     }
 
 
+class Distinct(NamedTuple):
+    """The distinct sources (or targets) of a page, in order of first sight: typed, and as JSON text."""
+
+    values: list[Any]
+    texts: list[str | None]
+
+
+class Typed(NamedTuple):
+    """Each event's typed source (or target), and its number among the page's distinct ones."""
+
+    values: list[Any]
+    numbers: list[int]
+    distinct: Distinct
+
+
 class Rows(msgspec.Struct, gc=False):
     """A page's events with what is worked out once per page: each event's typed source and target
-    (``_NO_SOURCE``, ``_NO_TARGET`` for none) and their JSON texts, and its attributes' text (an Arrow array)."""
+    (``_NO_SOURCE``, ``_NO_TARGET`` for none) and its number among the page's distinct ones (whose
+    columns are built once, then taken for each event), and its attributes' text (an Arrow array)."""
 
     events: list[Sealed]
     indexes: list[int]
     sources: list[Source]
-    source_texts: list[str | None]
+    source_numbers: list[int]
     targets: list[Target]
-    target_texts: list[str | None]
+    target_numbers: list[int]
     attributes: pa.StringArray
+    distinct_sources: Distinct
+    distinct_targets: Distinct
 
     def take(self, chosen: list[int] | None) -> Rows:
         """The rows at ``chosen`` (None: all of them)."""
         if chosen is None:
             return self
         pick = itemgetter(*chosen) if len(chosen) > 1 else lambda rows: (rows[chosen[0]],)
-        lists = (self.events, self.indexes, self.sources, self.source_texts, self.targets, self.target_texts)
-        return Rows(*(list(pick(rows)) for rows in lists), self.attributes.take(pa.array(chosen, _INT32)))
+        lists = (self.events, self.indexes, self.sources, self.source_numbers, self.targets, self.target_numbers)
+        return Rows(*(list(pick(rows)) for rows in lists), self.attributes.take(pa.array(chosen, _INT32)),
+                    self.distinct_sources, self.distinct_targets)
 
 
 class TextMemo:
@@ -179,15 +199,21 @@ class TextMemo:
         self.empty = empty
         self.known: dict[bytes, tuple[Any, str | None]] = {}
 
-    def typed(self, texts: list[msgspec.Raw]) -> tuple[list[Any], list[str | None]]:
-        """Each event's typed value and its text; raises ValidationError for one the type cannot hold."""
+    def typed(self, texts: list[msgspec.Raw]) -> Typed:
+        """Each event's typed value and its number among the distinct texts; raises ValidationError for
+        one the type cannot hold."""
         keys = _texts_of(texts)
         found = list(map(self.known.get, keys))
         if None in found:
             if len(self.known) > _MEMO_LIMIT:
                 self.known.clear()
             found = [pair or self.known.get(key) or self.learn(key) for pair, key in zip(found, keys, strict=True)]
-        return [value for value, _ in found], [text for _, text in found]
+        numbers = dict.fromkeys(keys)  # the distinct texts, in order (their hashes are kept from the lookups)
+        for number, key in enumerate(numbers):
+            numbers[key] = number
+        pairs = [self.known.get(key) or self.learn(key) for key in numbers]
+        distinct = Distinct([value for value, _ in pairs], [text for _, text in pairs])
+        return Typed([value for value, _ in found], list(map(numbers.__getitem__, keys)), distinct)
 
     def learn(self, key: bytes) -> tuple[Any, str | None]:
         if b"null" in key and _PART_NULL.search(key):  # the typed value would drop it: the text would differ
@@ -294,8 +320,20 @@ class Columns:
         one array reused by every column that copies it."""
         key = f"{where}.{name}"
         if key not in self.arrays:
-            self.arrays[key] = pa.array(self.values(where, name), _STRING)
+            if where in ("source", "target"):
+                distinct = self.rows.distinct_sources if where == "source" else self.rows.distinct_targets
+                self.arrays[key] = self.by_number(where, pa.array(field_values(distinct.values, name), _STRING))
+            else:
+                self.arrays[key] = pa.array(self.values(where, name), _STRING)
         return self.arrays[key]
+
+    def by_number(self, where: str, distinct: pa.Array) -> pa.Array:
+        """Each event's value of a column of the page's distinct sources (or targets)."""
+        key = f"{where} numbers"
+        if key not in self.arrays:
+            numbers = self.rows.source_numbers if where == "source" else self.rows.target_numbers
+            self.arrays[key] = pa.array(numbers, _INT32)
+        return distinct.take(self.arrays[key])
 
     def values(self, where: str, name: str) -> list[Any]:
         rows = {
@@ -458,8 +496,8 @@ class Columns:
                 "trailseal.log": self.const(log, _STRING),
                 "trailseal.index": pc.cast(self.sequences(), _STRING),
                 "category": self.mapped(self.strings("event", "category"), _text_or_none, _STRING),
-                "source": pa.array(self.rows.source_texts, _STRING),
-                "target": pa.array(self.rows.target_texts, _STRING),
+                "source": self.by_number("source", pa.array(self.rows.distinct_sources.texts, _STRING)),
+                "target": self.by_number("target", pa.array(self.rows.distinct_targets.texts, _STRING)),
                 "attributes": self.rows.attributes,
                 "raw_hash": json_texts(self.values("event", "raw_hash")),
                 "actor.roles": json_texts(self.values("actor", "roles")),

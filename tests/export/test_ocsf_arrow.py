@@ -178,14 +178,16 @@ def _millis_or_error(stamp):
 
 
 def test_columns_of_constants_are_slices_that_cross_ipc_whole():
-    from trailseal.query.ocsf_workers import ipc_stream
+    from trailseal.query.ocsf_workers import batch_of, ipc_message
 
     short, long = ocsf_arrow.constant("x", pa.string(), 3), ocsf_arrow.constant("x", pa.string(), 5000)
     assert short.to_pylist() == ["x"] * 3 and long.to_pylist() == ["x"] * 5000
-    batch = pa.RecordBatch.from_arrays([ocsf_arrow.constant("x", pa.string(), 3)], names=["c"])
-    streamed = pa.ipc.open_stream(ipc_stream(batch)).read_all()
-    assert streamed.column("c").to_pylist() == ["x"] * 3
-    assert ipc_stream(batch).size < 1024  # the slice, not the array it is cut from
+    schema = ocsf_arrow.arrow_schema(3002)
+    batch = pa.RecordBatch.from_arrays([ocsf_arrow.constant("x", kind, 3) if pa.types.is_string(kind) else
+                                        pa.nulls(3, kind) for kind in schema.types], schema=schema)
+    message = ipc_message(batch)
+    assert batch_of(3002, message.to_pybytes()).column("class_name").to_pylist() == ["x"] * 3
+    assert message.size < 16 * 1024  # the slices, not the arrays they are cut from
 
 
 def test_vault_values_join_into_a_page_as_join_values_does(monkeypatch):

@@ -78,7 +78,7 @@ def test_a_worker_builds_and_sends_pages_without_numpy():
         "; from trailseal.query import ocsf_arrow, ocsf_workers;"
         " text = b'[{\"category\": \"authentication\", \"action\": \"user.login\", \"time\": \"2026-11-01T00:00:00.000000Z\"}]';"
         " batches = ocsf_arrow.page_batches(text, [7], 'default', ocsf_arrow.Classes());"
-        " [ocsf_workers.ipc_stream(b) for b in batches.values()];"
+        " [ocsf_workers.batch_of(u, ocsf_workers.ipc_message(b).to_pybytes()) for u, b in batches.items()];"
         " print(sorted(batches), 'numpy' in sys.modules and sys.modules['numpy'] is not None)"
     )
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)

@@ -35,7 +35,7 @@ import msgspec
 import pyarrow as pa
 
 from trailseal.frames import read_frame, widen_pipe, write_frame, write_frames
-from trailseal.query.ocsf_arrow import Classes, page_batches
+from trailseal.query.ocsf_arrow import Classes, arrow_schema, page_batches
 
 # (JSON array text of the entries, vault values joined; their indexes; the log's name)
 Page = tuple[bytes, list[int], str]
@@ -185,7 +185,7 @@ class Workers:
             self.ready.discard(worker)
             self.outboxes[worker].put(None)
             return here(page)
-        return {uid: pa.ipc.open_stream(data).read_next_batch() for uid, data in zip(uids, streams, strict=True)}
+        return {uid: batch_of(uid, data) for uid, data in zip(uids, streams, strict=True)}
 
     def close(self) -> None:
         """Let the workers finish and exit (killed if they do not within seconds)."""
@@ -234,11 +234,15 @@ def _close_input(stream: BinaryIO) -> None:
         pass
 
 
-def ipc_stream(batch: pa.RecordBatch) -> pa.Buffer:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, batch.schema) as writer:
-        writer.write_batch(batch)
-    return sink.getvalue()
+def ipc_message(batch: pa.RecordBatch) -> pa.Buffer:
+    """A batch as one Arrow IPC message, without its schema (both ends know a class's: ``batch_of``),
+    written in one buffer of its exact size (a stream writer grows its buffer, copying, as it goes)."""
+    return batch.serialize()
+
+
+def batch_of(uid: int, message: bytes) -> pa.RecordBatch:
+    """The record batch of a class that ``ipc_message`` wrote."""
+    return pa.ipc.read_record_batch(pa.py_buffer(message), arrow_schema(uid))
 
 
 def serve(source: BinaryIO, sink: BinaryIO) -> None:
@@ -250,7 +254,7 @@ def serve(source: BinaryIO, sink: BinaryIO) -> None:
     while (page := _next_page(source)) is not None:
         page, only = page
         batches = build(page, only, classes)
-        write_frames(sink, [msgspec.msgpack.encode(list(batches)), *map(ipc_stream, batches.values())])
+        write_frames(sink, [msgspec.msgpack.encode(list(batches)), *map(ipc_message, batches.values())])
 
 
 def _next_page(source: BinaryIO) -> tuple[Page, int | None] | None:

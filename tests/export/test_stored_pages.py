@@ -9,8 +9,10 @@ import threading
 
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from trailseal.query import export
+from trailseal.query import export, stored_pages
 from trailseal.query.export import export_to
 from trailseal.query.stored_pages import StoredPages, VaultValues, jsonl_line
 
@@ -236,3 +238,32 @@ def test_a_run_of_vault_values_read_as_one_row_equals_them_read_row_by_row(odd):
     assert dict(run_values(conn, 1, 300)) == expected
     assert dict(run_values(conn, 101, 200)) == {k: expected[k] for k in list(expected)[100:200]}
     assert list(run_values(conn, 400, 500)) == []
+
+
+_DIGITS = "0123456789abcdef"
+_PIECES = st.one_of(
+    st.sampled_from(["pd:", "pd", ":", '"', ",", "PD:", "x"]),
+    st.text(_DIGITS, min_size=60, max_size=70),  # around 64 digits: too few, just so, and more
+    st.text(_DIGITS + "ABCDEFg", min_size=64, max_size=64),
+    st.text(max_size=8),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_PIECES, max_size=12))
+def test_commitments_are_split_out_as_the_regular_expression_splits_them(pieces):
+    text = "".join(pieces).encode()
+    assert stored_pages.split_commitments(text) == stored_pages._COMMITMENT_DIGITS.split(text)
+
+
+def test_a_page_of_commitments_is_split_without_the_regular_expression(monkeypatch):
+    digits = [f"{i:064x}".encode() for i in range(3)]
+    text = b'[{"id":"pd:%b"},{"id":"pd:%b","ip":"pd:%bff"}]' % tuple(digits)
+
+    class Unused:
+        def split(self, text):
+            raise AssertionError("the regular expression was used")
+
+    monkeypatch.setattr(stored_pages, "_COMMITMENT_DIGITS", Unused())
+    assert stored_pages.split_commitments(text) == [b'[{"id":"', digits[0], b'"},{"id":"', digits[1], b'","ip":"',
+                                                    digits[2], b'ff"}]']

@@ -22,7 +22,7 @@ from pathlib import Path
 import trailseal
 from bench.bench_query import export_parquet
 from bench.build_log import build as build_log
-from bench.common import QUICK, Result, peak_rss_mb, report, reset_peak_rss
+from bench.common import QUICK, Result, machine, peak_rss_mb, report, reset_peak_rss
 from trailseal.query import index
 from trailseal.query.bundle import write_bundle
 from trailseal.query.bundle_check import verify_bundle
@@ -169,4 +169,5 @@ def measure(directory: Path, bundle_query: str, store: str) -> list[Result]:
 
 
 if __name__ == "__main__":  # python -m bench.bench_export [N] [plain | "default policy"]
+    print(f"# {machine()}")
     main(int(sys.argv[1]) if len(sys.argv) > 1 else None, tuple(sys.argv[2:]) or ("plain", "default policy"))

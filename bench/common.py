@@ -100,4 +100,23 @@ def percentile(samples: list[float], pct: float) -> float:
 
 
 def machine() -> str:
-    return f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"
+    return (f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()};"
+            f" {speed()}")
+
+
+def speed() -> str:
+    """How fast this machine is right now, to set figures from different runs side by side (a shared VM's
+    speed has differed 2x between sessions): the interpreter's time per step of a plain loop, and SHA-256
+    over 64 MiB (C), each the best of three."""
+    import hashlib
+
+    def steps(count: int = 2_000_000) -> int:
+        total = 0
+        for i in range(count):
+            total += i
+        return total
+
+    loop = min(timed(steps) for _ in range(3)) / 2_000_000
+    data = bytes(64 << 20)
+    sha = min(timed(lambda: hashlib.sha256(data).digest()) for _ in range(3))
+    return f"speed: {loop * 1e9:.0f} ns per Python loop step, SHA-256 {64 / sha:,.0f} MiB/s"

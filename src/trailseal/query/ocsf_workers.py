@@ -12,7 +12,7 @@ or once every worker is gone; a page no worker can take then waits for the oldes
 its own work, reading and joining pages and writing the files: building pages too made it the one busy
 process while the workers waited; 1M default-policy events on 2 CPUs, 97-98k -> 104-108k/s). A thread
 per worker writes its pages, so this process goes on reading results while a page is on its way. Frames
-carry the page's text and the batches' Arrow IPC streams as they are (beside a small msgpack header), so
+carry the page's text and the batches as Arrow IPC messages as they are (beside a small msgpack header), so
 nothing large is copied twice. Results are taken in the pages' order, so the files are the same as when
 every page is built here. A worker that fails gets no more pages: its page is built here.
 """
@@ -247,7 +247,7 @@ def batch_of(uid: int, message: bytes) -> pa.RecordBatch:
 
 def serve(source: BinaryIO, sink: BinaryIO) -> None:
     """A worker: read pages (a header [indexes, log, only], then the text), answer each with a header
-    (the class_uids of its batches) and each batch as an Arrow IPC stream."""
+    (the class_uids of its batches) and each batch as an Arrow IPC message (``ipc_message``)."""
     gc.disable()  # a page's objects hold no cycles
     classes = Classes()
     write_frame(sink, b"")  # up: send pages

@@ -666,30 +666,34 @@ def map_of_rows(columns: dict[str, pa.Array]) -> pa.MapArray:
     columns = {name: array for name, array in columns.items() if array.null_count < size}  # no empty columns
     arrays = list(columns.values())
     width = len(arrays)
-    numbers, rows = _grid(width, size)
+    if not width:  # every row empty
+        nothing = pa.array([], _STRING)
+        return pa.MapArray.from_arrays(constant(0, _INT32, size + 1), nothing, nothing)
+    numbers, rows, row_ends = _grid(width, size)
     items = pa.concat_arrays(arrays).take(pc.add(pc.multiply(numbers, size), rows))  # row by row
     keys = pa.array(list(columns), _STRING).take(numbers)
     present = items.is_valid()
-    counts = pa.array([0] * size, _INT32)
-    for array in arrays:
-        counts = pc.add(counts, pc.cast(array.is_valid(), _INT32))
-    offsets = pa.concat_arrays([pa.array([0], _INT32), pc.cast(pc.cumulative_sum(counts), _INT32)])
+    kept = pc.cumulative_sum(pc.cast(present, _INT32))  # items kept up to each cell, row by row
+    offsets = pa.concat_arrays([pa.array([0], _INT32), kept.take(row_ends)])
     return pa.MapArray.from_arrays(offsets, keys.filter(present), items.filter(present))
 
 
-_GRIDS: dict[int, tuple[pa.Array, pa.Array]] = {}
+_GRIDS: dict[int, tuple[pa.Array, pa.Array, pa.Array]] = {}
 
 
-def _grid(width: int, size: int) -> tuple[pa.Array, pa.Array]:
+def _grid(width: int, size: int) -> tuple[pa.Array, pa.Array, pa.Array]:
     """(0, 1, .., width-1, 0, 1, ..) and (0 width times, 1 width times, ..) for ``size`` rows: the
-    column and row of each cell of a row-major grid (slices of arrays kept for the largest size yet)."""
-    numbers, rows = _GRIDS.get(width, (pa.array([], _INT64), pa.array([], _INT64)))
-    if len(rows) < width * size:
-        capacity = max(size, 2 * len(rows) // width, 1024)
+    column and row of each cell of a row-major grid; and the last cell of each row (width-1, 2*width-1,
+    ..). Slices of arrays kept for the largest size yet."""
+    empty = pa.array([], _INT64)
+    numbers, rows, row_ends = _GRIDS.get(width, (empty, empty, empty))
+    if len(row_ends) < size:
+        capacity = max(size, 2 * len(row_ends), 1024)
         numbers = pa.array(list(range(width)) * capacity, _INT64)
         rows = pa.array([row for row in range(capacity) for _ in range(width)], _INT64)
-        _GRIDS[width] = numbers, rows
-    return numbers.slice(0, width * size), rows.slice(0, width * size)
+        row_ends = pa.array(range(width - 1, width * capacity, width), _INT64)
+        _GRIDS[width] = numbers, rows, row_ends
+    return numbers.slice(0, width * size), rows.slice(0, width * size), row_ends.slice(0, size)
 
 
 def choose(first: pa.Array, a: Any, second: pa.Array, b: pa.Array, c: Any, kind) -> pa.Array:

@@ -428,7 +428,6 @@ class ClassFiles:
             writer.close()
         return [self.files[uid] for uid in sorted(self.files)]
 
-
     def abort(self) -> None:
         """After an error: end the writer thread and close the files, raising nothing more."""
         try:

@@ -208,11 +208,9 @@ class TextMemo:
             if len(self.known) > _MEMO_LIMIT:
                 self.known.clear()
             found = [pair or self.known.get(key) or self.learn(key) for pair, key in zip(found, keys, strict=True)]
-        numbers = dict.fromkeys(keys)  # the distinct texts, in order (their hashes are kept from the lookups)
-        for number, key in enumerate(numbers):
-            numbers[key] = number
-        pairs = [self.known.get(key) or self.learn(key) for key in numbers]
-        distinct = Distinct([value for value, _ in pairs], [text for _, text in pairs])
+        first = dict(zip(keys, found, strict=True))  # each distinct text's pair, in order of first sight
+        numbers = {key: number for number, key in enumerate(first)}
+        distinct = Distinct([value for value, _ in first.values()], [text for _, text in first.values()])
         return Typed([value for value, _ in found], list(map(numbers.__getitem__, keys)), distinct)
 
     def learn(self, key: bytes) -> tuple[Any, str | None]:
@@ -716,6 +714,7 @@ def millis(stamps: pa.Array) -> pa.Array:
 
 
 def _may_repeat(stamps: pa.Array) -> bool:
+    """Whether a quarter or more of the first 64 stamps repeat one before them."""
     sample = stamps.slice(0, 64).to_pylist()
     return 4 * len(set(sample)) < 3 * len(sample)
 

@@ -3,13 +3,16 @@ the server process detects again (nothing sealed goes unexamined after that)."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 
 import trailseal
 from tests.conftest import make_event, wait_for
+from tests.core.test_prepare_pool import F_GETPIPE_SZ
 from trailseal.alerts.service import DetectionService
 from trailseal.alerts.worker import DetectorProcess
 from trailseal.detect.engine import Engine
+from trailseal.frames import PIPE_BYTES
 
 PRIVILEGE_GRANT = "0183c1cc-c4c2-4e44-9e33-954aca7eea93"
 
@@ -37,6 +40,16 @@ def test_the_child_sees_revealed_values_and_answers_with_alerts(data_dir):
     (alert,) = [a for a in got if a.rule_id == PRIVILEGE_GRANT]
     assert alert.events == [("default", sealed[0][1])]
     assert not child.alive()
+
+
+def test_a_commit_of_entries_crosses_to_the_child_in_one_write(data_dir):
+    """The pipe holds a whole commit (~300 KB for 500 events), so the server's thread does not wait on
+    the child's reads 64 KiB at a time, taking the GIL back from the event loop after each."""
+    child = DetectorProcess(str(data_dir), [].extend)
+    try:
+        assert fcntl.fcntl(child.proc.stdin.fileno(), F_GETPIPE_SZ) == PIPE_BYTES
+    finally:
+        child.stop()
 
 
 def test_the_child_applies_storm_control_and_hands_over_its_rollups_when_it_stops(data_dir, monkeypatch):

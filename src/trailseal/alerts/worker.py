@@ -29,7 +29,7 @@ from typing import BinaryIO
 import msgspec
 
 from trailseal.detect.engine import Alert
-from trailseal.frames import read_frame, write_frame
+from trailseal.frames import read_frame, widen_pipe, write_frame
 from trailseal.privacy.vault import VaultRow
 
 log = logging.getLogger("trailseal.alerts")
@@ -58,6 +58,7 @@ class DetectorProcess:
         self.proc = subprocess.Popen([sys.executable, "-m", "trailseal.alerts.worker", directory,
                                       "--parent", str(os.getpid())],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        widen_pipe(self.proc.stdin)  # a commit's entries cross in one write, not one per 64 KiB the child reads
         self._reader = threading.Thread(target=self._read, name="trailseal-detect-alerts", daemon=True)
         self._reader.start()
 

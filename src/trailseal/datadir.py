@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from trailseal import config as cfg
-from trailseal.event import Event, EventError, Sealable, from_dict, normalize, to_event, utc_now
+from trailseal.event import Event, EventError, Sealable, from_dict, to_event, utc_now
 from trailseal.keys import log_verifier
 from trailseal.ledger import Signer, Verifier, generate, merkle, tile_read_hashes
 from trailseal.ledger.proof import format_proof
 from trailseal.ledger.verify import VerifyReport, as_bytes, verify_log
 from trailseal.pipeline import Overloaded, Sealer
 from trailseal.prepare_pool import PoolFailure, PreparePool, default_workers
-from trailseal.protection import Protection, protect_or_error, seal_form_or_error
+from trailseal.protection import Protection, protect_or_error, seal_received
 from trailseal.store.base import Receipt, Store, StoreError
 
 logger = logging.getLogger("trailseal.datadir")
@@ -222,7 +222,7 @@ class Trail:
                 prepared.append(item)
                 continue
             try:
-                prepared.append(seal_form_or_error(self.protection, normalize(to_event(item), received)))
+                prepared.append(seal_received(self.protection, to_event(item), received))
             except EventError as exc:
                 raise EventError(exc.reason, f"[{position}]" + (f".{exc.field}" if exc.field else "")) from None
         return prepared

@@ -136,6 +136,8 @@ class Sealable(msgspec.Struct, frozen=True):
     canonical: bytes
     vault: tuple = ()  # privacy vault rows for this event's erasable values (trailseal.privacy.VaultRow)
     protected: bool = False  # the privacy stage has run (see trailseal.protection)
+    assigned: bool = False  # trailseal made the id on receipt (none was sent): new, so the sealer does not
+    # look it up among the sealed ids (a UUIDv7 with 62 random bits; a re-send gets an id of its own anyway)
 
 
 _decoder = msgspec.json.Decoder(Event)
@@ -332,6 +334,11 @@ def parse_json(raw: bytes | str, received: str | None = None) -> Sealable:
 def parse_event(raw: bytes | str, received: str | None = None) -> Event:
     """Decode one JSON event, validate it strictly and normalize it (not yet encoded: the privacy
     stage encodes it once, after protection; see Protection.seal_form)."""
+    return normalize(decode_event(raw), received)
+
+
+def decode_event(raw: bytes | str) -> Event:
+    """Decode one JSON event and validate it strictly, not yet normalized (its id None if none was sent)."""
     if isinstance(raw, str):
         raw = raw.encode("utf-8", "surrogatepass")
     if len(raw) > 4 * MAX_EVENT_BYTES:
@@ -345,7 +352,7 @@ def parse_event(raw: bytes | str, received: str | None = None) -> Event:
         raise EventError(f"nested deeper than {MAX_DEPTH} levels") from None
     except UnicodeDecodeError as exc:
         raise EventError(f"invalid UTF-8 at byte {exc.start}") from None
-    return normalize(event, received)
+    return event
 
 
 def _check_utf8(raw: bytes) -> None:

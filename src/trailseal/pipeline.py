@@ -302,7 +302,8 @@ class Sealer:
         """Index one log's new entries and add their leaves to its tree (rows, vault rows, sealed entries);
         each (request, position, item) gets its receipt in ``receipts``, a duplicate its original one."""
         tree = self._tree(log)
-        known = self.store.find_ids(log, list({item.id for _, _, item in entries}))
+        sent = list({item.id: None for _, _, item in entries if not item.assigned})  # ids we made are new
+        known = self.store.find_ids(log, sent) if sent else {}
         seen: dict[str, Receipt] = {
             id_: Receipt(log, index, self._leaf_of(log, index, data).hex(), id_) for id_, (index, data) in known.items()}
         rows: list[EntryRow] = []

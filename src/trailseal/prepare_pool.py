@@ -41,10 +41,10 @@ import msgspec
 from msgspec.structs import astuple
 
 from trailseal.bus.message import ActorId, SealedColumns
-from trailseal.event import EventError, Sealable, normalize, parse_event, to_event
+from trailseal.event import EventError, Sealable, decode_event, to_event
 from trailseal.frames import read_frame, widen_pipe, write_frame
 from trailseal.privacy.vault import VaultRow
-from trailseal.protection import seal_form_or_error
+from trailseal.protection import seal_received
 
 log = logging.getLogger("trailseal.prepare")
 MIN_POOL_BATCH = 128  # smaller appends are prepared in the caller's process (a round trip costs more)
@@ -67,7 +67,8 @@ class Ready(msgspec.Struct, array_like=True):
 
 # Frames: a request is b"M" + marshal (exact for Python's built-in types, and the fastest to write) or,
 # when an event holds anything else (a datetime, an enum), b"P" + pickle; an answer is marshal of
-# ([(position, id, log, sealed bytes, time, received, category, action, outcome, actor id, vault rows)],
+# ([(position, id, log, sealed bytes, time, received, category, action, outcome, actor id, vault rows,
+#    id assigned)],
 #   refusal), a refusal being (position, reason, field), the text of an unexpected failure, or None; for
 # JSON lines ("lines", `trailseal ingest`), a list of (position, reason) for every line refused; for a
 # receiver's records ("records", read by the reader the request names), (position, reason, field) each.
@@ -128,10 +129,10 @@ def line_subject(line: bytes) -> Any:
 
 def sealable(row: tuple) -> Sealable:
     """The Sealable of a worker's answer row (see the frame layout above)."""
-    _, id_, log_name, data, time_, received, category, action, outcome, actor, vault = row
+    _, id_, log_name, data, time_, received, category, action, outcome, actor, vault, assigned = row
     return Sealable(id_, log_name, SealedColumns(id_, log_name, time_, received, category, action, outcome,
                                                   ActorId(actor)), data,
-                    tuple(VaultRow(*fields) for fields in vault) if vault else (), True)
+                    tuple(VaultRow(*fields) for fields in vault) if vault else (), True, assigned)
 
 
 class PreparePool:
@@ -549,7 +550,7 @@ def prepare_share(protection: Any, received: str, positions: list[int], items: l
     prepared = []
     for position, item in zip(positions, items, strict=True):
         try:
-            prepared.append(answer_row(position, seal_form_or_error(protection, normalize(to_event(item), received))))
+            prepared.append(answer_row(position, seal_received(protection, to_event(item), received)))
         except EventError as exc:
             return prepared, (position, exc.reason, exc.field)
     return prepared, None
@@ -568,7 +569,7 @@ def seal_lines(protection: Any, received: str, positions: Sequence[int], lines: 
     prepared, refused = [], []
     for position, line in zip(positions, lines, strict=True):
         try:
-            prepared.append((position, seal_form_or_error(protection, parse_event(line, received))))
+            prepared.append((position, seal_received(protection, decode_event(line), received)))
         except EventError as exc:
             refused.append((position, str(exc)))
     return prepared, refused
@@ -586,7 +587,7 @@ def prepare_records_share(protection: Any, received: str, reader: str, options: 
 def answer_row(position: int, sealable: Sealable) -> tuple:
     e = sealable.event
     return (position, sealable.id, sealable.log, sealable.canonical, e.time, e.received, e.category, e.action,
-            e.outcome, e.actor.id, tuple(astuple(row) for row in sealable.vault))
+            e.outcome, e.actor.id, tuple(astuple(row) for row in sealable.vault), sealable.assigned)
 
 
 WORK = {"prepare": prepare_share, "lines": prepare_lines, "records": prepare_records_share}

@@ -12,7 +12,16 @@ from typing import Any
 
 import msgspec
 
-from trailseal.event import MAX_DEPTH, Event, EventError, Sealable, decode_sealed, encode_event, from_dict
+from trailseal.event import (
+    MAX_DEPTH,
+    Event,
+    EventError,
+    Sealable,
+    decode_sealed,
+    encode_event,
+    from_dict,
+    normalize,
+)
 from trailseal.privacy import (
     Keys,
     Policy,
@@ -282,9 +291,17 @@ def protect_or_error(protection: Protection, item: Sealable) -> Sealable:
     return _per_record(protection.apply, item)
 
 
-def seal_form_or_error(protection: Protection, event: Event) -> Sealable:
-    """seal_form(), with anything unexpected in a hostile value turned into a per-record EventError."""
-    return _per_record(protection.seal_form, event)
+def seal_form_or_error(protection: Protection, event: Event, assigned: bool = False) -> Sealable:
+    """seal_form(), with anything unexpected in a hostile value turned into a per-record EventError;
+    ``assigned``: normalize() gave the event its id (see Sealable.assigned)."""
+    item = _per_record(protection.seal_form, event)
+    return msgspec.structs.replace(item, assigned=True) if assigned else item
+
+
+def seal_received(protection: Protection, event: Event, received: str) -> Sealable:
+    """An event as it arrived: normalized, then in the form it will be sealed in (seal_form_or_error)."""
+    assigned = event.id is None
+    return seal_form_or_error(protection, normalize(event, received), assigned)
 
 
 def _per_record(step, value):

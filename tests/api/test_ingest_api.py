@@ -46,6 +46,30 @@ def test_resent_ids_return_original_receipts(api):
     assert app.state.service.trail.store.tree_size("default") == 5
 
 
+def looked_up(store, monkeypatch) -> list[str]:
+    """The ids of log 'default' the sealer asks the store about from now on (to find re-sent ones)."""
+    asked: list[str] = []
+    find_ids = store.find_ids
+    monkeypatch.setattr(store, "find_ids", lambda log, ids: (log == "default" and asked.extend(ids))
+                        or find_ids(log, ids))
+    return asked
+
+
+def test_ids_made_on_receipt_are_not_looked_up_and_sent_ones_are(api, monkeypatch):
+    client, tokens, app = api
+    asked = looked_up(app.state.service.trail.store, monkeypatch)
+    events = [make_event(i) for i in range(4)]
+    for event in events[:3]:
+        del event["id"]
+    answer = post(client, tokens["ingest"], content=ndjson(events),
+                  headers={"Content-Type": "application/x-ndjson"}).json()
+    made = [r["id"] for r in answer["receipts"][:3]]
+    assert answer["accepted"] == 4 and len(set(made)) == 3 and events[3]["id"] not in made
+    assert asked == [events[3]["id"]], "an id trailseal made was looked up, or a sent one was not"
+    again = post(client, tokens["ingest"], json=[events[3]]).json()["receipts"]
+    assert again[0]["index"] == answer["receipts"][3]["index"]
+
+
 def test_partial_rejection_names_position_field_and_reason(api):
     client, tokens, app = api
     body = [make_event(1), make_event(2, outcome="maybe"), {"nope": True}, make_event(3)]

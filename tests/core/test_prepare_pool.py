@@ -12,6 +12,7 @@ import signal
 import pytest
 
 import trailseal
+from tests.api.test_ingest_api import looked_up
 from tests.conftest import make_event, wait_for
 from trailseal.event import EventError
 from trailseal.frames import PIPE_BYTES
@@ -62,6 +63,25 @@ def test_pool_seals_the_batch_in_order_as_sent(tmp_path, privacy):
         else:
             assert all(e["actor"]["id"].startswith("pd:") for e in map(json.loads, map(pooled.entry, range(N))))
         assert all(r.ok for r in pooled.verify())
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_ids_made_on_receipt_are_not_looked_up_and_sent_ones_are(data_dir, workers, monkeypatch):
+    configure(data_dir, workers)
+    events = [make_event(i) for i in range(N)]
+    for event in events[::2]:
+        del event["id"]
+    with trailseal.open(data_dir) as log:
+        if workers:
+            started(log)
+        asked = looked_up(log.store, monkeypatch)
+        receipts = log.append(events)
+        sent = [e["id"] for e in events if "id" in e]
+        assert sorted(asked) == sorted(sent), "an id trailseal made was looked up, or a sent one was not"
+        assert len({r.id for r in receipts} - set(sent)) == N // 2
+        again = log.append([e for e in events if "id" in e])
+        assert [r.index for r in again] == [r.index for r in receipts[1::2]]
+        assert log.store.tree_size("default") == N
 
 
 def test_events_marshal_cannot_carry_go_by_pickle(data_dir):

@@ -61,6 +61,7 @@ def test_frames_read_by_the_workers_seal_what_this_process_would(tmp_path):
         theirs, their_refusals = seal_records(local.protection, RECEIVED, "syslog", OPTIONS, range(N), records())
         assert our_refusals == their_refusals and [p for p, *_ in our_refusals] == sorted(BAD)
         assert [p for p, _ in ours] == [p for p, _ in theirs] == [n for n in range(N) if n not in BAD]
+        assert all(item.assigned for _, item in ours + theirs), "a syslog event's id was made here: no lookup"
         pooled.sealer.seal([item for _, item in ours])
         local.sealer.seal([item for _, item in theirs])
         a, b = sealed(pooled), sealed(local)

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from trailseal.api.common import ApiError, Service, header, json_response, requires, service
-from trailseal.event import EventError, Sealable, parse_event
+from trailseal.event import EventError, Sealable, decode_event, normalize
 from trailseal.protection import seal_form_or_error
 
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/jsonlines")
@@ -85,12 +85,14 @@ def validate(records: list[bytes], svc: Service, token) -> tuple[list[tuple[int,
     received = svc.trail.clock()  # one arrival time per request
     for position, raw in enumerate(records):
         try:
-            event = parse_event(raw, received)
+            event = decode_event(raw)
+            assigned = event.id is None
+            normalize(event, received)
             if token is not None and not token.allows_log(event.log):  # before protection: a refused event's
                 errors.append({"position": position, "field": "log",  # values must not be remembered as
                                "reason": f"this token may not write to log {event.log!r}"})  # in the vault
                 continue
-            good.append((position, seal_form_or_error(svc.trail.protection, event)))
+            good.append((position, seal_form_or_error(svc.trail.protection, event, assigned)))
         except EventError as exc:
             errors.append({"position": position, "field": exc.field, "reason": exc.reason})
     return good, errors

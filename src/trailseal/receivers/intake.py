@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from trailseal.event import EventError, Sealable, normalize, to_event
-from trailseal.protection import Protection, seal_form_or_error
+from trailseal.event import EventError, Sealable, to_event
+from trailseal.protection import Protection, seal_received
 
 log = logging.getLogger("trailseal.receivers")
 META_LOG = "trailseal"
@@ -89,7 +89,7 @@ def _reason_class(reason: str) -> str:
 def sealable(protection: Protection, event: dict[str, Any], received: str) -> Sealable:
     """A parsed event validated, normalized and protected, as it will be sealed (encoded once). Raises
     EventError for the event, protection's own refusals included (a value its masks grew past a limit)."""
-    return seal_form_or_error(protection, normalize(to_event(event), received))
+    return seal_received(protection, to_event(event), received)
 
 
 def rejection_event(

@@ -83,11 +83,13 @@ def seal_records(protection: Any, received: str, reader: str, options: dict[str,
         made: list[Sealable] = []
         try:
             for data in read(record, options):
-                event = normalize(to_event(data), received)
+                event = to_event(data)
+                assigned = event.id is None
+                normalize(event, received)
                 # the log check comes before protection: a refused event's values must not be held
                 if logs is not None and event.log not in logs:
                     raise EventError(f"this token may not write to log {event.log!r}", "log")
-                made.append(seal_form_or_error(protection, event))
+                made.append(seal_form_or_error(protection, event, assigned))
         except Exception as exc:  # noqa: BLE001 - see reason_of: one poison record never stops the others
             for item in made:  # not sealed after all: their values must not count as in the vault
                 protection.unhold(item.vault)

@@ -185,7 +185,8 @@ def normalize_time(value: str, field: str = "time") -> str:
 
 _id_lock = threading.Lock()
 _id_state = [0, 0, ""]  # last millisecond, sequence within it, that millisecond as "xxxxxxxx-xxxx"
-_HEX_CHUNK = 16 * 512  # random hex digits drawn ahead: one system call per ~400 ids
+_HEX_CHUNK = 16 * 4096  # random hex digits drawn ahead: one system call per ~3,400 ids. os.urandom lets go
+# of the GIL for getrandom(), so each draw can leave serve's event loop waiting behind the sealer thread
 _hex = ["", 0]  # os.urandom bytes as hex digits, and the read position
 _SEQ_HEX = [f"7{n:03x}" for n in range(4096)]  # the version digit and a sequence, ready to join
 _VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}  # RFC 9562 variant 0b10 + 2 random bits

@@ -241,8 +241,11 @@ def sealed_ids(log, actors: list[str]) -> dict[str, list[str]]:
     return {actor: log.protection.actor_commitments(log.store, actor, ["default"]) for actor in actors}
 
 
+SIZE = 200_000 if QUICK else 10_000_000  # the store (bench_export exports the same one)
+
+
 def main(total: int | None = None) -> list[Result]:
-    total = total or (200_000 if QUICK else 10_000_000)
+    total = total or SIZE
     directory = prepare(total)
     return measure(directory, directory / "events.parquet", total)
 

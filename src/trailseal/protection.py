@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -298,10 +298,16 @@ def seal_form_or_error(protection: Protection, event: Event, assigned: bool = Fa
     return msgspec.structs.replace(item, assigned=True) if assigned else item
 
 
-def seal_received(protection: Protection, event: Event, received: str) -> Sealable:
-    """An event as it arrived: normalized, then in the form it will be sealed in (seal_form_or_error)."""
+def seal_received(protection: Protection, event: Event, received: str, logs: Collection[str] | None = None
+                  ) -> Sealable:
+    """An event as it arrived: normalized, then in the form it will be sealed in (seal_form_or_error). With
+    ``logs`` (what a token may write to), an event in another log is refused before protection: a refused
+    event's values must not be remembered as in the vault."""
     assigned = event.id is None
-    return seal_form_or_error(protection, normalize(event, received), assigned)
+    normalize(event, received)
+    if logs is not None and event.log not in logs:
+        raise EventError(f"this token may not write to log {event.log!r}", "log")
+    return seal_form_or_error(protection, event, assigned)
 
 
 def _per_record(step, value):

@@ -13,8 +13,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from trailseal.api.common import ApiError, Service, header, json_response, requires, service
-from trailseal.event import EventError, Sealable, decode_event, normalize
-from trailseal.protection import seal_form_or_error
+from trailseal.event import EventError, Sealable, decode_event
+from trailseal.protection import seal_received
 
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/jsonlines")
 BODY_TIMEOUT = 30.0
@@ -83,16 +83,10 @@ def validate(records: list[bytes], svc: Service, token) -> tuple[list[tuple[int,
     """Parse each record; good ones with their position, and one error per bad one."""
     good, errors = [], []
     received = svc.trail.clock()  # one arrival time per request
+    logs = token.logs if token is not None and token.logs else None
     for position, raw in enumerate(records):
         try:
-            event = decode_event(raw)
-            assigned = event.id is None
-            normalize(event, received)
-            if token is not None and not token.allows_log(event.log):  # before protection: a refused event's
-                errors.append({"position": position, "field": "log",  # values must not be remembered as
-                               "reason": f"this token may not write to log {event.log!r}"})  # in the vault
-                continue
-            good.append((position, seal_form_or_error(svc.trail.protection, event, assigned)))
+            good.append((position, seal_received(svc.trail.protection, decode_event(raw), received, logs)))
         except EventError as exc:
             errors.append({"position": position, "field": exc.field, "reason": exc.reason})
     return good, errors

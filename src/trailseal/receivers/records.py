@@ -13,10 +13,10 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from trailseal.event import EventError, Sealable, normalize, to_event
+from trailseal.event import Sealable, to_event
 from trailseal.formats import FormatError
 from trailseal.formats import syslog as syslog_format
-from trailseal.protection import seal_form_or_error
+from trailseal.protection import seal_received
 from trailseal.receivers.intake import reason_of
 
 _PRI_ONLY = re.compile(rb"<([0-9]{1,3})>(?!1 )")
@@ -83,13 +83,7 @@ def seal_records(protection: Any, received: str, reader: str, options: dict[str,
         made: list[Sealable] = []
         try:
             for data in read(record, options):
-                event = to_event(data)
-                assigned = event.id is None
-                normalize(event, received)
-                # the log check comes before protection: a refused event's values must not be held
-                if logs is not None and event.log not in logs:
-                    raise EventError(f"this token may not write to log {event.log!r}", "log")
-                made.append(seal_form_or_error(protection, event, assigned))
+                made.append(seal_received(protection, to_event(data), received, logs))
         except Exception as exc:  # noqa: BLE001 - see reason_of: one poison record never stops the others
             for item in made:  # not sealed after all: their values must not count as in the vault
                 protection.unhold(item.vault)
